@@ -1,0 +1,42 @@
+"""Layout conversion for algorithms that compute in one layout only.
+
+An algorithm whose natural layout differs from the spec's converts inside the
+timed call (DESIGN.md: that cost is part of its time). ``adapt`` wraps such a
+call so it takes and returns arrays in the spec's layout.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+Array = np.ndarray
+
+_TO = {
+    ("nchw", "nhwc"): (0, 2, 3, 1),
+    ("nhwc", "nchw"): (0, 3, 1, 2),
+}
+
+
+def convert(x: Array, src: str, dst: str) -> Array:
+    """``x`` (a 4-D activation) from layout ``src`` to ``dst``, C-contiguous."""
+    if src == dst:
+        return np.ascontiguousarray(x)
+    return np.ascontiguousarray(x.transpose(_TO[(src, dst)]))
+
+
+def adapt(call: Callable[[Array], Array], layout: str, natural: str) -> Callable[[Array], Array]:
+    """Wrap ``call`` (natural layout in and out) to take and return ``layout``.
+
+    Returns ``call`` itself when the layouts agree, so nothing is added to
+    the time of an algorithm that runs in its own layout.
+    """
+    if layout == natural:
+        return call
+
+    def converted(x: Array) -> Array:
+        return convert(call(convert(x, layout, natural)), natural, layout)
+
+    converted.__wrapped__ = call  # type: ignore[attr-defined]
+    return converted

@@ -1,0 +1,144 @@
+"""Name -> algorithm. Built-ins and plugins arrive through the same door.
+
+Every algorithm is registered with :func:`register` (usable as a class
+decorator) while its module is imported by :func:`load_plugin`. The
+built-ins are the module ``convbench.algorithms``; installed plugins are
+entry points of the group ``convbench.algorithms``; anything else is named
+with ``--plugin PATH_OR_MODULE`` or ``plugins:`` in a config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Iterator, TypeVar
+
+from .algorithms.base import Algorithm
+
+ENTRY_POINT_GROUP = "convbench.algorithms"
+BUILTINS = "convbench.algorithms"
+REQUIRED_METHODS = ("supports", "prepare", "workspace_bytes", "tolerance_for")
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded or registered; the message names it."""
+
+
+@dataclass
+class _Entry:
+    algorithm: Algorithm
+    source: str
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_LOADED: set[str] = set()
+_loading_source: list[str] = []
+_builtins_loaded = False
+
+A = TypeVar("A")
+
+
+@contextlib.contextmanager
+def _source(name: str) -> Iterator[None]:
+    _loading_source.append(name)
+    try:
+        yield
+    finally:
+        _loading_source.pop()
+
+
+def register(algorithm: A, *, source: str | None = None) -> A:
+    """Register an :class:`Algorithm` subclass or instance; returns it unchanged.
+
+    Usable as a class decorator. Raises :class:`PluginError` when the object
+    lacks the interface or its name is taken (both sources are named).
+    """
+    obj = algorithm() if isinstance(algorithm, type) else algorithm
+    where = source or (_loading_source[-1] if _loading_source else getattr(obj, "__module__", "?"))
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"{where}: algorithm {obj!r} has no 'name' (a non-empty string).")
+    missing = [m for m in REQUIRED_METHODS if not callable(getattr(obj, m, None))]
+    if missing:
+        raise PluginError(
+            f"{where}: algorithm {name!r} lacks required method(s) {', '.join(missing)}; "
+            "subclass convbench.Algorithm and implement prepare()."
+        )
+    if name in _REGISTRY:
+        raise PluginError(
+            f"Two algorithms are named {name!r}: one from {_REGISTRY[name].source}, "
+            f"one from {where}. Rename one of them."
+        )
+    _REGISTRY[name] = _Entry(obj, where)
+    return algorithm
+
+
+def unregister(name: str) -> None:
+    """Remove ``name`` from the registry (for tests and interactive use)."""
+    _REGISTRY.pop(name, None)
+
+
+def load_plugin(target: str) -> None:
+    """Import a plugin module (dotted name) or file (``.py`` path) so it registers.
+
+    Loading the same target twice is a no-op.
+    """
+    if target in _LOADED:
+        return
+    path = Path(target)
+    try:
+        with _source(target):
+            if target.endswith(".py") or path.exists():
+                if not path.is_file():
+                    raise FileNotFoundError(f"no such file: {path}")
+                modname = f"convbench_plugin_{path.stem}_{abs(hash(str(path.resolve()))):x}"
+                spec = importlib.util.spec_from_file_location(modname, path)
+                module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+                sys.modules[modname] = module
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            else:
+                importlib.import_module(target)
+    except PluginError:
+        raise
+    except (Exception, SystemExit) as exc:  # a plugin may raise anything on import
+        raise PluginError(
+            f"Plugin {target!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    _LOADED.add(target)
+
+
+def _ensure_builtins() -> None:
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    load_plugin(BUILTINS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        load_plugin(ep.value.split(":")[0])
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The registered algorithm called ``name``; ``KeyError`` lists known names."""
+    _ensure_builtins()
+    try:
+        return _REGISTRY[name].algorithm
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"Unknown algorithm {name!r}. Known algorithms: {known}.") from None
+
+
+def source_of(name: str) -> str:
+    """Where the algorithm ``name`` was registered from."""
+    _ensure_builtins()
+    return _REGISTRY[name].source
+
+
+def list_algorithms() -> list[str]:
+    """Names of every registered algorithm, built-ins first in registration order."""
+    _ensure_builtins()
+    return list(_REGISTRY)

@@ -29,16 +29,14 @@ def _is_int(v: Any) -> bool:
 
 def _pair(field: str, value: Any, minimum: int) -> tuple[int, int]:
     """An int or an (h, w) pair of ints >= minimum, as a pair."""
-    expected = f"an int >= {minimum} or a pair of them"
-    if _is_int(value):
-        value = (value, value)
+    pair = (value, value) if _is_int(value) else value
     if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(_is_int(v) and v >= minimum for v in value)
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(_is_int(v) and v >= minimum for v in pair)
     ):
-        raise _bad(field, expected, value)
-    return int(value[0]), int(value[1])
+        raise _bad(field, f"an int >= {minimum} or a pair of them", value)
+    return int(pair[0]), int(pair[1])
 
 
 def _padding(value: Any) -> tuple[int, int, int, int]:

@@ -1,1 +1,124 @@
-"""(being written)"""
+"""GEMM-direct: the convolution as R*S GEMMs, one per kernel tap, no im2col matrix.
+
+Each tap (r, s) multiplies a shifted view of the input by the (C, K) slice
+``w[:, :, r, s]`` and accumulates. To make every tap ONE contiguous GEMM,
+the padded input is split once into ``stride_h * stride_w`` phase planes
+(space-to-depth): tap (r, s) then reads plane ``(r*dh % sh, s*dw % sw)``
+shifted by ``(r*dh // sh, s*dw // sw)`` with unit stride, and a plane laid
+out as rows of ``Wq`` pixels is a plain (rows x C) matrix whose shifted
+window is contiguous. The GEMM runs over full plane rows (``Wq`` wide) and
+the ``Wq - OW`` extra columns are cropped at the end. That copy is about
+the size of the input, against ``R*S`` times the input for im2col.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layouts import adapt
+from ..registry import register
+from ..spec import ConvSpec
+from .base import Algorithm, Array, ConvCall
+
+
+def _plane_geometry(spec: ConvSpec) -> tuple[int, int, int]:
+    """(Hq, Wq, rows per image) of one phase plane; one spare row per image
+    absorbs the reads of the cropped columns past the right edge."""
+    hp = spec.height + spec.pad_top + spec.pad_bottom
+    wp = spec.width + spec.pad_left + spec.pad_right
+    hq = -(-hp // spec.stride_h)
+    wq = -(-wp // spec.stride_w)
+    return hq, wq, (hq + 1) * wq
+
+
+def _gemm_rows(spec: ConvSpec) -> int:
+    """Rows of each tap's GEMM: every image's plane block, the last one cut at OH rows."""
+    _, wq, per_image = _plane_geometry(spec)
+    return (spec.batch - 1) * per_image + spec.output_height * wq
+
+
+@register
+class GemmDirect(Algorithm):
+    name = "gemm-direct"
+    description = (
+        "R*S accumulated GEMMs (numpy/BLAS) on shifted views of a phase-split "
+        "padded input; no im2col matrix"
+    )
+    natural_layout = "nhwc"
+
+    def workspace_bytes(self, spec: ConvSpec) -> int:
+        if spec.kernel == (1, 1) and spec.stride == (1, 1) and not any(spec.padding):
+            return 0
+        hq, wq, per_image = _plane_geometry(spec)
+        planes = spec.stride_h * spec.stride_w * spec.batch * per_image * spec.in_channels
+        # accumulator + one GEMM product buffer
+        acc = 2 * _gemm_rows(spec) * spec.out_channels
+        return (planes + acc) * spec.itemsize
+
+    def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
+        g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
+        r_taps, s_taps = spec.kernel
+        sh, sw = spec.stride
+        dh, dw = spec.dilation
+        top, bottom, left, right = spec.padding
+        n, h, w_in, c = spec.batch, spec.height, spec.width, spec.in_channels
+        oh, ow, k = spec.output_height, spec.output_width, spec.out_channels
+        hq, wq, per_image = _plane_geometry(spec)
+        rows = _gemm_rows(spec)
+        dtype = spec.np_dtype
+        # (R, S, G, Cg, Kg): one (Cg, Kg) GEMM operand per tap and group
+        wt = np.ascontiguousarray(
+            weight.reshape(g, kg, cg, r_taps, s_taps).transpose(3, 4, 0, 2, 1)
+        ).astype(dtype, copy=False)
+        depthwise = cg == 1 and g > 1
+        pointwise = spec.kernel == (1, 1) and spec.stride == (1, 1) and not any(spec.padding)
+        taps = [
+            ((r * dh) % sh, (s * dw) % sw, ((r * dh) // sh) * wq + (s * dw) // sw, r, s)
+            for r in range(r_taps)
+            for s in range(s_taps)
+        ]
+
+        def call(x: Array) -> Array:
+            # planes[a, b, n, u, v, :] = padded x[n, u*sh + a, v*sw + b, :]
+            planes = np.zeros((sh, sw, n, hq + 1, wq, c), dtype)
+            for a in range(sh):
+                for b in range(sw):
+                    # padded row u*sh + a holds input row u*sh + a - top
+                    u0 = max(0, -(-(top - a) // sh))
+                    u1 = min(hq, (h - 1 + top - a) // sh + 1)
+                    v0 = max(0, -(-(left - b) // sw))
+                    v1 = min(wq, (w_in - 1 + left - b) // sw + 1)
+                    if u1 > u0 and v1 > v0:
+                        planes[a, b, :, u0:u1, v0:v1] = x[
+                            :, u0 * sh + a - top : (u1 - 1) * sh + a - top + 1 : sh,
+                            v0 * sw + b - left : (v1 - 1) * sw + b - left + 1 : sw,
+                        ]
+            flat = planes.reshape(sh, sw, n * per_image, c)
+            acc = np.zeros((rows, g, kg), dtype)
+            prod = np.empty((rows, kg), dtype)
+            for a, b, offset, r, s in taps:
+                window = flat[a, b, offset : offset + rows]
+                if depthwise:
+                    acc += window[:, :, None] * wt[r, s, :, 0, :]
+                    continue
+                for gi in range(g):
+                    np.matmul(window[:, gi * cg : (gi + 1) * cg], wt[r, s, gi], out=prod)
+                    acc[:, gi] += prod
+            # rows of image i start at i*per_image; keep OH rows of OW columns
+            acc = acc.reshape(rows, k)
+            y = np.empty((n, oh, ow, k), dtype)
+            for i in range(n):
+                block = acc[i * per_image : i * per_image + oh * wq]
+                y[i] = block.reshape(oh, wq, k)[:, :ow]
+            return y
+
+        if pointwise:
+            # a 1x1, stride-1, unpadded layer is one GEMM on the input as it lies
+            def call(x: Array) -> Array:  # noqa: F811
+                y = np.empty((n * h * w_in, k), dtype)
+                for gi in range(g):
+                    np.matmul(x.reshape(-1, c)[:, gi * cg : (gi + 1) * cg], wt[0, 0, gi],
+                              out=y[:, gi * kg : (gi + 1) * kg])
+                return y.reshape(n, h, w_in, k)
+
+        return adapt(call, spec.layout, "nhwc")

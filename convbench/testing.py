@@ -1,0 +1,250 @@
+"""The conformance battery every algorithm passes, built-in or plugin.
+
+In the manner of scikit-learn's ``estimator_checks``: each property is a
+plain function ``check_<property>(algorithm, spec)`` that raises
+``AssertionError`` with a readable message when the property fails. Use it
+
+- from a plugin's own pytest file, in one line::
+
+      from convbench.testing import parametrize_conformance
+      @parametrize_conformance("my-algo")
+      def test_conformance(algorithm, spec, check):
+          check(algorithm, spec)
+
+- without pytest: ``check_algorithm("my-algo")`` returns one
+  :class:`CheckResult` per (check, spec); ``convbench verify`` prints them.
+
+A spec the algorithm does not support (``supports`` gives a reason) is a
+``skipped`` result carrying that reason, never a silent pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from .algorithms.base import Algorithm
+from .reference import reference, relative_error
+from .registry import get_algorithm
+from .spec import LAYOUTS, DTYPES, ConvSpec
+
+# -- the shape table ---------------------------------------------------------
+
+#: Every MobileNet v1 convolution, spatial size / 8 and channels / 16:
+#: (input size, kernel, stride, in, out, depthwise).
+_MOBILENET_V1_SCALED = [
+    (28, 3, 2, 3, 2, False), (14, 3, 1, 2, 2, True), (14, 1, 1, 2, 4, False),
+    (14, 3, 2, 4, 4, True), (7, 1, 1, 4, 8, False), (7, 3, 1, 8, 8, True),
+    (7, 1, 1, 8, 8, False), (7, 3, 2, 8, 8, True), (4, 1, 1, 8, 16, False),
+    (4, 3, 1, 16, 16, True), (4, 1, 1, 16, 16, False), (4, 3, 2, 16, 16, True),
+    (2, 1, 1, 16, 32, False), (2, 3, 1, 32, 32, True), (2, 1, 1, 32, 32, False),
+    (2, 3, 2, 32, 32, True), (1, 1, 1, 32, 64, False), (1, 3, 1, 64, 64, True),
+    (1, 1, 1, 64, 64, False),
+]
+
+
+def _mobilenet_cases() -> list[tuple[str, dict[str, Any]]]:
+    cases = []
+    for i, (size, k, s, cin, cout, dw) in enumerate(_MOBILENET_V1_SCALED):
+        cases.append((
+            f"mobilenet{i:02d}-{'dw' if dw else ''}{k}x{k}s{s}-{cin}to{cout}",
+            dict(batch=1, in_channels=cin, out_channels=cout, height=size, width=size,
+                 kernel=k, stride=s, padding=k // 2, groups=cin if dw else 1),
+        ))
+    return cases
+
+
+def _c(batch=1, cin=3, cout=5, h=7, w=9, kernel=3, stride=1, padding=0, dilation=1, groups=1):
+    return dict(batch=batch, in_channels=cin, out_channels=cout, height=h, width=w,
+                kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+#: Odd shapes: tile remainders, strides, dilation, asymmetric padding,
+#: groups, batch, rectangular kernels and inputs, a 1x1 output.
+ODD_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("1x1-s1", _c(cin=17, cout=5, kernel=1)),
+    ("1x1-s2", _c(cin=5, cout=17, h=9, w=8, kernel=1, stride=2)),
+    ("1x1-s1-pad1", _c(cin=3, cout=3, kernel=1, padding=1)),
+    ("3x3-p0", _c(cin=5, cout=17, kernel=3)),
+    ("3x3-p1", _c(cin=17, cout=3, kernel=3, padding=1)),
+    ("3x3-p2", _c(cin=3, cout=5, kernel=3, padding=2)),
+    ("3x3-s2-p1", _c(cin=5, cout=5, h=9, w=10, kernel=3, stride=2, padding=1)),
+    ("3x3-s3", _c(cin=3, cout=5, h=11, w=10, kernel=3, stride=3, padding=1)),
+    ("3x3-asym-pad", _c(cin=5, cout=3, kernel=3, padding=(0, 2, 1, 0))),
+    ("3x3-pad-hw", _c(cin=3, cout=5, kernel=3, padding=(2, 1))),
+    ("3x3-dil2", _c(cin=3, cout=5, h=9, w=9, kernel=3, dilation=2, padding=2)),
+    ("3x3-dil2-s2", _c(cin=3, cout=3, h=10, w=11, kernel=3, stride=2, dilation=2, padding=1)),
+    ("5x5-p0", _c(cin=3, cout=5, h=9, w=8, kernel=5)),
+    ("5x5-p2", _c(cin=5, cout=3, h=8, w=9, kernel=5, padding=2)),
+    ("7x7-s2-p3", _c(cin=3, cout=5, h=13, w=12, kernel=7, stride=2, padding=3)),
+    ("groups2", _c(cin=6, cout=10, kernel=3, padding=1, groups=2)),
+    ("groups3-s2", _c(cin=9, cout=3, h=8, w=8, kernel=3, stride=2, groups=3)),
+    ("depthwise", _c(cin=5, cout=5, kernel=3, padding=1, groups=5)),
+    ("depthwise-mult2", _c(cin=3, cout=6, kernel=3, padding=1, groups=3)),
+    ("depthwise-s2", _c(cin=17, cout=17, h=9, w=9, kernel=3, stride=2, padding=1, groups=17)),
+    ("c1-k1", _c(cin=1, cout=1, kernel=3, padding=1)),
+    ("c1-k17", _c(cin=1, cout=17, kernel=3)),
+    ("batch3", _c(batch=3, cin=5, cout=3, kernel=3, padding=1)),
+    ("batch3-1x1", _c(batch=3, cin=5, cout=3, kernel=1)),
+    ("kernel-1x5", _c(cin=3, cout=5, kernel=(1, 5), padding=(0, 2))),
+    ("kernel-5x1", _c(cin=5, cout=3, kernel=(5, 1), padding=(2, 0))),
+    ("kernel-3x1-s-2x1", _c(cin=3, cout=3, kernel=(3, 1), stride=(2, 1))),
+    ("output-1x1", _c(cin=5, cout=3, h=3, w=3, kernel=3)),
+    ("tall-input", _c(cin=3, cout=3, h=13, w=2, kernel=3, padding=1)),
+]
+
+
+def conformance_cases() -> list[tuple[str, dict[str, Any]]]:
+    """(id, ConvSpec kwargs without layout/dtype) for the whole shape table."""
+    return _mobilenet_cases() + ODD_CASES
+
+
+def conformance_specs(
+    layouts: Iterable[str] = LAYOUTS, dtypes: Iterable[str] = DTYPES
+) -> list[tuple[str, ConvSpec]]:
+    """Every table shape in every layout and dtype, as (id, spec)."""
+    specs = []
+    for (case_id, kwargs), layout, dtype in itertools.product(
+        conformance_cases(), tuple(layouts), tuple(dtypes)
+    ):
+        specs.append((f"{case_id}-{layout}-{dtype}", ConvSpec(**kwargs, layout=layout, dtype=dtype)))
+    return specs
+
+
+# -- the checks ---------------------------------------------------------------
+
+
+def _prepared(algorithm: Algorithm, spec: ConvSpec, seed: int):
+    x, w = spec.random_inputs(seed)
+    return x, w, algorithm.prepare(spec, w.copy())
+
+
+def check_output_shape_and_dtype(algorithm: Algorithm, spec: ConvSpec) -> None:
+    """The call returns a new array of ``spec.output_shape`` in the spec's dtype."""
+    x, _, call = _prepared(algorithm, spec, seed=1)
+    y = call(x)
+    assert isinstance(y, np.ndarray), f"returned {type(y).__name__}, not a numpy array"
+    assert y.shape == spec.output_shape, f"output shape {y.shape}, expected {spec.output_shape}"
+    assert y.dtype == spec.np_dtype, f"output dtype {y.dtype}, expected {spec.dtype}"
+    assert not np.shares_memory(y, x), "output shares memory with the input"
+
+
+def check_matches_reference(algorithm: Algorithm, spec: ConvSpec) -> float:
+    """Max relative error against the float64 reference is within tolerance."""
+    x, w, call = _prepared(algorithm, spec, seed=2)
+    err = relative_error(call(x), reference(spec, x, w))
+    tol = algorithm.tolerance_for(spec.dtype)
+    assert err <= tol, f"max relative error {err:.3g} > tolerance {tol:.3g}"
+    return err
+
+
+def check_input_and_weight_unchanged(algorithm: Algorithm, spec: ConvSpec) -> None:
+    """Neither ``prepare`` nor the call writes to the caller's arrays."""
+    x, w = spec.random_inputs(3)
+    x0, w0 = x.copy(), w.copy()
+    algorithm.prepare(spec, w)(x)
+    assert np.array_equal(w, w0), "prepare or the call modified the weight array"
+    assert np.array_equal(x, x0), "the call modified its input array"
+
+
+def check_prepared_call_is_reusable(algorithm: Algorithm, spec: ConvSpec) -> None:
+    """One prepared call gives the right answer for a second, different input."""
+    x1, w = spec.random_inputs(4)
+    x2, _ = spec.random_inputs(5)
+    call = algorithm.prepare(spec, w)
+    call(x1)
+    err = relative_error(call(x2), reference(spec, x2, w))
+    tol = algorithm.tolerance_for(spec.dtype)
+    assert err <= tol, f"second call's error {err:.3g} > tolerance {tol:.3g} (state kept between calls?)"
+
+
+def check_workspace_is_nonnegative_int(algorithm: Algorithm, spec: ConvSpec) -> None:
+    """``workspace_bytes`` is an int >= 0."""
+    ws = algorithm.workspace_bytes(spec)
+    assert isinstance(ws, (int, np.integer)) and ws >= 0, f"workspace_bytes gave {ws!r}"
+
+
+CHECKS: tuple[Callable[[Algorithm, ConvSpec], Any], ...] = (
+    check_matches_reference,
+    check_output_shape_and_dtype,
+    check_input_and_weight_unchanged,
+    check_prepared_call_is_reusable,
+    check_workspace_is_nonnegative_int,
+)
+
+#: The checks ``convbench verify`` runs by default on every spec (the rest
+#: run on a sample, they are about the interface, not the arithmetic).
+PER_SPEC_CHECKS = (check_matches_reference, check_output_shape_and_dtype)
+
+
+# -- running the battery ------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check on one spec."""
+
+    algorithm: str
+    check: str
+    spec_id: str
+    status: str  # "passed", "failed", "skipped" or "error"
+    error: float | None = None  # max relative error, for check_matches_reference
+    message: str = ""
+
+
+def run_check(
+    algorithm: Algorithm, check: Callable[[Algorithm, ConvSpec], Any], spec_id: str, spec: ConvSpec
+) -> CheckResult:
+    """Run one check; unsupported specs are ``skipped`` with the algorithm's reason."""
+    reason = algorithm.supports(spec)
+    if reason is not None:
+        return CheckResult(algorithm.name, check.__name__, spec_id, "skipped", message=str(reason))
+    try:
+        value = check(algorithm, spec)
+    except AssertionError as exc:
+        return CheckResult(algorithm.name, check.__name__, spec_id, "failed", message=str(exc))
+    except Exception as exc:  # an algorithm may raise anything; the battery reports it
+        return CheckResult(
+            algorithm.name, check.__name__, spec_id, "error", message=f"{type(exc).__name__}: {exc}"
+        )
+    error = float(value) if isinstance(value, float) else None
+    return CheckResult(algorithm.name, check.__name__, spec_id, "passed", error=error)
+
+
+def _battery(specs: list[tuple[str, ConvSpec]]) -> Iterator[tuple[Callable, str, ConvSpec]]:
+    for i, (spec_id, spec) in enumerate(specs):
+        for check in CHECKS:
+            # interface checks on every 7th spec keep the battery quick
+            if check in PER_SPEC_CHECKS or i % 7 == 0:
+                yield check, spec_id, spec
+
+
+def check_algorithm(
+    algorithm: Algorithm | str, specs: list[tuple[str, ConvSpec]] | None = None
+) -> list[CheckResult]:
+    """Run the whole battery on one algorithm (an object or a registered name)."""
+    algo = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
+    specs = conformance_specs() if specs is None else specs
+    return [run_check(algo, check, spec_id, spec) for check, spec_id, spec in _battery(specs)]
+
+
+def parametrize_conformance(*names: str, specs: list[tuple[str, ConvSpec]] | None = None):
+    """A pytest decorator giving ``(algorithm, spec, check)`` for every battery case.
+
+    Unsupported specs become skips that show the algorithm's reason.
+    """
+    import pytest
+
+    specs = conformance_specs() if specs is None else specs
+    params = []
+    for name in names:
+        algo = get_algorithm(name)
+        for check, spec_id, spec in _battery(specs):
+            reason = algo.supports(spec)
+            marks = [pytest.mark.skip(reason=f"{name}: {reason}")] if reason else []
+            params.append(pytest.param(algo, spec, check, marks=marks,
+                                       id=f"{name}-{check.__name__[6:]}-{spec_id}"))
+    return pytest.mark.parametrize("algorithm, spec, check", params)

@@ -1,0 +1,79 @@
+"""Every registered algorithm passes the conformance battery, through the same
+door a plugin uses (convbench.testing), on the fixed table of odd shapes."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import convbench
+from convbench.testing import conformance_specs, parametrize_conformance
+
+BUILTINS = ["naive", "im2col", "gemm-direct", "winograd", "fft", "indirect"]
+ALGORITHMS = convbench.list_algorithms()
+
+
+def test_the_six_builtins_are_registered_under_their_names():
+    assert set(BUILTINS) <= set(ALGORITHMS)
+
+
+def test_unknown_algorithm_error_lists_known_names():
+    with pytest.raises(KeyError) as info:
+        convbench.get_algorithm("im2colz")
+    assert "im2col" in str(info.value) and "winograd" in str(info.value)
+
+
+@parametrize_conformance(*ALGORITHMS)
+def test_conformance(algorithm, spec, check):
+    check(algorithm, spec)
+
+
+def _winograd_can_run(spec):
+    return spec.kernel == (3, 3) and spec.stride == (1, 1) and spec.dilation == (1, 1)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtin_rejects_nothing_it_should_support(name):
+    algo = convbench.get_algorithm(name)
+    for spec_id, spec in conformance_specs():
+        should = _winograd_can_run(spec) if name == "winograd" else True
+        reason = algo.supports(spec)
+        assert (reason is None) == should, f"{name} on {spec_id}: supports() said {reason!r}"
+        if reason is not None:
+            assert isinstance(reason, str) and reason
+
+
+@st.composite
+def valid_specs(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin = groups * draw(st.integers(1, 5))
+    depthwise = draw(st.booleans()) and groups > 1
+    cout = groups * (draw(st.integers(1, 2)) if depthwise else draw(st.integers(1, 5)))
+    if depthwise:
+        cin = groups
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pad = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - pad[0] - pad[1]), 12))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - pad[2] - pad[3]), 12))
+    return convbench.ConvSpec(
+        batch=draw(st.integers(1, 3)), in_channels=cin, out_channels=cout, height=h, width=w,
+        kernel=(kh, kw), stride=(sh, sw), padding=pad, dilation=(dh, dw), groups=groups,
+        layout=draw(st.sampled_from(["nchw", "nhwc"])), dtype=draw(st.sampled_from(["float32", "float64"])),
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=valid_specs(), seed=st.integers(0, 2**16))
+def test_fuzz_every_algorithm_matches_reference(spec, seed):
+    x, w = spec.random_inputs(seed)
+    ref = convbench.reference(spec, x, w)
+    for name in ALGORITHMS:
+        algo = convbench.get_algorithm(name)
+        if algo.supports(spec) is not None:
+            continue
+        y = algo.prepare(spec, w)(x)
+        assert y.shape == spec.output_shape and y.dtype == spec.np_dtype, name
+        err = convbench.relative_error(y, ref)
+        assert err <= algo.tolerance_for(spec.dtype), f"{name} on {spec.describe()}: error {err:.3g}"

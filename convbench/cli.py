@@ -110,5 +110,22 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command("new-plugin")
+def new_plugin(
+    name: str = typer.Argument(..., help="Algorithm name, e.g. my-algo."),
+    out: str = typer.Option(None, "--out", "-o", help="File or folder to write (default ./<name>.py)."),
+) -> None:
+    """Write a commented, working plugin skeleton that passes `convbench verify` as is."""
+    from pathlib import Path
+
+    from .scaffold import write_plugin_skeleton
+
+    try:
+        path = write_plugin_skeleton(name, Path(out) if out else None)
+    except (ValueError, FileExistsError, OSError) as exc:
+        fail(str(exc))
+    console.print(f"wrote {path}\nnext: convbench verify --plugin {path} -a {name}", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

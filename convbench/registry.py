@@ -2,7 +2,7 @@
 
 Every algorithm is registered with :func:`register` (usable as a class
 decorator) while its module is imported by :func:`load_plugin`. The
-built-ins are the module ``convbench.algorithms``; installed plugins are
+built-ins are the modules of ``convbench.algorithms``; installed plugins are
 entry points of the group ``convbench.algorithms``; anything else is named
 with ``--plugin PATH_OR_MODULE`` or ``plugins:`` in a config.
 """
@@ -14,14 +14,14 @@ import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Iterator, TypeVar
 
+from .algorithms import BUILTIN_MODULES
 from .algorithms.base import Algorithm
 
 ENTRY_POINT_GROUP = "convbench.algorithms"
-BUILTINS = "convbench.algorithms"
 REQUIRED_METHODS = ("supports", "prepare", "workspace_bytes", "tolerance_for")
 
 
@@ -69,6 +69,8 @@ def register(algorithm: A, *, source: str | None = None) -> A:
             f"{where}: algorithm {name!r} lacks required method(s) {', '.join(missing)}; "
             "subclass convbench.Algorithm and implement prepare()."
         )
+    if name in _REGISTRY and type(_REGISTRY[name].algorithm) is type(obj) and isinstance(algorithm, type):
+        return algorithm  # the same class reached twice (e.g. entry point and --plugin)
     if name in _REGISTRY:
         raise PluginError(
             f"Two algorithms are named {name!r}: one from {_REGISTRY[name].source}, "
@@ -112,14 +114,32 @@ def load_plugin(target: str) -> None:
     _LOADED.add(target)
 
 
+def load_entry_point(ep: EntryPoint) -> None:
+    """Load one installed plugin: ``module`` (importing it registers) or
+    ``module:obj``, where ``obj`` is an Algorithm class/instance to register
+    or a function that registers when called."""
+    dist = getattr(ep.dist, "name", None) or "an installed package"
+    label = f"entry point {ep.name!r} ({ep.value}) of {dist}"
+    with _source(label):
+        try:
+            obj = ep.load()
+        except (Exception, SystemExit) as exc:
+            raise PluginError(f"Plugin {label} failed to import: {type(exc).__name__}: {exc}") from exc
+        if isinstance(obj, type) and issubclass(obj, Algorithm) or isinstance(obj, Algorithm):
+            register(obj)
+        elif callable(obj):
+            obj()
+
+
 def _ensure_builtins() -> None:
     global _builtins_loaded
     if _builtins_loaded:
         return
     _builtins_loaded = True
-    load_plugin(BUILTINS)
+    for module in BUILTIN_MODULES:
+        load_plugin(module)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        load_plugin(ep.value.split(":")[0])
+        load_entry_point(ep)
 
 
 def get_algorithm(name: str) -> Algorithm:

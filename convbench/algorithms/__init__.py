@@ -1,4 +1,12 @@
-"""The built-in algorithms. Importing this package registers them, through
-the same :func:`convbench.register` call a plugin uses."""
+"""The built-in algorithms, one module each.
 
-from . import naive, im2col, gemm_direct, winograd, fft, indirect  # noqa: F401
+Nothing registers on importing this package: the registry loads each module
+in :data:`BUILTIN_MODULES` with :func:`convbench.load_plugin`, the same door
+a ``--plugin`` module goes through, and each module registers its class
+with :func:`convbench.register`.
+"""
+
+BUILTIN_MODULES = tuple(
+    f"{__name__}.{module}"
+    for module in ("naive", "im2col", "gemm_direct", "winograd", "fft", "indirect", "im2col_numba")
+)

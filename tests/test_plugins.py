@@ -1,0 +1,166 @@
+"""Plugins: one door for built-ins and plugins, clear errors, the skeleton works."""
+
+import os
+import textwrap
+from importlib.metadata import EntryPoint
+
+import pytest
+from typer.testing import CliRunner
+
+import convbench
+from convbench.cli import app
+from convbench.registry import PluginError, load_entry_point, load_plugin, source_of, unregister
+from convbench.scaffold import write_plugin_skeleton
+from convbench.testing import check_algorithm, conformance_specs
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def plugin_file(tmp_path):
+    """Write a plugin module; unregister what it registered afterwards."""
+    names = []
+
+    def write(source: str, registers: tuple[str, ...] = ()) -> str:
+        path = tmp_path / f"plugin_{len(names)}.py"
+        path.write_text(textwrap.dedent(source))
+        names.extend(registers)
+        return str(path)
+
+    yield write
+    for name in names:
+        unregister(name)
+
+
+def test_builtins_are_registered_by_the_plugin_loader():
+    assert source_of("im2col") == "convbench.algorithms.im2col"
+    assert source_of("indirect") == "convbench.algorithms.indirect"
+
+
+def test_plugin_that_fails_to_import_names_itself_and_its_exception(plugin_file):
+    path = plugin_file("import numpy\nraise RuntimeError('kernel library not found')\n")
+    with pytest.raises(PluginError) as info:
+        load_plugin(path)
+    message = str(info.value)
+    assert path in message and "RuntimeError: kernel library not found" in message
+
+
+def test_missing_plugin_file_is_a_plugin_error(tmp_path):
+    with pytest.raises(PluginError, match="no such file"):
+        load_plugin(str(tmp_path / "absent.py"))
+
+
+def test_two_algorithms_with_one_name_name_both_sources(plugin_file):
+    path = plugin_file(
+        """
+        import convbench
+        @convbench.register
+        class Clash(convbench.Algorithm):
+            name = "im2col"
+            def prepare(self, spec, weight):
+                raise NotImplementedError
+        """
+    )
+    with pytest.raises(PluginError) as info:
+        load_plugin(path)
+    assert "convbench.algorithms" in str(info.value) and path in str(info.value)
+    assert "Two algorithms are named 'im2col'" in str(info.value)
+
+
+def test_plugin_object_missing_a_method_is_refused(plugin_file):
+    path = plugin_file(
+        """
+        import convbench
+        class NotAnAlgorithm:
+            name = "half-done"
+            def supports(self, spec):
+                return None
+        convbench.register(NotAnAlgorithm())
+        """
+    )
+    with pytest.raises(PluginError, match=r"'half-done' lacks required method\(s\) prepare"):
+        load_plugin(path)
+
+
+def test_cli_reports_broken_plugin_without_traceback(plugin_file):
+    path = plugin_file("raise ImportError('no module named fastconv')\n")
+    result = runner.invoke(app, ["list", "--plugin", path])
+    assert result.exit_code == 2
+    assert "ImportError: no module named fastconv" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_entry_point_plugin_is_loaded_and_named_in_errors(plugin_file, tmp_path, monkeypatch):
+    module = tmp_path / "ep_plugin_mod.py"
+    module.write_text(
+        "import convbench\n"
+        "class EpAlgo(convbench.Algorithm):\n"
+        "    name = 'ep-algo'\n"
+        "    def prepare(self, spec, weight):\n"
+        "        return lambda x: convbench.reference(spec, x, weight).astype(spec.dtype)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        load_entry_point(EntryPoint("ep-algo", "ep_plugin_mod:EpAlgo", "convbench.algorithms"))
+        assert "ep-algo" in convbench.list_algorithms()
+        assert "entry point 'ep-algo'" in source_of("ep-algo")
+    finally:
+        unregister("ep-algo")
+    with pytest.raises(PluginError, match="entry point 'broken'.*ModuleNotFoundError"):
+        load_entry_point(EntryPoint("broken", "no_such_module_xyz", "convbench.algorithms"))
+
+
+def test_installed_example_plugin_arrives_through_its_entry_point():
+    if "scipy-correlate" not in convbench.list_algorithms():
+        if os.environ.get("CI"):
+            pytest.fail("CI installs examples/plugins/convbench-scipy-correlate; its entry point did not load")
+        pytest.skip("examples/plugins/convbench-scipy-correlate is not installed (CI installs it)")
+    assert "entry point 'scipy-correlate'" in source_of("scipy-correlate")
+
+
+def test_new_plugin_skeleton_passes_the_battery(tmp_path):
+    path = write_plugin_skeleton("skeleton-test", tmp_path)
+    assert path.name == "skeleton_test.py"
+    try:
+        load_plugin(str(path))
+        specs = conformance_specs()[::5]
+        results = check_algorithm("skeleton-test", specs)
+        assert results and all(r.status == "passed" for r in results), [
+            r for r in results if r.status != "passed"
+        ]
+    finally:
+        unregister("skeleton-test")
+
+
+def test_new_plugin_refuses_to_overwrite_and_bad_names(tmp_path):
+    target = tmp_path / "x.py"
+    target.write_text("keep me")
+    result = runner.invoke(app, ["new-plugin", "my-algo", "--out", str(target)])
+    assert result.exit_code == 2 and "already exists" in result.output
+    assert target.read_text() == "keep me"
+    result = runner.invoke(app, ["new-plugin", "9lives"])
+    assert result.exit_code == 2 and "must start with a letter" in result.output
+
+
+def test_battery_reports_a_wrong_plugin_as_failed_not_passed(plugin_file):
+    path = plugin_file(
+        """
+        import numpy as np, convbench
+        @convbench.register
+        class Zeros(convbench.Algorithm):
+            name = "test-zeros"
+            def prepare(self, spec, weight):
+                return lambda x: np.zeros(spec.output_shape, spec.dtype)
+        @convbench.register
+        class WrongShape(convbench.Algorithm):
+            name = "test-wrong-shape"
+            def prepare(self, spec, weight):
+                return lambda x: np.zeros((1, 1, 1, 1), spec.dtype)
+        """,
+        registers=("test-zeros", "test-wrong-shape"),
+    )
+    load_plugin(path)
+    specs = conformance_specs()[:4]
+    assert {r.status for r in check_algorithm("test-zeros", specs) if r.check == "check_matches_reference"} == {"failed"}
+    statuses = {r.status for r in check_algorithm("test-wrong-shape", specs)}
+    assert "passed" not in statuses - {"passed"} and statuses & {"failed", "error"}

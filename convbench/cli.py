@@ -127,5 +127,343 @@ def new_plugin(
     console.print(f"wrote {path}\nnext: convbench verify --plugin {path} -a {name}", highlight=False)
 
 
+# -- sweeps: run, layers, info, merge --------------------------------------------------
+
+
+def _plan(config: str | None, plugin: list[str] | None, **overrides):  # type: ignore[no-untyped-def]
+    """Load a config and plan it; any user error ends in ``fail``."""
+    from .config import ConfigError, load_config
+    from .runner import plan
+
+    load_plugins(plugin)
+    try:
+        return plan(load_config(config), **overrides)
+    except (ConfigError, ValueError) as exc:
+        fail(str(exc))
+
+
+def _print_table(table) -> None:  # type: ignore[no-untyped-def]
+    """A wide table stays readable when piped (rich assumes 80 columns there)."""
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
+    console.print(table)
+
+
+def _fmt_time(seconds) -> str:  # type: ignore[no-untyped-def]
+    if seconds is None or seconds != seconds:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _fmt(value, spec: str = ".3g", empty: str = "-") -> str:  # type: ignore[no-untyped-def]
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return empty
+    return format(value, spec)
+
+
+@app.command()
+def run(
+    config: str = typer.Argument(None, help="Config YAML, or a name in configs/ (e.g. mobilenet). Default: a small embedded sweep."),
+    out: str = typer.Option(None, "--out", "-o", help="Results folder to create (must not exist or be empty). Default: results/<config>/<timestamp>/."),
+    algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's). The baseline is always added."),
+    threads: str = typer.Option(None, "--threads", "-t", help="Comma-separated thread counts, e.g. 1,2 (default: the config's)."),
+    layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
+    quick: bool = typer.Option(False, "--quick", help="Few samples: a smoke run, not a measurement (marked in env.json)."),
+    shard: str = typer.Option(None, "--shard", help="Run shard I of N (1-based, e.g. 2/4): a deterministic 1/N of the layers; join with `convbench merge`."),
+    plugin: list[str] = PluginOption,
+) -> None:
+    """Measure a sweep, check every answer, and write a results folder."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .results import ResultsError, check_new_dir
+    from .runner import run as run_plan
+
+    the_plan = _plan(config, plugin, algorithms=algorithms, threads=threads, layers=layers, quick=quick, shard=shard,
+                     plugins=plugin)
+    try:
+        check_new_dir(out)
+    except ResultsError as exc:
+        fail(str(exc))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task("starting (collecting machine metadata)", total=the_plan.n_cases)
+
+        def progress(case, done: bool) -> None:  # type: ignore[no-untyped-def]
+            label = f"{case.layer.name} {case.spec.layout}/{case.spec.dtype} t{case.threads}: {case.algorithm}"
+            bar.update(task, description=label, advance=1 if done else 0)
+
+        try:
+            outcome = run_plan(the_plan, out, progress=progress)
+        except ResultsError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            err_console.print("interrupted: the rows measured so far are in the results folder")
+            raise typer.Exit(130)
+    _print_run_summary(outcome.rows)
+    counts = {s: sum(r["status"] == s for r in outcome.rows) for s in ("ok", "skipped", "failed", "error")}
+    console.print(
+        f"{len(outcome.rows)} cases: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + f"\nresults: {outcome.out_dir}", highlight=False,
+    )
+
+
+def _print_run_summary(rows: list[dict]) -> None:
+    import pandas as pd
+    from rich.table import Table
+
+    from .results import best_per_layer, network_totals
+
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    best = best_per_layer(df)
+    if len(best):
+        table = Table(title="best algorithm per layer")
+        for col in ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "vs baseline"):
+            table.add_column(col, justify="left" if col in ("layer", "best") else "right")
+        for r in best.itertuples():
+            table.add_row(r.layer, r.layout, r.dtype, str(r.threads), r.algorithm,
+                          _fmt_time(r.time_median_s), _fmt(r.gflops, ".1f"),
+                          _fmt(r.speedup_vs_baseline, ".2f") + "x")
+        _print_table(table)
+    totals = network_totals(df)
+    if len(totals):
+        table = Table(title="network total per algorithm (sum of count x median)")
+        for col in ("algorithm", "layout", "dtype", "threads", "total", "GFLOP/s", "layers ok"):
+            table.add_column(col, justify="left" if col == "algorithm" else "right")
+        for r in totals.sort_values(["layout", "dtype", "threads", "total_s"]).itertuples():
+            total = _fmt_time(r.total_s) if r.complete else f"[dim]({_fmt_time(r.total_s)}, partial)[/]"
+            table.add_row(r.algorithm, r.layout, r.dtype, str(r.threads), total,
+                          _fmt(r.gflops, ".1f"), f"{r.layers_ok}/{r.layers}")
+        _print_table(table)
+
+
+@app.command()
+def layers(
+    config: str = typer.Argument(None, help="Config YAML, or a name in configs/. Default: the embedded sweep."),
+    algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's)."),
+    layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
+    plugin: list[str] = PluginOption,
+) -> None:
+    """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace."""
+    from rich.table import Table
+
+    from .runner import describe_layers
+
+    the_plan = _plan(config, plugin, algorithms=algorithms, layers=layers)
+    rows = describe_layers(the_plan)
+    table = Table(title=f"{the_plan.config.name}: {len(the_plan.config.layers)} layers, workspace in KiB (- = unsupported)")
+    for col in ("layer", "class", "count", "shape", "MFLOP", *the_plan.algorithms):
+        table.add_column(col, justify="left" if col in ("layer", "class", "shape") else "right")
+    for r in rows:
+        ws = [_fmt(None if b is None else b / 1024, ".1f") for b in r["workspace_bytes"].values()]
+        table.add_row(r["layer"], r["layer_class"], str(r["count"]), r["description"], f"{r['flops'] / 1e6:.1f}", *ws)
+    _print_table(table)
+    total = sum(r["flops"] * r["count"] for r in rows)
+    console.print(f"total (weighted by count, summed over variants): {total / 1e9:.3f} GFLOP", highlight=False)
+
+
+@app.command()
+def info(
+    as_json: bool = typer.Option(False, "--json", help="Print everything env.json would hold, as JSON."),
+) -> None:
+    """Describe this machine: CPU, memory, libraries, BLAS and thread pools, a quick calibration."""
+    import json
+
+    from rich.table import Table
+
+    from .metadata import collect_all
+
+    with err_console.status("collecting metadata and calibrating ..."):
+        env = collect_all(calibration=True)
+    if as_json:
+        console.print_json(json.dumps(env, default=str))
+        return
+    cpu, sysinfo, th, cal = env["cpu"], env["system"], env["threads"], env.get("calibration", {})
+    table = Table(title="convbench info", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    for what, value in (
+        ("CPU", cpu.get("model")), ("cores (available / logical)", f"{cpu.get('available_cores')} / {cpu.get('logical_cores')}"),
+        ("SIMD", ", ".join(cpu.get("simd") or [])), ("memory", f"{env['memory'].get('total_gib')} GiB"),
+        ("OS", sysinfo.get("platform")), ("Python", env["python"].get("version")),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)),
+        ("BLAS", f"{th.get('blas')} {th.get('blas_version')}"),
+        ("thread pools", "; ".join(f"{p['internal_api']}: {p['num_threads']}" for p in th.get("pools", []))),
+        ("numba", f"{th.get('numba_max_threads')} threads, layer {th.get('numba_threading_layer')}"),
+        ("sgemm GFLOP/s by threads", ", ".join(f"{t}: {g}" for t, g in (cal.get("sgemm_gflops") or {}).items())),
+        ("memory copy GB/s", str(cal.get("memory_copy_gbs"))),
+        ("convbench", f"{env['convbench'].get('version')} {env['convbench'].get('commit') or ''}"
+                      f"{' (dirty)' if env['convbench'].get('dirty') else ''}"),
+    ):
+        table.add_row(what, str(value))
+    console.print(table)
+
+
+@app.command()
+def merge(
+    folders: list[str] = typer.Argument(..., help="Shard results folders of one sweep."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder to create for the merged results."),
+) -> None:
+    """Join shard folders (from `run --shard I/N`) into one; refuses different configs."""
+    from .results import ResultsError, merge_results, read_env
+
+    try:
+        path = merge_results(folders, out)
+        env = read_env(path)
+    except ResultsError as exc:
+        fail(str(exc))
+    note = "" if env.get("complete") else " (not every shard 1..N is present)"
+    console.print(f"merged {len(folders)} folders into {path}{note}", highlight=False)
+
+
+# -- figures and judgements: plot, compare, select, reproduce ---------------------------
+
+
+def _read(folder: str):  # type: ignore[no-untyped-def]
+    from .results import ResultsError, read_results
+
+    try:
+        return read_results(folder)
+    except ResultsError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def plot(
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
+    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network."),
+    formats: str = typer.Option("png,svg", "--format", help="Comma-separated file formats (png, svg, pdf)."),
+) -> None:
+    """Draw the figures of a results folder (PNG + SVG) from its CSVs."""
+    from .plots import plot_all
+    from .results import ResultsError
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
+    try:
+        with console.status("drawing ..."):
+            paths = plot_all(results_dir, out, only=names, formats=fmts)
+    except (ResultsError, ValueError) as exc:
+        fail(str(exc))
+    for p in paths:
+        console.print(str(p), highlight=False)
+    console.print(f"{len(paths)} files", highlight=False)
+
+
+@app.command()
+def compare(
+    a: str = typer.Argument(..., help="The reference run (results folder)."),
+    b: str = typer.Argument(..., help="The run compared with it (results folder)."),
+    threshold: float = typer.Option(0.05, "--threshold", help="Smallest relative change that counts (0.05 = 5%)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the Mann-Whitney U test."),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit with status 1 if any case is significantly slower or broke."),
+    show_all: bool = typer.Option(False, "--all", help="List every case, not only the changed ones."),
+    csv_out: str = typer.Option(None, "--csv", help="Also write the per-case table to this CSV file."),
+) -> None:
+    """Per matching case: ratio of medians B/A with a 95% CI, Mann-Whitney U, and a verdict."""
+    from rich.table import Table
+
+    from .compare import CompareError, compare_runs
+
+    if threshold < 0 or not 0 < alpha < 1:
+        fail(f"--threshold must be >= 0 and --alpha in (0, 1); got {threshold} and {alpha}")
+    ra, rb = _read(a), _read(b)
+    try:
+        result = compare_runs(ra, rb, threshold=threshold, alpha=alpha, label_a=a, label_b=b)
+    except CompareError as exc:
+        fail(str(exc))
+    df = result.table
+    if csv_out:
+        df.to_csv(csv_out, index=False)
+    shown = df if show_all else df[df["verdict"].isin(["slower", "faster", "broken", "fixed"])]
+    table = Table(title=f"B / A time: {b} against {a} (change > {threshold:.0%} and p < {alpha} to count)")
+    for col in ("layer", "algorithm", "layout", "dtype", "threads", "A median", "B median", "B/A [95% CI]", "p", "verdict"):
+        table.add_column(col, justify="left" if col in ("layer", "algorithm", "verdict") else "right")
+    style = {"slower": "red", "broken": "bold red", "faster": "green", "fixed": "green"}
+    for r in shown.to_dict("records"):
+        ratio = "-" if r["ratio"] != r["ratio"] else f"{r['ratio']:.3f} [{_fmt(r['ci_low'], '.3f')}, {_fmt(r['ci_high'], '.3f')}]"
+        verdict = r["verdict"] if r["verdict"] not in style else f"[{style[r['verdict']]}]{r['verdict']}[/]"
+        table.add_row(str(r["layer"]), r["algorithm"], r["layout"], r["dtype"], str(r["threads"]),
+                      _fmt_time(r["time_a_s"]), _fmt_time(r["time_b_s"]), ratio, _fmt(r["p_value"], ".2g"), verdict)
+    if len(shown):
+        _print_table(table)
+    counts = df["verdict"].value_counts().to_dict()
+    console.print(f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)
+    for note in result.notes:
+        err_console.print(f"note: {note}", highlight=False)
+    if fail_on_regression and len(result.regressions):
+        err_console.print(f"[red]{len(result.regressions)} regression(s)[/]", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("select")
+def select_cmd(
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+) -> None:
+    """The best algorithm per layer (fastest ok case within tolerance) -> RESULTS_DIR/selection.csv."""
+    from rich.table import Table
+
+    from .results import ResultsError
+    from .select import write_selection
+
+    try:
+        path, selection, network = write_selection(results_dir)
+    except ResultsError as exc:
+        fail(str(exc))
+    table = Table(title="best algorithm per layer (fastest ok case within its error tolerance)")
+    for col in ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"):
+        table.add_column(col, justify="left" if col in ("layer", "best", "runner-up") else "right")
+    for r in selection.to_dict("records"):
+        margin = "-" if r["margin"] != r["margin"] else f"x{r['margin']:.2f}" + ("" if r["clear_winner"] else " (tie)")
+        table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]), r["algorithm"] or "[red]none ok[/]",
+                      _fmt_time(r["time_median_s"]), _fmt(r["gflops"], ".1f"), r["runner_up"] or "-", margin)
+    _print_table(table)
+    net = Table(title="network time (sum of count x median): best per layer vs one algorithm everywhere")
+    for col in ("choice", "layout", "dtype", "threads", "total", "vs best", "layers ok"):
+        net.add_column(col, justify="left" if col == "choice" else "right")
+    for r in network.to_dict("records"):
+        vs = _fmt(r["vs_best"], ".2f") + "x" if r["vs_best"] == r["vs_best"] else ("-" if r["complete"] else "incomplete")
+        net.add_row(r["choice"], r["layout"], r["dtype"], str(r["threads"]), _fmt_time(r["total_s"]), vs,
+                    f"{r['layers_ok']}/{r['layers']}")
+    _print_table(net)
+    console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def reproduce(
+    out: str = typer.Option(None, "--out", "-o", help="Results folder to create (default: results/paper/<timestamp>/)."),
+    quick: bool = typer.Option(False, "--quick", help="A few layers, the three algorithms of the claims, few samples: checks it all runs (well under 2 minutes)."),
+    from_results: str = typer.Option(None, "--from", help="Do not run: redraw the figures and rewrite report.md of this existing results folder."),
+) -> None:
+    """Run configs/paper.yaml, draw its figures and write report.md judging the paper's claims."""
+    from .config import ConfigError
+    from .report import reproduce as run_reproduce, write_report
+    from .results import ResultsError, check_new_dir
+
+    try:
+        if from_results:
+            _read(from_results)
+            with console.status("drawing and judging ..."):
+                outcome = write_report(from_results)
+        else:
+            check_new_dir(out)
+            with console.status("running configs/paper.yaml" + (" (quick)" if quick else "") + " ..."):
+                outcome = run_reproduce(out, quick=quick)
+    except (ConfigError, ResultsError, ValueError) as exc:
+        fail(str(exc))
+    for f in outcome.findings:
+        color = {"holds": "green", "does not hold": "red", "mixed": "yellow"}.get(f.verdict, "dim")
+        console.print(f"claim {f.claim} vs {f.reference}: [{color}]{f.verdict}[/] - {f.headline}", highlight=False)
+    console.print(f"report: {outcome.report}\nfigures: {outcome.report.parent / 'plots'}", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

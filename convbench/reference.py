@@ -46,12 +46,29 @@ def reference(spec: ConvSpec, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return y.transpose(0, 2, 3, 1).copy() if spec.layout == "nhwc" else y
 
 
-def relative_error(y: np.ndarray, ref: np.ndarray) -> float:
-    """``max|y - ref| / max(max|ref|, tiny)``: the one error measure convbench uses."""
+def relative_error(y: np.ndarray, ref: np.ndarray, floor: float = 0.0) -> float:
+    """``max|y - ref| / max(max|ref|, floor, tiny)``: the one error measure convbench uses.
+
+    ``floor`` (see :func:`error_floor`) keeps the measure meaningful when the
+    reference is (nearly) all zero, e.g. an output whose every receptive
+    field lies in the padding: there an FFT's 1e-10 residue is not an error
+    of 1e+298. For any real layer ``max|ref|`` exceeds the floor and the
+    measure is the plain relative one.
+    """
     y = np.asarray(y, dtype=np.float64)
     if y.shape != ref.shape:
         raise ValueError(f"output has shape {y.shape}, expected {ref.shape}")
     if not np.all(np.isfinite(y)):
         return float("inf")
-    scale = max(float(np.max(np.abs(ref), initial=0.0)), TINY)
+    scale = max(float(np.max(np.abs(ref), initial=0.0)), floor, TINY)
     return float(np.max(np.abs(y - ref), initial=0.0) / scale)
+
+
+def error_floor(x: np.ndarray, weight: np.ndarray) -> float:
+    """The size of one product term, ``max|x| * max|w|``: the floor of the error scale."""
+    return float(np.max(np.abs(x), initial=0.0)) * float(np.max(np.abs(weight), initial=0.0))
+
+
+def conv_error(spec: ConvSpec, y: np.ndarray, x: np.ndarray, weight: np.ndarray) -> float:
+    """Relative error of ``y`` as the convolution of ``x`` by ``weight``."""
+    return relative_error(y, reference(spec, x, weight), floor=error_floor(x, weight))

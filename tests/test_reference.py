@@ -5,6 +5,7 @@ import pytest
 from scipy.signal import correlate2d
 
 from convbench import ConvSpec, reference, relative_error
+from convbench.reference import conv_error
 
 
 def test_single_channel_matches_scipy_correlate2d():
@@ -60,3 +61,13 @@ def test_relative_error_measure():
     assert relative_error(np.array([np.nan, 0, 0]), ref) == float("inf")
     with pytest.raises(ValueError, match="shape"):
         relative_error(np.zeros(2), ref)
+
+
+def test_error_floor_keeps_an_all_padding_output_meaningful():
+    spec = ConvSpec(batch=1, in_channels=1, out_channels=1, height=1, width=1, kernel=(2, 1),
+                    padding=(1, 1, 0, 0), dilation=(2, 1), dtype="float64")
+    x, w = np.full(spec.input_shape, 0.5), np.full(spec.weight_shape, 2.0)
+    assert not reference(spec, x, w).any()  # both taps read padding
+    residue = np.full(spec.output_shape, 1e-12)
+    assert conv_error(spec, residue, x, w) == pytest.approx(1e-12)
+    assert conv_error(spec, np.full(spec.output_shape, 0.1), x, w) == pytest.approx(0.1)

@@ -1,0 +1,100 @@
+"""Every thread pool set at once: numba, BLAS (threadpoolctl) and FFT workers.
+
+A measured case runs inside :func:`limit_threads`. Algorithms that use
+``scipy.fft`` pass ``workers=convbench.threads.fft_workers()``; numba
+``prange`` code follows ``numba.set_num_threads``; BLAS follows threadpoolctl.
+:func:`thread_report` says what the pools really are, so a case with
+``threads=1`` is checked, not assumed, to use one core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Iterator
+
+_fft_workers: int | None = None
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where known)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def max_threads() -> int:
+    """The most threads a case may ask for: numba's pool size (NUMBA_NUM_THREADS)."""
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def fft_workers() -> int:
+    """The ``workers=`` an FFT call should use: the case's thread count, or all cores outside one."""
+    return _fft_workers if _fft_workers is not None else available_cores()
+
+
+def check_threads(n: int) -> str | None:
+    """``None`` if ``n`` threads can be set, else a reason (for a ``skipped`` row)."""
+    if n < 1:
+        return f"threads={n} is not a positive count"
+    limit = max_threads()
+    if n > limit:
+        return (
+            f"threads={n} exceeds numba's pool of {limit} "
+            "(set NUMBA_NUM_THREADS before starting to allow more)"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def limit_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` threads in numba, BLAS/OpenMP and FFT; restore after."""
+    global _fft_workers
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    reason = check_threads(n)
+    if reason:
+        raise ValueError(reason)
+    old_numba = numba.get_num_threads()
+    old_fft = _fft_workers
+    limiter = threadpool_limits(limits=n)
+    try:
+        numba.set_num_threads(n)
+        _fft_workers = n
+        yield
+    finally:
+        _fft_workers = old_fft
+        numba.set_num_threads(old_numba)
+        limiter.restore_original_limits()
+
+
+def thread_report() -> dict[str, Any]:
+    """The pools as they are now: numba threads, FFT workers, each BLAS/OpenMP pool."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    pools = [
+        {k: info.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "filepath")}
+        for info in threadpool_info()
+    ]
+    blas = [p["num_threads"] for p in pools if p["user_api"] == "blas"]
+    return {
+        "numba_threads": numba.get_num_threads(),
+        "numba_threading_layer": _threading_layer(),
+        "fft_workers": fft_workers(),
+        "blas_threads": max(blas) if blas else None,
+        "pools": pools,
+    }
+
+
+def _threading_layer() -> str | None:
+    import numba
+
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        return None

@@ -1,0 +1,231 @@
+"""Kernel-level tests for naive, indirect and im2col-numba and their numba
+micro-kernels: every algorithm against the float64 reference on odd shapes,
+the GEMM micro-kernel alone against numpy, the indirection buffer, threads."""
+
+from __future__ import annotations
+
+import re
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convbench
+from convbench import ConvSpec, reference, relative_error
+from convbench.kernels import gemm as gemm_mod
+from convbench.kernels._parallel import chunks
+from convbench.kernels.gemm import MR, PackedGemm, gemm, k_blocks, nr_for, pack_weights
+from convbench.kernels.indirection import indirection_buffer, indirection_bytes
+
+ALGORITHMS = ["naive", "indirect", "im2col-numba"]
+
+# Odd shapes: C and K not multiples of the tile, strides 2/3, dilation 2,
+# asymmetric padding, groups, depthwise (x1, x2), batch 3, 1xN / Nx1, 1x1 output.
+SPECS = {
+    "c1k1": dict(batch=1, in_channels=1, out_channels=1, height=5, width=4, kernel=3, padding=1),
+    "c3k5": dict(batch=1, in_channels=3, out_channels=5, height=7, width=6, kernel=3, padding=1),
+    "c17k17_s2_asym_b3": dict(batch=3, in_channels=17, out_channels=17, height=9, width=8,
+                              kernel=3, stride=2, padding=(0, 2, 1, 0)),
+    "s3_d2_1x3": dict(batch=1, in_channels=5, out_channels=3, height=10, width=11,
+                      kernel=(1, 3), stride=3, dilation=2, padding=2),
+    "3x1_g2": dict(batch=2, in_channels=4, out_channels=6, height=6, width=5, kernel=(3, 1),
+                   groups=2, padding=1),
+    "g2_k17": dict(batch=1, in_channels=6, out_channels=34, height=5, width=5, kernel=3,
+                   groups=2, padding=(0, 2, 1, 0)),
+    "dw_s2": dict(batch=2, in_channels=5, out_channels=5, height=7, width=7, kernel=3,
+                  groups=5, padding=1, stride=2),
+    "dw_x2_d2": dict(batch=1, in_channels=3, out_channels=6, height=7, width=7, kernel=3,
+                     groups=3, padding=(0, 2, 1, 0), dilation=2),
+    "dw_c37": dict(batch=1, in_channels=37, out_channels=37, height=6, width=6, kernel=3,
+                   groups=37, padding=1),
+    "1x1": dict(batch=1, in_channels=17, out_channels=33, height=5, width=5, kernel=1),
+    "1x1_s2": dict(batch=2, in_channels=5, out_channels=17, height=7, width=6, kernel=1, stride=2),
+    "out1x1": dict(batch=2, in_channels=40, out_channels=20, height=3, width=3, kernel=3),
+    "5x5_nonsquare": dict(batch=1, in_channels=3, out_channels=7, height=9, width=5, kernel=(5, 2),
+                          padding=(2, 1, 0, 1)),
+    "many_channels": dict(batch=1, in_channels=600, out_channels=19, height=3, width=4, kernel=3,
+                          padding=1),
+}
+
+
+def _check(name: str, spec: ConvSpec, seed: int = 0) -> None:
+    algo = convbench.get_algorithm(name)
+    assert algo.supports(spec) is None
+    x, w = spec.random_inputs(seed)
+    call = algo.prepare(spec, w)
+    y = call(x)
+    assert isinstance(y, np.ndarray) and y.shape == spec.output_shape
+    assert y.dtype == spec.np_dtype
+    err = relative_error(y, reference(spec, x, w))
+    assert err <= algo.tolerance_for(spec.dtype), f"{name} {spec.describe()}: error {err:.3g}"
+    # A second call on the same prepared state gives the same answer (no state leaks).
+    np.testing.assert_array_equal(call(x), y)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+@pytest.mark.parametrize("shape", list(SPECS), ids=list(SPECS))
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_matches_reference(name, shape, layout, dtype):
+    _check(name, ConvSpec(layout=layout, dtype=dtype, **SPECS[shape]))
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_registered_with_interface(name):
+    algo = convbench.get_algorithm(name)
+    assert algo.name == name and algo.description
+    assert algo.natural_layout == "nhwc"
+    spec = ConvSpec(layout="nchw", **SPECS["c3k5"])
+    assert isinstance(algo.workspace_bytes(spec), int) and algo.workspace_bytes(spec) >= 0
+
+
+@settings(deadline=None, max_examples=25)
+@given(data=st.data())
+def test_fuzz_against_reference(data):
+    groups = data.draw(st.sampled_from([1, 1, 2, 3]))
+    depthwise = groups > 1 and data.draw(st.booleans())
+    cin = groups if depthwise else groups * data.draw(st.integers(1, 6))
+    cout = groups * data.draw(st.integers(1, 2 if depthwise else 19))
+    kh, kw = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    dh, dw = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))
+    pad = tuple(data.draw(st.integers(0, 2)) for _ in range(4))
+    h = data.draw(st.integers(max(1, dh * (kh - 1) + 1 - pad[0] - pad[1]), 9))
+    w = data.draw(st.integers(max(1, dw * (kw - 1) + 1 - pad[2] - pad[3]), 9))
+    spec = ConvSpec(
+        batch=data.draw(st.integers(1, 3)), in_channels=cin, out_channels=cout, height=h,
+        width=w, kernel=(kh, kw), stride=(data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))),
+        padding=pad, dilation=(dh, dw), groups=groups,
+        layout=data.draw(st.sampled_from(["nhwc", "nchw"])),
+        dtype=data.draw(st.sampled_from(["float32", "float64"])),
+    )
+    _check(data.draw(st.sampled_from(ALGORITHMS)), spec, seed=data.draw(st.integers(0, 9)))
+
+
+# -- the GEMM micro-kernel alone ---------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 3, 5), (13, 600, 17), (64, 1030, 40),
+                                   (MR, 16, 16), (2 * MR + 1, 513, 300)])
+def test_gemm_matches_numpy(m, k, n, dtype):
+    rng = np.random.default_rng(m * k * n)
+    a = rng.uniform(-1, 1, (m, k)).astype(dtype)
+    b = rng.uniform(-1, 1, (k, n)).astype(dtype)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    got = gemm(a, b)
+    assert got.dtype == dtype and got.shape == (m, n)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert np.max(np.abs(got - want)) <= tol * np.max(np.abs(want)) * max(1, np.sqrt(k) / 10)
+
+
+def test_gemm_is_register_blocked():
+    """The float32 inner loop is broadcast-FMAs on ymm registers (5x16 tile: 10)."""
+    k, nr = 8, nr_for(np.float32)
+    a = np.ones(MR * k, np.float32)
+    offs = (np.arange(MR, dtype=np.int64) * k).reshape(MR, 1)
+    b = np.ones(k * nr, np.float32)
+    out = np.zeros(MR * nr, np.float32)
+    # numba cannot show the assembly of cached code: compile an uncached twin
+    twin = numba.njit(nogil=True, fastmath=True)(gemm_mod.ukernel.py_func)
+    twin(a, a, offs, 0, MR, 0, 0, 1, 0, k, k, 0, b, 0, out, 0, nr, nr, False)
+    assert np.all(out == k)
+    asm = twin.inspect_asm(twin.signatures[0])
+    fmas = re.findall(r"vfmadd\d+ps\s+[^\n]*ymm", asm)
+    assert len(fmas) >= 2 * MR, f"expected >= {2 * MR} ymm FMAs, found {len(fmas)}"
+
+
+def test_pack_weights_layout():
+    k, cg, r, s = 19, 3, 2, 2
+    w = np.arange(k * cg * r * s, dtype=np.float32).reshape(k, cg, r, s)
+    nr = nr_for(np.float32)
+    p = pack_weights(w, 1, np.float32).reshape(1, -(-k // nr), r * s, cg, nr)
+    assert p[0, 1, 3, 2, 2] == w[nr + 2, 2, 1, 1]
+    assert np.all(p[0, 1, :, :, k - nr:] == 0)  # padded output channels are zero
+
+
+def test_k_blocks_cover_the_reduction_once():
+    for taps, cg in [(9, 64), (9, 700), (1, 1030), (25, 3), (1, 1)]:
+        cover = np.zeros((taps, cg), int)
+        for t0, t1, c0, c1 in k_blocks(taps, cg):
+            cover[t0:t1, c0:c1] += 1
+        assert np.all(cover == 1)
+
+
+# -- indirection buffer --------------------------------------------------------
+
+def test_indirection_buffer_points_padding_at_the_zero_vector():
+    spec = ConvSpec(batch=2, in_channels=3, out_channels=4, height=4, width=5, kernel=3,
+                    stride=2, padding=(1, 0, 0, 2), layout="nhwc")
+    offs = indirection_buffer(spec)
+    assert offs.shape == (spec.output_height * spec.output_width, 9)
+    assert offs.dtype == np.int64
+    assert indirection_bytes(spec) == offs.nbytes
+    # output (0, 0), tap (0, 0) reads input row -1: padding
+    assert offs[0, 0] == -1
+    # output (0, 1), tap (1, 1) reads input (0, 3)
+    assert offs[1, 4] == (0 * 5 + 3) * 3
+    # every real offset is a pixel start inside one image, never a padded copy
+    real = offs[offs >= 0]
+    assert np.all(real % 3 == 0) and real.max() < 4 * 5 * 3
+
+
+def test_indirect_workspace_is_buffer_plus_zero_vector():
+    spec = ConvSpec(layout="nhwc", **SPECS["c17k17_s2_asym_b3"])
+    algo = convbench.get_algorithm("indirect")
+    assert algo.workspace_bytes(spec) == indirection_bytes(spec) + 17 * 4
+
+
+def test_depthwise_does_not_use_gemm(monkeypatch):
+    import convbench.algorithms.indirect as mod
+
+    def no_gemm(*args):
+        raise AssertionError("depthwise layer went through the GEMM path")
+
+    monkeypatch.setattr(mod, "conv_gemm", no_gemm)
+    _check("indirect", ConvSpec(layout="nhwc", **SPECS["dw_x2_d2"]))
+
+
+def test_im2col_numba_skips_copy_for_1x1(monkeypatch):
+    import convbench.algorithms.im2col_numba as mod
+
+    def no_copy(*args):
+        raise AssertionError("1x1 stride-1 layer was copied")
+
+    monkeypatch.setattr(mod, "im2row", no_copy)
+    _check("im2col-numba", ConvSpec(layout="nhwc", **SPECS["1x1"]))
+    assert convbench.get_algorithm("im2col-numba").workspace_bytes(
+        ConvSpec(layout="nhwc", **SPECS["1x1"])) == 25 * 8
+
+
+# -- threads -------------------------------------------------------------------
+
+def test_chunks_split_evenly():
+    assert chunks(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    assert chunks(1, 4) == [(0, 1)]
+    assert chunks(0, 2) == [(0, 0)]
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_two_threads_give_the_same_answer(name):
+    spec = ConvSpec(layout="nhwc", **SPECS["c17k17_s2_asym_b3"])
+    x, w = spec.random_inputs()
+    call = convbench.get_algorithm(name).prepare(spec, w)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = call(x)
+        numba.set_num_threads(2)
+        two = call(x)
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_packed_gemm_reuses_packing():
+    b = np.random.default_rng(0).uniform(-1, 1, (20, 9)).astype(np.float32)
+    g = PackedGemm(b)
+    for m in (1, 6, 11):
+        a = np.random.default_rng(m).uniform(-1, 1, (m, 20)).astype(np.float32)
+        np.testing.assert_allclose(g(a), a @ b, rtol=1e-5, atol=1e-5)

@@ -442,11 +442,24 @@ def load_config(target: str | Path | None = None) -> Config:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_config(text, str(path), default_name=path.stem)
+    return parse_config(text, str(path), default_name=path.stem, base_dir=path.parent)
 
 
-def parse_config(text: str, where: str = "<config>", default_name: str = "config") -> Config:
-    """Validate and expand config text; ``where`` names it in error messages."""
+def _plugin_target(plugin: str, base_dir: Path | None) -> str:
+    """A plugin file path relative to the config's folder, made absolute; module names as given."""
+    looks_like_file = plugin.endswith(".py") or "/" in plugin or "\\" in plugin
+    if base_dir is None or not looks_like_file or Path(plugin).is_absolute():
+        return plugin
+    return str((base_dir / plugin).resolve())
+
+
+def parse_config(
+    text: str, where: str = "<config>", default_name: str = "config", base_dir: Path | None = None
+) -> Config:
+    """Validate and expand config text; ``where`` names it in error messages.
+
+    Plugin files in ``plugins:`` are relative to ``base_dir`` (the config's folder).
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -463,6 +476,7 @@ def parse_config(text: str, where: str = "<config>", default_name: str = "config
         model = ConfigModel.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, raw, node, where)) from None
+    model.plugins = [_plugin_target(p, base_dir) for p in model.plugins]
     for plugin in model.plugins:
         from .registry import PluginError, load_plugin
 

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .config import Config, ConfigError, Layer, dump_config
+from .memory import check_fits
 from .reference import error_floor, reference, relative_error
 from .registry import get_algorithm
 from .spec import ConvSpec
@@ -34,6 +35,10 @@ from .threads import check_threads, limit_threads, thread_report
 from .timing import Sampler, TimingSettings, loops_for, quick as quick_settings, summarize
 
 Row = dict[str, Any]
+
+#: Seconds a case may go without progress (its set-up, or any one sample) in
+#: the isolated worker before it is stopped and becomes a ``timeout`` row.
+DEFAULT_CASE_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -262,14 +267,42 @@ def _raised(stage: str, exc: BaseException) -> str:
 
 @dataclass
 class _Live:
+    pos: int
     case: Case
     row: Row
     call: Callable[[np.ndarray], np.ndarray]
     x: np.ndarray
     sampler: Sampler
+    samples: list[Row] = field(default_factory=list)
 
 
 Progress = Callable[[Case, bool], None]
+
+
+class Monitor:
+    """What :func:`measure_group` reports as it goes; every hook is a no-op here.
+
+    ``pos`` is the position of the case in ``group.cases`` (-1: the group's
+    own setup). The isolated worker (:mod:`convbench.worker`) implements
+    these to tell the parent which case is running, so a crash or a hang is
+    charged to the right case, and to hand over each row as soon as it is
+    final. They are called outside the timed regions.
+    """
+
+    def stage(self, pos: int, stage: str) -> None:
+        """Case ``pos`` entered ``stage`` ("supports()", "prepare()", ...)."""
+
+    def sample(self, pos: int, n: int) -> None:
+        """Case ``pos`` starts its sample ``n``."""
+
+    def sampling(self, n_live: int) -> None:
+        """Set-up is over; ``n_live`` cases are sampled interleaved from now on."""
+
+    def finished(self, pos: int, row: Row, samples: list[Row]) -> None:
+        """Case ``pos`` is final: its row (speedup excepted) and its samples."""
+
+
+_NO_MONITOR = Monitor()
 
 
 def measure_group(
@@ -278,59 +311,85 @@ def measure_group(
     seed: int = 0,
     baseline: str | None = None,
     progress: Progress | None = None,
+    *,
+    memory_limit: int | None = None,
+    monitor: Monitor | None = None,
 ) -> GroupResult:
     """Measure every case of ``group``; never raises for a case's own failure.
 
     Each case ends as one row with status ``ok``, ``skipped`` (unsupported,
-    with the algorithm's reason), ``failed`` (wrong answer) or ``error``
-    (raised). ``progress(case, done)`` is called as cases start and finish.
+    with the algorithm's reason, or refused by the memory guard), ``failed``
+    (wrong answer) or ``error`` (raised). ``progress(case, done)`` is called
+    as cases start and finish. ``memory_limit`` (bytes) caps what a case may
+    hold (input + output + weights + declared workspace) below MemAvailable.
     """
     spec = group.spec
     rows = {c.algorithm: base_row(c, seed, baseline) for c in group.cases}
     result = GroupResult()
     note = progress or (lambda case, done: None)
+    mon = monitor or _NO_MONITOR
 
-    reason = check_threads(group.threads)
+    def finish(pos: int, case: Case, samples: list[Row]) -> None:
+        row = rows[case.algorithm]
+        _rate(row, spec.flops)
+        mon.finished(pos, row, samples)
+        note(case, True)
+
+    mon.stage(-1, "the group's set-up")
+    reason = check_threads(group.threads) or check_fits(spec, 0, memory_limit)
     if reason:
-        for case in group.cases:
+        for pos, case in enumerate(group.cases):
             rows[case.algorithm].update(status="skipped", reason=reason)
-            note(case, True)
+            finish(pos, case, [])
         result.rows = [rows[c.algorithm] for c in group.cases]
         return result
 
+    mon.stage(-1, "creating the inputs")
     x_master, w_master = spec.random_inputs(seed)
     ref: np.ndarray | None = None
     live: list[_Live] = []
     with limit_threads(group.threads):
         pools = thread_report()
-        for case in group.cases:
+        for pos, case in enumerate(group.cases):
             row = rows[case.algorithm]
             row.update(numba_threads=pools["numba_threads"], blas_threads=pools["blas_threads"],
                        fft_workers=pools["fft_workers"])
             note(case, False)
             stage = "supports()"
+            mon.stage(pos, stage)
             try:
                 algo = get_algorithm(case.algorithm)
                 why = algo.supports(spec)
                 if why:
                     row.update(status="skipped", reason=str(why))
-                    note(case, True)
+                    finish(pos, case, [])
                     continue
                 stage = "workspace_bytes()"
+                mon.stage(pos, stage)
                 row["workspace_bytes"] = int(algo.workspace_bytes(spec))
+                too_big = check_fits(spec, row["workspace_bytes"], memory_limit)
+                if too_big:
+                    row.update(status="skipped", reason=too_big)
+                    finish(pos, case, [])
+                    continue
                 stage = "tolerance_for()"
+                mon.stage(pos, stage)
                 tol = float(algo.tolerance_for(spec.dtype))
                 row["error_tolerance"] = tol
                 x = x_master.copy()
                 stage = "prepare()"
+                mon.stage(pos, stage)
                 t0 = time.perf_counter()
                 call = algo.prepare(spec, w_master.copy())
                 row["prepare_s"] = time.perf_counter() - t0
                 stage = "the warm-up call"
+                mon.stage(pos, stage)
                 t0 = time.perf_counter()
                 y = call(x)
                 row["compile_s"] = time.perf_counter() - t0
                 if ref is None:
+                    stage = "the float64 reference"
+                    mon.stage(pos, stage)
                     ref = reference(spec, x_master, w_master)
                     floor = error_floor(x_master, w_master)
                 status, why, err = _check_output(y, spec, ref, floor, tol)
@@ -339,33 +398,40 @@ def measure_group(
                     x[...] = x_master
                 row.update(status=status, reason=why, max_rel_err=err)
                 del y
+                stage = "the warm-up call"
+                mon.stage(pos, stage)
                 for _ in range(timing.warmup - 1):
                     call(x)
                 stage = "the memory measurement"
+                mon.stage(pos, stage)
                 row.update(measure_memory(algo, spec, w_master.copy(), x))
                 stage = "the calibration call"
+                mon.stage(pos, stage)
                 t0 = time.perf_counter()
                 call(x)
                 loops = loops_for(time.perf_counter() - t0, timing.min_sample_time_s)
-            except Exception as exc:  # any failure of the algorithm is a row, not a crash
+            except (Exception, SystemExit) as exc:  # any failure of the algorithm is a row, not a crash
                 row.update(status="error", reason=_raised(stage, exc))
-                note(case, True)
+                finish(pos, case, [])
                 continue
             row["loops"] = loops
-            live.append(_Live(case, row, call, x, Sampler(timing, loops)))
+            live.append(_Live(pos, case, row, call, x, Sampler(timing, loops)))
 
-        _sample_interleaved(live, result, note)
+        mon.sampling(len(live))
+        _sample_interleaved(live, result, finish, mon)
 
-    _finish_rows(rows, group, baseline, timing)
+    _finish_rows([rows[c.algorithm] for c in group.cases], spec.flops, baseline)
     result.rows = [rows[c.algorithm] for c in group.cases]
     return result
 
 
-def _sample_interleaved(live: list[_Live], result: GroupResult, note: Progress) -> None:
+def _sample_interleaved(
+    live: list[_Live], result: GroupResult, finish: Callable[[int, Case, list[Row]], None], mon: Monitor
+) -> None:
     """Round by round, one sample of every unfinished case, in a rotating order."""
     active = list(live)
-    counts = {id(l): 0 for l in live}
     rnd = 0
+    seq = 0
     # the cyclic GC is off while sampling, so a collection does not land in one
     # algorithm's sample; calls free their arrays by reference counting anyway
     gc.collect(0)
@@ -376,27 +442,31 @@ def _sample_interleaved(live: list[_Live], result: GroupResult, note: Progress) 
             shift = rnd % len(active)
             for item in active[shift:] + active[:shift]:
                 call, x, loops = item.call, item.x, item.sampler.loops
+                n = len(item.samples)
+                mon.sample(item.pos, n)
                 try:
                     t0 = time.perf_counter()
                     for _ in range(loops):
                         call(x)
                     elapsed = time.perf_counter() - t0
-                except Exception as exc:
-                    item.row.update(status="error", reason=_raised(f"sample {counts[id(item)]}", exc))
+                except (Exception, SystemExit) as exc:
+                    item.row.update(status="error", reason=_raised(f"sample {n}", exc))
                     continue
                 per_call = item.sampler.add(elapsed)
                 c = item.case
-                result.samples.append({
+                sample = {
                     "case_index": c.index, "case_id": c.case_id, "layer": c.layer.name,
                     "algorithm": c.algorithm, "layout": c.spec.layout, "dtype": c.spec.dtype,
-                    "threads": c.threads, "round": rnd, "sample": counts[id(item)],
-                    "loops": loops, "time_s": per_call,
-                })
-                counts[id(item)] += 1
+                    "threads": c.threads, "round": rnd, "sample": n,
+                    "loops": loops, "time_s": per_call, "seq": seq,
+                }
+                seq += 1
+                item.samples.append(sample)
+                result.samples.append(sample)
             finished = [i for i in active if i.row["status"] == "error" or i.sampler.done]
             for item in finished:
                 item.row.update(summarize(item.sampler.samples, item.sampler.settings.confidence))
-                note(item.case, True)
+                finish(item.pos, item.case, item.samples)
             active = [i for i in active if i not in finished]
             rnd += 1
     finally:
@@ -404,24 +474,63 @@ def _sample_interleaved(live: list[_Live], result: GroupResult, note: Progress) 
             gc.enable()
 
 
-def _finish_rows(rows: dict[str, Row], group: Group, baseline: str | None, timing: TimingSettings) -> None:
-    flops = group.spec.flops
-    for row in rows.values():
-        med = row.get("time_median_s")
-        if med is not None and not math.isnan(med) and med > 0:
-            row["gflops"] = flops / med / 1e9
-    base = rows.get(baseline) if baseline else None
+def _rate(row: Row, flops: int) -> None:
+    med = row.get("time_median_s")
+    if med is not None and not math.isnan(med) and med > 0:
+        row["gflops"] = flops / med / 1e9
+
+
+def _finish_rows(rows: list[Row], flops: int, baseline: str | None) -> None:
+    """GFLOP/s of every row and, where the baseline is ok, speedups (rows of one group)."""
+    for row in rows:
+        _rate(row, flops)
+    base = next((r for r in rows if baseline and r["algorithm"] == baseline), None)
     base_med = base.get("time_median_s") if base and base.get("status") == "ok" else None
-    for row in rows.values():
+    for row in rows:
         med = row.get("time_median_s")
         if base_med and row["status"] == "ok" and med and not math.isnan(med):
             row["speedup_vs_baseline"] = base_med / med
 
 
-def iter_results(plan: Plan, progress: Progress | None = None) -> Iterator[GroupResult]:
-    """Measure the plan group by group, yielding each group's rows as it finishes."""
-    for group in plan.groups:
-        yield measure_group(group, plan.timing, plan.config.seed, plan.config.baseline, progress)
+finish_rows = _finish_rows
+
+
+def iter_results(
+    plan: Plan,
+    progress: Progress | None = None,
+    *,
+    isolation: bool = True,
+    case_timeout: float = DEFAULT_CASE_TIMEOUT,
+    memory_limit: int | None = None,
+) -> Iterator[GroupResult]:
+    """Measure the plan group by group, yielding each group's rows as it finishes.
+
+    ``isolation=True`` measures in a worker process (:mod:`convbench.worker`):
+    a crash or a hang of one case becomes its ``crashed`` / ``timeout`` row.
+    ``isolation=False`` measures in this process (plugins registered only
+    here, e.g. classes defined in a test, need it; a crash ends the run).
+    """
+    seed, baseline = plan.config.seed, plan.config.baseline
+    if not isolation:
+        for group in plan.groups:
+            yield measure_group(group, plan.timing, seed, baseline, progress, memory_limit=memory_limit)
+        return
+    from .worker import WorkerPool
+
+    with WorkerPool(plan_plugins(plan), memory_limit=memory_limit, case_timeout=case_timeout) as pool:
+        pool.check_algorithms(plan.algorithms)
+        for group in plan.groups:
+            yield pool.measure(group, plan.timing, seed, baseline, progress)
+
+
+def plan_plugins(plan: Plan) -> list[str]:
+    """Plugin targets a worker must load to see what this process sees: the
+    config's and --plugin ones first, then anything else loaded here."""
+    from . import registry
+
+    named = list(plan.config_as_run()["plugins"])
+    others = sorted(t for t in registry._LOADED if t not in named and not t.startswith("convbench.algorithms."))
+    return list(dict.fromkeys([*named, *others]))
 
 
 # -- a whole run into a results folder --------------------------------------------

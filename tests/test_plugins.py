@@ -164,3 +164,22 @@ def test_battery_reports_a_wrong_plugin_as_failed_not_passed(plugin_file):
     assert {r.status for r in check_algorithm("test-zeros", specs) if r.check == "check_matches_reference"} == {"failed"}
     statuses = {r.status for r in check_algorithm("test-wrong-shape", specs)}
     assert "passed" not in statuses - {"passed"} and statuses & {"failed", "error"}
+
+
+def test_config_plugins_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    sub = tmp_path / "cfg"
+    sub.mkdir()
+    write_plugin_skeleton("cfg-relative", sub)
+    (sub / "c.yaml").write_text(
+        "name: rel\nplugins: [cfg_relative.py]\nalgorithms: [cfg-relative]\nbaseline: cfg-relative\n"
+        "layers:\n  - {name: a, in_channels: 2, out_channels: 3, size: 5, kernel: 3, padding: 1}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    from convbench.config import load_config
+
+    try:
+        config = load_config(sub / "c.yaml")
+        assert "cfg-relative" in convbench.list_algorithms()
+        assert config.model.plugins == [str((sub / "cfg_relative.py").resolve())]
+    finally:
+        unregister("cfg-relative")

@@ -1,7 +1,7 @@
 """im2col + GEMM: copy receptive fields into a matrix, then one BLAS GEMM per group.
 
-NHWC uses im2row (an (N*OH*OW) x (R*S*Cg) matrix per group, times the
-(R*S*Cg) x Kg weights); NCHW uses im2col (a (Cg*R*S) x (OH*OW) matrix per
+NHWC uses im2row (an (N*OH*OW) x (G*R*S*Cg) matrix whose group slices are
+multiplied by the (R*S*Cg) x Kg weights of each group); NCHW uses im2col (a (Cg*R*S) x (OH*OW) matrix per
 image and group, with the weights on the left), so both layouts are native
 and neither transposes its output. A 1x1, stride-1, unpadded layer skips the
 copy and multiplies the input as it lies, as every framework does. The
@@ -12,42 +12,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.patches import im2col_nchw, im2row_nhwc
+from ..kernels.im2col import im2col_nchw
+from ..kernels.im2row import im2row, im2row_bytes, needs_copy
 from ..registry import register
 from ..spec import ConvSpec
 from .base import Algorithm, Array, ConvCall
 
 
-def needs_copy(spec: ConvSpec) -> bool:
-    """False for layers whose input already is the im2col matrix."""
-    return not (spec.kernel == (1, 1) and spec.stride == (1, 1) and not any(spec.padding))
-
-
-def im2col_bytes(spec: ConvSpec) -> int:
-    """Size of the im2col matrix: (N*OH*OW) x (R*S*C) elements."""
-    if not needs_copy(spec):
-        return 0
-    rows = spec.batch * spec.output_height * spec.output_width
-    return rows * spec.kernel_h * spec.kernel_w * spec.in_channels * spec.itemsize
-
-
 @register
 class Im2col(Algorithm):
     name = "im2col"
-    description = "im2col (NCHW) / im2row (NHWC) copy in numba, then GEMM through numpy/BLAS"
+    description = "im2col (NCHW) / im2row (NHWC) copy in numba, then one GEMM per group through numpy/BLAS"
     natural_layout = None
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         extra = 0
         if spec.layout == "nhwc" and spec.groups > 1:
             extra = spec.output_bytes  # (G, M, Kg) product before the channel interleave
-        return im2col_bytes(spec) + extra
+        return im2row_bytes(spec) + extra
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
         g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
         kh, kw = spec.kernel
         n, oh, ow, k = spec.batch, spec.output_height, spec.output_width, spec.out_channels
-        c = spec.in_channels
         geometry = (kh, kw, *spec.stride, *spec.dilation, spec.pad_top, spec.pad_left, oh, ow)
         dtype = spec.np_dtype
         copy = needs_copy(spec)
@@ -56,6 +43,7 @@ class Im2col(Algorithm):
             w_mat = np.ascontiguousarray(weight.reshape(g, kg, cg * kh * kw), dtype=dtype)
 
             def call(x: Array) -> Array:
+                x = np.ascontiguousarray(x)
                 if copy:
                     cols = np.empty((n, g, cg * kh * kw, oh * ow), dtype)
                     im2col_nchw(x, *geometry, cols)
@@ -73,12 +61,14 @@ class Im2col(Algorithm):
         m = n * oh * ow
 
         def call(x: Array) -> Array:  # noqa: F811
+            x = np.ascontiguousarray(x)
             if copy:
-                cols = np.empty((g, m, kh * kw * cg), dtype)
-                im2row_nhwc(x, *geometry, cols)
+                col = np.empty((m, g * kh * kw * cg), dtype)
+                im2row(x, *geometry, g, col)
             else:
-                cols = x.reshape(m, g, cg).transpose(1, 0, 2)
-            y = np.matmul(cols, w_mat)  # (G, M, Kg)
+                col = x.reshape(m, g * cg)
+            # (G, M, R*S*Cg) strided view: each group's rows are a BLAS operand as they lie
+            y = np.matmul(col.reshape(m, g, -1).transpose(1, 0, 2), w_mat)  # (G, M, Kg)
             if g == 1:
                 return y.reshape(n, oh, ow, k)
             return np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n, oh, ow, k)

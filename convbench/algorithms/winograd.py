@@ -8,10 +8,9 @@ and transforms back (numba). Only 3x3 kernels, stride 1, dilation 1.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from ..kernels.winograd import input_transform, output_transform, weight_transform
+from ..kernels.winograd import input_transform, output_transform, skewed_planes, weight_transform
 from ..layouts import adapt
 from ..registry import register
 from ..spec import ConvSpec
@@ -63,9 +62,13 @@ class Winograd(Algorithm):
         out_shape = (spec.batch, spec.output_height, spec.output_width, spec.out_channels)
 
         def call(x: Array) -> Array:
-            v = np.empty((16, g, n_tiles, cg), dtype)
-            input_transform(x, spec.pad_top, spec.pad_left, th, tw, g, 8 * numba.get_num_threads(), v)
-            m = v * depthwise_u if depthwise_u is not None else np.matmul(v, u)
+            v = skewed_planes((g, n_tiles, cg), dtype)
+            input_transform(np.ascontiguousarray(x), spec.pad_top, spec.pad_left, th, tw, v)
+            m = skewed_planes((g, n_tiles, kg), dtype)
+            if depthwise_u is not None:
+                np.multiply(v, depthwise_u, out=m)
+            else:
+                np.matmul(v, u, out=m)
             y = np.empty(out_shape, dtype)
             output_transform(m, th, tw, y)
             return y

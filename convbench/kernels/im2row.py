@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from ..spec import ConvSpec
+from ._intrinsics import data_ptr, ptr_add
 from ._parallel import parallel_for
 
 
@@ -21,25 +22,30 @@ def im2row_jobs(lo, hi, x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, groups, co
     """Output rows ``lo..hi`` (``n * OH + oh``) of :func:`im2row`."""
     n_img, h, w, c = x.shape
     cg = c // groups
+    rowlen = col.shape[1]
+    # Raw pointers, not per-row array views: the views made this copy run at
+    # 3.5 GB/s instead of 26 GB/s, which would flatter Indirect Convolution.
+    xp = data_ptr(x)
+    cp = data_ptr(col)
     for job in range(lo, hi):
         n = job // oh
         i = job - n * oh
         for j in range(ow):
-            dst = col[(n * oh + i) * ow + j]
+            dst = ptr_add(cp, ((n * oh + i) * ow + j) * rowlen)
             for g in range(groups):
                 base = g * kh * kw * cg
                 for r in range(kh):
                     ih = i * sh - top + r * dh
                     for s in range(kw):
                         iw = j * sw - left + s * dw
-                        o = base + (r * kw + s) * cg
+                        d = ptr_add(dst, base + (r * kw + s) * cg)
                         if 0 <= ih < h and 0 <= iw < w:
-                            src = x[n, ih, iw]
+                            src = ptr_add(xp, ((n * h + ih) * w + iw) * c + g * cg)
                             for cc in range(cg):
-                                dst[o + cc] = src[g * cg + cc]
+                                d[cc] = src[cc]
                         else:
                             for cc in range(cg):
-                                dst[o + cc] = 0.0
+                                d[cc] = 0.0
 
 
 def im2row(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, top: int,

@@ -1,0 +1,272 @@
+"""What every figure shares: Agg canvas, colours, titles, layer axes, saving.
+
+Figures are built as :class:`matplotlib.figure.Figure` objects on the Agg
+canvas, never through pyplot's global state, so plotting works headless, in
+threads and inside a notebook alike.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+#: Fixed colours so an algorithm looks the same in every figure.
+COLORS = {
+    "naive": "#7f7f7f",
+    "im2col": "#1f77b4",
+    "im2col-numba": "#6baed6",
+    "gemm-direct": "#2ca02c",
+    "winograd": "#ff7f0e",
+    "fft": "#9467bd",
+    "indirect": "#d62728",
+    "torch": "#8c564b",
+}
+_EXTRA = ["#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+#: Statuses that mean "no valid time": drawn as absent, never as zero.
+ABSENT_LABEL = "skipped / failed (no valid time)"
+ABSENT_HATCH = "////"
+VARIANT = ["layout", "dtype", "threads"]
+#: What every figure is written as.
+FORMATS = ("png", "svg")
+
+
+def color_of(algorithm: str, order: Sequence[str] = ()) -> str:
+    if algorithm in COLORS:
+        return COLORS[algorithm]
+    others = [a for a in order if a not in COLORS]
+    i = others.index(algorithm) if algorithm in others else abs(hash(algorithm))
+    return _EXTRA[i % len(_EXTRA)]
+
+
+def new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+# -- the run's context ------------------------------------------------------------
+
+
+def machine_label(env: dict | None, threads: Iterable[int] | int | None = None) -> str:
+    """``AMD EPYC 7B13 (2 cores), OpenBLAS, 1 thread`` from env.json."""
+    env = env or {}
+    cpu = env.get("cpu") or {}
+    model = cpu.get("model") or "unknown CPU"
+    cores = cpu.get("available_cores") or cpu.get("logical_cores")
+    parts = [f"{model}" + (f" ({cores} cores)" if cores else "")]
+    blas = (env.get("threads") or {}).get("blas")
+    if blas:
+        parts.append(f"BLAS: {blas}")
+    if threads is not None:
+        ts = [threads] if isinstance(threads, (int, np.integer)) else sorted(set(int(t) for t in threads))
+        if ts:
+            word = "thread" if ts == [1] else "threads"
+            parts.append(f"{', '.join(map(str, ts))} {word}")
+    return ", ".join(parts)
+
+
+def sgemm_peak(env: dict | None, threads: int) -> float:
+    """Calibrated sgemm GFLOP/s at ``threads`` (nearest lower count; NaN if none)."""
+    table = ((env or {}).get("calibration") or {}).get("sgemm_gflops") or {}
+    known = {int(k): float(v) for k, v in table.items() if v is not None}
+    if not known:
+        return math.nan
+    if threads in known:
+        return known[threads]
+    lower = [k for k in known if k <= threads]
+    return known[max(lower)] if lower else known[min(known)]
+
+
+def memory_bandwidth(env: dict | None) -> float:
+    """Calibrated copy bandwidth in GB/s (NaN if not measured)."""
+    value = ((env or {}).get("calibration") or {}).get("memory_copy_gbs")
+    return float(value) if value else math.nan
+
+
+def baseline_of(summary: Any, config: dict | None = None) -> str:
+    """The run's baseline algorithm: the ``baseline`` column, the config, else im2col."""
+    if "baseline" in summary.columns:
+        values = [v for v in summary["baseline"].dropna().astype(str).unique() if v]
+        if values:
+            return values[0]
+    if config and config.get("baseline"):
+        return str(config["baseline"])
+    return "im2col"
+
+
+def algorithms_of(summary: Any) -> list[str]:
+    """Algorithms in the order they first appear (the run's order)."""
+    return list(dict.fromkeys(summary["algorithm"].astype(str)))
+
+
+def variants_of(summary: Any) -> list[tuple]:
+    """The (layout, dtype, threads) combinations of a run, in order."""
+    return list(dict.fromkeys(zip(summary["layout"], summary["dtype"], summary["threads"])))
+
+
+def variant_label(variant: tuple) -> str:
+    layout, dtype, threads = variant
+    return f"{layout.upper()}, {dtype}, {threads} thread{'s' if threads != 1 else ''}"
+
+
+def layer_order(summary: Any) -> tuple[list[str], list[str]]:
+    """Layers grouped by ``layer_class`` (classes in first-appearance order).
+
+    Returns ``(layers, classes)`` with ``classes[i]`` the class of ``layers[i]``.
+    """
+    first = summary.drop_duplicates("layer")
+    classes = list(dict.fromkeys(first["layer_class"].fillna("").astype(str)))
+    layers, layer_classes = [], []
+    for cls in classes:
+        for name in first.loc[first["layer_class"].fillna("").astype(str) == cls, "layer"]:
+            layers.append(str(name))
+            layer_classes.append(cls)
+    return layers, layer_classes
+
+
+#: Most layers one panel shows; longer runs wrap onto more panels, whole classes first.
+MAX_LAYERS_PER_PANEL = 16
+
+
+def layer_rows(summary: Any, max_per_row: int = MAX_LAYERS_PER_PANEL) -> list[tuple[list[str], list[str]]]:
+    """The layers (grouped by class) split into panels of at most ``max_per_row``.
+
+    Whole classes are packed together while they fit; a class larger than a
+    panel is split into consecutive chunks.
+    """
+    layers, classes = layer_order(summary)
+    groups: list[tuple[list[str], list[str]]] = []
+    for cls in dict.fromkeys(classes):
+        names = [l for l, k in zip(layers, classes) if k == cls]
+        for i in range(0, len(names), max_per_row):
+            chunk = names[i:i + max_per_row]
+            groups.append((chunk, [cls] * len(chunk)))
+    rows: list[tuple[list[str], list[str]]] = []
+    for names, cls in groups:
+        if rows and len(rows[-1][0]) + len(names) <= max_per_row:
+            rows[-1][0].extend(names)
+            rows[-1][1].extend(cls)
+        else:
+            rows.append((list(names), list(cls)))
+    return rows
+
+
+def layer_panels(keys: Sequence[Any], rows: list[tuple[list[str], list[str]]]) -> list[tuple[Any, list[str], list[str]]]:
+    """Every (key, layers, classes) panel: one per key (variant) per layer row."""
+    return [(k, layers, classes) for k in keys for layers, classes in rows]
+
+
+def decorate_layer_axis(ax: Any, layers: Sequence[str], classes: Sequence[str], show_labels: bool = True) -> None:
+    """Layer names on x, with separators and a label above each ``layer_class`` group."""
+    ax.set_xticks(range(len(layers)))
+    if show_labels:
+        ax.set_xticklabels(layers, rotation=60, ha="right", fontsize=7)
+    else:
+        ax.set_xticklabels([])
+    ax.set_xlim(-0.6, len(layers) - 0.4)
+    start = 0
+    for i in range(1, len(classes) + 1):
+        if i == len(classes) or classes[i] != classes[start]:
+            if i < len(classes):
+                ax.axvline(i - 0.5, color="0.6", lw=0.8, ls=":")
+            if classes[start]:
+                ax.text((start + i - 1) / 2, 0.985, classes[start], transform=ax.get_xaxis_transform(),
+                        ha="center", va="top", fontsize=8, color="0.25", zorder=5,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+            start = i
+
+
+def mark_absent(ax: Any, x: float, width: float, color: str, log: bool = False) -> None:
+    """A hatched, unfilled column over the full height: no valid time for this case."""
+    ax.bar(x, 1.0, width=width, bottom=0.0, transform=ax.get_xaxis_transform(), fill=False,
+           hatch=ABSENT_HATCH, edgecolor=color, linewidth=0.0, alpha=0.45)
+    ax.plot([x], [0.02], marker="x", color=color, ms=4, transform=ax.get_xaxis_transform(), clip_on=False)
+
+
+def absent_handle() -> Patch:
+    return Patch(fill=False, hatch=ABSENT_HATCH, edgecolor="0.4", label=ABSENT_LABEL)
+
+
+def title(fig: Figure, headline: str, env: dict | None, threads: Any = None, baseline: str | None = None) -> None:
+    """Headline, then the machine, the thread count(s) and the baseline on a second line."""
+    sub = machine_label(env, threads)
+    if baseline:
+        sub += f"; baseline: {baseline}"
+    fig.suptitle(f"{headline}\n{sub}", fontsize=11)
+
+
+def output_stem(out: str | Path, default_name: str) -> Path:
+    """``out`` as a file stem: a folder gets ``default_name``; a suffix is dropped."""
+    out = Path(out)
+    if out.suffix.lower() in (".png", ".svg"):
+        return out.with_suffix("")
+    return out / default_name
+
+
+def save(fig: Figure, out: str | Path, default_name: str, formats: Sequence[str] | None = None) -> list[Path]:
+    """Write the figure as PNG (150 dpi) and SVG (text kept as text); returns the paths.
+
+    The layout is computed once, on the first format, and reused.
+    """
+    import matplotlib
+
+    stem = output_stem(out, default_name)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "convbench"}):
+        for i, fmt in enumerate(formats or FORMATS):
+            if fmt not in ("png", "svg", "pdf"):
+                raise ValueError(f"unknown figure format {fmt!r}; use png, svg or pdf")
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, dpi=150 if fmt == "png" else None, metadata=_metadata(fmt, fig))
+            if i == 0:
+                fig.set_layout_engine("none")
+            paths.append(path)
+    return paths
+
+
+def _metadata(fmt: str, fig: Figure) -> dict:
+    label = fig._suptitle.get_text().strip() if fig._suptitle is not None else ""
+    if fmt == "png":
+        return {"Title": label, "Software": "convbench"}
+    return {"Title": label}
+
+
+def no_data(fig: Figure, message: str) -> None:
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, color="0.3", wrap=True)
+
+
+def geomean(values: Iterable[float]) -> float:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
+    return float(np.exp(np.log(v).mean())) if v.size else math.nan
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def log_ticks(ax: Any, axis: str = "y") -> None:
+    """Readable log-axis ticks: 1, 2, 5 per decade, printed as plain numbers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
+def algorithm_handles(algos: Sequence[str]) -> list[Patch]:
+    """Legend patches, one per algorithm, in the fixed colours (even with no bar drawn)."""
+    return [Patch(color=color_of(a, algos), label=a) for a in algos]

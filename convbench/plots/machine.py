@@ -1,0 +1,157 @@
+"""Figures against the machine's limits: the roofline, and thread scaling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from . import _common as c
+
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+
+
+def traffic_bytes(summary: Any) -> Any:
+    """Compulsory memory traffic of each case, in bytes.
+
+    Input + weights + output, plus the analytic workspace counted twice
+    (written once, read once). A lower bound: caches may force more.
+    """
+    item = np.where(summary["dtype"].astype(str) == "float64", 8, 4)
+    inp = summary["batch"] * summary["in_channels"] * summary["height"] * summary["width"]
+    wts = summary["out_channels"] * (summary["in_channels"] // summary["groups"]) * summary["kernel_h"] * summary["kernel_w"]
+    out = summary["batch"] * summary["out_channels"] * summary["output_height"] * summary["output_width"]
+    ws = summary["workspace_bytes"].fillna(0).astype(float)
+    return (inp + wts + out) * item + 2 * ws
+
+
+def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
+    """Arithmetic intensity against GFLOP/s, with the calibrated roof.
+
+    Intensity is direct-equivalent FLOPs per byte of compulsory traffic
+    (:func:`traffic_bytes`); the roof is ``min(sgemm GFLOP/s, intensity x
+    copy GB/s)`` from the machine's calibration (sgemm at the panel's thread
+    count, bandwidth as measured). One panel per thread count; colour is the
+    algorithm, marker shape the layer class. Only ``ok`` cases are points.
+    """
+    ok = summary[summary["status"] == "ok"].copy()
+    ok["intensity"] = ok["flops"] / traffic_bytes(ok)
+    threads = sorted(summary["threads"].unique())
+    algos = c.algorithms_of(summary)
+    classes = list(dict.fromkeys(summary["layer_class"].astype(str)))
+    fig = c.new_figure(5.5 * len(threads) + 1.0, 5.6)
+    c.title(fig, "Roofline: arithmetic intensity against throughput", env, threads)
+    axes = fig.subplots(1, len(threads), squeeze=False, sharey=True)[0]
+    bw = c.memory_bandwidth(env)
+    for ax, t in zip(axes, threads):
+        part = ok[ok["threads"] == t]
+        for algo in algos:
+            a = part[part["algorithm"] == algo]
+            for k, cls in enumerate(classes):
+                g = a[a["layer_class"].astype(str) == cls]
+                if len(g):
+                    ax.plot(g["intensity"], g["gflops"], ls="none", marker=MARKERS[k % len(MARKERS)], ms=5,
+                            color=c.color_of(algo, algos), alpha=0.8, label=algo)
+        lo = max(part["intensity"].min() / 2, 1e-2) if len(part) else 0.1
+        hi = part["intensity"].max() * 2 if len(part) else 100.0
+        x = np.logspace(np.log10(lo), np.log10(hi), 200)
+        peak = c.sgemm_peak(env, int(t))
+        if np.isfinite(peak) or np.isfinite(bw):
+            roof = np.minimum(peak if np.isfinite(peak) else np.inf, x * bw if np.isfinite(bw) else np.inf)
+            ax.plot(x, roof, color="black", lw=1.5)
+            text = []
+            if np.isfinite(peak):
+                text.append(f"sgemm {peak:.0f} GFLOP/s")
+            if np.isfinite(bw):
+                text.append(f"copy {bw:.1f} GB/s")
+            ax.text(0.02, 0.98, "roof: " + ", ".join(text), transform=ax.transAxes, va="top", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("arithmetic intensity (FLOP / byte of compulsory traffic)")
+        ax.set_title(f"{t} thread{'s' if t != 1 else ''}", fontsize=9, loc="left")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("GFLOP/s (direct-equivalent, log)")
+    handles = [Line2D([], [], ls="none", marker="o", color=c.color_of(a, algos), label=a) for a in algos]
+    if len(classes) > 1 or classes[0]:
+        handles += [Line2D([], [], ls="none", marker=MARKERS[k % len(MARKERS)], color="0.3",
+                           label=f"class: {cls or '(none)'}") for k, cls in enumerate(classes)]
+    handles.append(Line2D([], [], color="black", label="roof (calibrated)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
+    return fig
+
+
+def plot_roofline(summary: Any, env: dict | None, out: str | Path, *, formats: Any = None) -> list[Path]:
+    """Write ``roofline.png``/``.svg`` (see :func:`figure_roofline`); returns the paths."""
+    return c.save(figure_roofline(summary, env), out, "roofline", formats)
+
+
+def scaling_table(summary: Any) -> Any:
+    """Per algorithm x layout x dtype x layer x threads: speedup over its own 1-thread
+    (lowest-count) time and efficiency = speedup / (threads / lowest count)."""
+    ok = summary[summary["status"] == "ok"]
+    keys = ["algorithm", "layout", "dtype", "layer"]
+    base_threads = ok.groupby(keys)["threads"].transform("min")
+    base = ok[ok["threads"] == base_threads].set_index(keys)["time_median_s"]
+    df = ok[keys + ["threads", "time_median_s"]].copy()
+    df["base_threads"] = base_threads
+    df["base_time_s"] = base.reindex(df.set_index(keys).index).to_numpy()
+    df["speedup"] = df["base_time_s"] / df["time_median_s"]
+    df["efficiency"] = df["speedup"] / (df["threads"] / df["base_threads"])
+    return df
+
+
+def figure_thread_scaling(summary: Any, env: dict | None = None) -> Figure:
+    """Speedup and parallel efficiency against threads, per algorithm.
+
+    Each algorithm's line is the geometric mean over the layers that are
+    ``ok`` at every thread count; thin lines are single layers. Speedup is
+    against the same algorithm at the lowest thread count; the dotted line is
+    perfect scaling. Only meaningful when the run has more than one count.
+    """
+    df = scaling_table(summary)
+    threads = sorted(summary["threads"].unique())
+    algos = c.algorithms_of(summary)
+    panels = list(dict.fromkeys(zip(summary["layout"], summary["dtype"])))
+    fig = c.new_figure(11, 4.0 * len(panels) + 1.4)
+    c.title(fig, "Thread scaling: speedup and efficiency against thread count", env, threads)
+    axes = fig.subplots(len(panels), 2, squeeze=False)
+    for (ax_s, ax_e), (layout, dtype) in zip(axes, panels):
+        part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]
+        for algo in algos:
+            a = part[part["algorithm"] == algo]
+            full = a.groupby("layer")["threads"].nunique()
+            a = a[a["layer"].isin(full[full == len(threads)].index)]
+            if a.empty:
+                continue
+            color = c.color_of(algo, algos)
+            for _, g in a.groupby("layer"):
+                g = g.sort_values("threads")
+                ax_s.plot(g["threads"], g["speedup"], color=color, lw=0.5, alpha=0.25)
+                ax_e.plot(g["threads"], g["efficiency"], color=color, lw=0.5, alpha=0.25)
+            mean = a.groupby("threads").agg(speedup=("speedup", c.geomean), efficiency=("efficiency", c.geomean))
+            ax_s.plot(mean.index, mean["speedup"], color=color, lw=2, marker="o", label=algo)
+            ax_e.plot(mean.index, mean["efficiency"], color=color, lw=2, marker="o", label=algo)
+        t0 = threads[0]
+        ax_s.plot(threads, [t / t0 for t in threads], color="black", ls=":", label="perfect scaling")
+        ax_e.axhline(1.0, color="black", ls=":")
+        for ax in (ax_s, ax_e):
+            ax.set_xticks(threads)
+            ax.set_xlabel("threads")
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{layout.upper()}, {dtype}", fontsize=9, loc="left")
+        ax_s.set_ylabel(f"speedup over {t0} thread{'s' if t0 != 1 else ''} (x)")
+        ax_e.set_ylabel("parallel efficiency (speedup / threads)")
+        ax_e.set_ylim(0, max(1.1, float(np.nanmax(part["efficiency"])) * 1.05) if len(part) else 1.1)
+    handles, _ = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
+    return fig
+
+
+def plot_thread_scaling(summary: Any, env: dict | None, out: str | Path, *, formats: Any = None) -> list[Path]:
+    """Write ``thread_scaling.png``/``.svg``; nothing (``[]``) for a single thread count."""
+    if summary["threads"].nunique() < 2:
+        return []
+    return c.save(figure_thread_scaling(summary, env), out, "thread_scaling", formats)

@@ -1,0 +1,157 @@
+"""Per-layer speed figures: speedup over the baseline, and GFLOP/s against the sgemm ceiling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ..compare import ratio_table
+from . import _common as c
+
+
+def _bar_geometry(n_algos: int) -> tuple[float, np.ndarray]:
+    width = min(0.8 / max(n_algos, 1), 0.3)
+    offsets = (np.arange(n_algos) - (n_algos - 1) / 2) * width
+    return width, offsets
+
+
+def _panel_height(n_panels: int, n_rows: int = 1) -> float:
+    """Figure height: 3.2 in per panel, more when every panel carries its layer names."""
+    return (3.2 + (1.1 if n_rows > 1 else 0.0)) * n_panels + 1.6
+
+
+def _width(n_layers: int, n_algos: int) -> float:
+    return float(np.clip(1.8 + n_layers * (0.09 * n_algos + 0.2), 8, 30))
+
+
+def figure_speedup(
+    summary: Any, env: dict | None = None, *, samples: Any = None, baseline: str | None = None,
+    confidence: float = 0.95,
+) -> Figure:
+    """Speedup over the baseline per layer: grouped bars per algorithm, CI whiskers.
+
+    ``speedup = median(baseline) / median(algorithm)`` on the same layer,
+    layout, dtype and thread count. The whiskers are the ``confidence``
+    interval of that ratio from a seeded bootstrap of the per-sample times
+    (``samples``); without samples, the ratio of the summary's median CI
+    bounds (see :func:`convbench.compare.ratio_table`). One panel per
+    layout x dtype x threads; layers grouped by ``layer_class``.
+    """
+    baseline = baseline or c.baseline_of(summary)
+    table = ratio_table(summary, samples, reference=baseline, confidence=confidence)
+    algos = [a for a in c.algorithms_of(summary) if a != baseline]
+    variants = c.variants_of(summary)
+    rows = c.layer_rows(summary)
+    panels = c.layer_panels(variants, rows)
+    fig = c.new_figure(_width(max(len(r[0]) for r in rows), len(algos)), _panel_height(len(panels), len(rows)))
+    c.title(fig, f"Speedup over {baseline} per layer ({int(confidence * 100)}% CI whiskers)",
+            env, summary["threads"].unique(), baseline)
+    if not algos:
+        c.no_data(fig, f"only the baseline ({baseline}) was run: nothing to compare")
+        return fig
+    finite = table["speedup"][np.isfinite(table["speedup"])]
+    log = len(finite) > 0 and finite.max() / max(finite.min(), 1e-12) > 8
+    width, offsets = _bar_geometry(len(algos))
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (variant, layers, classes) in zip(axes, panels):
+        part = table[(table["layout"] == variant[0]) & (table["dtype"] == variant[1]) & (table["threads"] == variant[2])]
+        rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}
+        for j, algo in enumerate(algos):
+            color = c.color_of(algo, algos)
+            xs, ys, lo, hi = [], [], [], []
+            for i, layer in enumerate(layers):
+                r = rows.get((layer, algo))
+                if r is None:
+                    continue  # not in the sweep for this variant: nothing to mark
+                x = i + offsets[j]
+                if not np.isfinite(r["speedup"]):
+                    c.mark_absent(ax, x, width, color)
+                    continue
+                xs.append(x)
+                ys.append(r["speedup"])
+                lo.append(r["speedup"] - r["ci_low"] if np.isfinite(r["ci_low"]) else 0.0)
+                hi.append(r["ci_high"] - r["speedup"] if np.isfinite(r["ci_high"]) else 0.0)
+            bottom = 0 if not log else None
+            ax.bar(xs, ys, width=width, color=color, label=algo, bottom=bottom,
+                   yerr=np.array([lo, hi]) if xs else None, ecolor="0.15",
+                   error_kw={"elinewidth": 0.8, "capsize": 1.5})
+        ax.axhline(1.0, color="black", lw=1.0, ls="--", zorder=3)
+        if log:
+            ax.set_yscale("log")
+            c.log_ticks(ax)
+        ax.set_ylabel(f"speedup over {baseline} (x{', log' if log else ''})")
+        ax.set_title(c.variant_label(variant), fontsize=9, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+        c.decorate_layer_axis(ax, layers, classes, show_labels=len(rows) > 1 or ax is axes[-1])
+    handles = c.algorithm_handles(algos)
+    handles += [Line2D([], [], color="black", ls="--", label=f"{baseline} (= 1.0)"), c.absent_handle()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=8)
+    return fig
+
+
+def plot_speedup(summary: Any, env: dict | None, out: str | Path, *, samples: Any = None,
+                 baseline: str | None = None, confidence: float = 0.95, formats: Any = None) -> list[Path]:
+    """Write ``speedup.png``/``.svg`` (see :func:`figure_speedup`); returns the paths."""
+    fig = figure_speedup(summary, env, samples=samples, baseline=baseline, confidence=confidence)
+    return c.save(fig, out, "speedup", formats)
+
+
+def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
+    """GFLOP/s (direct-equivalent FLOPs / median time) per layer per algorithm.
+
+    The calibrated sgemm GFLOP/s of the machine at the panel's thread count
+    is drawn as the ceiling. Algorithms that do fewer multiplications than the
+    direct sum (Winograd, FFT) can pass it: the count is the direct one.
+    """
+    algos = c.algorithms_of(summary)
+    variants = c.variants_of(summary)
+    rows = c.layer_rows(summary)
+    panels = c.layer_panels(variants, rows)
+    fig = c.new_figure(_width(max(len(r[0]) for r in rows), len(algos)), _panel_height(len(panels), len(rows)))
+    c.title(fig, "Throughput per layer: direct-equivalent GFLOP/s", env, summary["threads"].unique(),
+            c.baseline_of(summary))
+    width, offsets = _bar_geometry(len(algos))
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (variant, layers, classes) in zip(axes, panels):
+        part = summary[(summary["layout"] == variant[0]) & (summary["dtype"] == variant[1])
+                       & (summary["threads"] == variant[2])]
+        rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}
+        for j, algo in enumerate(algos):
+            color = c.color_of(algo, algos)
+            xs, ys = [], []
+            for i, layer in enumerate(layers):
+                r = rows.get((layer, algo))
+                if r is None:
+                    continue
+                if r["status"] != "ok" or not np.isfinite(r["gflops"]):
+                    c.mark_absent(ax, i + offsets[j], width, color)
+                    continue
+                xs.append(i + offsets[j])
+                ys.append(r["gflops"])
+            ax.bar(xs, ys, width=width, color=color, label=algo)
+        peak = c.sgemm_peak(env, int(variant[2]))
+        tallest = max([peak if np.isfinite(peak) else 0.0, *part.loc[part["status"] == "ok", "gflops"].dropna()])
+        ax.set_ylim(0, tallest * 1.15 if tallest > 0 else 1.0)
+        if np.isfinite(peak):
+            ax.axhline(peak, color="black", lw=1.2, ls="-.", zorder=3)
+            ax.text(1.0, peak, f" sgemm {peak:.0f}", transform=ax.get_yaxis_transform(), va="center",
+                    ha="left", fontsize=7, clip_on=False)
+        ax.set_ylabel("GFLOP/s (direct-equivalent)")
+        ax.set_title(c.variant_label(variant), fontsize=9, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+        c.decorate_layer_axis(ax, layers, classes, show_labels=len(rows) > 1 or ax is axes[-1])
+    handles = c.algorithm_handles(algos)
+    handles += [Line2D([], [], color="black", ls="-.", label="calibrated sgemm ceiling (BLAS, same threads)"),
+                c.absent_handle()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=8)
+    return fig
+
+
+def plot_gflops(summary: Any, env: dict | None, out: str | Path, *, formats: Any = None) -> list[Path]:
+    """Write ``gflops.png``/``.svg`` (see :func:`figure_gflops`); returns the paths."""
+    return c.save(figure_gflops(summary, env), out, "gflops", formats)
+

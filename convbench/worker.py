@@ -1,0 +1,426 @@
+"""Crash isolation: cases are measured in a long-lived worker process.
+
+A numba kernel can segfault, a plugin can call ``abort()``, hang, or
+allocate the machine away. None of that may cost a sweep the rows it has
+already measured, so :func:`convbench.runner.run` hands each group of
+cases to a worker (``python -m convbench.worker``) and only writes rows.
+
+- The worker is started once per sweep and reused while healthy: imports
+  and numba's JIT happen once, and timing happens inside it exactly as
+  in-process (:func:`convbench.runner.measure_group`).
+- It loads the same plugins as the parent; an algorithm registered only in
+  the parent's memory (a class defined at runtime) cannot be seen there and
+  is refused up front with a pointer to ``--no-isolation``.
+- It reports which case is running (and which sample) through a small
+  shared "heartbeat" file, outside the timed regions; finished cases' rows
+  come back over a pipe as soon as they are final.
+- If it dies, the running case becomes a ``crashed`` row naming the signal;
+  if no progress is seen for ``case_timeout`` seconds (one case's set-up, or
+  one sample), it is killed and the case becomes a ``timeout`` row. A fresh
+  worker then measures the group's unfinished cases without the culprit,
+  interleaved as before; after a second failure in the same group the rest
+  run one case at a time, so a crash is charged to the case that caused it.
+- It caps its data segment (``RLIMIT_DATA``, see :mod:`convbench.memory`),
+  writes no core files, ignores Ctrl-C (the parent handles it) and dies
+  with its parent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mmap
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection, Pipe
+from pathlib import Path
+from typing import Any
+
+from .runner import DEFAULT_CASE_TIMEOUT, Case, Group, GroupResult, Monitor, Progress, Row, base_row, finish_rows
+from .timing import TimingSettings
+
+#: heartbeat layout: beat counter, case position, sample number, stage text
+_BEAT = struct.Struct("<qqq104s")
+#: seconds a new worker may take to import and load plugins (at least)
+START_TIMEOUT = 120.0
+
+
+class WorkerError(Exception):
+    """The worker cannot be started or cannot run this plan; the message says why."""
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(code).name
+    except ValueError:
+        return f"signal {code}"
+
+
+# -- the parent's side ------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Failure:
+    status: str  # "crashed" or "timeout" or "error"
+    reason: str
+    pos: int  # position in the attempted cases; -1: not one case's fault
+
+
+@dataclasses.dataclass
+class _Attempt:
+    done: dict[int, tuple[Row, list[Row]]] = dataclasses.field(default_factory=dict)
+    failure: _Failure | None = None
+
+
+class WorkerPool:
+    """One worker process at a time, restarted after a crash or a timeout."""
+
+    def __init__(self, plugins: list[str] | None = None, *, memory_limit: int | None = None,
+                 case_timeout: float = DEFAULT_CASE_TIMEOUT, start_timeout: float | None = None):
+        if not case_timeout > 0:
+            raise ValueError(f"case_timeout must be > 0 seconds, got {case_timeout}")
+        self.plugins = list(plugins or [])
+        self.memory_limit = memory_limit
+        self.case_timeout = float(case_timeout)
+        self.start_timeout = start_timeout if start_timeout is not None else max(START_TIMEOUT, self.case_timeout)
+        self.starts = 0  # how many workers were started (1 for a healthy sweep)
+        self.info: dict[str, Any] = {}
+        self._proc: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._beat_file: Any = None
+        self._beat_map: mmap.mmap | None = None
+
+    # lifecycle
+    def __enter__(self) -> "WorkerPool":
+        self._ensure()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _ensure(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._discard()
+        self._start()
+
+    def _start(self) -> None:
+        import convbench
+
+        self._beat_file = tempfile.TemporaryFile()
+        self._beat_file.write(b"\0" * _BEAT.size)
+        self._beat_file.flush()
+        self._beat_map = mmap.mmap(self._beat_file.fileno(), _BEAT.size)
+        parent, child = Pipe(duplex=True)
+        root = str(Path(convbench.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+        fds = (child.fileno(), self._beat_file.fileno())
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "convbench.worker", str(fds[0]), str(fds[1]), str(os.getpid())],
+                pass_fds=fds, stdin=subprocess.DEVNULL, env=env,
+            )
+        except OSError as exc:
+            raise WorkerError(f"cannot start the worker process ({sys.executable}): {exc}") from None
+        finally:
+            child.close()
+        self._conn = parent
+        self.starts += 1
+        parent.send(("init", {"plugins": self.plugins, "memory_limit": self.memory_limit}))
+        msg = self._wait_ready()
+        if msg[0] != "ready":
+            self._discard()
+            raise WorkerError(f"the worker process could not start: {msg[1]}")
+        self.info = msg[1]
+
+    def _wait_ready(self) -> tuple:
+        assert self._conn is not None and self._proc is not None
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._conn.poll(0.5):
+                try:
+                    return self._conn.recv()
+                except (EOFError, OSError):
+                    break
+            if self._proc.poll() is not None and not self._conn.poll(0):
+                break
+        else:
+            return ("fatal", f"it did not report ready within {self.start_timeout:g} s")
+        code = self._proc.wait(timeout=5) if self._proc.poll() is None else self._proc.returncode
+        how = f"was killed by {_signal_name(-code)}" if code and code < 0 else f"exited with status {code}"
+        return ("fatal", f"it {how} while importing convbench and the plugins {self.plugins or ''}".rstrip())
+
+    def _discard(self) -> None:
+        """Forget the current worker (killing it if it still runs)."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                pass
+        for obj in (self._conn, self._beat_map, self._beat_file):
+            try:
+                if obj is not None:
+                    obj.close()
+            except Exception:  # pragma: no cover
+                pass
+        self._proc = self._conn = self._beat_map = self._beat_file = None
+
+    def close(self) -> None:
+        """Stop the worker: ask politely, then kill."""
+        if self._proc is not None and self._proc.poll() is None and self._conn is not None:
+            try:
+                self._conn.send(("stop", None))
+                self._proc.wait(timeout=5)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+        self._discard()
+
+    def check_algorithms(self, names: list[str]) -> None:
+        """Refuse a plan whose algorithms the worker cannot see."""
+        known = set(self.info.get("algorithms", []))
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise WorkerError(
+                f"algorithm(s) {', '.join(map(repr, missing))} are registered in this process only, so the "
+                "isolated worker cannot load them; register them from a plugin module or .py file "
+                "(--plugin or 'plugins:' in the config), or run in-process with --no-isolation "
+                "(a crash then ends the sweep)"
+            )
+
+    # measuring
+    def _read_beat(self) -> tuple[int, int, int, str]:
+        assert self._beat_map is not None
+        beat, pos, sample, stage = _BEAT.unpack(self._beat_map[: _BEAT.size])
+        return beat, pos, sample, stage.rstrip(b"\0").decode("utf-8", "replace")
+
+    def measure(self, group: Group, timing: TimingSettings, seed: int = 0, baseline: str | None = None,
+                progress: Progress | None = None) -> GroupResult:
+        """Measure ``group`` in the worker; every case ends as one row whatever the worker does."""
+        note = progress or (lambda case, done: None)
+        n = len(group.cases)
+        final: dict[int, Row] = {}
+        samples: list[tuple[int, Row]] = []
+        failures = 0
+        attempt_no = 0
+        while len(final) < n:
+            pending = [p for p in range(n) if p not in final]
+            batches = [[p] for p in pending] if failures >= 2 else [pending]
+            for batch in batches:
+                sub = dataclasses.replace(group, cases=tuple(group.cases[p] for p in batch))
+                attempt = self._attempt(sub, timing, seed, baseline, note)
+                for i, (row, smp) in attempt.done.items():
+                    final[batch[i]] = row
+                    samples.extend((attempt_no, s) for s in smp)
+                attempt_no += 1
+                f = attempt.failure
+                if f is None:
+                    for i, p in enumerate(batch):  # a worker that ended without a row for a case
+                        if p not in final:
+                            final[p] = self._failed_row(group.cases[p], seed, baseline, "error",
+                                                        "the worker finished the group without a row for this case")
+                    continue
+                failures += 1
+                blamed = [batch[f.pos]] if 0 <= f.pos < len(batch) else [p for p in batch if p not in final]
+                for p in blamed:
+                    final[p] = self._failed_row(group.cases[p], seed, baseline, f.status, f.reason)
+                    note(group.cases[p], True)
+                if len(batches) > 1:
+                    continue
+                break  # re-plan the rest of the group after a failure
+        rows = [final[p] for p in range(n)]
+        finish_rows(rows, group.spec.flops, baseline)
+        samples.sort(key=lambda item: (item[0], item[1].get("seq", 0)))
+        return GroupResult(rows=rows, samples=[s for _, s in samples])
+
+    @staticmethod
+    def _failed_row(case: Case, seed: int, baseline: str | None, status: str, reason: str) -> Row:
+        row = base_row(case, seed, baseline)
+        row.update(status=status, reason=reason)
+        return row
+
+    def _attempt(self, group: Group, timing: TimingSettings, seed: int, baseline: str | None,
+                 note: Progress) -> _Attempt:
+        self._ensure()
+        assert self._conn is not None and self._proc is not None
+        out = _Attempt()
+        job = {"group": group, "timing": timing, "seed": seed, "baseline": baseline}
+        try:
+            self._conn.send(("measure", job))
+        except (OSError, ValueError):
+            out.failure = self._crash(-1)
+            return out
+        timeout = self.case_timeout
+        deadline = time.monotonic() + timeout
+        last_beat = self._read_beat()[0]
+        while True:
+            wait = max(0.0, min(deadline - time.monotonic(), 5.0))
+            try:
+                ready = self._conn.poll(wait)
+            except (EOFError, OSError):
+                ready = True
+            if ready:
+                try:
+                    msg = self._conn.recv()
+                except (EOFError, OSError):
+                    out.failure = self._crash(self._read_beat()[1])
+                    return out
+                kind = msg[0]
+                if kind == "start":
+                    note(group.cases[msg[1]], False)
+                elif kind == "done":
+                    out.done[msg[1]] = (msg[2], msg[3])
+                    note(group.cases[msg[1]], True)
+                elif kind == "group-error":
+                    out.failure = _Failure("error", msg[1], -1)
+                    return out
+                elif kind == "end":
+                    return out
+                deadline = time.monotonic() + timeout
+                continue
+            if self._proc.poll() is not None:
+                continue  # the pipe reports EOF next
+            beat = self._read_beat()
+            if beat[0] != last_beat:
+                last_beat = beat[0]
+                deadline = time.monotonic() + timeout
+                continue
+            if time.monotonic() >= deadline:
+                _, pos, _, stage = beat
+                self._discard()
+                reason = (f"no progress for {timeout:g} s (--case-timeout) during {stage or 'the case'}; "
+                          "the worker was stopped")
+                out.failure = _Failure("timeout", reason, pos)
+                return out
+
+    def _crash(self, pos: int) -> _Failure:
+        """The worker is gone (or broke its pipe): what killed it, during what."""
+        assert self._proc is not None
+        _, beat_pos, _, stage = self._read_beat()
+        try:
+            code = self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            code = None
+        self._discard()
+        during = f" during {stage}" if stage else ""
+        if code is None:
+            how = "closed its pipe and was stopped"
+        elif code < 0:
+            name = _signal_name(-code)
+            how = f"was killed by {name} (signal {-code})"
+            if -code == signal.SIGKILL:
+                how += ", e.g. by the out-of-memory killer"
+        else:
+            how = f"exited with status {code}"
+        return _Failure("crashed", f"the worker process {how}{during}", beat_pos if pos < 0 else pos)
+
+
+# -- the worker's side ---------------------------------------------------------------
+
+
+class _WorkerMonitor(Monitor):
+    def __init__(self, conn: Connection, beat: mmap.mmap):
+        self.conn = conn
+        self.beat = beat
+        self.count = 0
+        self.pos = -2
+
+    def _write(self, pos: int, sample: int, stage: str, bump: bool) -> None:
+        if bump:
+            self.count += 1
+        self.beat[: _BEAT.size] = _BEAT.pack(self.count, pos, sample, stage.encode("utf-8")[:104])
+
+    def stage(self, pos: int, stage: str) -> None:
+        new = pos != self.pos
+        self.pos = pos
+        self._write(pos, -1, stage, new)
+        if new and pos >= 0:
+            self.conn.send(("start", pos))
+
+    def sample(self, pos: int, n: int) -> None:
+        self.pos = pos
+        self._write(pos, n, f"sample {n}", True)
+
+    def sampling(self, n_live: int) -> None:
+        self.pos = -1
+        self._write(-1, -1, "the interleaved sampling", True)
+
+    def finished(self, pos: int, row: Row, samples: list[Row]) -> None:
+        self.conn.send(("done", pos, dict(row), list(samples)))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:  # pragma: no cover - not Linux
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)  # the parent is already gone
+
+
+def serve(conn: Connection, beat: mmap.mmap) -> int:
+    """The worker loop: init, then one group per message until ``stop`` or EOF."""
+    try:
+        _, init = conn.recv()
+        from . import runner
+        from .memory import cap_process_memory
+        from .registry import list_algorithms, load_plugin
+
+        for target in init["plugins"]:
+            load_plugin(target)
+        names = list_algorithms()
+        limits = cap_process_memory(init["memory_limit"])
+        conn.send(("ready", {"algorithms": names, "pid": os.getpid(), **limits}))
+    except EOFError:
+        return 0
+    except BaseException as exc:
+        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        return 1
+    monitor = _WorkerMonitor(conn, beat)
+    while True:
+        try:
+            kind, job = conn.recv()
+        except (EOFError, OSError):
+            return 0
+        if kind == "stop":
+            return 0
+        try:
+            runner.measure_group(job["group"], job["timing"], job["seed"], job["baseline"],
+                                 memory_limit=init["memory_limit"], monitor=monitor)
+            conn.send(("end", None))
+        except (BrokenPipeError, ConnectionResetError):
+            return 0
+        except BaseException as exc:  # outside any case: the inputs, the thread pools
+            text = str(exc).strip().splitlines()
+            conn.send(("group-error", f"the group's set-up raised {type(exc).__name__}: {text[0] if text else ''}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    fd, beat_fd, parent_pid = (int(a) for a in args[:3])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent(parent_pid)
+    try:
+        import faulthandler
+        import resource
+
+        faulthandler.enable()  # a crash prints the Python stack of the culprit to stderr
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except Exception:  # pragma: no cover
+        pass
+    beat = mmap.mmap(beat_fd, _BEAT.size)
+    return serve(Connection(fd), beat)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,6 +40,7 @@ import numpy as np
 import convbench
 from convbench import ConvSpec, get_algorithm, reference, relative_error
 from convbench.kernels.gemm import PackedGemm
+from convbench import timing
 from convbench.threads import limit_threads
 
 
@@ -57,23 +58,18 @@ class Row:
     lo: float
     hi: float
     floor: float
-    kind: str  # "ratio" or "GFLOP/s"
+    kind: str  # "ratio", "GFLOP/s" or "seconds" (a ceiling)
 
     @property
     def ok(self) -> bool:
-        return self.value >= self.floor
+        # seconds are a ceiling, ratios and rates a floor
+        return self.value <= self.floor if self.kind == "seconds" else self.value >= self.floor
 
 
-def median_ci(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Median and a distribution-free CI from order statistics (normal
-    approximation to the binomial ranks, clamped to the sample)."""
-    v = np.sort(np.asarray(values, dtype=float))
-    n = len(v)
-    z = 1.959963984540054 if level == 0.95 else 2.5758293035489
-    half = z * math.sqrt(n) / 2
-    lo = max(0, int(math.floor(n / 2 - half)))
-    hi = min(n - 1, int(math.ceil(n / 2 + half)) - 1)
-    return float(np.median(v)), float(v[lo]), float(v[hi])
+def median_ci(values: list[float]) -> tuple[float, float, float]:
+    """Median and its distribution-free 95% CI (convbench.timing's order statistics)."""
+    lo, hi = timing.median_ci(values)
+    return float(np.median(values)), lo, hi
 
 
 def interleaved(calls: list[Callable[[], object]], min_rounds: int, min_time: float,
@@ -132,11 +128,92 @@ def layer(c: int, k: int, hw: int, kernel: int, stride: int = 1, groups: int = 1
                     dtype="float32")
 
 
+#: Dense MobileNet v1 layers (input size, kernel, stride, in, out): floor 4.
+MOBILENET_DENSE = [(224, 3, 2, 3, 32), (112, 1, 1, 32, 64), (56, 1, 1, 64, 128),
+                   (56, 1, 1, 128, 128), (28, 1, 1, 128, 256), (28, 1, 1, 256, 256),
+                   (14, 1, 1, 256, 512), (14, 1, 1, 512, 512), (7, 1, 1, 512, 1024),
+                   (7, 1, 1, 1024, 1024)]
+
+
+def torch_vs_best(rows: list[Row], quick: bool, min_rounds: int, min_time: float,
+                  clock: Callable[[], float]) -> None:
+    """Per dense MobileNet layer: torch's time over the fastest convbench algorithm's,
+    all measured interleaved; then the geometric mean with a bootstrap interval."""
+    ours = [a for a in convbench.list_algorithms() if a not in ("torch", "naive")]
+    per_layer: list[np.ndarray] = []
+    for hw, k, st, cin, cout in MOBILENET_DENSE[:: 3 if quick else 1]:
+        spec = layer(cin, cout, hw, k, st)
+        x, w = spec.random_inputs(7)
+        names = [a for a in ours if get_algorithm(a).supports(spec) is None]
+        calls = [conv_call("torch", spec, x, w)] + [conv_call(a, spec, x, w) for a in names]
+        with limit_threads(1):
+            times = interleaved(calls, min_rounds, min_time, clock)
+        best = int(np.argmin([np.median(t) for t in times[1:]])) + 1
+        r = np.array(times[0]) / np.array(times[best])
+        per_layer.append(r)
+        med, lo, hi = median_ci(list(r))
+        rows.append(Row("best/torch (per layer)", spec.describe(), names[best - 1], "torch",
+                        spec.flops / np.median(times[best]) / 1e9,
+                        spec.flops / np.median(times[0]) / 1e9, med, lo, hi, 0.9, "ratio"))
+        print(f"  {'best/torch':28s} {spec.describe():22s} {med:5.2f}", file=sys.stderr)
+    rng = np.random.default_rng(0)
+    geo = lambda rs: float(np.exp(np.mean([np.log(np.median(r)) for r in rs])))  # noqa: E731
+    boots = [geo([rng.choice(r, len(r)) for r in per_layer]) for _ in range(1000)]
+    rows.append(Row("best/torch geomean >=0.9", f"{len(per_layer)} dense MobileNet v1 layers",
+                    "best", "torch", float("nan"), float("nan"), geo(per_layer),
+                    float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)), 0.9,
+                    "ratio"))
+
+
+_JIT_SCRIPT = """
+import time; t0 = time.perf_counter()
+import convbench
+first = True
+for dtype in ("float32", "float64"):
+    for name in ("naive", "im2col", "gemm-direct", "winograd", "fft", "indirect", "im2col-numba"):
+        for layout in ("nhwc", "nchw"):
+            for groups in (1, 4):
+                spec = convbench.ConvSpec(batch=1, in_channels=4, out_channels=4, height=6, width=6,
+                                          kernel=3, padding=1, groups=groups, layout=layout, dtype=dtype)
+                x, w = spec.random_inputs(0)
+                convbench.get_algorithm(name).prepare(spec, w)(x)
+                if first:
+                    print("FIRST", time.perf_counter() - t0)
+                    first = False
+print("ALL", time.perf_counter() - t0)
+"""
+
+
+def jit_rows() -> list[Row]:
+    """Floor 8 in fresh processes: every kernel compiled from an empty cache (<= 20 s),
+    then with that cache warm, the time to a first float32 result (<= 2 s)."""
+    import subprocess
+    import tempfile
+
+    out = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label, key, floor in (("cold: compile every kernel <=20 s", "ALL", 20.0),
+                                  ("warm cache: first result <=2 s", "FIRST", 2.0)):
+            t0 = time.perf_counter()
+            res = subprocess.run([sys.executable, "-c", _JIT_SCRIPT], env=env, text=True,
+                                 capture_output=True, check=True)
+            wall = time.perf_counter() - t0
+            inner = dict(line.split() for line in res.stdout.splitlines())
+            # the process's own wall time includes interpreter start-up and imports
+            value = wall if key == "ALL" else float(inner[key]) + (wall - float(inner["ALL"]))
+            out.append(Row(label, "all algorithms, both dtypes", "seconds", "", float("nan"),
+                           float("nan"), value, value, value, floor, "seconds"))
+            print(f"  {label:28s} {value:5.1f} s", file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer layers and samples")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     ap.add_argument("--min-time", type=float, default=None, help="seconds per comparison")
+    ap.add_argument("--no-jit", action="store_true", help="skip the compile-time check")
     args = ap.parse_args(argv)
     quick = args.quick
     min_rounds = 11 if quick else 31
@@ -188,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
         ratio("indirect/im2col(BLAS) >=0.8", spec.describe(), spec.flops, ind, blas,
               "indirect", "im2col" if have_im2col else "numpy-im2col", 0.8)
 
+    # 5. Winograd against BLAS im2col on 3x3 stride-1 layers with C, K >= 64, spatial >= 28
+    for spec in threes[:2] if not quick else threes:
+        x, w = spec.random_inputs(6)
+        ratio("winograd/im2col(BLAS) >=1.2", spec.describe(), spec.flops,
+              conv_call("winograd", spec, x, w), conv_call("im2col", spec, x, w),
+              "winograd", "im2col", 1.2)
+
     # 4. 1x1: stride 1 (no copy in im2col-numba) and stride 2
     ones = [(layer(64, 128, 56, 1), 0.9), (layer(512, 512, 14, 1), 0.9),
             (layer(256, 512, 56, 1, stride=2), 1.0), (layer(512, 1024, 28, 1, stride=2), 1.0)]
@@ -221,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if numba.config.NUMBA_NUM_THREADS >= 2:
         big = threes + [layer(512, 512, 14, 1)]
-        for spec in big:
+        for spec, algo in [(spec, algo) for spec in big for algo in ("indirect", "im2col")]:
             x, w = spec.random_inputs(5)
-            c = conv_call("indirect", spec, x, w)
+            c = conv_call(algo, spec, x, w)
             times: list[list[float]] = [[], []]
             c()
             start = time.perf_counter()
@@ -237,10 +321,21 @@ def main(argv: list[str] | None = None) -> int:
                 n += 1
             r = [a / b for a, b in zip(*times)]
             med, lo, hi = median_ci(r)
-            rows.append(Row("2 threads/1 thread >=1.7x", spec.describe(), "2 thr", "1 thr",
+            rows.append(Row("2 threads/1 thread >=1.7x", spec.describe(), f"{algo} 2t", "1 thr",
                             spec.flops / np.median(times[1]) / 1e9,
                             spec.flops / np.median(times[0]) / 1e9, med, lo, hi, 1.7, "ratio"))
             print(f"  {'threads':28s} {spec.describe():22s} {med:5.2f}", file=sys.stderr)
+
+    # 4. best convbench algorithm per dense MobileNet v1 layer against torch (oneDNN)
+    if "torch" in convbench.list_algorithms():
+        torch_vs_best(rows, quick, min_rounds, min_time, clock)
+    else:
+        print("  torch is not installed: floor 4 not measured (pip install torch==2.13.0)",
+              file=sys.stderr)
+
+    # 8. JIT: cold compile of every kernel, then a new process with a warm cache
+    if not args.no_jit:
+        rows.extend(jit_rows())
 
     env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
     print(f"clock={args.clock} quick={quick} numba={numba.__version__} numpy={np.__version__} "

@@ -31,11 +31,23 @@ PluginOption = typer.Option(
 )
 
 
+def plugin_targets(plugins: list[str] | None) -> list[str]:
+    """``--plugin`` values with file paths made absolute (as config plugins are), so a
+    results folder's config.yaml names them wherever it is read from."""
+    from pathlib import Path
+
+    out = []
+    for target in plugins or []:
+        is_file = target.endswith(".py") or "/" in target or "\\" in target
+        out.append(str(Path(target).resolve()) if is_file and not Path(target).is_absolute() else target)
+    return out
+
+
 def load_plugins(plugins: list[str] | None) -> None:
     """Load ``--plugin`` targets; a broken plugin is a clear error, not a traceback."""
     from .registry import PluginError, load_plugin
 
-    for target in plugins or []:
+    for target in plugin_targets(plugins):
         try:
             load_plugin(target)
         except PluginError as exc:
@@ -168,7 +180,7 @@ def _fmt(value, spec: str = ".3g", empty: str = "-") -> str:  # type: ignore[no-
 
 @app.command()
 def run(
-    config: str = typer.Argument(None, help="Config YAML, or a name in configs/ (e.g. mobilenet). Default: a small embedded sweep."),
+    config: str = typer.Argument(None, help="Config YAML, or a name in configs/ (e.g. mobilenet). Default: a small embedded sweep (with --resume: the folder's config.yaml)."),
     out: str = typer.Option(None, "--out", "-o", help="Results folder to create (must not exist or be empty). Default: results/<config>/<timestamp>/."),
     algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's). The baseline is always added."),
     threads: str = typer.Option(None, "--threads", "-t", help="Comma-separated thread counts, e.g. 1,2 (default: the config's)."),
@@ -176,39 +188,102 @@ def run(
     quick: bool = typer.Option(False, "--quick", help="Few samples: a smoke run, not a measurement (marked in env.json)."),
     shard: str = typer.Option(None, "--shard", help="Run shard I of N (1-based, e.g. 2/4): a deterministic 1/N of the layers; join with `convbench merge`."),
     plugin: list[str] = PluginOption,
+    resume: str = typer.Option(None, "--resume", help="Finish an interrupted run: measure only the cases missing from this results folder and append them. Refused if the folder was made from a different config (or options)."),
+    case_timeout: float = typer.Option(300.0, "--case-timeout", help="Seconds a case may go without progress (its set-up, or any one sample) before it is stopped and written as a `timeout` row."),
+    memory_limit: str = typer.Option(None, "--memory-limit", help="Most memory a case may hold, e.g. 2GiB or 500MB (default: what the system has available). A case whose input + output + weights + workspace exceeds it is a `skipped` row; the worker cannot allocate much beyond it."),
+    isolation: bool = typer.Option(True, "--isolation/--no-isolation", help="Measure in a worker process (default), so a crash (segfault, abort, out of memory) becomes a `crashed` row and the sweep goes on. --no-isolation measures in this process: needed for algorithms registered only at runtime; a crash then ends the sweep and --case-timeout does not apply."),
 ) -> None:
-    """Measure a sweep, check every answer, and write a results folder."""
+    """Measure a sweep, check every answer, and write a results folder.
+
+    Every finished group of cases is on disk at once: a sweep stopped at any
+    moment (Ctrl-C, kill, power loss) keeps them, and `--resume DIR`
+    measures only the rest. Each case ends as one row: ok, skipped, failed
+    (wrong answer), error (raised), crashed (killed the worker; the reason
+    names the signal) or timeout.
+    """
+    import shlex
+    import warnings
+    from pathlib import Path
+
+    config_arg = config
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from .results import ResultsError, check_new_dir
-    from .runner import run as run_plan
+    from .config import ConfigError
+    from .memory import parse_size
+    from .results import ResultsError, check_new_dir, default_out_dir, read_env
+    from .runner import RunInterrupted, run as run_plan
+    from .worker import WorkerError
 
-    the_plan = _plan(config, plugin, algorithms=algorithms, threads=threads, layers=layers, quick=quick, shard=shard,
-                     plugins=plugin)
     try:
-        check_new_dir(out)
+        limit = parse_size(memory_limit)
+    except ValueError as exc:
+        fail(str(exc))
+    if not case_timeout > 0:
+        fail(f"--case-timeout must be a positive number of seconds, got {case_timeout:g}")
+    if resume:
+        if out and Path(out).resolve() != Path(resume).resolve():
+            fail(f"give either --out (a new folder) or --resume (an interrupted one), not both: {out} and {resume}")
+        try:
+            env = read_env(resume)
+        except ResultsError as exc:
+            fail(f"cannot resume: {exc}")
+        if config is None:
+            config_arg, config = None, str(Path(resume) / "config.yaml")
+        if shard is None and env.get("shard"):
+            shard = f"{env['shard']['index']}/{env['shard']['count']}"
+    the_plan = _plan(config, plugin, algorithms=algorithms, threads=threads, layers=layers, quick=quick, shard=shard,
+                     plugins=plugin_targets(plugin))
+    try:
+        if not resume:
+            check_new_dir(out)
     except ResultsError as exc:
         fail(str(exc))
+    out_dir = Path(resume or out or default_out_dir(the_plan.config.name))
+    again = ["convbench", "run", *([config_arg] if config_arg else [])]
+    for flag, value in (("-a", algorithms), ("-t", threads), ("-l", layers), ("--memory-limit", memory_limit)):
+        again += [flag, value] if value else []
+    again += ["--quick"] if quick else []
+    again += [x for p in plugin or [] for x in ("--plugin", p)]
+    again += ["--no-isolation"] if not isolation else []
+    again += ["--case-timeout", f"{case_timeout:g}"] if case_timeout != 300.0 else []
+    again += ["--resume", str(out_dir)]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task("starting (collecting machine metadata)", total=the_plan.n_cases)
+        task = bar.add_task("starting (worker, machine metadata)", total=the_plan.n_cases)
 
         def progress(case, done: bool) -> None:  # type: ignore[no-untyped-def]
             label = f"{case.layer.name} {case.spec.layout}/{case.spec.dtype} t{case.threads}: {case.algorithm}"
             bar.update(task, description=label, advance=1 if done else 0)
 
         try:
-            outcome = run_plan(the_plan, out, progress=progress)
-        except ResultsError as exc:
+            with warnings.catch_warnings():  # e.g. a torn line repaired on resume: one line, no source
+                warnings.showwarning = lambda msg, *a, **k: err_console.print(
+                    f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
+                outcome = run_plan(the_plan, out_dir, progress=progress, isolation=isolation,
+                                   case_timeout=case_timeout, memory_limit=limit, resume=bool(resume))
+        except (ResultsError, WorkerError, ConfigError, ValueError) as exc:
             fail(str(exc))
-        except KeyboardInterrupt:
-            err_console.print("interrupted: the rows measured so far are in the results folder")
+        except RunInterrupted as exc:
+            bar.stop()
+            err_console.print(
+                f"interrupted: {exc.cases_written} cases written to {exc.out_dir}; "
+                f"resume with: {shlex.join(again)}", highlight=False, soft_wrap=True)
             raise typer.Exit(130)
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print("interrupted before any case was measured", highlight=False)
+            raise typer.Exit(130)
+    if resume:
+        measured = (outcome.env.get("resumes") or [{}])[-1].get("cases_to_measure", 0)
+        console.print(f"resumed {out_dir}: measured the {measured} missing cases"
+                      if measured else f"{out_dir} already holds every case; nothing was measured", highlight=False)
     _print_run_summary(outcome.rows)
-    counts = {s: sum(r["status"] == s for r in outcome.rows) for s in ("ok", "skipped", "failed", "error")}
+    statuses = ("ok", "skipped", "failed", "error", "crashed", "timeout")
+    counts = {s: sum(r["status"] == s for r in outcome.rows) for s in statuses}
     console.print(
-        f"{len(outcome.rows)} cases: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        f"{len(outcome.rows)} cases: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok")
         + f"\nresults: {outcome.out_dir}", highlight=False,
     )
 

@@ -485,6 +485,11 @@ def parse_config(
         except PluginError as exc:
             raise ConfigError(f"{where}: field 'plugins': {exc}") from None
     layers = _expand(model, where, node)
+    if not layers:
+        raise ConfigError(
+            f"{where}: the sweep is empty: every grid combination was dropped as invalid (drop_invalid); "
+            "widen the grids or add 'layers'"
+        )
     return Config(model.name or default_name, where, model, layers, model.timing.settings())
 
 

@@ -7,16 +7,22 @@ A results folder holds::
     env.json      the machine, libraries, calibration, seed, times, schema_version
     config.yaml   the config as run, every layer explicit
 
-CSV rows are appended and flushed as each layer finishes, so an interrupted
-run keeps everything measured so far. A folder is never overwritten.
+CSV rows are appended, flushed and fsynced as each group of cases (one
+layer variant at one thread count) finishes, samples before their summary
+rows, so a run killed at any moment keeps every finished case. A torn last
+line (a kill in the middle of a write) is dropped with a warning when the
+folder is read or resumed. A folder is never overwritten; ``convbench run
+--resume DIR`` appends the missing cases to it (:func:`open_resume`).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +68,11 @@ SAMPLE_COLUMNS = [
     "round", "sample", "loops", "time_s",
 ]
 
-STATUSES = ("ok", "skipped", "failed", "error")
+#: ``ok``: measured and right; ``skipped``: not run (unsupported, the memory
+#: guard, too many threads), ``failed``: a wrong answer; ``error``: raised;
+#: ``crashed``: killed the worker process (the reason names the signal);
+#: ``timeout``: no progress within ``--case-timeout``.
+STATUSES = ("ok", "skipped", "failed", "error", "crashed", "timeout")
 
 FILES = ("summary.csv", "samples.csv", "env.json", "config.yaml")
 
@@ -97,55 +107,79 @@ def _cell(value: Any) -> Any:
 
 
 def check_new_dir(out_dir: str | Path | None) -> None:
-    """Raise :class:`ResultsError` unless ``out_dir`` is absent or an empty folder."""
+    """Raise :class:`ResultsError` unless ``out_dir`` is an empty folder or can be created."""
     if out_dir is None:
         return
     path = Path(out_dir)
     if path.exists():
         if not path.is_dir():
-            raise ResultsError(f"{path} exists and is not a folder; choose another --out")
+            raise ResultsError(f"--out {path} exists and is not a folder; choose another --out")
         if any(path.iterdir()):
             raise ResultsError(
                 f"{path} already exists and is not empty; results are never overwritten. "
-                "Choose another --out (or leave it out for results/<config>/<timestamp>/)."
+                "Choose another --out (or leave it out for results/<config>/<timestamp>/), "
+                f"or resume an interrupted run with --resume {path}."
             )
+    check_writable(path)
+
+
+def check_writable(path: Path) -> None:
+    """Raise :class:`ResultsError` if ``path`` (or its nearest existing parent) cannot be written."""
+    probe = path.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ResultsError(f"cannot create {path}: {probe} is a file, not a folder; choose another --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ResultsError(f"cannot create {path}: the folder {probe} is not writable; choose another --out")
 
 
 class ResultsWriter:
-    """Creates a results folder and appends rows to its CSVs (flushed per call)."""
+    """Creates a results folder and appends rows to its CSVs (flushed and fsynced per call).
 
-    def __init__(self, out_dir: str | Path):
+    ``resume=True`` appends to an existing folder instead (after
+    :func:`open_resume` has checked and repaired it).
+    """
+
+    def __init__(self, out_dir: str | Path, resume: bool = False):
         self.dir = Path(out_dir)
-        check_new_dir(self.dir)
+        if not resume:
+            check_new_dir(self.dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+            mode = "a" if resume else "w"
+            self._summary = open(self.dir / "summary.csv", mode, newline="")
+            self._samples = open(self.dir / "samples.csv", mode, newline="")
         except OSError as exc:
-            raise ResultsError(f"cannot create {self.dir}: {exc.strerror or exc}") from None
-        self._summary = open(self.dir / "summary.csv", "w", newline="")
-        self._samples = open(self.dir / "samples.csv", "w", newline="")
+            raise ResultsError(f"cannot write to {self.dir}: {exc.strerror or exc}") from None
         self._sw = csv.DictWriter(self._summary, SUMMARY_COLUMNS, extrasaction="ignore")
         self._pw = csv.DictWriter(self._samples, SAMPLE_COLUMNS, extrasaction="ignore")
-        self._sw.writeheader()
-        self._pw.writeheader()
-        self._flush()
+        if not resume:
+            self._sw.writeheader()
+            self._pw.writeheader()
+        self._flush(self._summary, self._samples)
 
-    def _flush(self) -> None:
-        for f in (self._summary, self._samples):
+    @staticmethod
+    def _flush(*files: Any) -> None:
+        for f in files:
             f.flush()
             os.fsync(f.fileno())
 
     def append(self, rows: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]] = ()) -> None:
-        for row in rows:
-            self._sw.writerow({k: _cell(row.get(k)) for k in SUMMARY_COLUMNS})
+        """Samples first, then the summary rows, each file flushed and fsynced:
+        a summary row on disk always has its samples on disk."""
         for s in samples:
             self._pw.writerow({k: _cell(s.get(k)) for k in SAMPLE_COLUMNS})
-        self._flush()
+        self._flush(self._samples)
+        for row in rows:
+            self._sw.writerow({k: _cell(row.get(k)) for k in SUMMARY_COLUMNS})
+        self._flush(self._summary)
 
     def write_env(self, env: Mapping[str, Any]) -> None:
         write_json(self.dir / "env.json", {"schema_version": SCHEMA_VERSION, **env})
 
     def write_config(self, text: str) -> None:
-        (self.dir / "config.yaml").write_text(text)
+        write_text_atomic(self.dir / "config.yaml", text)
 
     def close(self) -> None:
         self._summary.close()
@@ -158,10 +192,18 @@ class ResultsWriter:
         self.close()
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file, fsync it, then rename it over ``path``."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 # -- reading -------------------------------------------------------------------
@@ -203,10 +245,49 @@ def read_env(folder: str | Path) -> dict[str, Any]:
     return env
 
 
-def read_results(folder: str | Path) -> Results:
-    """Read a results folder, checking its schema version and columns."""
+def _csv_text(path: Path) -> tuple[str, bool]:
+    """The text of a CSV without a torn last line (``True`` if one was dropped, with a warning)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    torn = bool(data) and not data.endswith(b"\n")
+    if torn:
+        cut = data.rfind(b"\n") + 1
+        warnings.warn(
+            f"{path}: dropped an incomplete last line ({len(data) - cut} bytes; the run was "
+            "killed while writing it)", stacklevel=3,
+        )
+        data = data[:cut]
+    try:
+        return data.decode("utf-8"), torn
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path} is not UTF-8 text (byte {exc.start}); not a convbench CSV") from None
+
+
+def read_csv(path: str | Path, columns: list[str]) -> Any:
+    """A results CSV as a DataFrame: torn last line dropped, every column of ``columns`` required."""
     import pandas as pd
 
+    path = Path(path)
+    text, _ = _csv_text(path)
+    try:
+        df = pd.read_csv(io.StringIO(text), keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        raise ResultsError(f"{path} is empty (not even a header)") from None
+    except pd.errors.ParserError as exc:
+        raise ResultsError(f"{path} is not a well-formed CSV ({str(exc).strip()}); was it edited by hand?") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ResultsError(
+            f"{path} lacks column(s) {', '.join(missing)}; not a schema-{SCHEMA_VERSION} convbench file "
+            "(edited by hand?). Restore the columns or rerun."
+        )
+    return df
+
+
+def read_results(folder: str | Path) -> Results:
+    """Read a results folder, checking its schema version and columns."""
     folder = Path(folder)
     env = read_env(folder)
     frames = {}
@@ -214,20 +295,142 @@ def read_results(folder: str | Path) -> Results:
         path = folder / name
         if not path.is_file():
             raise ResultsError(f"{folder} has no {name}; the run may have failed before writing it")
-        try:
-            df = pd.read_csv(path, keep_default_na=True)
-        except pd.errors.EmptyDataError:
-            raise ResultsError(f"{path} is empty (not even a header)") from None
-        missing = [c for c in columns if c not in df.columns]
-        if missing:
-            raise ResultsError(f"{path} lacks column(s) {', '.join(missing)}; not a schema-{SCHEMA_VERSION} convbench file")
+        df = read_csv(path, columns)
         for col in ("reason", "layer_class", "network", "description"):
             if col in df.columns:
                 df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
         frames[name] = df
+    summary, samples = frames["summary.csv"], frames["samples.csv"]
+    bad = sorted(set(summary["status"].dropna().astype(str)) - set(STATUSES))
+    if bad:
+        raise ResultsError(
+            f"{folder / 'summary.csv'} has unknown status value(s) {', '.join(map(repr, bad))}; "
+            f"a status is one of {', '.join(STATUSES)}"
+        )
+    orphans = ~samples["case_id"].isin(set(summary["case_id"]))
+    if orphans.any():  # samples of a group whose summary rows never made it to disk
+        warnings.warn(f"{folder / 'samples.csv'}: ignored {int(orphans.sum())} samples of cases that have "
+                      "no summary row (the run was killed while writing them)", stacklevel=2)
+        samples = samples[~orphans].reset_index(drop=True)
     config_path = folder / "config.yaml"
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    return Results(folder, frames["summary.csv"], frames["samples.csv"], env, config or {})
+    try:
+        config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    except yaml.YAMLError as exc:
+        raise ResultsError(f"{config_path}: not valid YAML ({exc})") from None
+    return Results(folder, summary, samples, env, config or {})
+
+
+# -- resuming an interrupted run -----------------------------------------------
+
+
+@dataclass
+class ResumeState:
+    """What an interrupted results folder already holds (after :func:`open_resume`)."""
+
+    path: Path
+    env: dict[str, Any]
+    summary: Any  # DataFrame of the rows kept
+    done: set[str]  # case_id of every case kept
+
+
+def _config_diff(a: Any, b: Any, where: str = "") -> str | None:
+    """A short description of the first difference of two config dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(dict.fromkeys([*a, *b])):
+            if key not in a or key not in b:
+                return f"'{where}{key}' is only in {'the folder' if key in a else 'the config now'}"
+            d = _config_diff(a[key], b[key], f"{where}{key}.")
+            if d:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list) and where.rstrip(".") == "layers":
+        if len(a) != len(b):
+            return f"'layers' has {len(a)} layers in the folder, {len(b)} now"
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = _config_diff(x, y, f"layers[{i}].")
+            if d:
+                return d
+        return None
+    if a != b:
+        return f"'{where.rstrip('.')}' is {a!r} in the folder, {b!r} now"
+    return None
+
+
+def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = None,
+                complete_groups: Any = None) -> ResumeState:
+    """Check that ``folder`` is a results folder of this very config and repair it for appending.
+
+    Refuses (:class:`ResultsError`) a folder that is not a results folder, or
+    whose ``config.yaml`` differs from ``config_as_run`` (the config as it
+    would be run now; ``--out`` plays no part) or whose shard differs.
+    Repairs: a torn last line is cut off each CSV; samples without a summary
+    row are dropped; ``complete_groups(done_ids) -> keep_ids`` may drop the
+    rows of partly written groups so they are measured again whole.
+    """
+    folder = Path(folder)
+    env = read_env(folder)
+    config_path = folder / "config.yaml"
+    for name in ("summary.csv", "samples.csv", "config.yaml"):
+        if not (folder / name).is_file():
+            raise ResultsError(f"cannot resume {folder}: it has no {name}; not a results folder written by convbench run")
+    try:
+        stored = yaml.safe_load(config_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ResultsError(f"cannot resume {folder}: its config.yaml is not valid YAML ({exc})") from None
+    from .config import dump_config
+
+    now = yaml.safe_load(dump_config(dict(config_as_run)))
+    diff = _config_diff(stored, now)
+    if diff:
+        raise ResultsError(
+            f"cannot resume {folder}: it was made from a different config ({diff}). Resume with the same "
+            f"config and options, or with the folder's own: convbench run {config_path} --resume {folder}"
+        )
+    if (env.get("shard") or None) != (shard or None):
+        raise ResultsError(
+            f"cannot resume {folder}: it holds shard {env.get('shard')} of the sweep, not {shard}; "
+            "give the same --shard (or none, to take the folder's)"
+        )
+    paths = {name: folder / name for name in ("summary.csv", "samples.csv")}
+    texts = {}
+    for name, path in paths.items():
+        text, torn = _csv_text(path)
+        columns = SUMMARY_COLUMNS if name == "summary.csv" else SAMPLE_COLUMNS
+        header = ",".join(columns)
+        if not text.strip():  # killed before even the header was flushed
+            text, torn = header + "\r\n", True
+        elif text.splitlines()[0] != header:
+            raise ResultsError(f"cannot resume {folder}: the header of {name} is not that of this convbench "
+                               f"(schema {SCHEMA_VERSION}); was it edited by hand?")
+        if torn:
+            write_text_atomic(path, text)
+        texts[name] = text
+    summary = read_csv(paths["summary.csv"], SUMMARY_COLUMNS)
+    samples = read_csv(paths["samples.csv"], SAMPLE_COLUMNS)
+    done = set(summary["case_id"].astype(str))
+    keep = set(complete_groups(done)) if complete_groups is not None else done
+    if keep != done:
+        summary = summary[summary["case_id"].astype(str).isin(keep)]
+        _rewrite(paths["summary.csv"], texts["summary.csv"], keep)
+        done = keep
+    orphan = ~samples["case_id"].astype(str).isin(done)
+    if orphan.any():
+        _rewrite(paths["samples.csv"], texts["samples.csv"], done)
+    return ResumeState(folder, env, summary.reset_index(drop=True), done)
+
+
+def _rewrite(path: Path, text: str, keep: set[str]) -> None:
+    """Rewrite a results CSV keeping the header and the rows whose case_id is in ``keep``."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader)
+    col = header.index("case_id")
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for record in reader:
+        if len(record) > col and record[col] in keep:
+            writer.writerow(record)
+    write_text_atomic(path, out.getvalue())
 
 
 # -- merging shards ------------------------------------------------------------

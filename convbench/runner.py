@@ -19,7 +19,7 @@ import math
 import sys
 import time
 import tracemalloc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -167,6 +167,12 @@ def plan(
                 if shard_t is None or gi % shard_t[1] == shard_t[0] - 1:
                     groups.append(Group(gi, layer, spec, t, tuple(cases)))
                 gi += 1
+    if not groups:
+        raise ConfigError(
+            f"{config.path}: --shard {shard_t[0]}/{shard_t[1]} is empty: the sweep has only {gi} group(s) "
+            "(layer variants x thread counts); use at most that many shards"
+            if shard_t else f"{config.path}: the sweep is empty: no layer to measure"
+        )
     return Plan(config, names, counts, timing, groups, quick, shard_t, list(plugins or []))
 
 
@@ -502,6 +508,7 @@ def iter_results(
     isolation: bool = True,
     case_timeout: float = DEFAULT_CASE_TIMEOUT,
     memory_limit: int | None = None,
+    pool: Any = None,
 ) -> Iterator[GroupResult]:
     """Measure the plan group by group, yielding each group's rows as it finishes.
 
@@ -515,12 +522,16 @@ def iter_results(
         for group in plan.groups:
             yield measure_group(group, plan.timing, seed, baseline, progress, memory_limit=memory_limit)
         return
-    from .worker import WorkerPool
-
-    with WorkerPool(plan_plugins(plan), memory_limit=memory_limit, case_timeout=case_timeout) as pool:
-        pool.check_algorithms(plan.algorithms)
+    if pool is not None:  # a worker the caller started (and will stop)
         for group in plan.groups:
             yield pool.measure(group, plan.timing, seed, baseline, progress)
+        return
+    from .worker import WorkerPool
+
+    with WorkerPool(plan_plugins(plan), memory_limit=memory_limit, case_timeout=case_timeout) as own:
+        own.check_algorithms(plan.algorithms)
+        for group in plan.groups:
+            yield own.measure(group, plan.timing, seed, baseline, progress)
 
 
 def plan_plugins(plan: Plan) -> list[str]:
@@ -543,8 +554,39 @@ class RunOutcome:
     env: dict[str, Any]
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run`: every finished case is on disk in ``out_dir``."""
+
+    def __init__(self, out_dir: Path, cases_written: int, cases_total: int):
+        super().__init__(f"interrupted: {cases_written} cases written to {out_dir}")
+        self.out_dir, self.cases_written, self.cases_total = out_dir, cases_written, cases_total
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+#: How inputs and weights are made (recorded in env.json): the same config and seed give the same inputs.
+RNG = "numpy.random.default_rng(seed) per layer variant: x then weights (OIHW), uniform [-1, 1), in the case's dtype"
+
+
+def without_cases(plan: Plan, done: set[str]) -> Plan:
+    """``plan`` without the groups whose every case is in ``done`` (case ids)."""
+    groups = [g for g in plan.groups if not all(c.case_id in done for c in g.cases)]
+    return replace(plan, groups=groups)
+
+
+def _whole_groups(plan: Plan) -> Callable[[set[str]], set[str]]:
+    """For resuming: keep only the cases of groups that are entirely present
+    (a group is written at once; a torn write leaves part of one)."""
+    def keep(done: set[str]) -> set[str]:
+        kept = set(done)
+        for g in plan.groups:
+            ids = {c.case_id for c in g.cases}
+            if ids & done and not ids <= done:
+                kept -= ids
+        return kept
+    return keep
 
 
 def run(
@@ -553,53 +595,112 @@ def run(
     progress: Progress | None = None,
     calibration: bool = True,
     argv: list[str] | None = None,
+    *,
+    isolation: bool = True,
+    case_timeout: float = DEFAULT_CASE_TIMEOUT,
+    memory_limit: int | None = None,
+    resume: bool = False,
 ) -> RunOutcome:
-    """Measure ``plan`` into a new results folder (refusing a non-empty one)."""
-    from . import metadata
-    from .results import ResultsWriter, default_out_dir
+    """Measure ``plan`` into a new results folder (refusing a non-empty one).
 
+    ``resume=True``: ``out_dir`` is an interrupted results folder of the same
+    config; only its missing cases are measured and appended. Ctrl-C raises
+    :class:`RunInterrupted` after the finished cases are on disk. See
+    :func:`iter_results` for ``isolation``, ``case_timeout`` (seconds without
+    progress) and ``memory_limit`` (bytes a case may hold).
+    """
+    import contextlib
+
+    from . import metadata
+    from .results import ResultsError, ResultsWriter, check_new_dir, default_out_dir, open_resume
+
+    if not case_timeout > 0:
+        raise ValueError(f"--case-timeout must be a positive number of seconds, got {case_timeout}")
+    if resume and out_dir is None:
+        raise ResultsError("resuming needs the results folder to resume")
     out = Path(out_dir) if out_dir is not None else default_out_dir(plan.config.name)
-    writer = ResultsWriter(out)
+    shard = {"index": plan.shard[0], "count": plan.shard[1]} if plan.shard else None
     rows: list[Row] = []
-    env: dict[str, Any] = {
-        "config_name": plan.config.name,
-        "config_path": plan.config.path,
-        "argv": argv if argv is not None else sys.argv,
-        "seed": plan.config.seed,
-        "quick": plan.quick,
-        "shard": {"index": plan.shard[0], "count": plan.shard[1]} if plan.shard else None,
-        "algorithms": plan.algorithms,
-        "baseline": plan.config.baseline,
-        "threads_requested": plan.threads,
-        "timing": plan.timing.to_dict(),
-        "n_cases": plan.n_cases,
-        "start_time": _now(),
-        "end_time": None,
-        "finished": False,
-    }
-    try:
-        header = f"# config as run ({plan.config.path}), every layer explicit; re-runnable\n"
-        writer.write_config(dump_config(plan.config_as_run(), header))
-        env.update(metadata.collect_all(calibration=calibration, threads=plan.threads))
-        writer.write_env(env)
-        for result in iter_results(plan, progress):
-            writer.append(result.rows, result.samples)
-            rows.extend(result.rows)
-        env["finished"] = True
-    except KeyboardInterrupt:
-        env["interrupted"] = True
-        raise
-    finally:
-        env["end_time"] = _now()
-        env["cases_written"] = len(rows)
-        writer.write_env(env)
-        writer.close()
+    todo = plan
+    state = None
+    if resume:
+        state = open_resume(out, plan.config_as_run(), shard, _whole_groups(plan))
+        todo = without_cases(plan, state.done)
+        rows = state.summary.to_dict("records")
+    else:
+        check_new_dir(out)
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if isolation and todo.groups:
+            from .worker import WorkerPool, check_loadable
+
+            check_loadable(plan.algorithms)
+
+            pool = stack.enter_context(
+                WorkerPool(plan_plugins(plan), memory_limit=memory_limit, case_timeout=case_timeout))
+            pool.check_algorithms(plan.algorithms)
+        writer = ResultsWriter(out, resume=resume)
+        stack.callback(writer.close)
+        settings = {
+            "isolation": isolation, "case_timeout_s": case_timeout if isolation else None,
+            "memory_limit_bytes": memory_limit, "rng": RNG,
+        }
+        if state is not None:
+            env = dict(state.env)
+            env.pop("schema_version", None)
+            env.setdefault("resumes", []).append({
+                "time": _now(), "argv": argv if argv is not None else sys.argv,
+                "cases_before": len(state.done), "cases_to_measure": todo.n_cases,
+                "host": metadata.collect_system().get("hostname"), **settings,
+            })
+            env.update(finished=False, end_time=None, interrupted=False)
+        else:
+            env = {
+                "config_name": plan.config.name,
+                "config_path": plan.config.path,
+                "argv": argv if argv is not None else sys.argv,
+                "seed": plan.config.seed,
+                **settings,
+                "quick": plan.quick,
+                "shard": shard,
+                "algorithms": plan.algorithms,
+                "baseline": plan.config.baseline,
+                "threads_requested": plan.threads,
+                "timing": plan.timing.to_dict(),
+                "n_cases": plan.n_cases,
+                "start_time": _now(),
+                "end_time": None,
+                "finished": False,
+            }
+        try:
+            if state is None:
+                header = f"# config as run ({plan.config.path}), every layer explicit; re-runnable\n"
+                writer.write_config(dump_config(plan.config_as_run(), header))
+                env.update(metadata.collect_all(calibration=calibration, threads=plan.threads))
+            if pool is not None:
+                env["worker"] = {"rlimit_data_bytes": pool.info.get("rlimit_data")}
+            writer.write_env(env)
+            for result in iter_results(todo, progress, isolation=isolation, case_timeout=case_timeout,
+                                       memory_limit=memory_limit, pool=pool):
+                writer.append(result.rows, result.samples)
+                rows.extend(result.rows)
+            env["finished"] = True
+        except KeyboardInterrupt:
+            env["interrupted"] = True
+            raise RunInterrupted(out, len(rows), plan.n_cases) from None
+        finally:
+            env["end_time"] = _now()
+            env["cases_written"] = len(rows)
+            if pool is not None:
+                env.setdefault("worker", {})["starts"] = pool.starts
+            writer.write_env(env)
     return RunOutcome(writer.dir, rows, env)
 
 
 __all__ = [
-    "Case", "ConfigError", "Group", "GroupResult", "Plan", "RunOutcome", "describe_layers", "iter_results",
-    "measure_group", "measure_memory", "parse_shard", "plan", "run",
+    "Case", "ConfigError", "DEFAULT_CASE_TIMEOUT", "Group", "GroupResult", "Monitor", "Plan", "RunInterrupted",
+    "RunOutcome", "describe_layers", "iter_results", "measure_group", "measure_memory", "parse_shard", "plan",
+    "run", "without_cases",
 ]
 
 

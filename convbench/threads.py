@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Any, Iterator
 
 _fft_workers: int | None = None
@@ -34,6 +35,14 @@ def max_threads() -> int:
 def fft_workers() -> int:
     """The ``workers=`` an FFT call should use: the case's thread count, or all cores outside one."""
     return _fft_workers if _fft_workers is not None else available_cores()
+
+
+def sync_torch_threads() -> None:
+    """Give torch's intra-op pool the case's thread count (the one FFTs use): torch
+    is imported late, possibly inside a :func:`limit_threads` block that could not see it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(fft_workers())
 
 
 def check_threads(n: int) -> str | None:
@@ -61,14 +70,21 @@ def limit_threads(n: int) -> Iterator[None]:
         raise ValueError(reason)
     old_numba = numba.get_num_threads()
     old_fft = _fft_workers
+    # torch keeps its own intra-op count; set it only where torch is already in use
+    torch = sys.modules.get("torch")
+    old_torch = torch.get_num_threads() if torch is not None else None
     limiter = threadpool_limits(limits=n)
     try:
         numba.set_num_threads(n)
         _fft_workers = n
+        if torch is not None:
+            torch.set_num_threads(n)
         yield
     finally:
         _fft_workers = old_fft
         numba.set_num_threads(old_numba)
+        if torch is not None:
+            torch.set_num_threads(old_torch)
         limiter.restore_original_limits()
 
 
@@ -82,7 +98,9 @@ def thread_report() -> dict[str, Any]:
         for info in threadpool_info()
     ]
     blas = [p["num_threads"] for p in pools if p["user_api"] == "blas"]
+    torch = sys.modules.get("torch")
     return {
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": _threading_layer(),
         "fft_workers": fft_workers(),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import mmap
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -93,14 +94,18 @@ class WorkerPool:
         self._conn: Connection | None = None
         self._beat_file: Any = None
         self._beat_map: mmap.mmap | None = None
+        self._fault_file: Any = None
 
     # lifecycle
     def __enter__(self) -> "WorkerPool":
         self._ensure()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # Ctrl-C or an error: do not wait for the group in flight
+            self._discard()
 
     def _ensure(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -115,14 +120,15 @@ class WorkerPool:
         self._beat_file.write(b"\0" * _BEAT.size)
         self._beat_file.flush()
         self._beat_map = mmap.mmap(self._beat_file.fileno(), _BEAT.size)
+        self._fault_file = tempfile.TemporaryFile()
         parent, child = Pipe(duplex=True)
         root = str(Path(convbench.__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-        fds = (child.fileno(), self._beat_file.fileno())
+        fds = (child.fileno(), self._beat_file.fileno(), self._fault_file.fileno())
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "convbench.worker", str(fds[0]), str(fds[1]), str(os.getpid())],
+                [sys.executable, "-m", "convbench.worker", *map(str, fds), str(os.getpid())],
                 pass_fds=fds, stdin=subprocess.DEVNULL, env=env,
             )
         except OSError as exc:
@@ -151,7 +157,10 @@ class WorkerPool:
                 break
         else:
             return ("fatal", f"it did not report ready within {self.start_timeout:g} s")
-        code = self._proc.wait(timeout=5) if self._proc.poll() is None else self._proc.returncode
+        try:
+            code = self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return ("fatal", "it closed its pipe without reporting ready")
         how = f"was killed by {_signal_name(-code)}" if code and code < 0 else f"exited with status {code}"
         return ("fatal", f"it {how} while importing convbench and the plugins {self.plugins or ''}".rstrip())
 
@@ -164,13 +173,13 @@ class WorkerPool:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:  # pragma: no cover
                 pass
-        for obj in (self._conn, self._beat_map, self._beat_file):
+        for obj in (self._conn, self._beat_map, self._beat_file, self._fault_file):
             try:
                 if obj is not None:
                     obj.close()
             except Exception:  # pragma: no cover
                 pass
-        self._proc = self._conn = self._beat_map = self._beat_file = None
+        self._proc = self._conn = self._beat_map = self._beat_file = self._fault_file = None
 
     def close(self) -> None:
         """Stop the worker: ask politely, then kill."""
@@ -185,14 +194,8 @@ class WorkerPool:
     def check_algorithms(self, names: list[str]) -> None:
         """Refuse a plan whose algorithms the worker cannot see."""
         known = set(self.info.get("algorithms", []))
-        missing = [n for n in names if n not in known]
-        if missing:
-            raise WorkerError(
-                f"algorithm(s) {', '.join(map(repr, missing))} are registered in this process only, so the "
-                "isolated worker cannot load them; register them from a plugin module or .py file "
-                "(--plugin or 'plugins:' in the config), or run in-process with --no-isolation "
-                "(a crash then ends the sweep)"
-            )
+        _refuse([n for n in names if n not in known])
+
 
     # measuring
     def _read_beat(self) -> tuple[int, int, int, str]:
@@ -247,15 +250,18 @@ class WorkerPool:
 
     def _attempt(self, group: Group, timing: TimingSettings, seed: int, baseline: str | None,
                  note: Progress) -> _Attempt:
-        self._ensure()
-        assert self._conn is not None and self._proc is not None
         out = _Attempt()
         job = {"group": group, "timing": timing, "seed": seed, "baseline": baseline}
-        try:
-            self._conn.send(("measure", job))
-        except (OSError, ValueError):
-            out.failure = self._crash(-1)
-            return out
+        for retry in (False, True):  # a worker that died between groups is replaced once
+            self._ensure()
+            assert self._conn is not None and self._proc is not None
+            try:
+                self._conn.send(("measure", job))
+                break
+            except (OSError, ValueError):
+                self._discard()
+                if retry:
+                    raise WorkerError("the worker process dies before it can take a group") from None
         timeout = self.case_timeout
         deadline = time.monotonic() + timeout
         last_beat = self._read_beat()[0]
@@ -293,8 +299,10 @@ class WorkerPool:
                 continue
             if time.monotonic() >= deadline:
                 _, pos, _, stage = beat
+                where = self._dump_stack()
                 self._discard()
-                reason = (f"no progress for {timeout:g} s (--case-timeout) during {stage or 'the case'}; "
+                at = f" (at {where})" if where else ""
+                reason = (f"no progress for {timeout:g} s (--case-timeout) during {stage or 'the case'}{at}; "
                           "the worker was stopped")
                 out.failure = _Failure("timeout", reason, pos)
                 return out
@@ -308,6 +316,7 @@ class WorkerPool:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             code = None
+        where = self._culprit()
         self._discard()
         during = f" during {stage}" if stage else ""
         if code is None:
@@ -319,7 +328,61 @@ class WorkerPool:
                 how += ", e.g. by the out-of-memory killer"
         else:
             how = f"exited with status {code}"
-        return _Failure("crashed", f"the worker process {how}{during}", beat_pos if pos < 0 else pos)
+        at = f" (at {where})" if where else ""
+        return _Failure("crashed", f"the worker process {how}{during}{at}", beat_pos if pos < 0 else pos)
+
+    def _dump_stack(self) -> str | None:
+        """Ask a hung worker where it is (faulthandler on SIGUSR1), before it is killed."""
+        if self._proc is None or self._proc.poll() is not None or not hasattr(signal, "SIGUSR1"):
+            return None
+        try:
+            os.kill(self._proc.pid, signal.SIGUSR1)
+        except OSError:  # pragma: no cover
+            return None
+        time.sleep(0.2)
+        return self._culprit()
+
+    def _culprit(self) -> str | None:
+        """The innermost Python frame of the crashed thread, from faulthandler's report."""
+        if self._fault_file is None:
+            return None
+        try:
+            self._fault_file.seek(0)
+            text = self._fault_file.read().decode("utf-8", "replace")
+        except OSError:  # pragma: no cover
+            return None
+        lines = [l for l in text.splitlines() if not l.startswith("Extension modules:")]
+        if lines:  # the full report, for the plugin's author
+            sys.stderr.write("convbench worker: " + "\n".join(lines) + "\n")
+        self._fault_file.seek(0)
+        self._fault_file.truncate()
+        start = next((i for i, l in enumerate(lines) if l.startswith("Current thread")), None)
+        for line in lines[start + 1:] if start is not None else []:
+            m = re.match(r'\s*File "(.+)", line (\d+) in (\S+)', line)
+            if m:
+                return f"{Path(m.group(1)).name}:{m.group(2)} in {m.group(3)}"
+        return None
+
+
+def _refuse(missing: list[str]) -> None:
+    if missing:
+        raise WorkerError(
+            f"algorithm(s) {', '.join(map(repr, missing))} are registered in this process only, so the "
+            "isolated worker cannot load them; register them from a plugin module or .py file "
+            "(--plugin or 'plugins:' in the config), or run in-process with --no-isolation "
+            "(a crash then ends the sweep)"
+        )
+
+
+def check_loadable(names: list[str]) -> None:
+    """Refuse, before any worker starts, algorithms registered at runtime (not by loading
+    a module, a file or an entry point): a worker cannot load them."""
+    from . import registry
+
+    registry.list_algorithms()
+    entries = registry._REGISTRY
+    _refuse([n for n in names if n in entries and entries[n].source not in registry._LOADED
+             and not entries[n].source.startswith("entry point")])
 
 
 # -- the worker's side ---------------------------------------------------------------
@@ -407,14 +470,18 @@ def serve(conn: Connection, beat: mmap.mmap) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    fd, beat_fd, parent_pid = (int(a) for a in args[:3])
+    fd, beat_fd, fault_fd, parent_pid = (int(a) for a in args[:4])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent(parent_pid)
     try:
         import faulthandler
         import resource
 
-        faulthandler.enable()  # a crash prints the Python stack of the culprit to stderr
+        # a crash writes the Python stacks to a file the parent reads: the culprit's frame goes
+        # into the crashed row, the whole report to stderr
+        report = os.fdopen(fault_fd, "w", closefd=False)
+        faulthandler.enable(file=report, all_threads=True)
+        faulthandler.register(signal.SIGUSR1, file=report, all_threads=True)  # "where are you?" before a timeout kill
         resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     except Exception:  # pragma: no cover
         pass

@@ -79,3 +79,10 @@ def test_fuzz_every_algorithm_matches_reference(spec, seed):
         assert y.shape == spec.output_shape and y.dtype == spec.np_dtype, name
         err = convbench.relative_error(y, ref, floor)
         assert err <= algo.tolerance_for(spec.dtype), f"{name} on {spec.describe()}: error {err:.3g}"
+
+
+def test_torch_peer_is_registered_exactly_when_torch_is_installed():
+    import importlib.util
+
+    installed = importlib.util.find_spec("torch") is not None
+    assert ("torch" in ALGORITHMS) == installed

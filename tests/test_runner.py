@@ -294,6 +294,9 @@ def test_smoke_run_end_to_end(smoke_run):
     # env.json and config.yaml
     env = res.env
     assert env["quick"] is True and env["seed"] == 0 and env["finished"] is True
+    # measured in one isolated worker, started once and reused for the whole sweep
+    assert env["isolation"] is True and env["worker"]["starts"] == 1 and env["case_timeout_s"] == 300.0
+    assert (summary["numba_threads"][summary["status"] == "ok"] == 1).all()
     for key in ("cpu", "memory", "system", "python", "libraries", "threads", "convbench", "calibration",
                 "start_time", "end_time"):
         assert env[key], key
@@ -324,7 +327,8 @@ def test_run_bad_config_is_a_message_not_a_traceback(tmp_path):
 
 
 def test_shards_merged_equal_the_unsharded_run(tmp_path):
-    common = [str(CONFIGS / "smoke.yaml"), "--quick", "--algorithms", "im2col,gemm-direct"]
+    # in-process (--no-isolation) to keep this test short; the worker is covered by the smoke run
+    common = [str(CONFIGS / "smoke.yaml"), "--quick", "--algorithms", "im2col,gemm-direct", "--no-isolation"]
     for args, out in (([], "full"), (["--shard", "1/2"], "s1"), (["--shard", "2/2"], "s2")):
         result = _run(*common, *args, "--out", str(tmp_path / out))
         assert result.exit_code == 0, result.output
@@ -338,7 +342,7 @@ def test_shards_merged_equal_the_unsharded_run(tmp_path):
     assert merged.env["complete"] is True
     # a folder of another sweep is refused
     result = _run(str(CONFIGS / "smoke.yaml"), "--quick", "--algorithms", "im2col", "--shard", "2/2",
-                  "--out", str(tmp_path / "other"))
+                  "--no-isolation", "--out", str(tmp_path / "other"))
     assert result.exit_code == 0, result.output
     result = cli.invoke(app, ["merge", str(tmp_path / "s1"), str(tmp_path / "other"), "--out", str(tmp_path / "m2")])
     assert result.exit_code == 2 and "different config" in result.output

@@ -8,5 +8,8 @@ with :func:`convbench.register`.
 
 BUILTIN_MODULES = tuple(
     f"{__name__}.{module}"
-    for module in ("naive", "im2col", "gemm_direct", "winograd", "fft", "indirect", "im2col_numba")
+    for module in (
+        "naive", "im2col", "gemm_direct", "winograd", "fft", "indirect", "im2col_numba",
+        "torch_peer",  # registers only where torch imports
+    )
 )

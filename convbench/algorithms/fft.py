@@ -12,7 +12,6 @@ correlation of that size wraps only into outputs that are cropped away.
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
 from ..layouts import adapt
 from ..registry import register
@@ -22,6 +21,8 @@ from .base import Algorithm, Array, ConvCall
 
 
 def _fft_shape(spec: ConvSpec) -> tuple[int, int]:
+    import scipy.fft  # here, not at the top: it costs a third of a second to import
+
     hp = spec.height + spec.pad_top + spec.pad_bottom
     wp = spec.width + spec.pad_left + spec.pad_right
     return scipy.fft.next_fast_len(hp, real=True), scipy.fft.next_fast_len(wp, real=True)
@@ -46,6 +47,8 @@ class FFT(Algorithm):
         return x_hat + y_hat + w_hat + y_full
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
+        import scipy.fft
+
         g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
         n, k = spec.batch, spec.out_channels
         hf, wf = _fft_shape(spec)

@@ -9,7 +9,6 @@ once in ``prepare`` and the full-resolution output is strided afterwards.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import correlate
 
 import convbench
 from convbench.layouts import adapt
@@ -29,6 +28,10 @@ class ScipyCorrelate(convbench.Algorithm):
         return padded * spec.itemsize
 
     def prepare(self, spec: convbench.ConvSpec, weight: np.ndarray):
+        # imported here, not at the top: every convbench command imports each
+        # installed plugin to learn its name, and scipy.signal takes a second
+        from scipy.signal import correlate
+
         rh, rw = spec.effective_kernel
         dilated = np.zeros((spec.out_channels, spec.channels_per_group, rh, rw), spec.dtype)
         dilated[:, :, :: spec.dilation_h, :: spec.dilation_w] = weight

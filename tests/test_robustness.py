@@ -1,0 +1,443 @@
+"""Robustness: faulty plugins, interrupted sweeps and bad input lose nothing.
+
+The fault-injection plugin (tests/plugins/faulty.py) is a file, so the
+isolated worker loads it too. Layers are tiny and timeouts short: the
+crash, abort and timeout cases each cost one worker restart (a few seconds
+of imports), which is what keeps this file's time in check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import convbench
+from convbench import runner as rn
+from convbench.cli import app
+from convbench.config import parse_config
+from convbench.memory import check_fits, format_size, parse_size
+from convbench.registry import load_plugin, unregister
+from convbench.results import (
+    SAMPLE_COLUMNS, STATUSES, SUMMARY_COLUMNS, ResultsError, ResultsWriter, open_resume, read_results,
+)
+from convbench.timing import TimingSettings
+
+FAULTY = str(Path(__file__).resolve().parent / "plugins" / "faulty.py")
+cli = CliRunner()
+FAST_TIMING = "timing: {min_samples: 3, min_time_s: 0.0, max_time_s: 0.2, target_ci: null, min_sample_time_s: 0.0}\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_the_faults():
+    """The fault plugin is loaded into this process by several tests; later test
+    files (sweeps with ``algorithms: all``) must not see it."""
+    yield
+    from convbench import registry
+
+    for name in [n for n in registry.list_algorithms() if n.startswith("fault-")]:
+        unregister(name)
+    registry._LOADED.discard(FAULTY)
+
+
+def _invoke(*args: str):
+    return cli.invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _one_line(output: str) -> str:
+    return " ".join(output.split())
+
+
+# -- faults become rows; the sweep goes on ---------------------------------------
+
+FAULT_CONFIG = f"""\
+name: faults
+algorithms: [fault-ok, fault-raises, fault-wrong-shape, fault-wrong-values, fault-sleeps, fault-abort,
+             fault-segv, fault-huge-workspace, fault-allocates]
+baseline: fault-ok
+plugins: [{FAULTY}]
+{FAST_TIMING}layers:
+  - {{name: a, channels: 4, size: 6, kernel: 3, padding: 1}}
+  - {{name: b, channels: 2, size: 5, kernel: 3}}
+"""
+
+
+def test_each_fault_is_its_own_row_and_the_sweep_completes(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVBENCH_FAULT_ALLOC", str(4 * 2**30))  # far past the worker's cap below
+    config = _write(tmp_path / "faults.yaml", FAULT_CONFIG)
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    result = _invoke("run", str(config), "--out", str(out), "--case-timeout", "1", "--memory-limit", "256MiB")
+    assert result.exit_code == 0, result.output
+    res = read_results(out)
+    s = res.summary.set_index(["layer", "algorithm"])
+    assert len(s) == 2 * 9 and set(s["status"]) <= set(STATUSES)
+    for layer in ("a", "b"):  # the same verdicts on both layers: the second ran after all the crashes
+        row = lambda name: s.loc[(layer, name)]  # noqa: E731
+        assert row("fault-ok")["status"] == "ok" and row("fault-ok")["speedup_vs_baseline"] == 1.0
+        assert row("fault-ok")["n_samples"] >= 3
+        assert row("fault-raises")["status"] == "error"
+        assert row("fault-raises")["reason"] == "prepare() raised RuntimeError: injected fault in prepare"
+        assert row("fault-wrong-shape")["status"] == "failed" and "output shape (1, 1, 1, 1)" in row("fault-wrong-shape")["reason"]
+        assert row("fault-wrong-values")["status"] == "failed" and "exceeds tolerance" in row("fault-wrong-values")["reason"]
+        assert row("fault-sleeps")["status"] == "timeout"
+        assert re.search(r"no progress for 1 s \(--case-timeout\) during the warm-up call \(at faulty.py:\d+ in call\)",
+                         row("fault-sleeps")["reason"])
+        assert row("fault-abort")["status"] == "crashed" and "SIGABRT" in row("fault-abort")["reason"]
+        assert row("fault-segv")["status"] == "crashed"
+        assert re.search(r"killed by SIGSEGV \(signal 11\) during the warm-up call \(at faulty.py:\d+ in call\)",
+                         row("fault-segv")["reason"])
+        guard = row("fault-huge-workspace")
+        assert guard["status"] == "skipped" and "memory guard" in guard["reason"]
+        assert "workspace 1.0 PiB" in guard["reason"] and "256.0 MiB" in guard["reason"]
+        alloc = row("fault-allocates")
+        assert alloc["status"] == "error" and "MemoryError" in alloc["reason"], alloc["reason"]
+    # measured neighbours kept their samples; failed rows have none
+    counts = res.samples.groupby("case_id").size()
+    for r in res.summary.itertuples():
+        assert counts.get(r.case_id, 0) == r.n_samples
+    # one worker for the sweep plus one per crash / timeout (3 per layer)
+    assert res.env["worker"]["starts"] == 1 + 2 * 3
+    assert res.env["isolation"] is True and res.env["case_timeout_s"] == 1.0
+    assert res.env["memory_limit_bytes"] == 256 * 2**20
+    assert "crashed" in result.output and "timeout" in result.output
+    print(f"fault sweep: {time.monotonic() - t0:.1f} s")
+
+
+def test_runtime_registered_algorithms_need_no_isolation(tmp_path):
+    class Local(convbench.Algorithm):
+        name = "t-local-only"
+
+        def prepare(self, spec, weight):
+            return lambda x: convbench.reference(spec, x, weight).astype(spec.dtype)
+
+    convbench.register(Local)
+    try:
+        config = parse_config(f"algorithms: [t-local-only]\nbaseline: null\n{FAST_TIMING}"
+                              "layers:\n  - {name: a, channels: 2, size: 4, kernel: 1}\n", "t.yaml")
+        plan = rn.plan(config)
+        from convbench.worker import WorkerError
+
+        with pytest.raises(WorkerError, match="registered in this process only.*--no-isolation"):
+            rn.run(plan, tmp_path / "iso", calibration=False)
+        assert not (tmp_path / "iso").exists()
+        outcome = rn.run(plan, tmp_path / "inproc", calibration=False, isolation=False)
+        assert [r["status"] for r in outcome.rows] == ["ok"]
+    finally:
+        unregister("t-local-only")
+
+
+# -- durability: kill -9, torn lines, resume -----------------------------------------
+
+MANY = f"""\
+name: many
+algorithms: [fault-ok, fault-wrong-values]
+baseline: fault-ok
+plugins: [{FAULTY}]
+timing: {{min_samples: 3, min_time_s: 0.15, max_time_s: 0.5, target_ci: null, min_sample_time_s: 0.0}}
+sweeps:
+  - {{name: g, kernel: 3, padding: 1, grid: {{channels: [2, 3, 4, 5], size: [4, 5, 6]}}}}
+"""
+
+
+def _rows_on_disk(folder: Path) -> int:
+    try:
+        return max(0, (folder / "summary.csv").read_text().count("\n") - 1)
+    except OSError:
+        return 0
+
+
+def _start(args: list[str], **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "convbench.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"}, **kw)
+
+
+def _wait_rows(proc: subprocess.Popen, folder: Path, n: int, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while _rows_on_disk(folder) < n:
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "the sweep wrote nothing"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def many_config(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("many")
+    config = _write(folder / "many.yaml", MANY)
+    full = folder / "full"
+    result = _invoke("run", str(config), "--out", str(full), "--no-isolation")
+    assert result.exit_code == 0, result.output
+    return config, read_results(full)
+
+
+def _check_consistent(res) -> None:
+    assert res.summary["case_id"].is_unique
+    counts = res.samples.groupby("case_id").size()
+    for r in res.summary.itertuples():
+        assert counts.get(r.case_id, 0) == r.n_samples, r.case_id
+    assert set(res.samples["case_id"]) <= set(res.summary["case_id"])
+
+
+def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_case_set(tmp_path, many_config):
+    config, full = many_config
+    out = tmp_path / "killed"
+    proc = _start(["run", str(config), "--out", str(out)])  # isolated: the worker must die with it
+    _wait_rows(proc, out, 4)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    before = read_results(out)
+    assert 4 <= len(before.summary) < len(full.summary)
+    assert before.env["finished"] is False
+    _check_consistent(before)
+    time.sleep(0.3)
+    orphans = subprocess.run(["pgrep", "-f", f"convbench.worker .* {proc.pid}$"], capture_output=True, text=True)
+    assert orphans.stdout.strip() == "", "the worker outlived its parent"
+    # a kill in the middle of a write: a torn summary line, samples of a group whose rows never landed
+    missing = sorted(set(full.summary["case_id"]) - set(before.summary["case_id"]))
+    with open(out / "samples.csv", "a") as f:
+        f.write(f"999,{missing[0]},g,fault-ok,nchw,float32,1,0,0,1,0.001\r\n")
+    with open(out / "summary.csv", "a") as f:
+        f.write("17,g/c5_hw6|nchw|float32|t1|fault-ok,g/c5_hw6,,many,1x5x6x6")
+    result = _invoke("run", str(config), "--resume", str(out), "--no-isolation")
+    assert result.exit_code == 0, result.output
+    assert "resumed" in result.output
+    after = read_results(out)
+    assert sorted(after.summary["case_id"]) == sorted(full.summary["case_id"])
+    _check_consistent(after)
+    assert after.env["finished"] is True and after.env["cases_written"] == len(full.summary)
+    assert after.env["resumes"][0]["cases_before"] == len(before.summary)
+    # measured cases kept their numbers: nothing already on disk was measured again
+    kept = before.summary.set_index("case_id")["time_median_s"]
+    assert after.summary.set_index("case_id").loc[kept.index, "time_median_s"].equals(kept)
+    # resuming a finished folder measures nothing
+    result = _invoke("run", str(config), "--resume", str(out), "--no-isolation")
+    assert result.exit_code == 0 and "nothing was measured" in result.output
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, many_config):
+    config, full = many_config
+    out = tmp_path / "stopped"
+    proc = _start(["run", str(config), "--out", str(out), "--no-isolation"], start_new_session=True)
+    _wait_rows(proc, out, 2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, output
+    text = _one_line(output)
+    res = read_results(out)
+    n = len(res.summary)
+    assert f"interrupted: {n} cases written to {out}; resume with: convbench run {config} --no-isolation --resume {out}" \
+        in text, text
+    assert "Traceback" not in output
+    assert res.env["interrupted"] is True and res.env["finished"] is False and res.env["cases_written"] == n
+    _check_consistent(res)
+
+
+def test_resume_refuses_another_config_and_what_is_not_a_results_folder(tmp_path, many_config):
+    config, full = many_config
+    other = _write(tmp_path / "other.yaml", MANY.replace("size: [4, 5, 6]", "size: [4, 5]"))
+    result = _invoke("run", str(other), "--resume", str(full.path), "--no-isolation")
+    assert result.exit_code == 2
+    text = _one_line(result.output)
+    assert "was made from a different config ('layers' has 12 layers in the folder, 8 now)" in text
+    assert "Traceback" not in result.output
+    result = _invoke("run", str(config), "--resume", str(full.path), "-a", "fault-ok", "--no-isolation")
+    assert result.exit_code == 2 and "'algorithms' is ['fault-ok', 'fault-wrong-values'] in the folder" in _one_line(result.output)
+    result = _invoke("run", str(config), "--resume", str(tmp_path), "--no-isolation")
+    assert result.exit_code == 2 and "not a convbench results folder (no env.json)" in _one_line(result.output)
+    result = _invoke("run", str(config), "--resume", str(full.path), "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2 and "either --out" in _one_line(result.output)
+
+
+def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path):
+    w = ResultsWriter(tmp_path / "r")
+    row = {c: None for c in SUMMARY_COLUMNS}
+    row.update(case_index=0, case_id="L|a", layer="L", algorithm="a", status="ok", n_samples=1)
+    w.append([row], [{"case_index": 0, "case_id": "L|a", "sample": 0, "time_s": 1.0}])
+    w.write_env({"seed": 0})
+    w.close()
+    with open(tmp_path / "r" / "summary.csv", "a") as f:
+        f.write("1,L|b,L,,,,b,o")
+    with pytest.warns(UserWarning, match="dropped an incomplete last line"):
+        res = read_results(tmp_path / "r")
+    assert res.summary["case_id"].tolist() == ["L|a"]
+
+
+def test_samples_are_on_disk_before_their_summary_rows(tmp_path, monkeypatch):
+    order = []
+    w = ResultsWriter(tmp_path / "r")
+    real = ResultsWriter._flush
+    monkeypatch.setattr(ResultsWriter, "_flush", staticmethod(lambda *f: (order.extend(Path(x.name).name for x in f),
+                                                                         real(*f))))
+    w.append([{"case_id": "x"}], [{"case_id": "x"}])
+    w.close()
+    assert order == ["samples.csv", "summary.csv"]
+
+
+# -- memory guard, reproducibility ---------------------------------------------------
+
+
+def test_memory_guard_skips_with_the_numbers():
+    spec = convbench.ConvSpec(batch=1, in_channels=64, out_channels=64, height=56, width=56, kernel=3, padding=1)
+    assert check_fits(spec, 0, None) is None
+    reason = check_fits(spec, 10**9, 10**6)
+    assert reason.startswith("memory guard: the case needs 955.3 MiB")
+    assert f"input {format_size(spec.input_bytes)}" in reason and "workspace 953.7 MiB" in reason
+    assert "only 976.6 KiB (1000000 bytes) is available (--memory-limit 976.6 KiB)" in reason
+    load_plugin(FAULTY)
+    config = parse_config(f"algorithms: [fault-ok, fault-huge-workspace]\nbaseline: fault-ok\n{FAST_TIMING}"
+                          "layers:\n  - {name: a, channels: 2, size: 4, kernel: 3}\n", "t.yaml")
+    (group,) = rn.plan(config).groups
+    rows = rn.measure_group(group, TimingSettings(min_samples=2, min_time_s=0, target_ci=None), baseline="fault-ok").rows
+    assert [r["status"] for r in rows] == ["ok", "skipped"] and "1.0 PiB" in rows[1]["reason"]
+    tiny = rn.measure_group(group, TimingSettings(min_samples=2, min_time_s=0, target_ci=None), memory_limit=100).rows
+    assert all(r["status"] == "skipped" and "--memory-limit 100 B" in r["reason"] for r in tiny)
+
+
+@pytest.mark.parametrize("text, expected", [("2GiB", 2 * 2**30), ("500MB", 500 * 10**6), ("1.5g", 1_500_000_000),
+                                            ("4096", 4096), ("64 KiB", 65536)])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+def test_same_config_and_seed_give_the_same_inputs_and_the_seed_is_recorded(tmp_path):
+    spec = convbench.ConvSpec(batch=1, in_channels=3, out_channels=4, height=5, width=5, kernel=3)
+    a, b = spec.random_inputs(7), spec.random_inputs(7)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(spec.random_inputs(8)[0], a[0])
+    load_plugin(FAULTY)
+    config = parse_config(f"seed: 7\nalgorithms: [fault-ok]\nbaseline: null\n{FAST_TIMING}"
+                          "layers:\n  - {name: a, channels: 2, size: 4, kernel: 1}\n", "t.yaml")
+    outcome = rn.run(rn.plan(config), tmp_path / "r", calibration=False, isolation=False)
+    env = json.loads((outcome.out_dir / "env.json").read_text())
+    assert env["seed"] == 7 and "default_rng(seed)" in env["rng"]
+    assert outcome.rows[0]["seed"] == 7
+
+
+# -- bad input: one paragraph, exit status 2, never a traceback ---------------------------
+
+GOOD = "layers:\n  - {name: a, channels: 8, size: 10, kernel: 3, padding: 1}\n"
+
+BAD_CONFIGS = {
+    "malformed-yaml": ("layers: [\n  {name: a\n", ["line 3, column 1", "malformed YAML"]),
+    "unknown-key": ("layers:\n  - {name: a, channels: 8, size: 10, kernal: 3}\n",
+                    ["line 2", "unknown field 'kernal'", "Did you mean 'kernel'?"]),
+    "wrong-type": ("threads: two\n" + GOOD, ["field 'threads'", "'two'"]),
+    "out-of-range": ("layers:\n  - {name: a, channels: 8, size: 10, kernel: -3}\n", ["field 'kernel'", "int >= 1", "-3"]),
+    "output-below-1": ("layers:\n  - {name: a, channels: 8, size: 2, kernel: 5}\n", ["layer 'a'", "does not fit"]),
+    "groups": ("layers:\n  - {name: a, in_channels: 6, out_channels: 8, groups: 4, size: 10, kernel: 3}\n",
+               ["layer 'a'", "divisible by 'groups'"]),
+    "unknown-algorithm": ("algorithms: [indirekt]\n" + GOOD,
+                          ["unknown algorithm 'indirekt'", "Did you mean 'indirect'?", "Known algorithms:", "im2col, gemm-direct"]),
+    "empty": ("name: x\n", ["no 'layers' and no 'sweeps': nothing to run"]),
+    "empty-grid": ("sweeps:\n  - {name: g, kernel: 5, channels: 4, grid: {size: [2, 3]}, drop_invalid: true}\n",
+                   ["the sweep is empty"]),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CONFIGS))
+def test_bad_config_on_the_command_line(tmp_path, name):
+    text, fragments = BAD_CONFIGS[name]
+    config = _write(tmp_path / "bad.yaml", text)
+    result = _invoke("run", str(config), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2, result.output
+    message = _one_line(result.output)
+    assert message.startswith(f"error: {config}") or name == "unknown-algorithm", message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert "Traceback" not in result.output and "\n\n" not in result.output.strip()
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_options_on_the_command_line(tmp_path, many_config):
+    config, full = many_config
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["-a", "nope"], ["unknown algorithm 'nope'", "Known algorithms:"]),
+        (["--threads", "a"], ["--threads must be comma-separated integers"]),
+        (["--shard", "40/40"], ["--shard 40/40 is empty: the sweep has only 12 group(s)"]),
+        (["--layers", "zzz"], ["no layer matches 'zzz'"]),
+        (["--memory-limit", "lots"], ["--memory-limit must be a size such as 2GiB"]),
+        (["--case-timeout", "0"], ["--case-timeout must be a positive number of seconds"]),
+        (["--out", str(tmp_path / "file")], ["exists and is not a folder"]),
+        (["--out", str(tmp_path / "file" / "sub")], ["is a file, not a folder"]),
+        (["--out", str(full.path)], ["already exists and is not empty", "--resume"]),
+    ]
+    if os.geteuid() != 0:  # root may write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        cases.append((["--out", str(ro / "sub")], ["is not writable"]))
+    for args, fragments in cases:
+        result = _invoke("run", str(config), *args)
+        assert result.exit_code == 2, (args, result.output)
+        message = _one_line(result.output)
+        for fragment in fragments:
+            assert fragment in message, (args, fragment, message)
+        assert "Traceback" not in result.output
+
+
+def test_results_folders_that_are_not_one(tmp_path, many_config):
+    _, full = many_config
+    not_one = tmp_path / "empty"
+    not_one.mkdir()
+    for args in (["merge", str(not_one), "--out", str(tmp_path / "m")], ["plot", str(not_one)],
+                 ["compare", str(full.path), str(not_one)]):
+        result = _invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "not a convbench results folder" in _one_line(result.output), result.output
+        assert "Traceback" not in result.output
+    # a CSV edited by hand
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for name in ("env.json", "config.yaml", "samples.csv"):
+        (edited / name).write_text((full.path / name).read_text())
+    pd.read_csv(full.path / "summary.csv").drop(columns=["status", "flops"]).to_csv(edited / "summary.csv", index=False)
+    result = _invoke("merge", str(edited), "--out", str(tmp_path / "m2"))
+    assert result.exit_code == 2
+    assert "lacks column(s) status, flops" in _one_line(result.output) and "Traceback" not in result.output
+    df = pd.read_csv(full.path / "summary.csv")
+    df.loc[0, "status"] = "great"
+    df.to_csv(edited / "summary.csv", index=False)
+    result = _invoke("merge", str(edited), "--out", str(tmp_path / "m3"))
+    assert result.exit_code == 2 and "unknown status value(s) 'great'" in _one_line(result.output)
+    (edited / "summary.csv").write_text('a,b\n1,"2\n')
+    with pytest.raises(ResultsError):
+        read_results(edited)
+
+
+def test_resume_measures_a_partly_written_group_again_whole(tmp_path, many_config):
+    import shutil
+
+    config, full = many_config
+    out = tmp_path / "partial"
+    shutil.copytree(full.path, out)
+    lines = (out / "summary.csv").read_text().splitlines(keepends=True)
+    (out / "summary.csv").write_text("".join(lines[:-1]))  # the last group lost its second row
+    last_group = set(full.summary["case_id"].tail(2))
+    result = _invoke("run", str(config), "--resume", str(out), "--no-isolation")
+    assert result.exit_code == 0, result.output
+    after = read_results(out)
+    assert sorted(after.summary["case_id"]) == sorted(full.summary["case_id"])
+    _check_consistent(after)
+    old = full.summary.set_index("case_id")["time_median_s"]
+    new = after.summary.set_index("case_id")["time_median_s"]
+    assert all(new[c] == old[c] for c in old.index if c not in last_group)  # kept as measured
+    assert after.env["resumes"][0]["cases_to_measure"] == 2
+    rows = after.summary[after.summary["case_id"].isin(last_group)]
+    assert rows.loc[rows["algorithm"] == "fault-ok", "speedup_vs_baseline"].tolist() == [1.0]

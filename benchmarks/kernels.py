@@ -19,6 +19,10 @@ thread, float32, NHWC, batch 1, except the thread-scaling check (2 vs 1).
 use it on a shared machine, where other processes steal the core (it cannot
 be used for the 2-thread check, which always uses wall time).
 
+Like a sweep's worker, the script measures with glibc's heap trimming off
+and ``OPENBLAS_THREAD_TIMEOUT=4`` (see ``convbench.memory_policy``: both
+otherwise distort timings by up to 10x); it restarts itself to set the latter.
+
 BLAS comparisons: this machine may set ``OPENBLAS_CORETYPE`` /
 ``OPENBLAS_L2_SIZE``; to compare against OpenBLAS as it tunes itself, run
 with them unset, e.g. ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python
@@ -41,6 +45,7 @@ import convbench
 from convbench import ConvSpec, get_algorithm, reference, relative_error
 from convbench.kernels.gemm import PackedGemm
 from convbench import timing
+from convbench.memory_policy import BLAS_ENV, keep_freed_memory
 from convbench.threads import limit_threads
 
 
@@ -215,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-time", type=float, default=None, help="seconds per comparison")
     ap.add_argument("--no-jit", action="store_true", help="skip the compile-time check")
     args = ap.parse_args(argv)
+    if any(k not in os.environ for k in BLAS_ENV):  # read by OpenBLAS at load: start again with it
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**BLAS_ENV, **os.environ})
+    keep_freed_memory()  # the sweep's measuring process does the same
     quick = args.quick
     min_rounds = 11 if quick else 31
     min_time = args.min_time if args.min_time is not None else (0.3 if quick else 1.5)

@@ -100,7 +100,8 @@ def collect_threads() -> dict[str, Any]:
 
     report = thread_report()
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                          "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")}
+                                          "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
+                                          "OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_CORETYPE")}
     blas = [p for p in report["pools"] if p["user_api"] == "blas"]
     return {
         "blas": blas[0]["internal_api"] if blas else None,
@@ -196,6 +197,17 @@ def calibrate(threads: list[int] | None = None, n: int = 1024, mem_mib: int = 12
     }
 
 
+def collect_measurement_policy() -> dict[str, Any]:
+    """Allocator and BLAS settings of the process that measures (see memory_policy)."""
+    from .memory_policy import BLAS_ENV
+
+    return {
+        "malloc": "glibc mallopt in the measuring process: no heap trimming, mmap threshold "
+                  "32 MiB, top pad 64 MiB (temporaries are reused, not page-faulted, every call)",
+        "worker_env_defaults": BLAS_ENV,
+    }
+
+
 COLLECTORS: dict[str, Callable[[], dict[str, Any]]] = {
     "system": collect_system,
     "cpu": collect_cpu,
@@ -204,6 +216,7 @@ COLLECTORS: dict[str, Callable[[], dict[str, Any]]] = {
     "libraries": collect_libraries,
     "threads": collect_threads,
     "convbench": collect_convbench,
+    "measurement": collect_measurement_policy,
 }
 
 

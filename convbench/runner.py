@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .memory_policy import keep_freed_memory
 from .config import Config, ConfigError, Layer, dump_config
 from .memory import check_fits
 from .reference import error_floor, reference, relative_error
@@ -519,6 +520,7 @@ def iter_results(
     """
     seed, baseline = plan.config.seed, plan.config.baseline
     if not isolation:
+        keep_freed_memory()
         for group in plan.groups:
             yield measure_group(group, plan.timing, seed, baseline, progress, memory_limit=memory_limit)
         return

@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from typing import Any
 
+from .memory_policy import BLAS_ENV, keep_freed_memory
 from .runner import DEFAULT_CASE_TIMEOUT, Case, Group, GroupResult, Monitor, Progress, Row, base_row, finish_rows
 from .timing import TimingSettings
 
@@ -123,7 +124,7 @@ class WorkerPool:
         self._fault_file = tempfile.TemporaryFile()
         parent, child = Pipe(duplex=True)
         root = str(Path(convbench.__file__).resolve().parent.parent)
-        env = dict(os.environ)
+        env = {**BLAS_ENV, **os.environ}  # a user's own setting wins
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
         fds = (child.fileno(), self._beat_file.fileno(), self._fault_file.fileno())
         try:
@@ -485,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     except Exception:  # pragma: no cover
         pass
+    keep_freed_memory()
     beat = mmap.mmap(beat_fd, _BEAT.size)
     return serve(Connection(fd), beat)
 

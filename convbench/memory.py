@@ -53,9 +53,10 @@ def format_size(n: float | int | None) -> str:
     return f"{value:.1f} PiB"  # pragma: no cover
 
 
-def _meminfo(key: str) -> int | None:
+def _kib_field(path: str, key: str) -> int | None:
+    """Bytes of a ``Key:   123 kB`` line of a /proc file, or None."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
@@ -66,7 +67,7 @@ def _meminfo(key: str) -> int | None:
 
 def system_available() -> int | None:
     """Memory the system can give without swapping: MemAvailable, else psutil, else None."""
-    value = _meminfo("MemAvailable")
+    value = _kib_field("/proc/meminfo", "MemAvailable")
     if value is not None:
         return value
     try:  # pragma: no cover - systems without /proc
@@ -111,17 +112,6 @@ def check_fits(spec: object, workspace: int, limit: int | None) -> str | None:
     )
 
 
-def _status_kib(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 #: Room left above the cap for the JIT compiler, thread stacks and malloc arenas.
 RLIMIT_HEADROOM = 1024**3
 
@@ -141,7 +131,7 @@ def cap_process_memory(limit: int | None) -> dict[str, int | None]:
     except ImportError:  # pragma: no cover - not Unix
         return {"rlimit_data": None}
     budget = limit if limit is not None else system_available()
-    used = _status_kib("VmData")
+    used = _kib_field("/proc/self/status", "VmData")
     if budget is None or used is None:
         return {"rlimit_data": None}
     cap = used + budget + RLIMIT_HEADROOM

@@ -158,6 +158,23 @@ def source_of(name: str) -> str:
     return _REGISTRY[name].source
 
 
+def loaded_plugins() -> list[str]:
+    """Plugin targets (modules, files) loaded so far, built-in modules excepted:
+    what another process must load to see the same algorithms."""
+    return sorted(t for t in _LOADED if t not in BUILTIN_MODULES)
+
+
+def registered_at_runtime(names: list[str]) -> list[str]:
+    """Those of ``names`` registered by a plain call, not by loading a plugin
+    module, file or entry point: another process cannot reproduce them."""
+    _ensure_builtins()
+    return [
+        n for n in names
+        if n in _REGISTRY and _REGISTRY[n].source not in _LOADED
+        and not _REGISTRY[n].source.startswith("entry point")
+    ]
+
+
 def list_algorithms() -> list[str]:
     """Names of every registered algorithm, built-ins first in registration order."""
     _ensure_builtins()

@@ -542,7 +542,7 @@ def plan_plugins(plan: Plan) -> list[str]:
     from . import registry
 
     named = list(plan.config_as_run()["plugins"])
-    others = sorted(t for t in registry._LOADED if t not in named and not t.startswith("convbench.algorithms."))
+    others = sorted(t for t in registry.loaded_plugins() if t not in named)
     return list(dict.fromkeys([*named, *others]))
 
 

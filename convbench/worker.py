@@ -380,10 +380,7 @@ def check_loadable(names: list[str]) -> None:
     a module, a file or an entry point): a worker cannot load them."""
     from . import registry
 
-    registry.list_algorithms()
-    entries = registry._REGISTRY
-    _refuse([n for n in names if n in entries and entries[n].source not in registry._LOADED
-             and not entries[n].source.startswith("entry point")])
+    _refuse(registry.registered_at_runtime(names))
 
 
 # -- the worker's side ---------------------------------------------------------------

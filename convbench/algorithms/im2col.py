@@ -5,7 +5,8 @@ multiplied by the (R*S*Cg) x Kg weights of each group); NCHW uses im2col (a (Cg*
 image and group, with the weights on the left), so both layouts are native
 and neither transposes its output. A 1x1, stride-1, unpadded layer skips the
 copy and multiplies the input as it lies, as every framework does. The
-GEMM is numpy's matmul, i.e. the machine's BLAS.
+GEMM is numpy's matmul, i.e. the machine's BLAS; a depthwise NHWC layer's
+"GEMM" (one column per group) is a numpy einsum of per-pixel dot products.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Im2col(Algorithm):
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         extra = 0
-        if spec.layout == "nhwc" and spec.groups > 1:
+        if spec.layout == "nhwc" and spec.groups > 1 and spec.channels_per_group > 1:
             extra = spec.output_bytes  # (G, M, Kg) product before the channel interleave
         return im2row_bytes(spec) + extra
 
@@ -67,6 +68,10 @@ class Im2col(Algorithm):
                 im2row(x, *geometry, g, col)
             else:
                 col = x.reshape(m, g * cg)
+            if cg == 1 and g > 1:
+                # depthwise: G dot products of length R*S per pixel, not G one-column GEMMs;
+                # einsum writes (M, G, Kg), which already is NHWC
+                return np.einsum("mgt,gtj->mgj", col.reshape(m, g, -1), w_mat).reshape(n, oh, ow, k)
             # (G, M, R*S*Cg) strided view: each group's rows are a BLAS operand as they lie
             y = np.matmul(col.reshape(m, g, -1).transpose(1, 0, 2), w_mat)  # (G, M, Kg)
             if g == 1:

@@ -14,6 +14,15 @@ from . import _common as c
 from .speed import _bar_geometry, _panel_height, _width
 
 
+
+def _log_panel(ax, floor: float, ylabel: str, title: str) -> None:
+    """A log-scale panel whose bars start at ``floor`` (log axes have no 0)."""
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=floor)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.grid(axis="y", alpha=0.3)
+
 def _one_thread_count(summary: Any) -> Any:
     """Memory and error do not depend on threads: keep the lowest count per layout x dtype."""
     lowest = summary.groupby(["layout", "dtype"])["threads"].transform("min")
@@ -75,11 +84,7 @@ def figure_memory(summary: Any, env: dict | None = None) -> Figure:
                 ax.plot(zx, [floor] * len(zx), ls="none", marker="^", color=color, ms=5, clip_on=False)
             if mx:
                 ax.plot(mx, my, ls="none", marker="D", ms=3.5, mfc="black", mec="white", mew=0.5, zorder=4)
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=floor)
-        ax.set_ylabel("extra memory (bytes, log)")
-        ax.set_title(f"{layout.upper()}, {dtype}", fontsize=9, loc="left")
-        ax.grid(axis="y", alpha=0.3)
+        _log_panel(ax, floor, "extra memory (bytes, log)", f"{layout.upper()}, {dtype}")
         c.decorate_layer_axis(ax, layers, classes, show_labels=len(rows) > 1 or ax is axes[-1])
     handles = c.algorithm_handles(algos)
     handles += [
@@ -142,11 +147,7 @@ def figure_accuracy(summary: Any, env: dict | None = None) -> Figure:
                     names = ", ".join(dict.fromkeys(g["algorithm"]))
                     ax.text(1.0, tol, f" tol {tol:.0e}\n ({names})", transform=ax.get_yaxis_transform(),
                             fontsize=6, va="center", ha="left", clip_on=False)
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=floor)
-        ax.set_ylabel("max relative error (log)")
-        ax.set_title(f"{layout.upper()}, {dtype}", fontsize=9, loc="left")
-        ax.grid(axis="y", alpha=0.3)
+        _log_panel(ax, floor, "max relative error (log)", f"{layout.upper()}, {dtype}")
         c.decorate_layer_axis(ax, layers, classes, show_labels=len(rows) > 1 or ax is axes[-1])
     handles = c.algorithm_handles(algos)
     handles += [

@@ -441,3 +441,21 @@ def test_resume_measures_a_partly_written_group_again_whole(tmp_path, many_confi
     assert after.env["resumes"][0]["cases_to_measure"] == 2
     rows = after.summary[after.summary["case_id"].isin(last_group)]
     assert rows.loc[rows["algorithm"] == "fault-ok", "speedup_vs_baseline"].tolist() == [1.0]
+
+
+def test_a_hang_during_sampling_is_a_timeout_row_naming_the_sample(tmp_path):
+    config = _write(tmp_path / "hang.yaml", f"""\
+name: hang
+algorithms: [fault-ok, fault-hangs-later]
+baseline: fault-ok
+plugins: [{FAULTY}]
+{FAST_TIMING}layers:
+  - {{name: a, channels: 2, size: 5, kernel: 3}}
+""")
+    out = tmp_path / "out"
+    result = _invoke("run", str(config), "--out", str(out), "--case-timeout", "1")
+    assert result.exit_code == 0, result.output
+    s = read_results(out).summary.set_index("algorithm")
+    assert s.loc["fault-ok", "status"] == "ok"
+    assert s.loc["fault-hangs-later", "status"] == "timeout"
+    assert re.search(r"no progress for 1 s \(--case-timeout\) during sample \d+", s.loc["fault-hangs-later", "reason"])

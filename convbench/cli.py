@@ -292,12 +292,14 @@ def _print_run_summary(rows: list[dict]) -> None:
     import pandas as pd
     from rich.table import Table
 
-    from .results import best_per_layer, network_totals
+    from .results import network_totals
+    from .select import select_best
 
     if not rows:
         return
     df = pd.DataFrame(rows)
-    best = best_per_layer(df)
+    best = select_best(df)
+    best = best[best["algorithm"] != ""]  # layers where no case is ok have no winner
     if len(best):
         table = Table(title="best algorithm per layer")
         for col in ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "vs baseline"):

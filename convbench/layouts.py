@@ -7,9 +7,12 @@ call so it takes and returns arrays in the spec's layout.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .spec import ConvSpec
 
 Array = np.ndarray
 
@@ -24,6 +27,12 @@ def convert(x: Array, src: str, dst: str) -> Array:
     if src == dst:
         return np.ascontiguousarray(x)
     return np.ascontiguousarray(x.transpose(_TO[(src, dst)]))
+
+
+def conversion_bytes(spec: "ConvSpec", natural: str) -> int:
+    """What :func:`adapt` allocates beyond the output when ``spec.layout`` is not
+    ``natural``: the converted input and the natural-layout output."""
+    return 0 if spec.layout == natural else spec.input_bytes + spec.output_bytes
 
 
 def adapt(call: Callable[[Array], Array], layout: str, natural: str) -> Callable[[Array], Array]:

@@ -490,17 +490,6 @@ def merge_results(folders: list[str | Path], out_dir: str | Path) -> Path:
 # -- the summaries shown at the end of a run (and reusable by plots) -----------------
 
 
-def best_per_layer(summary: Any) -> Any:
-    """The fastest ``ok`` algorithm of each layer x layout x dtype x threads."""
-    ok = summary[summary["status"] == "ok"]
-    if ok.empty:
-        return ok
-    keys = ["layer", "layout", "dtype", "threads"]
-    idx = ok.groupby(keys, sort=False)["time_median_s"].idxmin()
-    cols = keys + ["algorithm", "time_median_s", "gflops", "speedup_vs_baseline", "count"]
-    return ok.loc[idx, cols].reset_index(drop=True)
-
-
 def network_totals(summary: Any) -> Any:
     """Per algorithm x layout x dtype x threads: sum of ``count * median`` over layers.
 

@@ -52,12 +52,17 @@ def eligible(summary: Any) -> Any:
     return (summary["status"] == "ok") & pd.Series(within, index=summary.index)
 
 
+def _num(value: Any) -> float:
+    """A float, NaN for a missing value (too few samples give no interval)."""
+    return math.nan if value is None else float(value)
+
+
 def select_best(summary: Any) -> Any:
     """One row per layer variant: the winner, the runner-up and by how much.
 
     Columns: the variant keys, ``layer_class``, ``count``, ``algorithm`` (the
     winner; empty when no case qualifies), ``time_median_s``,
-    ``time_ci_low_s``/``time_ci_high_s``, ``gflops``, ``runner_up``,
+    ``time_ci_low_s``/``time_ci_high_s``, ``gflops``, ``speedup_vs_baseline``, ``runner_up``,
     ``runner_up_time_s``, ``margin`` (runner-up time / winner time),
     ``clear_winner`` (the two medians' CIs do not overlap), ``candidates``
     (qualifying algorithms) and ``excluded`` (``ok`` but beyond tolerance).
@@ -73,19 +78,19 @@ def select_best(summary: Any) -> Any:
         rec = dict(zip(VARIANT_KEYS, key))
         rec.update(layer_class=first["layer_class"], count=int(first["count"]), algorithm="",
                    time_median_s=math.nan, time_ci_low_s=math.nan, time_ci_high_s=math.nan,
-                   gflops=math.nan, runner_up="", runner_up_time_s=math.nan, margin=math.nan,
+                   gflops=math.nan, speedup_vs_baseline=math.nan, runner_up="", runner_up_time_s=math.nan, margin=math.nan,
                    clear_winner=False, candidates=len(good),
                    excluded=",".join(bad["algorithm"].astype(str)))
         if len(good):
             best = good.iloc[0]
             rec.update(algorithm=best["algorithm"], time_median_s=best["time_median_s"],
                        time_ci_low_s=best["time_ci_low_s"], time_ci_high_s=best["time_ci_high_s"],
-                       gflops=best["gflops"])
+                       gflops=best["gflops"], speedup_vs_baseline=best.get("speedup_vs_baseline", math.nan))
             if len(good) > 1:
                 second = good.iloc[1]
                 rec.update(runner_up=second["algorithm"], runner_up_time_s=second["time_median_s"],
                            margin=second["time_median_s"] / best["time_median_s"],
-                           clear_winner=bool(best["time_ci_high_s"] < second["time_ci_low_s"]))
+                           clear_winner=bool(_num(best["time_ci_high_s"]) < _num(second["time_ci_low_s"])))
             else:
                 rec["clear_winner"] = True
         rows.append(rec)

@@ -161,6 +161,11 @@ class ConvSpec:
         return self.groups == self.in_channels and self.groups > 1
 
     @property
+    def is_pointwise(self) -> bool:
+        """1x1, stride 1, unpadded: the NHWC input already is the im2col matrix."""
+        return self.kernel == (1, 1) and self.stride == (1, 1) and not any(self.padding)
+
+    @property
     def input_shape(self) -> tuple[int, int, int, int]:
         n, c, h, w = self.batch, self.in_channels, self.height, self.width
         return (n, c, h, w) if self.layout == "nchw" else (n, h, w, c)

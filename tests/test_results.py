@@ -6,9 +6,10 @@ import math
 import pandas as pd
 import pytest
 
+from convbench.select import select_best
 from convbench.results import (
     REQUIRED_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, SUMMARY_COLUMNS, ResultsError, ResultsWriter,
-    best_per_layer, merge_results, network_totals, read_results,
+    merge_results, network_totals, read_results,
 )
 
 
@@ -116,7 +117,7 @@ def test_best_per_layer_and_network_totals():
         _row(0, "L1", "a", 2.0, count=1), _row(1, "L1", "b", 1.0, count=1),
         _row(2, "L2", "a", 1.0, count=3), _row(3, "L2", "b", math.nan, status="failed", count=3),
     ])
-    best = best_per_layer(df)
+    best = select_best(df)
     assert best.set_index("layer")["algorithm"].to_dict() == {"L1": "b", "L2": "a"}
     totals = network_totals(df).set_index("algorithm")
     assert totals.loc["a", "total_s"] == pytest.approx(2.0 + 3 * 1.0)

@@ -47,7 +47,7 @@ class GemmDirect(Algorithm):
     natural_layout = "nhwc"
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
-        if spec.kernel == (1, 1) and spec.stride == (1, 1) and not any(spec.padding):
+        if spec.is_pointwise:
             return 0
         hq, wq, per_image = _plane_geometry(spec)
         planes = spec.stride_h * spec.stride_w * spec.batch * per_image * spec.in_channels
@@ -71,7 +71,7 @@ class GemmDirect(Algorithm):
             weight.reshape(g, kg, cg, r_taps, s_taps).transpose(3, 4, 0, 2, 1)
         ).astype(dtype, copy=False)
         depthwise = cg == 1 and g > 1
-        pointwise = spec.kernel == (1, 1) and spec.stride == (1, 1) and not any(spec.padding)
+        pointwise = spec.is_pointwise
         taps = [
             ((r * dh) % sh, (s * dw) % sw, ((r * dh) // sh) * wq + (s * dw) // sw, r, s)
             for r in range(r_taps)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.im2col import im2col_nchw
-from ..kernels.im2row import im2row, im2row_bytes, needs_copy
+from ..kernels.im2row import im2row, im2row_bytes
 from ..registry import register
 from ..spec import ConvSpec
 from .base import Algorithm, Array, ConvCall
@@ -38,7 +38,7 @@ class Im2col(Algorithm):
         n, oh, ow, k = spec.batch, spec.output_height, spec.output_width, spec.out_channels
         geometry = (kh, kw, *spec.stride, *spec.dilation, spec.pad_top, spec.pad_left, oh, ow)
         dtype = spec.np_dtype
-        copy = needs_copy(spec)
+        copy = not spec.is_pointwise
 
         if spec.layout == "nchw":
             w_mat = np.ascontiguousarray(weight.reshape(g, kg, cg * kh * kw), dtype=dtype)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.gemm import conv_gemm, k_blocks, nc_panels_for, pack_weights
-from ..kernels.im2row import im2row, im2row_bytes, needs_copy
-from ..layouts import adapt
+from ..kernels.im2row import im2row, im2row_bytes
+from ..layouts import adapt, conversion_bytes
 from ..registry import register
 from ..spec import ConvSpec
 from .base import Algorithm, Array, ConvCall
@@ -32,9 +32,8 @@ class Im2colNumba(Algorithm):
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         m = spec.output_height * spec.output_width
-        conversion = 0 if spec.layout == "nhwc" else spec.input_bytes + spec.output_bytes
         # im2row matrix + its row-offset table (the kernel's A-row addresses)
-        return im2row_bytes(spec) + m * 8 + conversion
+        return im2row_bytes(spec) + m * 8 + conversion_bytes(spec, "nhwc")
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
         dtype = spec.np_dtype
@@ -51,7 +50,7 @@ class Im2colNumba(Algorithm):
         offs = (np.arange(m, dtype=np.int64) * row).reshape(m, 1)
         zero = np.zeros(1, dtype)  # never read: im2row rows have no padding taps
         shape = (n, oh, ow, spec.out_channels)
-        copy = needs_copy(spec)
+        copy = not spec.is_pointwise
         geometry = (*spec.kernel, *spec.stride, *spec.dilation, spec.pad_top, spec.pad_left, oh, ow)
 
         def call(x: Array) -> Array:

@@ -15,14 +15,10 @@ import numpy as np
 from ..kernels.depthwise import depthwise, pack_depthwise
 from ..kernels.gemm import conv_gemm, k_blocks, nc_panels_for, pack_weights
 from ..kernels.indirection import indirection_buffer, indirection_bytes
-from ..layouts import adapt
+from ..layouts import adapt, conversion_bytes
 from ..registry import register
 from ..spec import ConvSpec
 from .base import Algorithm, Array, ConvCall
-
-
-def _conversion_bytes(spec: ConvSpec) -> int:
-    return 0 if spec.layout == "nhwc" else spec.input_bytes + spec.output_bytes
 
 
 @register
@@ -36,7 +32,7 @@ class Indirect(Algorithm):
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         # indirection buffer + zero vector (+ layout conversion copies for NCHW)
-        return indirection_bytes(spec) + spec.in_channels * spec.itemsize + _conversion_bytes(spec)
+        return indirection_bytes(spec) + spec.in_channels * spec.itemsize + conversion_bytes(spec, "nhwc")
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
         dtype = spec.np_dtype

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.direct import direct_nhwc, pack_direct
-from ..layouts import adapt
+from ..layouts import adapt, conversion_bytes
 from ..registry import register
 from ..spec import ConvSpec
 from .base import Algorithm, Array, ConvCall
@@ -25,8 +25,7 @@ class Naive(Algorithm):
     constraints = "none"
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
-        # NCHW: the converted input and the NHWC output before conversion back
-        return 0 if spec.layout == "nhwc" else spec.input_bytes + spec.output_bytes
+        return conversion_bytes(spec, "nhwc")
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
         w = pack_direct(np.asarray(weight), spec.groups, spec.np_dtype)

@@ -56,14 +56,9 @@ def im2row(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, 
                  groups, col)
 
 
-def needs_copy(spec: ConvSpec) -> bool:
-    """False for 1x1, stride-1, unpadded layers: the NHWC input is already the matrix."""
-    return not (spec.kernel == (1, 1) and spec.stride == (1, 1) and not any(spec.padding))
-
-
 def im2row_bytes(spec: ConvSpec) -> int:
     """Size of the im2row matrix (0 when the copy is skipped)."""
-    if not needs_copy(spec):
+    if spec.is_pointwise:
         return 0
     return (spec.batch * spec.output_height * spec.output_width * spec.kernel_h
             * spec.kernel_w * spec.in_channels * spec.itemsize)

@@ -56,7 +56,8 @@ def register(algorithm: A, *, source: str | None = None) -> A:
     """Register an :class:`Algorithm` subclass or instance; returns it unchanged.
 
     Usable as a class decorator. Raises :class:`PluginError` when the object
-    lacks the interface or its name is taken (both sources are named).
+    lacks the interface, is not a :class:`Algorithm` (whose ``prepare`` and
+    calls carry the input guard), or its name is taken (both sources are named).
     """
     obj = algorithm() if isinstance(algorithm, type) else algorithm
     where = source or (_loading_source[-1] if _loading_source else getattr(obj, "__module__", "?"))
@@ -68,6 +69,13 @@ def register(algorithm: A, *, source: str | None = None) -> A:
         raise PluginError(
             f"{where}: algorithm {name!r} lacks required method(s) {', '.join(missing)}; "
             "subclass convbench.Algorithm and implement prepare()."
+        )
+    if not isinstance(obj, Algorithm):
+        # the input guard lives in Algorithm (convbench.guard); an object that
+        # merely looks like one would reach the runner unguarded
+        raise PluginError(
+            f"{where}: algorithm {name!r} is a {type(obj).__qualname__}, not a convbench.Algorithm; "
+            "subclass convbench.Algorithm so its prepare() and calls go through the input guard."
         )
     if name in _REGISTRY and type(_REGISTRY[name].algorithm) is type(obj) and isinstance(algorithm, type):
         return algorithm  # the same class reached twice (e.g. entry point and --plugin)

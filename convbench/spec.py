@@ -8,8 +8,9 @@ NCHW is ``(N, C, H, W)`` and NHWC is ``(N, H, W, C)``. Padding may be an int,
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -27,7 +28,14 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def _pair(field: str, value: Any, minimum: int) -> tuple[int, int]:
+def check_positive_int(field: str, value: Any) -> int:
+    """``value`` as an int >= 1, or ``ValueError`` naming ``field``."""
+    if not _is_int(value) or value < 1:
+        raise _bad(field, "an int >= 1", value)
+    return int(value)
+
+
+def check_pair(field: str, value: Any, minimum: int = 1) -> tuple[int, int]:
     """An int or an (h, w) pair of ints >= minimum, as a pair."""
     pair = (value, value) if _is_int(value) else value
     if (
@@ -39,7 +47,7 @@ def _pair(field: str, value: Any, minimum: int) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def _padding(value: Any) -> tuple[int, int, int, int]:
+def check_padding(value: Any) -> tuple[int, int, int, int]:
     """Padding as (top, bottom, left, right) from an int, (ph, pw) or 4-tuple."""
     expected = "an int >= 0, a pair (ph, pw) or a 4-tuple (top, bottom, left, right) of them"
     if _is_int(value):
@@ -54,6 +62,47 @@ def _padding(value: Any) -> tuple[int, int, int, int]:
     if len(value) == 4:
         return tuple(int(v) for v in value)  # type: ignore[return-value]
     raise _bad("padding", expected, value)
+
+
+def check_layout(value: Any) -> str:
+    """``value`` as one of :data:`LAYOUTS` (case-insensitive)."""
+    layout = value.lower() if isinstance(value, str) else value
+    if layout not in LAYOUTS:
+        raise _bad("layout", "one of 'nchw', 'nhwc'", value)
+    return layout
+
+
+def check_dtype(value: Any) -> str:
+    """``value`` (a name or numpy dtype) as one of :data:`DTYPES`."""
+    try:
+        dtype = np.dtype(value).name if value is not None else None
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype not in DTYPES:
+        raise _bad("dtype", "one of 'float32', 'float64'", value)
+    return dtype
+
+
+#: The validator of each ConvSpec field: value -> normalised value, or a
+#: ``ValueError`` naming the field. The one set of rules; a config's layer
+#: fields are checked with these too (see :func:`check_field`).
+FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
+    **{name: functools.partial(check_positive_int, name)
+       for name in ("batch", "in_channels", "out_channels", "height", "width", "groups")},
+    "kernel": functools.partial(check_pair, "kernel", minimum=1),
+    "stride": functools.partial(check_pair, "stride", minimum=1),
+    "dilation": functools.partial(check_pair, "dilation", minimum=1),
+    "padding": check_padding,
+    "layout": check_layout,
+    "dtype": check_dtype,
+}
+
+
+def check_field(name: str, value: Any) -> Any:
+    """Validate and normalise one ConvSpec field on its own (a ``ValueError``
+    in ConvSpec's words names the field). Cross-field rules (groups dividing
+    the channels, an output of at least 1x1) need the whole spec: build one."""
+    return FIELD_CHECKS[name](value)
 
 
 @dataclass(frozen=True)
@@ -81,39 +130,26 @@ class ConvSpec:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        for name in ("batch", "in_channels", "out_channels", "height", "width", "groups"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise _bad(name, "an int >= 1", value)
-            object.__setattr__(self, name, int(value))
-        object.__setattr__(self, "kernel", _pair("kernel", self.kernel, 1))
-        object.__setattr__(self, "stride", _pair("stride", self.stride, 1))
-        object.__setattr__(self, "dilation", _pair("dilation", self.dilation, 1))
-        object.__setattr__(self, "padding", _padding(self.padding))
-        layout = self.layout.lower() if isinstance(self.layout, str) else self.layout
-        if layout not in LAYOUTS:
-            raise _bad("layout", "one of 'nchw', 'nhwc'", self.layout)
-        object.__setattr__(self, "layout", layout)
-        try:
-            dtype = np.dtype(self.dtype).name if self.dtype is not None else None
-        except TypeError:
-            dtype = None
-        if dtype not in DTYPES:
-            raise _bad("dtype", "one of 'float32', 'float64'", self.dtype)
-        object.__setattr__(self, "dtype", dtype)
+        # every field on its own first, in declaration order, so the first
+        # error names the first bad field; then the rules that join fields
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, FIELD_CHECKS[field.name](getattr(self, field.name)))
         for name, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if channels % self.groups:
                 raise ValueError(
                     f"The '{name}' parameter of ConvSpec ({channels}) must be divisible "
                     f"by 'groups' ({self.groups})."
                 )
-        for axis, size in (("output_height", self.output_height), ("output_width", self.output_width)):
+        for axis, size, field, pads in (
+            ("output_height", self.output_height, "height", (self.pad_top, self.pad_bottom)),
+            ("output_width", self.output_width, "width", (self.pad_left, self.pad_right)),
+        ):
             if size < 1:
+                i = 0 if field == "height" else 1
                 raise ValueError(
-                    f"ConvSpec gives {axis} = {size} < 1: the dilated kernel "
-                    f"({self.effective_kernel}) does not fit the padded input "
-                    f"({self.height + self.pad_top + self.pad_bottom}x"
-                    f"{self.width + self.pad_left + self.pad_right}). "
+                    f"ConvSpec gives {axis} = {size} < 1: the 'kernel' {self.kernel[i]} with "
+                    f"'dilation' {self.dilation[i]} spans {self.effective_kernel[i]}, more than "
+                    f"the '{field}' {getattr(self, field)} plus 'padding' {pads[0]}+{pads[1]}. "
                     "Use a smaller kernel or dilation, or more padding."
                 )
 

@@ -151,14 +151,93 @@ def check_input_and_weight_unchanged(algorithm: Algorithm, spec: ConvSpec) -> No
 
 
 def check_prepared_call_is_reusable(algorithm: Algorithm, spec: ConvSpec) -> None:
-    """One prepared call gives the right answer for a second, different input."""
+    """One prepared call gives the right answer for a second, different input,
+    and again for the first: no state kept between calls, no read of memory
+    the call does not own (which shows as answers that change from call to
+    call, or NaN)."""
     x1, w = spec.random_inputs(4)
     x2, _ = spec.random_inputs(5)
     call = algorithm.prepare(spec, w)
-    call(x1)
-    err = conv_error(spec, call(x2), x2, w)
     tol = algorithm.tolerance_for(spec.dtype)
-    assert err <= tol, f"second call's error {err:.3g} > tolerance {tol:.3g} (state kept between calls?)"
+    for which, x in (("first", x1), ("second", x2), ("first input, again: the third", x1)):
+        err = conv_error(spec, call(x), x, w)
+        assert err <= tol, (
+            f"{which} call's error {err:.3g} > tolerance {tol:.3g} "
+            "(state kept between calls, or a read outside the arrays?)"
+        )
+
+
+def _refused(what: str, kinds: tuple[type[Exception], ...], fn: Callable[[], Any],
+             mentions: tuple[str, ...]) -> None:
+    """Assert ``fn()`` raises one of ``kinds`` whose message names ``mentions``."""
+    names = " or ".join(k.__name__ for k in kinds)
+    try:
+        fn()
+    except kinds as exc:
+        missing = [m for m in mentions if m not in str(exc)]
+        assert not missing, f"{what}: the {type(exc).__name__} does not name {missing}: {exc}"
+        return
+    except Exception as exc:  # refused, but deep inside and with an unhelpful error
+        raise AssertionError(f"{what}: raised {type(exc).__name__} ({exc}), not a clear {names}") from exc
+    raise AssertionError(f"{what}: accepted; expected a {names}")
+
+
+def _off_by_one(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """``shape`` with one axis one smaller (one larger where it is 1), per axis."""
+    out = []
+    for axis, size in enumerate(shape):
+        wrong = list(shape)
+        wrong[axis] = size - 1 if size > 1 else size + 1
+        out.append(tuple(wrong))
+    return out
+
+
+def check_refuses_wrong_input_shape(algorithm: Algorithm, spec: ConvSpec) -> None:
+    """The prepared call raises ``ValueError`` naming the expected and received
+    shape for an input one off along any axis, or missing the batch axis."""
+    x, w = spec.random_inputs(6)
+    call = algorithm.prepare(spec, w)
+    for shape in _off_by_one(spec.input_shape):
+        bad = np.zeros(shape, spec.dtype)
+        _refused(f"input of shape {shape} (spec.input_shape is {spec.input_shape})", (ValueError,),
+                 lambda: call(bad), (str(spec.input_shape), str(shape)))
+    _refused(f"3-D input of shape {x[0].shape}", (ValueError,), lambda: call(x[0]),
+             (str(spec.input_shape),))
+
+
+def check_refuses_wrong_weight_shape(algorithm: Algorithm, spec: ConvSpec) -> None:
+    """``prepare`` raises ``ValueError`` naming the expected and received shape
+    for a weight one off along any axis (e.g. ``C // groups`` one too small)."""
+    for shape in _off_by_one(spec.weight_shape):
+        bad = np.zeros(shape, spec.dtype)
+        _refused(f"weight of shape {shape} (spec.weight_shape is {spec.weight_shape})", (ValueError,),
+                 lambda: algorithm.prepare(spec, bad), (str(spec.weight_shape), str(shape)))
+
+
+def check_refuses_wrong_dtype(algorithm: Algorithm, spec: ConvSpec) -> None:
+    """A weight or input of the other float dtype is a ``TypeError`` naming
+    both dtypes, not a silent conversion."""
+    other = "float64" if spec.dtype == "float32" else "float32"
+    x, w = spec.random_inputs(7)
+    _refused(f"{other} weight for a {spec.dtype} spec", (TypeError,),
+             lambda: algorithm.prepare(spec, w.astype(other)), (spec.dtype, other))
+    call = algorithm.prepare(spec, w)
+    _refused(f"{other} input for a {spec.dtype} spec", (TypeError,),
+             lambda: call(x.astype(other)), (spec.dtype, other))
+
+
+def check_refuses_strided_input(algorithm: Algorithm, spec: ConvSpec) -> None:
+    """A strided view of the right shape and dtype (not C-contiguous in the
+    spec's layout) is a ``ValueError``: kernels index the input as laid out."""
+    x, w = spec.random_inputs(8)
+    axis = int(np.argmax(spec.input_shape))
+    if spec.input_shape[axis] == 1:
+        return  # a one-element array is contiguous whatever its strides
+    wide = np.repeat(x, 2, axis=axis)
+    view = wide[(slice(None),) * axis + (slice(None, None, 2),)]
+    assert view.shape == x.shape and not view.flags.c_contiguous
+    call = algorithm.prepare(spec, w)
+    _refused("a strided (non C-contiguous) input", (ValueError,), lambda: call(view), ("contiguous",))
 
 
 def check_workspace_is_nonnegative_int(algorithm: Algorithm, spec: ConvSpec) -> None:
@@ -173,6 +252,10 @@ CHECKS: tuple[Callable[[Algorithm, ConvSpec], Any], ...] = (
     check_input_and_weight_unchanged,
     check_prepared_call_is_reusable,
     check_workspace_is_nonnegative_int,
+    check_refuses_wrong_input_shape,
+    check_refuses_wrong_weight_shape,
+    check_refuses_wrong_dtype,
+    check_refuses_strided_input,
 )
 
 #: The checks ``convbench verify`` runs by default on every spec (the rest

@@ -1,8 +1,10 @@
 """ConvSpec: normalisation, derived sizes and the errors that name the field."""
 
+import numpy as np
 import pytest
 
 from convbench import ConvSpec
+from convbench.spec import check_field
 
 
 def spec(**kw):
@@ -77,3 +79,28 @@ def test_output_smaller_than_one_is_rejected_with_sizes():
 def test_out_channels_must_divide_by_groups():
     with pytest.raises(ValueError, match="'out_channels'"):
         spec(in_channels=4, out_channels=6, groups=4)
+
+
+def test_output_smaller_than_one_names_the_fields_that_meet():
+    with pytest.raises(ValueError) as info:
+        spec(height=9, width=4, kernel=3, dilation=(1, 2), padding=0)
+    message = str(info.value)
+    assert "output_width = 0 < 1" in message
+    assert "'kernel' 3 with 'dilation' 2 spans 5" in message and "'width' 4 plus 'padding' 0+0" in message
+
+
+@pytest.mark.parametrize("field, value", [("stride", -2), ("groups", 0), ("padding", (1, -1)),
+                                          ("kernel", (3, 3, 3)), ("dtype", {"x": 1}), ("layout", None)])
+def test_one_field_is_checked_alone_with_the_same_message_as_the_spec(field, value):
+    with pytest.raises(ValueError) as alone:
+        check_field(field, value)
+    with pytest.raises(ValueError) as whole:
+        spec(**{field: value})
+    assert str(alone.value) == str(whole.value)
+    assert f"The '{field}' parameter of ConvSpec must be" in str(alone.value)
+
+
+def test_fields_are_normalised_from_numpy_ints():
+    s = spec(height=np.int64(9), kernel=np.int32(3), padding=(np.int64(1), 2))
+    assert type(s.height) is int and s.kernel == (3, 3) and s.padding == (1, 1, 2, 2)
+    assert check_field("stride", [2, 1]) == (2, 1) and check_field("dtype", np.float64) == "float64"

@@ -3,6 +3,12 @@
 A plugin author subclasses :class:`Algorithm`, sets ``name`` (and optionally
 ``description``, ``natural_layout``, ``tolerance``), and writes ``prepare``;
 ``supports`` and ``workspace_bytes`` have permissive defaults.
+
+Every subclass's ``prepare`` is wrapped, when the class is created, by the
+input guard of :mod:`convbench.guard`: wrong shapes, dtypes, strides and
+non-finite weights are refused with a clear error before the algorithm's
+code runs, and nothing is converted silently. A plugin gets this without
+writing a line.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
+from ..guard import guard_prepare
 from ..spec import ConvSpec
 
 Array = np.ndarray
@@ -43,6 +50,21 @@ class Algorithm:
     constraints: ClassVar[str] = "none"
     tolerance: ClassVar[dict[str, float]] = DEFAULT_TOLERANCE
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Put the input guard in front of the subclass's own ``prepare``.
+
+        Done here, once per class, so that every way of reaching ``prepare``
+        (the registry, the runner, ``algo.prepare(spec, w)`` in a notebook)
+        goes through the same checks; see :mod:`convbench.guard`.
+        """
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("prepare")
+        if own is None:
+            return  # inherits an already guarded prepare
+        if not callable(own):
+            raise TypeError(f"{cls.__qualname__}.prepare must be a method, not {type(own).__name__}.")
+        cls.prepare = guard_prepare(own)  # type: ignore[method-assign]
+
     def supports(self, spec: ConvSpec) -> str | None:
         """``None`` when ``spec`` can be run, else a short reason it cannot."""
         return None
@@ -57,6 +79,13 @@ class Algorithm:
         ``weight`` is OIHW ``(K, C // groups, R, S)`` in the spec's dtype.
         Returns a callable taking ``x`` of ``spec.input_shape`` (in
         ``spec.layout``) and returning a new array of ``spec.output_shape``.
+
+        The guard (:mod:`convbench.guard`) runs first, so an override may
+        rely on: ``supports(spec)`` is ``None``; ``weight`` is a finite,
+        C-contiguous array of ``spec.weight_shape`` and the spec's dtype; and
+        the returned call is only ever given a C-contiguous ``x`` of
+        ``spec.input_shape`` and the spec's dtype. Nothing is converted
+        for it: a wrong dtype is the caller's ``TypeError``.
         """
         raise NotImplementedError(f"{type(self).__name__}.prepare")
 

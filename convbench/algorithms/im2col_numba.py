@@ -54,7 +54,6 @@ class Im2colNumba(Algorithm):
         geometry = (*spec.kernel, *spec.stride, *spec.dilation, spec.pad_top, spec.pad_left, oh, ow)
 
         def call(x: Array) -> Array:
-            x = np.ascontiguousarray(x, dtype)
             if copy:
                 col = np.empty((n * m, row), dtype)
                 im2row(x, *geometry, g, col)

@@ -35,7 +35,7 @@ class Naive(Algorithm):
 
         def call(x: Array) -> Array:
             out = np.empty(shape, dtype)
-            direct_nhwc(np.ascontiguousarray(x, dtype), w, *geometry, out)
+            direct_nhwc(x, w, *geometry, out)  # guarded: C-contiguous, spec dtype
             return out
 
         return adapt(call, spec.layout, "nhwc")

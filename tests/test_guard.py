@@ -1,0 +1,238 @@
+"""The input guard (issue 18): every algorithm refuses what it cannot compute,
+at the caller's line, with an error that names the spec, the expected and the
+received shape or dtype; nothing is converted silently."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import convbench
+import convbench.guard
+from convbench.registry import PluginError, load_plugin, unregister
+from convbench.scaffold import write_plugin_skeleton
+from convbench.testing import (
+    check_refuses_strided_input,
+    check_refuses_wrong_dtype,
+    check_refuses_wrong_input_shape,
+    check_refuses_wrong_weight_shape,
+)
+
+GUARD_FILE = Path(convbench.guard.__file__).resolve()
+# the issue's example: height 9, an input of height 8 was accepted
+SPECS = [
+    convbench.ConvSpec(batch=2, in_channels=7, out_channels=5, height=9, width=11, kernel=3,
+                       padding=1, layout=layout)
+    for layout in ("nhwc", "nchw")
+]
+
+
+@pytest.fixture(scope="module")
+def skeleton(tmp_path_factory) -> str:
+    """A plugin exactly as ``convbench new-plugin`` writes it, registered."""
+    path = write_plugin_skeleton("guard-skeleton", tmp_path_factory.mktemp("plugin") / "skel.py")
+    load_plugin(str(path))
+    yield "guard-skeleton"
+    unregister("guard-skeleton")
+
+
+def _names(skeleton: str) -> list[str]:
+    return convbench.list_algorithms()  # built-ins, torch where installed, plugins, the skeleton
+
+
+def _raised_here(exc_info: pytest.ExceptionInfo) -> None:
+    """The error comes from the guard, called straight from this test's line:
+    no frame of numpy, numba, torch or the algorithm lies between."""
+    frames = traceback.extract_tb(exc_info.tb)
+    assert frames[0].filename == __file__
+    inner = {Path(f.filename).resolve() for f in frames[1:]}
+    assert inner == {GUARD_FILE}, [f"{f.filename}:{f.lineno}" for f in frames]
+
+
+def _prepared(name: str, spec: convbench.ConvSpec):
+    x, w = spec.random_inputs(0)
+    return x, w, convbench.get_algorithm(name).prepare(spec, w)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.layout)
+def test_every_algorithm_refuses_an_input_one_row_short(skeleton, spec):
+    for name in _names(skeleton):
+        x, _, call = _prepared(name, spec)
+        short = np.ascontiguousarray(x[:, :, :8] if spec.layout == "nchw" else x[:, :8])
+        with pytest.raises(ValueError) as info:
+            call(short)
+        _raised_here(info)
+        message = str(info.value)
+        assert name in message and spec.describe() in message, message
+        assert str(spec.input_shape) in message and str(short.shape) in message, message
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.layout)
+def test_every_algorithm_refuses_a_weight_with_one_channel_too_few(skeleton, spec):
+    _, w = spec.random_inputs(0)
+    bad = np.ascontiguousarray(w[:, :-1])
+    for name in _names(skeleton):
+        with pytest.raises(ValueError) as info:
+            convbench.get_algorithm(name).prepare(spec, bad)
+        _raised_here(info)
+        message = str(info.value)
+        assert name in message and str(spec.weight_shape) in message and str(bad.shape) in message
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.layout)
+def test_every_algorithm_refuses_float64_for_a_float32_spec_without_converting(skeleton, spec):
+    for name in _names(skeleton):
+        x, w, call = _prepared(name, spec)
+        with pytest.raises(TypeError) as info:
+            call(x.astype(np.float64))
+        _raised_here(info)
+        assert "float32" in str(info.value) and "float64" in str(info.value)
+        with pytest.raises(TypeError) as info:
+            convbench.get_algorithm(name).prepare(spec, w.astype(np.float64))
+        _raised_here(info)
+
+
+def test_strided_input_and_non_array_are_refused():
+    spec = SPECS[0]
+    x, _, call = _prepared("indirect", spec)
+    with pytest.raises(ValueError, match="C-contiguous in layout 'nhwc'") as info:
+        call(np.asfortranarray(x))
+    _raised_here(info)
+    with pytest.raises(TypeError, match="must be a numpy.ndarray") as info:
+        call(x.tolist())
+    _raised_here(info)
+
+
+def test_valid_inputs_still_give_the_reference_answer(skeleton):
+    for spec in SPECS:
+        x, w = spec.random_inputs(1)
+        ref = convbench.reference(spec, x, w)
+        for name in _names(skeleton):
+            y = convbench.get_algorithm(name).prepare(spec, w)(x)
+            assert convbench.relative_error(y, ref) < 1e-3, name
+
+
+def test_non_finite_weight_is_refused_at_prepare_naming_the_index():
+    spec = SPECS[0]
+    _, w = spec.random_inputs(0)
+    w[1, 2, 0, 1] = np.nan
+    with pytest.raises(ValueError, match=r"1 NaN or inf value\(s\), the first at index \(1, 2, 0, 1\)"):
+        convbench.get_algorithm("im2col").prepare(spec, w)
+
+
+def test_prepare_refuses_a_spec_the_algorithm_does_not_support():
+    spec = SPECS[0].replace(kernel=5, padding=2)
+    _, w = spec.random_inputs(0)
+    with pytest.raises(ValueError, match="not supported: Winograd F.2x2,3x3. needs a 3x3 kernel"):
+        convbench.get_algorithm("winograd").prepare(spec, w)
+
+
+def test_prepare_refuses_a_non_spec():
+    with pytest.raises(TypeError, match="needs a convbench.ConvSpec"):
+        convbench.get_algorithm("naive").prepare({"batch": 1}, np.zeros((1, 1, 1, 1), np.float32))
+
+
+class _Recorder(convbench.Algorithm):
+    """Records the weight its prepare received; answers with the reference."""
+
+    name = "t-guard-recorder"
+    seen: list[np.ndarray] = []
+
+    def prepare(self, spec, weight):
+        self.seen.append(weight)
+        return lambda x: convbench.reference(spec, x, weight).astype(spec.dtype)
+
+
+def test_prepare_receives_a_c_contiguous_weight_even_from_a_strided_view():
+    spec = SPECS[0]
+    _, w = spec.random_inputs(0)
+    view = np.asfortranarray(w)
+    assert not view.flags.c_contiguous
+    _Recorder().prepare(spec, view)
+    assert _Recorder.seen[-1].flags.c_contiguous and np.array_equal(_Recorder.seen[-1], w)
+
+
+def test_a_subclass_calling_super_prepare_is_guarded_once():
+    class Child(_Recorder):
+        name = "t-guard-child"
+
+        def prepare(self, spec, weight):
+            return super().prepare(spec, weight)
+
+    spec = SPECS[0]
+    x, w = spec.random_inputs(0)
+    call = Child().prepare(spec, w)
+    assert getattr(call, "__convbench_spec__", None) == spec
+    assert not hasattr(call.__wrapped__, "__convbench_spec__")  # one guard, not two
+    with pytest.raises(ValueError):
+        call(x[:, :8])
+
+
+def test_prepare_that_returns_no_callable_is_a_type_error():
+    class NoCall(convbench.Algorithm):
+        name = "t-guard-nocall"
+
+        def prepare(self, spec, weight):
+            return None
+
+    spec = SPECS[0]
+    with pytest.raises(TypeError, match="returned a builtins.NoneType, not a callable"):
+        NoCall().prepare(spec, spec.random_inputs(0)[1])
+
+
+def test_registry_refuses_an_object_that_is_not_an_algorithm():
+    class LooksLikeOne:
+        name = "t-guard-duck"
+
+        def supports(self, spec):
+            return None
+
+        def prepare(self, spec, weight):
+            return lambda x: x
+
+        def workspace_bytes(self, spec):
+            return 0
+
+        def tolerance_for(self, dtype):
+            return 1e-4
+
+    with pytest.raises(PluginError, match="not a convbench.Algorithm; subclass convbench.Algorithm"):
+        convbench.register(LooksLikeOne)
+    assert "t-guard-duck" not in convbench.list_algorithms()
+
+
+def test_the_kit_catches_an_algorithm_whose_guard_was_stripped():
+    """The conformance checks are honest: without the guard they fail."""
+
+    class Unguarded(convbench.Algorithm):
+        name = "t-guard-stripped"
+
+        def prepare(self, spec, weight):
+            # what the built-ins did before: convert silently, read whatever lies there
+            w = np.resize(np.asarray(weight, spec.dtype), spec.weight_shape)
+
+            def call(x):
+                x = np.resize(np.asarray(x, spec.dtype), spec.input_shape)
+                return convbench.reference(spec, x, w).astype(spec.dtype)
+
+            return call
+
+    Unguarded.prepare = Unguarded.prepare.__wrapped__  # bypass the class-creation hook
+    spec = SPECS[0]
+    algo = Unguarded()
+    for check in (check_refuses_wrong_input_shape, check_refuses_wrong_weight_shape,
+                  check_refuses_wrong_dtype, check_refuses_strided_input):
+        with pytest.raises(AssertionError):
+            check(algo, spec)
+    # and with the guard (a fresh class), every one passes
+    class Guarded(convbench.Algorithm):
+        name = "t-guard-kept"
+        prepare = Unguarded.prepare
+
+    for check in (check_refuses_wrong_input_shape, check_refuses_wrong_weight_shape,
+                  check_refuses_wrong_dtype, check_refuses_strided_input):
+        check(Guarded(), spec)
+    assert not hasattr(Unguarded.prepare, "__wrapped__") and hasattr(Guarded.prepare, "__wrapped__")

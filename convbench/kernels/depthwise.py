@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import _bounds
 from ._intrinsics import data_ptr, ptr_add, stack_alloc, vec_width
 from ._parallel import parallel_for
 
@@ -100,5 +101,12 @@ def depthwise(x: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_
     ``offs`` is the ``(M, T)`` indirection buffer; output pixels are split
     over ``numba.get_num_threads()`` threads.
     """
+    if _bounds.enabled():
+        # row (n, p, t) reads x[n*img_stride + offs[p, t] + c], c < channels;
+        # tap t's weights are w[t*k_all : (t+1)*k_all]
+        m_pix, taps = offs.shape
+        _bounds.require_offsets("depthwise", offs, x, nimg, img_stride, channels, zero)
+        _bounds.require("depthwise", "the weights", w, 0, taps * channels * mult - 1)
+        _bounds.require("depthwise", "the output", out, 0, nimg * m_pix * channels * mult - 1)
     parallel_for(depthwise_jobs, nimg * (-(-offs.shape[0] // PX)), x, zero, offs, img_stride, channels,
                  mult, w, out)

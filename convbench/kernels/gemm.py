@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import _bounds
 from ._intrinsics import data_ptr, ptr_add, stack_alloc, vec_width
 from ._parallel import parallel_for
 
@@ -154,9 +155,28 @@ def conv_gemm(a: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_
     reduction blocks in order. Output-pixel tiles are split over
     ``numba.get_num_threads()`` threads.
     """
+    if _bounds.enabled():
+        _check_bounds(a, zero, offs, nimg, img_stride, groups, cg, kg, packed, kblocks, out)
     njobs = groups * nimg * (-(-offs.shape[0] // MR))
     parallel_for(conv_gemm_jobs, njobs, a, zero, offs, nimg, img_stride, groups, cg, kg,
                  packed, kblocks, nc_panels, out)
+
+
+def _check_bounds(a: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_stride: int,
+                  groups: int, cg: int, kg: int, packed: np.ndarray, kblocks: np.ndarray,
+                  out: np.ndarray) -> None:
+    """What :func:`ukernel` touches through pointers, against the array sizes
+    (bounds-checked mode only, see :mod:`._bounds`)."""
+    m_pix, taps = offs.shape
+    nr = nr_for(a.dtype)  # the kernel's NR (vec_width)
+    if kblocks.size and (kblocks[:, 0].min() < 0 or kblocks[:, 1].max() > taps
+                         or kblocks[:, 2].min() < 0 or kblocks[:, 3].max() > cg):
+        raise IndexError(f"conv_gemm: reduction blocks {kblocks.tolist()} leave {taps} taps x {cg} channels")
+    # row (n, p, t) of group g reads a[n*img_stride + offs[p, t] + g*cg + c], c < cg
+    _bounds.require_offsets("conv_gemm", offs, a, nimg, img_stride, groups * cg, zero)
+    _bounds.require("conv_gemm", "the packed weights", packed, 0,
+                    groups * -(-kg // nr) * taps * cg * nr - 1)
+    _bounds.require("conv_gemm", "the output", out, 0, nimg * m_pix * groups * kg - 1)
 
 
 def pack_weights(weight: np.ndarray, groups: int, dtype: np.dtype | str) -> np.ndarray:

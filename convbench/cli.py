@@ -6,6 +6,8 @@ prints. Bad input ends with a one-paragraph message and exit status 2.
 
 from __future__ import annotations
 
+import os
+
 import typer
 from rich.console import Console
 
@@ -91,15 +93,27 @@ def verify(
     algorithm: list[str] = typer.Option(None, "--algorithm", "-a", help="Algorithm to check (repeatable; default all)."),
     plugin: list[str] = PluginOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every failed or errored case."),
+    boundscheck: bool = typer.Option(
+        False, "--boundscheck",
+        help="Compile every numba kernel with bounds checks (a read outside an array is an "
+             "IndexError, not garbage): reruns in a fresh process with NUMBA_BOUNDSCHECK=1 "
+             "and its own numba cache. Slower.",
+    ),
 ) -> None:
     """Run the correctness battery (convbench.testing) and print a table; exit 1 on any failure."""
     from rich.table import Table
 
     from .testing import check_algorithm
 
+    if boundscheck and os.environ.get("NUMBA_BOUNDSCHECK") != "1":
+        args = ["verify", "--boundscheck", *(["-v"] if verbose else [])]
+        args += [a for name in algorithm or [] for a in ("-a", name)]
+        args += [a for target in plugin_targets(plugin) for a in ("--plugin", target)]
+        raise typer.Exit(_rerun_bounds_checked(args))
     load_plugins(plugin)
     names = resolve_algorithms(algorithm)
-    table = Table(title="convbench verify: every algorithm against the float64 reference")
+    checked = " (numba bounds-checked)" if boundscheck else ""
+    table = Table(title=f"convbench verify: every algorithm against the float64 reference{checked}")
     for column in ("algorithm", "cases", "passed", "skipped", "failed", "worst error"):
         table.add_column(column, justify="right" if column != "algorithm" else "left")
     any_bad = False
@@ -120,6 +134,27 @@ def verify(
     console.print(table)
     if any_bad:
         raise typer.Exit(1)
+
+
+def _rerun_bounds_checked(args: list[str]) -> int:
+    """Run ``convbench ARGS`` in a new process whose numba compiles with bounds
+    checks, and return its exit status. numba reads NUMBA_BOUNDSCHECK once, at
+    import, and its on-disk cache does not key code by it: the child gets a
+    cache folder of its own, which only ever holds bounds-checked code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convbench" / "numba-boundscheck"
+    # the child imports this very convbench, wherever the parent found it
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": path}
+    proc = subprocess.run([sys.executable, "-m", "convbench.cli", *args], env=env,
+                          capture_output=True, text=True)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    return proc.returncode
 
 
 @app.command("new-plugin")

@@ -53,7 +53,12 @@ class $class_name(convbench.Algorithm):
         return spec.batch * spec.in_channels * hp * wp * spec.itemsize
 
     def prepare(self, spec: convbench.ConvSpec, weight: np.ndarray):
-        """Input-independent work (untimed by the sweep's per-call clock), then the call."""
+        """Input-independent work (untimed by the sweep's per-call clock), then the call.
+
+        convbench's guard has already checked `weight` (spec.weight_shape,
+        spec.dtype, finite, C-contiguous) and will check every `x` before
+        `call` sees it; nothing is converted, so don't cast here either.
+        """
         g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
         w = weight.reshape(g, kg, cg, spec.kernel_h, spec.kernel_w)
         (top, bottom, left, right), (sh, sw), (dh, dw) = spec.padding, spec.stride, spec.dilation

@@ -16,6 +16,15 @@ plain function ``check_<property>(algorithm, spec)`` that raises
 
 A spec the algorithm does not support (``supports`` gives a reason) is a
 ``skipped`` result carrying that reason, never a silent pass.
+
+Besides the arithmetic, the battery checks the interface every algorithm
+gets from :mod:`convbench.guard`: a wrong input or weight shape, the other
+dtype and a strided input are refused with an error naming what was
+expected, and a prepared call answers right for a second input and again
+for the first. For numba code, run it bounds-checked (``convbench verify
+--boundscheck``, or ``NUMBA_BOUNDSCHECK=1`` with a ``NUMBA_CACHE_DIR`` of
+its own): a read outside an array is then an ``IndexError``, an ``error``
+result.
 """
 
 from __future__ import annotations

@@ -176,3 +176,43 @@ def test_the_shared_cache_would_hand_back_unchecked_code(tmp_path):
     own = _run(probe, {**env, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "bc")},
                cwd=tmp_path).strip()
     assert own == "IndexError"
+
+
+ONE_TOO_FAR = '''
+import numba, convbench
+
+@numba.njit
+def _sum_one_past(a):
+    s = 0.0
+    n = a.shape[0]
+    for i in range(n + 1):
+        v = a[i]  # one past the end on the last trip: the answer stays right
+        if i < n:
+            s += v
+    return s
+
+@convbench.register
+class OneTooFar(convbench.Algorithm):
+    name = "t-one-too-far"
+
+    def prepare(self, spec, weight):
+        def call(x):
+            _sum_one_past(x.reshape(-1))
+            return convbench.reference(spec, x, weight).astype(spec.dtype)
+        return call
+'''
+
+
+def test_verify_boundscheck_fails_a_plugin_whose_kernel_reads_one_past_its_array(tmp_path, monkeypatch):
+    """Right answers, wrong reads: only the bounds-checked verify sees it (the
+    plain run is not made here: it would read past the array on purpose)."""
+    from typer.testing import CliRunner
+
+    from convbench.cli import app
+
+    plugin = tmp_path / "one_too_far.py"
+    plugin.write_text(ONE_TOO_FAR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["verify", "--boundscheck", "--plugin", str(plugin), "-a", "t-one-too-far"])
+    assert result.exit_code == 1, result.output
+    assert "numba bounds-checked" in result.output and "IndexError: index is out of bounds" in result.output

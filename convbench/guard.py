@@ -37,7 +37,7 @@ import numpy as np
 from .spec import ConvSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .algorithms.base import Algorithm
+    from .algorithm import Algorithm
 
 Array = np.ndarray
 ConvCall = Callable[[Array], Array]

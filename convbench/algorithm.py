@@ -17,8 +17,8 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from ..guard import guard_prepare
-from ..spec import ConvSpec
+from .guard import guard_prepare
+from .spec import ConvSpec
 
 Array = np.ndarray
 #: What ``prepare`` returns: a call from ``x`` (``spec.input_shape``) to a new

@@ -148,8 +148,8 @@ class ConvSpec:
                 i = 0 if field == "height" else 1
                 raise ValueError(
                     f"ConvSpec gives {axis} = {size} < 1: the 'kernel' {self.kernel[i]} with "
-                    f"'dilation' {self.dilation[i]} spans {self.effective_kernel[i]}, more than "
-                    f"the '{field}' {getattr(self, field)} plus 'padding' {pads[0]}+{pads[1]}. "
+                    f"'dilation' {self.dilation[i]} spans {self.effective_kernel[i]} and does not "
+                    f"fit the '{field}' {getattr(self, field)} plus 'padding' {pads[0]}+{pads[1]}. "
                     "Use a smaller kernel or dilation, or more padding."
                 )
 

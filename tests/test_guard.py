@@ -236,3 +236,40 @@ def test_the_kit_catches_an_algorithm_whose_guard_was_stripped():
                   check_refuses_wrong_dtype, check_refuses_strided_input):
         check(Guarded(), spec)
     assert not hasattr(Unguarded.prepare, "__wrapped__") and hasattr(Guarded.prepare, "__wrapped__")
+
+
+def test_the_runner_times_the_guarded_call():
+    """Every call the runner makes (warm-up, calibration, samples) enters the
+    algorithm through the guard, so every algorithm's time includes it alike."""
+    import sys
+
+    from convbench.config import parse_config
+    from convbench.sweep import measure
+    from convbench.timing import TimingSettings
+
+    callers: list[str] = []
+
+    class Caller(convbench.Algorithm):
+        name = "t-guard-caller"
+
+        def prepare(self, spec, weight):
+            def call(x):
+                callers.append(sys._getframe(1).f_code.co_name)
+                return convbench.reference(spec, x, weight).astype(spec.dtype)
+
+            return call
+
+    convbench.register(Caller)
+    try:
+        config = parse_config(
+            "algorithms: [t-guard-caller]\nthreads: [1]\n"
+            "layers:\n  - {name: a, channels: 4, size: 6, kernel: 3, padding: 1}\n", "t.yaml")
+        (group,) = measure.plan(config).groups
+        fast = TimingSettings(min_samples=4, min_time_s=0.0, max_time_s=0.5, target_ci=None,
+                              min_sample_time_s=0.0)
+        rows = measure.measure_group(group, fast, seed=0, baseline=None).rows
+        (row,) = [r for r in rows if r["algorithm"] == "t-guard-caller"]
+    finally:
+        unregister("t-guard-caller")
+    assert row["status"] == "ok", row["reason"]
+    assert len(callers) >= 6 and set(callers) == {"guarded"}, callers

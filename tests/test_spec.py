@@ -86,7 +86,7 @@ def test_output_smaller_than_one_names_the_fields_that_meet():
         spec(height=9, width=4, kernel=3, dilation=(1, 2), padding=0)
     message = str(info.value)
     assert "output_width = 0 < 1" in message
-    assert "'kernel' 3 with 'dilation' 2 spans 5" in message and "'width' 4 plus 'padding' 0+0" in message
+    assert "'kernel' 3 with 'dilation' 2 spans 5 and does not fit the 'width' 4 plus 'padding' 0+0" in message
 
 
 @pytest.mark.parametrize("field, value", [("stride", -2), ("groups", 0), ("padding", (1, -1)),

@@ -8,9 +8,8 @@ NCHW is ``(N, C, H, W)`` and NHWC is ``(N, H, W, C)``. Padding may be an int,
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -18,24 +17,24 @@ LAYOUTS = ("nchw", "nhwc")
 DTYPES = ("float32", "float64")
 
 
+class SpecFieldError(ValueError):
+    """A ConvSpec field has a bad value; ``field``, ``expected`` and ``got`` let callers
+    (a config file, the command line) word the message their way."""
+
+    def __init__(self, field: str, expected: str, got: Any):
+        super().__init__(f"The '{field}' parameter of ConvSpec must be {expected}. Got {got!r} instead.")
+        self.field, self.expected, self.got = field, expected, got
+
+
 def _bad(field: str, expected: str, got: Any) -> ValueError:
-    return ValueError(
-        f"The '{field}' parameter of ConvSpec must be {expected}. Got {got!r} instead."
-    )
+    return SpecFieldError(field, expected, got)
 
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def check_positive_int(field: str, value: Any) -> int:
-    """``value`` as an int >= 1, or ``ValueError`` naming ``field``."""
-    if not _is_int(value) or value < 1:
-        raise _bad(field, "an int >= 1", value)
-    return int(value)
-
-
-def check_pair(field: str, value: Any, minimum: int = 1) -> tuple[int, int]:
+def _pair(field: str, value: Any, minimum: int) -> tuple[int, int]:
     """An int or an (h, w) pair of ints >= minimum, as a pair."""
     pair = (value, value) if _is_int(value) else value
     if (
@@ -47,7 +46,7 @@ def check_pair(field: str, value: Any, minimum: int = 1) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def check_padding(value: Any) -> tuple[int, int, int, int]:
+def _padding(value: Any) -> tuple[int, int, int, int]:
     """Padding as (top, bottom, left, right) from an int, (ph, pw) or 4-tuple."""
     expected = "an int >= 0, a pair (ph, pw) or a 4-tuple (top, bottom, left, right) of them"
     if _is_int(value):
@@ -64,45 +63,49 @@ def check_padding(value: Any) -> tuple[int, int, int, int]:
     raise _bad("padding", expected, value)
 
 
-def check_layout(value: Any) -> str:
-    """``value`` as one of :data:`LAYOUTS` (case-insensitive)."""
+def _positive_int(field: str, value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise _bad(field, "an int >= 1", value)
+    return int(value)
+
+
+def _layout(value: Any) -> str:
     layout = value.lower() if isinstance(value, str) else value
     if layout not in LAYOUTS:
         raise _bad("layout", "one of 'nchw', 'nhwc'", value)
     return layout
 
 
-def check_dtype(value: Any) -> str:
-    """``value`` (a name or numpy dtype) as one of :data:`DTYPES`."""
+def _dtype(value: Any) -> str:
     try:
         dtype = np.dtype(value).name if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # np.dtype({"x": 1}) is a ValueError
         dtype = None
     if dtype not in DTYPES:
         raise _bad("dtype", "one of 'float32', 'float64'", value)
     return dtype
 
 
-#: The validator of each ConvSpec field: value -> normalised value, or a
-#: ``ValueError`` naming the field. The one set of rules; a config's layer
-#: fields are checked with these too (see :func:`check_field`).
-FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
-    **{name: functools.partial(check_positive_int, name)
+#: The rule of each field on its own (cross-field rules live in ConvSpec).
+_FIELD_RULES = {
+    **{name: (lambda v, name=name: _positive_int(name, v))
        for name in ("batch", "in_channels", "out_channels", "height", "width", "groups")},
-    "kernel": functools.partial(check_pair, "kernel", minimum=1),
-    "stride": functools.partial(check_pair, "stride", minimum=1),
-    "dilation": functools.partial(check_pair, "dilation", minimum=1),
-    "padding": check_padding,
-    "layout": check_layout,
-    "dtype": check_dtype,
+    "kernel": lambda v: _pair("kernel", v, 1),
+    "stride": lambda v: _pair("stride", v, 1),
+    "dilation": lambda v: _pair("dilation", v, 1),
+    "padding": _padding,
+    "layout": _layout,
+    "dtype": _dtype,
 }
 
 
 def check_field(name: str, value: Any) -> Any:
-    """Validate and normalise one ConvSpec field on its own (a ``ValueError``
-    in ConvSpec's words names the field). Cross-field rules (groups dividing
-    the channels, an output of at least 1x1) need the whole spec: build one."""
-    return FIELD_CHECKS[name](value)
+    """One ConvSpec field checked on its own and normalised (pairs as tuples,
+    padding as a 4-tuple, numpy integers as ints); :class:`SpecFieldError` if bad.
+
+    The one home of the field rules: ConvSpec and the config schema call it.
+    """
+    return _FIELD_RULES[name](value)
 
 
 @dataclass(frozen=True)
@@ -130,22 +133,20 @@ class ConvSpec:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        # every field on its own first, in declaration order, so the first
-        # error names the first bad field; then the rules that join fields
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name, FIELD_CHECKS[field.name](getattr(self, field.name)))
+        for name in ("batch", "in_channels", "out_channels", "height", "width", "groups",
+                     "kernel", "stride", "dilation", "padding", "layout", "dtype"):
+            object.__setattr__(self, name, check_field(name, getattr(self, name)))
         for name, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if channels % self.groups:
                 raise ValueError(
                     f"The '{name}' parameter of ConvSpec ({channels}) must be divisible "
                     f"by 'groups' ({self.groups})."
                 )
-        for axis, size, field, pads in (
+        for i, (axis, size, field, pads) in enumerate((
             ("output_height", self.output_height, "height", (self.pad_top, self.pad_bottom)),
             ("output_width", self.output_width, "width", (self.pad_left, self.pad_right)),
-        ):
+        )):
             if size < 1:
-                i = 0 if field == "height" else 1
                 raise ValueError(
                     f"ConvSpec gives {axis} = {size} < 1: the 'kernel' {self.kernel[i]} with "
                     f"'dilation' {self.dilation[i]} spans {self.effective_kernel[i]} and does not "

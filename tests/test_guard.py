@@ -245,6 +245,7 @@ def test_the_runner_times_the_guarded_call():
 
     from convbench.config import parse_config
     from convbench.sweep import measure
+    from convbench.sweep.plan import plan
     from convbench.timing import TimingSettings
 
     callers: list[str] = []
@@ -264,7 +265,7 @@ def test_the_runner_times_the_guarded_call():
         config = parse_config(
             "algorithms: [t-guard-caller]\nthreads: [1]\n"
             "layers:\n  - {name: a, channels: 4, size: 6, kernel: 3, padding: 1}\n", "t.yaml")
-        (group,) = measure.plan(config).groups
+        (group,) = plan(config).groups
         fast = TimingSettings(min_samples=4, min_time_s=0.0, max_time_s=0.5, target_ci=None,
                               min_sample_time_s=0.0)
         rows = measure.measure_group(group, fast, seed=0, baseline=None).rows

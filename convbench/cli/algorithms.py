@@ -1,0 +1,115 @@
+"""``convbench list``, ``verify`` and ``new-plugin``: the registered algorithms and writing new ones."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from .app import PluginOption, app, console, err_console, fail, load_plugins
+
+
+@app.command("list")
+def list_cmd(plugin: list[str] = PluginOption) -> None:
+    """List every registered algorithm with its description, layout and constraints."""
+    from ..registry import get_algorithm, list_algorithms, source_of
+    from .render import algorithms_table
+
+    load_plugins(plugin)
+    rows = []
+    for name in list_algorithms():
+        algo = get_algorithm(name)
+        rows.append({"name": name, "description": algo.description, "layout": algo.natural_layout or "both",
+                     "constraints": algo.constraints, "tol": f"{algo.tolerance_for('float32'):.0e}",
+                     "source": source_of(name)})
+    console.print(algorithms_table(rows))
+
+
+@app.command()
+def verify(
+    algorithm: list[str] = typer.Option(None, "--algorithm", "-a", help="Algorithm to check (repeatable; default all)."),
+    plugin: list[str] = PluginOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every failed or errored case."),
+    boundscheck: bool = typer.Option(
+        False, "--boundscheck",
+        help="Compile every numba kernel with bounds checks (a read outside an array is an "
+             "IndexError, not garbage): reruns in a fresh process with NUMBA_BOUNDSCHECK=1 "
+             "and its own numba cache. Slower.",
+    ),
+) -> None:
+    """Run the correctness battery (convbench.testing) and print a table; exit 1 on any failure."""
+    from pathlib import Path
+
+    from ..registry import plugin_target, require_algorithms
+    from ..testing import check_algorithm
+    from .render import verify_table
+
+    if boundscheck and os.environ.get("NUMBA_BOUNDSCHECK") != "1":
+        args = ["verify", "--boundscheck", *(["-v"] if verbose else [])]
+        args += [a for name in algorithm or [] for a in ("-a", name)]
+        args += [a for target in plugin or [] for a in ("--plugin", plugin_target(target, Path.cwd()))]
+        raise typer.Exit(_rerun_bounds_checked(args))
+    load_plugins(plugin)
+    try:
+        names = require_algorithms(algorithm or None)
+    except ValueError as exc:
+        fail(str(exc))
+    table = verify_table()
+    if boundscheck:
+        table.title += " (numba bounds-checked)"
+    any_bad = False
+    for name in names:
+        with console.status(f"checking {name} ..."):
+            results = check_algorithm(name)
+        counts = {s: sum(r.status == s for r in results) for s in ("passed", "skipped", "failed", "error")}
+        errors = [r.error for r in results if r.error is not None]
+        bad = [r for r in results if r.status in ("failed", "error")]
+        any_bad |= bool(bad)
+        table.add_row(
+            name, str(len(results)), str(counts["passed"]), str(counts["skipped"]),
+            f"[red]{len(bad)}[/]" if bad else "0",
+            f"{max(errors):.1e}" if errors else "-",
+        )
+        for r in bad if verbose else bad[:3]:
+            err_console.print(f"[red]{r.status}[/] {name} {r.check} {r.spec_id}: {r.message}", highlight=False)
+    console.print(table)
+    if any_bad:
+        raise typer.Exit(1)
+
+
+def _rerun_bounds_checked(args: list[str]) -> int:
+    """Run ``convbench ARGS`` in a new process whose numba compiles with bounds
+    checks, and return its exit status. numba reads NUMBA_BOUNDSCHECK once, at
+    import, and its on-disk cache does not key code by it: the child gets a
+    cache folder of its own, which only ever holds bounds-checked code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convbench" / "numba-boundscheck"
+    # the child imports this very convbench, wherever the parent found it
+    root = str(Path(__file__).resolve().parents[2])  # convbench/cli/algorithms.py -> the root
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": path}
+    proc = subprocess.run([sys.executable, "-m", "convbench.cli", *args], env=env,
+                          capture_output=True, text=True)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    return proc.returncode
+
+
+@app.command("new-plugin")
+def new_plugin(
+    name: str = typer.Argument(..., help="Algorithm name, e.g. my-algo."),
+    out: str = typer.Option(None, "--out", "-o", help="File or folder to write (default ./<name>.py)."),
+) -> None:
+    """Write a commented, working plugin skeleton that passes `convbench verify` as is."""
+    from pathlib import Path
+
+    from ..scaffold import write_plugin_skeleton
+
+    try:
+        path = write_plugin_skeleton(name, Path(out) if out else None)
+    except (ValueError, FileExistsError, OSError) as exc:
+        fail(str(exc))
+    console.print(f"wrote {path}\nnext: convbench verify --plugin {path} -a {name}", highlight=False)

@@ -90,7 +90,7 @@ except IndexError as exc:
     out["depthwise"] = f"IndexError: {exc}"
 
 # 4. the conformance battery, every built-in, on the odd shapes
-from convbench.algorithms import BUILTIN_MODULES
+from convbench.registry import BUILTIN_MODULES
 from convbench.registry import source_of
 from convbench.spec import ConvSpec
 from convbench.testing import ODD_CASES, check_algorithm

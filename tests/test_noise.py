@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from convbench import noise
-from convbench.threads import allowed_cores, pinned
+from convbench.machine import noise
+from convbench.machine.threads import allowed_cores, pinned
 
 
 def _core(median, spread, drift=0.0):

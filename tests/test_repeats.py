@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from convbench.repeats import combine, repetition_drift
+from convbench.sweep.repeats import combine, repetition_drift
 
 REF_FLOPS = 1e6
 

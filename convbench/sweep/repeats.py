@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .timing import drift, summarize, summarize_repetitions
+from ..timing import drift, summarize, summarize_repetitions
 
 Row = dict[str, Any]
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .threads import allowed_cores, limit_threads, pinned
-from .timing import drift
+from ..timing import drift
 
 #: sgemm size of the probe: 2*192^3 = 14 MFLOP, ~0.2 ms on one modern core,
 #: small enough to fit L2 and so to measure the core, not the memory.

@@ -45,7 +45,7 @@ def agreement(a, b) -> dict[str, float]:
     """Shares of cases / cells that agree between two runs' summaries."""
     import pandas as pd
 
-    from convbench.analysis.compare import CASE_KEYS, VARIANT_KEYS
+    from convbench.results.schema import CASE_KEYS, VARIANT_KEYS
 
     both = pd.merge(a[a.status == "ok"], b[b.status == "ok"], on=CASE_KEYS, suffixes=("_a", "_b"))
     time_ratio = both.time_median_s_b / both.time_median_s_a

@@ -76,12 +76,16 @@ def _per_round_ratios(base: dict[str, np.ndarray], case: dict[str, np.ndarray]) 
 
 
 def _status(reps: list[Row]) -> tuple[str, str]:
+    """The worst repetition's status and reason; the reason names the repetition
+    unless every repetition ended the same way."""
     for status in _SEVERITY:
         bad = [r for r in reps if r.get("status") == status]
         if bad:
             first = bad[0]
-            prefix = f"repetition {first['repetition'] + 1} of {len(reps)}: " if len(reps) > 1 else ""
-            return status, prefix + str(first.get("reason") or "")
+            reason = str(first.get("reason") or "")
+            same = all(r.get("status") == status and str(r.get("reason") or "") == reason for r in reps)
+            prefix = "" if same else f"repetition {int(first['repetition']) + 1} of {len(reps)}: "
+            return status, prefix + reason
     return "ok", ""
 
 
@@ -105,14 +109,14 @@ def combine(
     for i, (cid, reps) in enumerate(by_case.items()):
         row = dict(reps[0])
         row.pop("repetition", None)
+        row.pop("pinned_cpu", None)
         status, reason = _status(reps)
         row.update(status=status, reason=reason, n_repetitions=len(reps),
                    max_rel_err=_nanmax(r.get("max_rel_err") for r in reps),
                    unstable=any(bool(r.get("unstable")) for r in reps),
                    remeasured=int(sum(int(r.get("remeasured") or 0) for r in reps)),
                    ref_drift=_nanmax(abs(r.get("ref_drift", math.nan)) for r in reps),
-                   pinned_cpus=",".join(dict.fromkeys(str(r["pinned_cpu"]) for r in reps
-                                                      if r.get("pinned_cpu") not in (None, ""))))
+                   pinned_cpus=",".join(dict.fromkeys(c for c in (_cpu(r.get("pinned_cpu")) for r in reps) if c)))
         a = arrays[cid]
         if a["time"].size:
             row.update(summarize(a["time"], confidence))
@@ -122,8 +126,9 @@ def combine(
                        ci_rel_halfwidth=(t["ci_high"] - t["ci_low"]) / 2 / t["median"] if t["median"] > 0 else math.nan)
             norm = a["time"] / a["ref"]
             n = summarize_repetitions(norm, a["rep"], confidence, seed=seed + i)
-            row.update(time_norm_median=n["median"], time_norm_ci_low=n["ci_low"], time_norm_ci_high=n["ci_high"])
-            ref = np.nanmedian(a["ref"]) if np.isfinite(a["ref"]).any() else math.nan
+            row.update(time_norm_median=n["median"], time_norm_ci_low=n["ci_low"], time_norm_ci_high=n["ci_high"],
+                       norm_rep_spread=n["rep_spread"])
+            ref = float(np.nanmedian(a["ref"])) if np.isfinite(a["ref"]).any() else math.nan
             row["ref_gflops"] = ref_flops / ref / 1e9 if ref > 0 else math.nan
             if row.get("flops") and t["median"] > 0:
                 row["gflops"] = row["flops"] / t["median"] / 1e9
@@ -133,6 +138,13 @@ def combine(
             row.update(speedup_vs_baseline=s["median"], speedup_ci_low=s["ci_low"], speedup_ci_high=s["ci_high"])
         out.append(row)
     return out
+
+
+def _cpu(value: Any) -> str | None:
+    """A core number as text (a CSV gives it back as a float, or NaN for none)."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(int(value))
 
 
 def _nanmax(values: Any) -> float:

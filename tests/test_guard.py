@@ -274,3 +274,15 @@ def test_the_runner_times_the_guarded_call():
         unregister("t-guard-caller")
     assert row["status"] == "ok", row["reason"]
     assert len(callers) >= 6 and set(callers) == {"guarded"}, callers
+
+
+def test_torch_peer_one_channel_nhwc_reads_no_garbage():
+    """torch 2.13 read garbage for an NHWC view with C == 1 (found by the fuzz test)."""
+    pytest.importorskip("torch")
+    spec = convbench.ConvSpec(batch=3, in_channels=1, out_channels=1, height=3, width=6,
+                              kernel=(1, 5), stride=(1, 2), layout="nhwc")
+    x, w = spec.random_inputs(0)
+    call = convbench.get_algorithm("torch").prepare(spec, w)
+    ref = convbench.reference(spec, x, w)
+    for _ in range(3):
+        assert convbench.relative_error(call(x), ref) < 1e-4

@@ -41,11 +41,20 @@ class TorchConv2d(Algorithm):
             w = w.contiguous(memory_format=torch.channels_last)
         args = dict(stride=spec.stride, padding=padding, dilation=spec.dilation, groups=spec.groups)
 
+        one_channel = spec.in_channels == 1
+        nchw_strides = (spec.height * spec.width, spec.height * spec.width, spec.width, 1)
+
         def call(x: Array) -> Array:
             with torch.inference_mode():
                 t = torch.from_numpy(x)
                 if nhwc:
                     t = t.permute(0, 3, 1, 2)  # a channels_last NCHW view
+                    if one_channel:
+                        # With C == 1 the view is both NCHW- and channels_last-contiguous
+                        # (C's stride is 1) and torch 2.13's conv2d then read garbage
+                        # (1x5 kernel, stride (1, 2), found by the fuzz test); the same
+                        # memory with NCHW's strides is unambiguous. A view, no copy.
+                        t = t.as_strided(t.shape, nchw_strides)
                 if not symmetric:
                     t = F.pad(t, (left, right, top, bottom))
                 y = F.conv2d(t, w, **args)

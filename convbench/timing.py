@@ -145,6 +145,12 @@ def ci_rel_halfwidth(samples: Sequence[float], confidence: float = 0.95) -> floa
     return (hi - lo) / 2.0 / med
 
 
+def geomean(values: Any) -> float:
+    """Geometric mean of the finite, positive values (ratios, speedups); NaN when there are none."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
+    return float(np.exp(np.log(v).mean())) if v.size else math.nan
+
+
 def summarize(samples: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
     """Headline statistics of per-call times, keyed as in ``summary.csv``."""
     x = np.asarray(samples, dtype=float)

@@ -238,6 +238,8 @@ def compare_runs(
 
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     pairs = match_cases(a.summary, b.summary, label_a, label_b)
     sa, sb = samples_by_case(a.samples), samples_by_case(b.samples)
     out = []

@@ -53,13 +53,13 @@ def compare(
     from ..analysis.compare import CompareError, compare_runs
     from .render import compare_table, print_table
 
-    if threshold < 0 or not 0 < alpha < 1:
-        fail(f"--threshold must be >= 0 and --alpha in (0, 1); got {threshold} and {alpha}")
     ra, rb = _read(a), _read(b)
     try:
         result = compare_runs(ra, rb, threshold=threshold, alpha=alpha, label_a=a, label_b=b)
     except CompareError as exc:
         fail(str(exc))
+    except ValueError as exc:  # "threshold must be >= 0, ...": the parameter is the option's name
+        fail(f"--{exc}")
     df = result.table
     if csv_out:
         df.to_csv(csv_out, index=False)

@@ -244,19 +244,6 @@ def no_data(fig: Figure, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, color="0.3", wrap=True)
 
 
-def geomean(values: Iterable[float]) -> float:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
-    return float(np.exp(np.log(v).mean())) if v.size else math.nan
-
-
-def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
 def log_ticks(ax: Any, axis: str = "y") -> None:
     """Readable log-axis ticks: 1, 2, 5 per decade, printed as plain numbers."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter

@@ -38,4 +38,4 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     try:
         return check_shard(shard)
     except ValueError as exc:
-        raise ValueError(f"--shard {text}: {exc}") from None
+        raise ValueError(f"--shard {exc}") from None

@@ -12,7 +12,7 @@ layer variant at one thread count) finishes, samples before their summary
 rows, so a run killed at any moment keeps every finished case. A torn last
 line (a kill in the middle of a write) is dropped with a warning when the
 folder is read or resumed. A folder is never overwritten; ``convbench run
---resume DIR`` appends the missing cases to it (:func:`open_resume`).
+--resume DIR`` appends the missing cases to it (:mod:`.resume`).
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def read_env(folder: str | Path) -> dict[str, Any]:
     return env
 
 
-def _csv_text(path: Path) -> tuple[str, bool]:
+def csv_text(path: Path) -> tuple[str, bool]:
     """The text of a CSV without a torn last line (``True`` if one was dropped, with a warning)."""
     try:
         data = path.read_bytes()
@@ -233,7 +233,7 @@ def read_csv(path: str | Path, columns: list[str]) -> Any:
     import pandas as pd
 
     path = Path(path)
-    text, _ = _csv_text(path)
+    text, _ = csv_text(path)
     try:
         df = pd.read_csv(io.StringIO(text), keep_default_na=True)
     except pd.errors.EmptyDataError:
@@ -281,116 +281,3 @@ def read_results(folder: str | Path) -> Results:
     except yaml.YAMLError as exc:
         raise ResultsError(f"{config_path}: not valid YAML ({exc})") from None
     return Results(folder, summary, samples, env, config or {})
-
-
-# -- resuming an interrupted run -----------------------------------------------
-
-
-@dataclass
-class ResumeState:
-    """What an interrupted results folder already holds (after :func:`open_resume`)."""
-
-    path: Path
-    env: dict[str, Any]
-    summary: Any  # DataFrame of the rows kept
-    done: set[str]  # case_id of every case kept
-
-
-def _config_diff(a: Any, b: Any, where: str = "") -> str | None:
-    """A short description of the first difference of two config dicts."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(dict.fromkeys([*a, *b])):
-            if key not in a or key not in b:
-                return f"'{where}{key}' is only in {'the folder' if key in a else 'the config now'}"
-            d = _config_diff(a[key], b[key], f"{where}{key}.")
-            if d:
-                return d
-        return None
-    if isinstance(a, list) and isinstance(b, list) and where.rstrip(".") == "layers":
-        if len(a) != len(b):
-            return f"'layers' has {len(a)} layers in the folder, {len(b)} now"
-        for i, (x, y) in enumerate(zip(a, b)):
-            d = _config_diff(x, y, f"layers[{i}].")
-            if d:
-                return d
-        return None
-    if a != b:
-        return f"'{where.rstrip('.')}' is {a!r} in the folder, {b!r} now"
-    return None
-
-
-def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = None,
-                complete_groups: Any = None) -> ResumeState:
-    """Check that ``folder`` is a results folder of this very config and repair it for appending.
-
-    Refuses (:class:`ResultsError`) a folder that is not a results folder, or
-    whose ``config.yaml`` differs from ``config_as_run`` (the config as it
-    would be run now; the folder's name plays no part) or whose shard differs.
-    Repairs: a torn last line is cut off each CSV; samples without a summary
-    row are dropped; ``complete_groups(done_ids) -> keep_ids`` may drop the
-    rows of partly written groups so they are measured again whole.
-    """
-    folder = Path(folder)
-    env = read_env(folder)
-    config_path = folder / "config.yaml"
-    for name in ("summary.csv", "samples.csv", "config.yaml"):
-        if not (folder / name).is_file():
-            raise ResultsError(f"cannot resume {folder}: it has no {name}; not a results folder written by convbench run")
-    try:
-        stored = yaml.safe_load(config_path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ResultsError(f"cannot resume {folder}: its config.yaml is not valid YAML ({exc})") from None
-    from ..config.load import dump_config
-
-    now = yaml.safe_load(dump_config(dict(config_as_run)))
-    diff = _config_diff(stored, now)
-    if diff:
-        raise ResultsError(
-            f"cannot resume {folder}: it was made from a different config ({diff}). Resume with the same "
-            f"config and options, or with the folder's own config, {config_path}"
-        )
-    if (env.get("shard") or None) != (shard or None):
-        raise ResultsError(
-            f"cannot resume {folder}: it holds shard {env.get('shard')} of the sweep, not {shard}; "
-            "give the same shard (or none, to take the folder's)"
-        )
-    paths = {name: folder / name for name in ("summary.csv", "samples.csv")}
-    texts = {}
-    for name, path in paths.items():
-        text, torn = _csv_text(path)
-        columns = SUMMARY_COLUMNS if name == "summary.csv" else SAMPLE_COLUMNS
-        header = ",".join(columns)
-        if not text.strip():  # killed before even the header was flushed
-            text, torn = header + "\r\n", True
-        elif text.splitlines()[0] != header:
-            raise ResultsError(f"cannot resume {folder}: the header of {name} is not that of this convbench "
-                               f"(schema {SCHEMA_VERSION}); was it edited by hand?")
-        if torn:
-            write_text_atomic(path, text)
-        texts[name] = text
-    summary = read_csv(paths["summary.csv"], SUMMARY_COLUMNS)
-    samples = read_csv(paths["samples.csv"], SAMPLE_COLUMNS)
-    done = set(summary["case_id"].astype(str))
-    keep = set(complete_groups(done)) if complete_groups is not None else done
-    if keep != done:
-        summary = summary[summary["case_id"].astype(str).isin(keep)]
-        _rewrite(paths["summary.csv"], texts["summary.csv"], keep)
-        done = keep
-    orphan = ~samples["case_id"].astype(str).isin(done)
-    if orphan.any():
-        _rewrite(paths["samples.csv"], texts["samples.csv"], done)
-    return ResumeState(folder, env, summary.reset_index(drop=True), done)
-
-
-def _rewrite(path: Path, text: str, keep: set[str]) -> None:
-    """Rewrite a results CSV keeping the header and the rows whose case_id is in ``keep``."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader)
-    col = header.index("case_id")
-    out = io.StringIO(newline="")
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for record in reader:
-        if len(record) > col and record[col] in keep:
-            writer.writerow(record)
-    write_text_atomic(path, out.getvalue())

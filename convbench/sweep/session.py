@@ -20,7 +20,8 @@ from .. import registry
 from ..config.load import dump_config, load_config
 from ..machine import metadata
 from ..machine.malloc_policy import keep_freed_memory
-from ..results.io import ResultsError, ResultsWriter, check_new_dir, default_out_dir, open_resume, read_env
+from ..results.io import ResultsError, ResultsWriter, check_new_dir, default_out_dir, read_env
+from ..results.resume import open_resume
 from ..results.schema import STATUSES
 from .isolation import DEFAULT_CASE_TIMEOUT, WorkerPool, check_case_timeout, check_loadable
 from .measure import GroupResult, Monitor, Row, measure_group

@@ -1,7 +1,7 @@
 """How one case is measured: sampling rules and the statistics of its samples.
 
 Everything here is a pure function of numbers (or a tiny state object) so it
-can be tested on synthetic samples; the runner owns the clock and the calls.
+can be tested on synthetic samples; sweep/measure owns the clock and the calls.
 
 A case is measured as: one warm-up call (its time is ``compile_s``), then
 samples until *all* of these hold, or until ``max_time_s`` of sampling is

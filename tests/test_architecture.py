@@ -1,4 +1,5 @@
-"""The shape of the code (docs/architecture.md): no import cycles, no module over 400 lines."""
+"""The shape of the code (docs/architecture.md): no import cycles, no private names
+taken from another package, no module over 400 lines."""
 
 from __future__ import annotations
 
@@ -74,6 +75,29 @@ def test_no_import_cycle_among_convbench_modules():
     graph = import_graph()
     assert "convbench.sweep.measure" in graph["convbench.sweep.worker"]  # the finder sees relative imports
     assert find_cycle(graph) is None
+
+
+def private_imports() -> list[str]:
+    """``module: name`` for every ``_private`` name a module takes from another package."""
+    modules = _modules()
+    found = []
+    for name, (path, is_package) in modules.items():
+        package = name.split(".") if is_package else name.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = package[: len(package) - node.level + 1] if node.level else []
+            source = ".".join(base + ([node.module] if node.module else []))
+            source_package = source if source in modules and modules[source][1] else source.rpartition(".")[0]
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and source.startswith("convbench") and source_package != ".".join(package):
+                    found.append(f"{name}: {source}.{alias.name}")
+    return found
+
+
+def test_no_private_name_is_taken_from_another_package():
+    assert private_imports() == []
 
 
 def test_no_module_is_over_400_lines():

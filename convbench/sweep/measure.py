@@ -63,7 +63,7 @@ def _nrt_allocs() -> int | None:
 
     NRT statistics are off unless NUMBA_NRT_STATS=1 was set before numba
     initialised its runtime; ``memsys_enable_stats`` switches them on at any
-    time (checked with numba 0.68), and the runner only uses differences.
+    time (checked with numba 0.68), and only differences are used.
     The *bytes* numba allocates are seen by tracemalloc: numba's NRT
     allocator is ``PyMem_RawMalloc`` (``memsys_use_cpython_allocator``),
     which tracemalloc traces, so ``peak_bytes`` covers numpy and numba alike.

@@ -30,14 +30,11 @@ runner times the guarded call, so every algorithm pays it alike.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from .spec import ConvSpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .algorithm import Algorithm
 
 Array = np.ndarray
 ConvCall = Callable[[Array], Array]
@@ -172,7 +169,8 @@ def guard_prepare(prepare: Callable[..., ConvCall]) -> Callable[..., ConvCall]:
         return prepare
 
     @functools.wraps(prepare)
-    def guarded_prepare(self: "Algorithm", spec: ConvSpec, weight: Array) -> ConvCall:
+    # ``self`` is a convbench.Algorithm; not imported here, as algorithm.py imports this module
+    def guarded_prepare(self: Any, spec: ConvSpec, weight: Array) -> ConvCall:
         name = getattr(self, "name", "") or type(self).__name__
         check_spec(name, spec)
         reason = self.supports(spec)

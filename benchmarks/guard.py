@@ -58,7 +58,7 @@ def main() -> None:
     spec = convbench.ConvSpec(batch=1, in_channels=8, out_channels=8, height=8, width=8,
                               kernel=3, padding=1, layout="nhwc")
     x, w = spec.random_inputs(0)
-    from convbench.metadata import collect_cpu
+    from convbench.machine.metadata import collect_cpu
 
     cpu = collect_cpu()
     print(f"cpu={cpu['model']} ({'+'.join(cpu['simd'])}) python={platform.python_version()} "

@@ -75,13 +75,15 @@ def list_cmd(plugin: list[str] = PluginOption) -> None:
 
     load_plugins(plugin)
     table = Table(title="convbench algorithms")
-    for column in ("name", "description", "natural layout", "constraints", "float32 tol", "source"):
+    for column in ("name", "description", "natural layout", "constraints", "float32 tol", "library", "source"):
         table.add_column(column, overflow="fold")
     for name in list_algorithms():
         algo = get_algorithm(name)
+        library = algo.library_version() if callable(getattr(algo, "library_version", None)) else None
         table.add_row(
-            name, algo.description, algo.natural_layout or "both", algo.constraints,
-            f"{algo.tolerance_for('float32'):.0e}", source_of(name),
+            name + (" (peer)" if getattr(algo, "peer", False) else ""), algo.description,
+            algo.natural_layout or "both", algo.constraints,
+            f"{algo.tolerance_for('float32'):.0e}", library or "", source_of(name),
         )
     console.print(table)
 

@@ -30,8 +30,12 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-#: Version of the results format; bump when a column changes meaning or goes.
-SCHEMA_VERSION = 1
+#: Version of the results format; bump when a column changes meaning, goes or comes.
+SCHEMA_VERSION = 2
+
+#: Columns added after schema 1, with the version that added them: a folder
+#: of an older schema is read with them empty (nothing recorded them then).
+ADDED_COLUMNS: dict[str, int] = {"implementation": 2}
 
 #: Columns ``summary.csv`` must have (the documented contract).
 REQUIRED_COLUMNS = [
@@ -52,13 +56,15 @@ REQUIRED_COLUMNS = [
 #: ``loops`` (calls per sample), ``prepare_bytes`` (memory the prepared call
 #: keeps), ``measured_workspace_bytes`` (prepare_bytes beyond the weights +
 #: peak_bytes beyond the output: comparable to ``workspace_bytes``),
-#: ``numba_allocs`` (NRT allocations in one call), the thread pools as
+#: ``numba_allocs`` (NRT allocations in one call), ``implementation`` (what
+#: really computed the case: ``Algorithm.implementation``, e.g.
+#: ``openblas:SkylakeX``, ``numba:gemm-5x16``, ``torch:Slow2d``), the thread pools as
 #: verified during the case (``numba_threads``, ``blas_threads``,
 #: ``fft_workers``) and ``seed``.
 SUMMARY_COLUMNS = [
     "case_index", "case_id", *REQUIRED_COLUMNS[:3], "description", *REQUIRED_COLUMNS[3:],
     "baseline", "error_tolerance", "time_mean_s", "time_std_s", "ci_rel_halfwidth", "loops",
-    "prepare_bytes", "measured_workspace_bytes", "numba_allocs",
+    "prepare_bytes", "measured_workspace_bytes", "numba_allocs", "implementation",
     "numba_threads", "blas_threads", "fft_workers", "seed",
 ]
 
@@ -291,12 +297,18 @@ def read_results(folder: str | Path) -> Results:
     folder = Path(folder)
     env = read_env(folder)
     frames = {}
-    for name, columns in (("summary.csv", SUMMARY_COLUMNS), ("samples.csv", SAMPLE_COLUMNS)):
+    version = env["schema_version"]
+    summary_columns = [c for c in SUMMARY_COLUMNS if ADDED_COLUMNS.get(c, 0) <= version]
+    for name, columns in (("summary.csv", summary_columns), ("samples.csv", SAMPLE_COLUMNS)):
         path = folder / name
         if not path.is_file():
             raise ResultsError(f"{folder} has no {name}; the run may have failed before writing it")
         df = read_csv(path, columns)
-        for col in ("reason", "layer_class", "network", "description"):
+        if name == "summary.csv":
+            for col in SUMMARY_COLUMNS:
+                if col not in df.columns:  # an older schema: not recorded then
+                    df[col] = ""
+        for col in ("reason", "layer_class", "network", "description", "implementation"):
             if col in df.columns:
                 df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
         frames[name] = df

@@ -389,6 +389,9 @@ def measure_group(
                 t0 = time.perf_counter()
                 call = algo.prepare(spec, w_master.copy())
                 row["prepare_s"] = time.perf_counter() - t0
+                stage = "implementation()"
+                mon.stage(pos, stage)
+                row["implementation"] = str(algo.implementation(spec))
                 stage = "the warm-up call"
                 mon.stage(pos, stage)
                 t0 = time.perf_counter()
@@ -666,6 +669,8 @@ def run(
                 "quick": plan.quick,
                 "shard": shard,
                 "algorithms": plan.algorithms,
+                # which are production libraries (analysis sets convbench's best against theirs)
+                "peers": [n for n in plan.algorithms if getattr(get_algorithm(n), "peer", False)],
                 "baseline": plan.config.baseline,
                 "threads_requested": plan.threads,
                 "timing": plan.timing.to_dict(),

@@ -10,6 +10,7 @@ BUILTIN_MODULES = tuple(
     f"{__name__}.{module}"
     for module in (
         "naive", "im2col", "gemm_direct", "winograd", "fft", "indirect", "im2col_numba",
-        "torch_peer",  # registers only where torch imports
+        # peers: each registers only where its package is installed
+        "torch_peer", "onnxruntime_peer",
     )
 )

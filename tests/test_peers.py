@@ -43,7 +43,7 @@ def _without_peer_packages(code: str) -> subprocess.CompletedProcess:
                           env=env, timeout=300, cwd=ROOT)
 
 
-def test_list_layers_and_verify_work_without_the_peer_packages():
+def test_list_layers_verify_and_import_work_without_the_peer_packages():
     code = (
         "import convbench\n"
         "names = convbench.list_algorithms()\n"
@@ -55,6 +55,8 @@ def test_list_layers_and_verify_work_without_the_peer_packages():
         "    out = r.invoke(app, args)\n"
         "    assert out.exit_code == 0, (args, out.output)\n"
         "    assert 'torch' not in out.output and 'onnxruntime' not in out.output, out.output\n"
+        "out = r.invoke(app, ['import', 'model.onnx'])\n"
+        "assert out.exit_code == 2 and 'needs the onnx package' in out.output, out.output\n"
         "print('fine')\n"
     )
     proc = _without_peer_packages(code)

@@ -96,7 +96,7 @@ def _load(path: Path, max_size: int) -> Any:
         raise OnnxImportError(f"{path}: not a file")
     size = path.stat().st_size
     if size > max_size:
-        from .memory import format_size
+        from .machine.memory import format_size
 
         raise OnnxImportError(
             f"{path}: the model file is {format_size(size)}, over the limit of {format_size(max_size)}; "

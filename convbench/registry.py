@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator, TypeVar
 
 from .algorithms import BUILTIN_MODULES
-from .algorithms.base import Algorithm
+from .algorithm import Algorithm
 
 ENTRY_POINT_GROUP = "convbench.algorithms"
 REQUIRED_METHODS = ("supports", "prepare", "workspace_bytes", "tolerance_for")

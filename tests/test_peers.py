@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import convbench
-from convbench import runner as rn
+from convbench.sweep import measure as rn
 from convbench.config import parse_config
-from convbench.threads import limit_threads
+from convbench.machine.threads import limit_threads
 from convbench.timing import TimingSettings
 
 ROOT = Path(__file__).resolve().parent.parent

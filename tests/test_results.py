@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from convbench.select import select_best
+from convbench.analysis.select import select_best
 from convbench.results import (
     REQUIRED_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, SUMMARY_COLUMNS, ResultsError, ResultsWriter,
     merge_results, network_totals, read_results,

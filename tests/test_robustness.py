@@ -24,10 +24,10 @@ import pytest
 from typer.testing import CliRunner
 
 import convbench
-from convbench import runner as rn
+from convbench.sweep import measure as rn
 from convbench.cli import app
 from convbench.config import parse_config
-from convbench.memory import check_fits, format_size, parse_size
+from convbench.machine.memory import check_fits, format_size, parse_size
 from convbench.registry import load_plugin, unregister
 from convbench.results import (
     SAMPLE_COLUMNS, STATUSES, SUMMARY_COLUMNS, ResultsError, ResultsWriter, open_resume, read_results,
@@ -132,7 +132,7 @@ def test_runtime_registered_algorithms_need_no_isolation(tmp_path):
         config = parse_config(f"algorithms: [t-local-only]\nbaseline: null\n{FAST_TIMING}"
                               "layers:\n  - {name: a, channels: 2, size: 4, kernel: 1}\n", "t.yaml")
         plan = rn.plan(config)
-        from convbench.worker import WorkerError
+        from convbench.sweep.isolation import WorkerError
 
         with pytest.raises(WorkerError, match="registered in this process only.*--no-isolation"):
             rn.run(plan, tmp_path / "iso", calibration=False)
@@ -206,7 +206,7 @@ def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_case_set(tmp_path,
     assert before.env["finished"] is False
     _check_consistent(before)
     time.sleep(0.3)
-    orphans = subprocess.run(["pgrep", "-f", f"convbench.worker .* {proc.pid}$"], capture_output=True, text=True)
+    orphans = subprocess.run(["pgrep", "-f", f"convbench.sweep.isolation .* {proc.pid}$"], capture_output=True, text=True)
     assert orphans.stdout.strip() == "", "the worker outlived its parent"
     # a kill in the middle of a write: a torn summary line, samples of a group whose rows never landed
     missing = sorted(set(full.summary["case_id"]) - set(before.summary["case_id"]))

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 import convbench
-from convbench import runner as rn
+from convbench.sweep import measure as rn
 from convbench.cli import app
 from convbench.config import load_config, parse_config
 from convbench.registry import unregister

@@ -19,7 +19,7 @@ from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
 from ..registry import register
 from ..spec import ConvSpec
-from .base import Algorithm, Array, ConvCall
+from ..algorithm import Algorithm, Array, ConvCall
 
 
 @register

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..spec import ConvSpec
-from .base import Array, ConvCall
+from ..algorithm import Array, ConvCall
 from .peer import Peer, register_if_installed
 
 OPSET = 17
@@ -70,14 +70,14 @@ class OnnxRuntimeConv(Peer):
         return None
 
     def implementation(self, spec: ConvSpec) -> str:
-        from ..threads import case_threads
+        from ..machine.threads import case_threads
 
         return self._kernels.get((spec, case_threads()), "onnxruntime:mlas")
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
         import onnxruntime as ort
 
-        from ..threads import case_threads
+        from ..machine.threads import case_threads
 
         threads = case_threads()
         options = ort.SessionOptions()

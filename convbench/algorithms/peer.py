@@ -16,7 +16,7 @@ import importlib.util
 from typing import ClassVar, TypeVar
 
 from ..registry import register
-from .base import Algorithm
+from ..algorithm import Algorithm
 
 P = TypeVar("P", bound=type)
 

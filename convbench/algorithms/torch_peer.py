@@ -15,7 +15,7 @@ Both register only where torch is installed and import it at the first
 specs contiguous, so torch gets the layout it is fastest in for each.
 PyTorch pads only symmetrically: asymmetric padding is an explicit ``F.pad``
 inside the timed call. torch's intra-op pool follows the case's thread count
-(:func:`convbench.threads.add_pool`) and is restored after it.
+(:func:`convbench.machine.threads.add_pool`) and is restored after it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..spec import ConvSpec
-from .base import Array, ConvCall
+from ..algorithm import Array, ConvCall
 from .peer import Peer, register_if_installed
 
 
@@ -34,7 +34,7 @@ def _torch() -> Any:
     """torch, imported now, with its thread pool under the case's limits."""
     import torch
 
-    from ..threads import add_pool
+    from ..machine.threads import add_pool
 
     add_pool("torch", torch.get_num_threads, torch.set_num_threads)
     return torch

@@ -15,7 +15,7 @@ from ..layouts import adapt
 from .. import implementation as impl
 from ..registry import register
 from ..spec import ConvSpec
-from .base import Algorithm, Array, ConvCall
+from ..algorithm import Algorithm, Array, ConvCall
 
 
 def _tiles(spec: ConvSpec) -> tuple[int, int]:

@@ -2,12 +2,12 @@
 
 A numba kernel can segfault, a plugin can call ``abort()``, hang, or
 allocate the machine away. None of that may cost a sweep the rows it has
-already measured, so :func:`convbench.runner.run` hands each group of
-cases to a worker (``python -m convbench.worker``) and only writes rows.
+already measured, so :func:`convbench.sweep.measure.run` hands each group of
+cases to a worker (``python -m convbench.sweep.isolation``) and only writes rows.
 
 - The worker is started once per sweep and reused while healthy: imports
   and numba's JIT happen once, and timing happens inside it exactly as
-  in-process (:func:`convbench.runner.measure_group`).
+  in-process (:func:`convbench.sweep.measure.measure_group`).
 - It loads the same plugins as the parent; an algorithm registered only in
   the parent's memory (a class defined at runtime) cannot be seen there and
   is refused up front with a pointer to ``--no-isolation``.
@@ -20,7 +20,7 @@ cases to a worker (``python -m convbench.worker``) and only writes rows.
   worker then measures the group's unfinished cases without the culprit,
   interleaved as before; after a second failure in the same group the rest
   run one case at a time, so a crash is charged to the case that caused it.
-- It caps its data segment (``RLIMIT_DATA``, see :mod:`convbench.memory`),
+- It caps its data segment (``RLIMIT_DATA``, see :mod:`convbench.machine.memory`),
   writes no core files, ignores Ctrl-C (the parent handles it) and dies
   with its parent.
 """
@@ -41,9 +41,9 @@ from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from typing import Any
 
-from .memory_policy import BLAS_ENV, keep_freed_memory
-from .runner import DEFAULT_CASE_TIMEOUT, Case, Group, GroupResult, Monitor, Progress, Row, base_row, finish_rows
-from .timing import TimingSettings
+from ..machine.malloc_policy import BLAS_ENV, keep_freed_memory
+from .measure import DEFAULT_CASE_TIMEOUT, Case, Group, GroupResult, Monitor, Progress, Row, base_row, finish_rows
+from ..timing import TimingSettings
 
 #: heartbeat layout: beat counter, case position, sample number, stage text
 _BEAT = struct.Struct("<qqq104s")
@@ -129,7 +129,7 @@ class WorkerPool:
         fds = (child.fileno(), self._beat_file.fileno(), self._fault_file.fileno())
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "convbench.worker", *map(str, fds), str(os.getpid())],
+                [sys.executable, "-m", "convbench.sweep.isolation", *map(str, fds), str(os.getpid())],
                 pass_fds=fds, stdin=subprocess.DEVNULL, env=env,
             )
         except OSError as exc:
@@ -378,7 +378,7 @@ def _refuse(missing: list[str]) -> None:
 def check_loadable(names: list[str]) -> None:
     """Refuse, before any worker starts, algorithms registered at runtime (not by loading
     a module, a file or an entry point): a worker cannot load them."""
-    from . import registry
+    from .. import registry
 
     _refuse(registry.registered_at_runtime(names))
 
@@ -433,9 +433,9 @@ def serve(conn: Connection, beat: mmap.mmap) -> int:
     """The worker loop: init, then one group per message until ``stop`` or EOF."""
     try:
         _, init = conn.recv()
-        from . import runner
-        from .memory import cap_process_memory
-        from .registry import list_algorithms, load_plugin
+        from . import measure as runner
+        from ..machine.memory import cap_process_memory
+        from ..registry import list_algorithms, load_plugin
 
         for target in init["plugins"]:
             load_plugin(target)

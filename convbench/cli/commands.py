@@ -45,7 +45,7 @@ def plugin_targets(plugins: list[str] | None) -> list[str]:
 
 def load_plugins(plugins: list[str] | None) -> None:
     """Load ``--plugin`` targets; a broken plugin is a clear error, not a traceback."""
-    from .registry import PluginError, load_plugin
+    from ..registry import PluginError, load_plugin
 
     for target in plugin_targets(plugins):
         try:
@@ -56,7 +56,7 @@ def load_plugins(plugins: list[str] | None) -> None:
 
 def resolve_algorithms(names: list[str] | None) -> list[str]:
     """Validated algorithm names (all registered ones when ``names`` is empty)."""
-    from .registry import list_algorithms
+    from ..registry import list_algorithms
 
     known = list_algorithms()
     unknown = [n for n in names or [] if n not in known]
@@ -71,7 +71,7 @@ def list_cmd(plugin: list[str] = PluginOption) -> None:
     """List every registered algorithm with its description, layout and constraints."""
     from rich.table import Table
 
-    from .registry import get_algorithm, list_algorithms, source_of
+    from ..registry import get_algorithm, list_algorithms, source_of
 
     load_plugins(plugin)
     table = Table(title="convbench algorithms")
@@ -97,7 +97,7 @@ def verify(
     """Run the correctness battery (convbench.testing) and print a table; exit 1 on any failure."""
     from rich.table import Table
 
-    from .testing import check_algorithm
+    from ..testing import check_algorithm
 
     load_plugins(plugin)
     names = resolve_algorithms(algorithm)
@@ -132,7 +132,7 @@ def new_plugin(
     """Write a commented, working plugin skeleton that passes `convbench verify` as is."""
     from pathlib import Path
 
-    from .scaffold import write_plugin_skeleton
+    from ..scaffold import write_plugin_skeleton
 
     try:
         path = write_plugin_skeleton(name, Path(out) if out else None)
@@ -159,8 +159,8 @@ def import_cmd(
     """
     from pathlib import Path
 
-    from .memory import parse_size
-    from .onnx_import import DEFAULT_MAX_SIZE, OnnxImportError, import_onnx, render_config
+    from ..machine.memory import parse_size
+    from ..onnx_import import DEFAULT_MAX_SIZE, OnnxImportError, import_onnx, render_config
 
     try:
         limit = parse_size(max_size, "--max-size") or DEFAULT_MAX_SIZE
@@ -195,8 +195,8 @@ def import_cmd(
 
 def _plan(config: str | None, plugin: list[str] | None, **overrides):  # type: ignore[no-untyped-def]
     """Load a config and plan it; any user error ends in ``fail``."""
-    from .config import ConfigError, load_config
-    from .runner import plan
+    from ..config import ConfigError, load_config
+    from ..sweep.measure import plan
 
     load_plugins(plugin)
     try:
@@ -260,11 +260,11 @@ def run(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from .config import ConfigError
-    from .memory import parse_size
-    from .results import ResultsError, check_new_dir, default_out_dir, read_env
-    from .runner import RunInterrupted, run as run_plan
-    from .worker import WorkerError
+    from ..config import ConfigError
+    from ..machine.memory import parse_size
+    from ..results import ResultsError, check_new_dir, default_out_dir, read_env
+    from ..sweep.measure import RunInterrupted, run as run_plan
+    from ..sweep.isolation import WorkerError
 
     try:
         limit = parse_size(memory_limit)
@@ -343,8 +343,8 @@ def _print_run_summary(rows: list[dict]) -> None:
     import pandas as pd
     from rich.table import Table
 
-    from .results import network_totals
-    from .select import select_best
+    from ..results import network_totals
+    from ..analysis.select import select_best
 
     if not rows:
         return
@@ -382,7 +382,7 @@ def layers(
     """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace."""
     from rich.table import Table
 
-    from .runner import describe_layers
+    from ..sweep.measure import describe_layers
 
     the_plan = _plan(config, plugin, algorithms=algorithms, layers=layers)
     rows = describe_layers(the_plan)
@@ -406,7 +406,7 @@ def info(
 
     from rich.table import Table
 
-    from .metadata import collect_all
+    from ..machine.metadata import collect_all
 
     with err_console.status("collecting metadata and calibrating ..."):
         env = collect_all(calibration=True)
@@ -440,7 +440,7 @@ def merge(
     out: str = typer.Option(..., "--out", "-o", help="Folder to create for the merged results."),
 ) -> None:
     """Join shard folders (from `run --shard I/N`) into one; refuses different configs."""
-    from .results import ResultsError, merge_results, read_env
+    from ..results import ResultsError, merge_results, read_env
 
     try:
         path = merge_results(folders, out)
@@ -455,7 +455,7 @@ def merge(
 
 
 def _read(folder: str):  # type: ignore[no-untyped-def]
-    from .results import ResultsError, read_results
+    from ..results import ResultsError, read_results
 
     try:
         return read_results(folder)
@@ -471,8 +471,8 @@ def plot(
     formats: str = typer.Option("png,svg", "--format", help="Comma-separated file formats (png, svg, pdf)."),
 ) -> None:
     """Draw the figures of a results folder (PNG + SVG) from its CSVs."""
-    from .plots import plot_all
-    from .results import ResultsError
+    from ..plots import plot_all
+    from ..results import ResultsError
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
@@ -499,7 +499,7 @@ def compare(
     """Per matching case: ratio of medians B/A with a 95% CI, Mann-Whitney U, and a verdict."""
     from rich.table import Table
 
-    from .compare import CompareError, compare_runs
+    from ..analysis.compare import CompareError, compare_runs
 
     if threshold < 0 or not 0 < alpha < 1:
         fail(f"--threshold must be >= 0 and --alpha in (0, 1); got {threshold} and {alpha}")
@@ -539,8 +539,8 @@ def select_cmd(
     """The best algorithm per layer (fastest ok case within tolerance) -> RESULTS_DIR/selection.csv."""
     from rich.table import Table
 
-    from .results import ResultsError
-    from .select import write_selection
+    from ..results import ResultsError
+    from ..analysis.select import write_selection
 
     try:
         path, selection, network = write_selection(results_dir)
@@ -572,9 +572,9 @@ def reproduce(
     from_results: str = typer.Option(None, "--from", help="Do not run: redraw the figures and rewrite report.md of this existing results folder."),
 ) -> None:
     """Run configs/paper.yaml, draw its figures and write report.md judging the paper's claims."""
-    from .config import ConfigError
-    from .report import reproduce as run_reproduce, write_report
-    from .results import ResultsError, check_new_dir
+    from ..config import ConfigError
+    from ..analysis.report import reproduce as run_reproduce, write_report
+    from ..results import ResultsError, check_new_dir
 
     try:
         if from_results:
@@ -593,5 +593,3 @@ def reproduce(
     console.print(f"report: {outcome.report}\nfigures: {outcome.report.parent / 'plots'}", highlight=False)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()

@@ -124,9 +124,9 @@ def _numpy_config(np: Any) -> Any:
 
 
 def collect_convbench() -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     commit = dirty = None
     if (root / ".git").exists():
         commit = _git(root, "rev-parse", "HEAD")
@@ -199,7 +199,7 @@ def calibrate(threads: list[int] | None = None, n: int = 1024, mem_mib: int = 12
 
 def collect_measurement_policy() -> dict[str, Any]:
     """Allocator and BLAS settings of the process that measures (see memory_policy)."""
-    from .memory_policy import BLAS_ENV
+    from .malloc_policy import BLAS_ENV
 
     return {
         "malloc": "glibc mallopt in the measuring process: no heap trimming, mmap threshold "

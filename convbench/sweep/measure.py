@@ -26,14 +26,14 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .memory_policy import keep_freed_memory
-from .config import Config, ConfigError, Layer, dump_config
-from .memory import check_fits
-from .reference import error_floor, reference, relative_error
-from .registry import get_algorithm
-from .spec import ConvSpec
-from .threads import check_threads, limit_threads, thread_report
-from .timing import Sampler, TimingSettings, loops_for, quick as quick_settings, summarize
+from ..machine.malloc_policy import keep_freed_memory
+from ..config import Config, ConfigError, Layer, dump_config
+from ..machine.memory import check_fits
+from ..reference import error_floor, reference, relative_error
+from ..registry import get_algorithm
+from ..spec import ConvSpec
+from ..machine.threads import check_threads, limit_threads, thread_report
+from ..timing import Sampler, TimingSettings, loops_for, quick as quick_settings, summarize
 
 Row = dict[str, Any]
 
@@ -144,7 +144,7 @@ def plan(
     the N shards partition the sweep and each keeps whole groups (speedups
     need the baseline measured beside the others).
     """
-    from .config import resolve_algorithms
+    from ..config import resolve_algorithms
 
     config = config.select_layers(layers)
     names = (
@@ -290,7 +290,7 @@ class Monitor:
     """What :func:`measure_group` reports as it goes; every hook is a no-op here.
 
     ``pos`` is the position of the case in ``group.cases`` (-1: the group's
-    own setup). The isolated worker (:mod:`convbench.worker`) implements
+    own setup). The isolated worker (:mod:`convbench.sweep.isolation`) implements
     these to tell the parent which case is running, so a crash or a hang is
     charged to the right case, and to hand over each row as soon as it is
     final. They are called outside the timed regions.
@@ -516,7 +516,7 @@ def iter_results(
 ) -> Iterator[GroupResult]:
     """Measure the plan group by group, yielding each group's rows as it finishes.
 
-    ``isolation=True`` measures in a worker process (:mod:`convbench.worker`):
+    ``isolation=True`` measures in a worker process (:mod:`convbench.sweep.isolation`):
     a crash or a hang of one case becomes its ``crashed`` / ``timeout`` row.
     ``isolation=False`` measures in this process (plugins registered only
     here, e.g. classes defined in a test, need it; a crash ends the run).
@@ -531,7 +531,7 @@ def iter_results(
         for group in plan.groups:
             yield pool.measure(group, plan.timing, seed, baseline, progress)
         return
-    from .worker import WorkerPool
+    from .isolation import WorkerPool
 
     with WorkerPool(plan_plugins(plan), memory_limit=memory_limit, case_timeout=case_timeout) as own:
         own.check_algorithms(plan.algorithms)
@@ -542,7 +542,7 @@ def iter_results(
 def plan_plugins(plan: Plan) -> list[str]:
     """Plugin targets a worker must load to see what this process sees: the
     config's and --plugin ones first, then anything else loaded here."""
-    from . import registry
+    from .. import registry
 
     named = list(plan.config_as_run()["plugins"])
     others = sorted(t for t in registry.loaded_plugins() if t not in named)
@@ -616,8 +616,8 @@ def run(
     """
     import contextlib
 
-    from . import metadata
-    from .results import ResultsError, ResultsWriter, check_new_dir, default_out_dir, open_resume
+    from ..machine import metadata
+    from ..results import ResultsError, ResultsWriter, check_new_dir, default_out_dir, open_resume
 
     if not case_timeout > 0:
         raise ValueError(f"--case-timeout must be a positive number of seconds, got {case_timeout}")
@@ -637,7 +637,7 @@ def run(
     with contextlib.ExitStack() as stack:
         pool = None
         if isolation and todo.groups:
-            from .worker import WorkerPool, check_loadable
+            from .isolation import WorkerPool, check_loadable
 
             check_loadable(plan.algorithms)
 

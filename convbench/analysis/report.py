@@ -355,8 +355,8 @@ class ReproduceOutcome:
 
 def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = None) -> ReproduceOutcome:
     """Draw the figures of an existing results folder and write its ``report.md``."""
-    from .plots import plot_all
-    from .results import read_results
+    from ..plots import plot_all
+    from ..results import read_results
 
     results = read_results(results_dir)
     plots = plot_all(results_dir, formats=formats) if draw else []
@@ -370,9 +370,9 @@ def reproduce(out: str | Path | None = None, *, quick: bool = False, progress: A
               calibration: bool = True, formats: Any = None) -> ReproduceOutcome:
     """Run ``configs/paper.yaml`` (``quick``: :data:`QUICK_LAYERS` x :data:`QUICK_ALGORITHMS`,
     quick timing), draw its figures into ``OUT/plots/`` and write ``OUT/report.md``."""
-    from .config import load_config
-    from .results import default_out_dir
-    from .runner import plan, run
+    from ..config import load_config
+    from ..results import default_out_dir
+    from ..sweep.measure import plan, run
 
     config = load_config(CONFIG)
     the_plan = plan(config, layers=QUICK_LAYERS if quick else None,

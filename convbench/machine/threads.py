@@ -1,7 +1,7 @@
 """Every thread pool set at once: numba, BLAS (threadpoolctl) and FFT workers.
 
 A measured case runs inside :func:`limit_threads`. Algorithms that use
-``scipy.fft`` pass ``workers=convbench.threads.fft_workers()``; numba
+``scipy.fft`` pass ``workers=convbench.machine.threads.fft_workers()``; numba
 ``prange`` code follows ``numba.set_num_threads``; BLAS follows threadpoolctl.
 :func:`thread_report` says what the pools really are, so a case with
 ``threads=1`` is checked, not assumed, to use one core.

@@ -49,8 +49,8 @@ from typing import Any, Iterable, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .spec import DTYPES, LAYOUTS, ConvSpec
-from .timing import TimingSettings
+from ..spec import DTYPES, LAYOUTS, ConvSpec
+from ..timing import TimingSettings
 
 
 class ConfigError(Exception):
@@ -376,7 +376,7 @@ class Config:
 
 def resolve_algorithms(requested: Any, baseline: str | None, where: str = "config") -> list[str]:
     """Registered names for ``requested`` ('all', a list, or 'a,b'); the baseline is added."""
-    from .registry import list_algorithms
+    from ..registry import list_algorithms
 
     known = list_algorithms()
     if requested in (None, "all"):
@@ -415,7 +415,7 @@ def find_config(target: str | Path) -> Path:
     if path.is_file():
         return path
     bare = not path.suffix and len(path.parts) == 1
-    repo_configs = Path(__file__).resolve().parent.parent / "configs"
+    repo_configs = Path(__file__).resolve().parents[2] / "configs"
     folders = [Path("configs"), repo_configs] if bare else [path.parent]
     if bare:
         for folder in folders:
@@ -478,7 +478,7 @@ def parse_config(
         raise ConfigError(_explain(exc, raw, node, where)) from None
     model.plugins = [_plugin_target(p, base_dir) for p in model.plugins]
     for plugin in model.plugins:
-        from .registry import PluginError, load_plugin
+        from ..registry import PluginError, load_plugin
 
         try:
             load_plugin(plugin)

@@ -389,7 +389,7 @@ def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = 
         stored = yaml.safe_load(config_path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ResultsError(f"cannot resume {folder}: its config.yaml is not valid YAML ({exc})") from None
-    from .config import dump_config
+    from ..config import dump_config
 
     now = yaml.safe_load(dump_config(dict(config_as_run)))
     diff = _config_diff(stored, now)

@@ -25,7 +25,7 @@ NETWORK_FILE = "selection_network.csv"
 
 def tolerance(algorithm: str, dtype: str, row_tolerance: Any = None) -> float:
     """The max relative error ``algorithm`` may have in ``dtype`` (inf when unknown)."""
-    from .registry import get_algorithm, list_algorithms
+    from ..registry import get_algorithm, list_algorithms
 
     if algorithm in list_algorithms():
         try:
@@ -107,7 +107,7 @@ def network_comparison(summary: Any, selection: Any | None = None) -> Any:
     """
     import pandas as pd
 
-    from .results import network_totals
+    from ..results import network_totals
 
     if selection is None:
         selection = select_best(summary)
@@ -134,7 +134,7 @@ def network_comparison(summary: Any, selection: Any | None = None) -> Any:
 
 def write_selection(results_dir: str | Path) -> tuple[Path, Any, Any]:
     """Read a results folder, write ``selection.csv`` (+ the network table); return both frames."""
-    from .results import read_results
+    from ..results import read_results
 
     res = read_results(results_dir)
     selection = select_best(res.summary)

@@ -1,0 +1,13 @@
+"""Results folders: the schema, writing and reading them, merging shards (see :mod:`.io`)."""
+
+from .io import (
+    FILES, REQUIRED_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, Results, ResultsError,
+    ResultsWriter, ResumeState, check_new_dir, check_writable, default_out_dir, merge_results, network_totals,
+    open_resume, read_csv, read_env, read_results,
+)
+
+__all__ = [
+    "FILES", "REQUIRED_COLUMNS", "Results", "ResultsError", "ResultsWriter", "ResumeState", "SAMPLE_COLUMNS",
+    "SCHEMA_VERSION", "STATUSES", "SUMMARY_COLUMNS", "check_new_dir", "check_writable", "default_out_dir",
+    "merge_results", "network_totals", "open_resume", "read_csv", "read_env", "read_results",
+]

@@ -563,6 +563,33 @@ def select_cmd(
                     f"{r['layers_ok']}/{r['layers']}")
     _print_table(net)
     console.print(f"wrote {path}", highlight=False)
+    _print_versus_peers(results_dir)
+
+
+def _print_versus_peers(results_dir: str) -> None:
+    """select's third table: the best convbench algorithm against the best peer (if peers ran)."""
+    from rich.table import Table
+
+    from ..analysis.peers import fmt_ratio, write_versus_peers
+
+    written = write_versus_peers(_read(results_dir))
+    if written is None:
+        return
+    path, layers, network = written
+    table = Table(title="convbench vs production peers: peer time / best convbench time (>1: convbench faster), 95% CI")
+    for col in ("layer", "layout", "dtype", "threads", "convbench", "peer", "ratio [95% CI]", "verdict"):
+        table.add_column(col, justify="right" if col in ("threads", "ratio [95% CI]") else "left")
+    for r in layers.to_dict("records"):
+        ours = f"{r['convbench']} ({r['convbench_impl']})" if r["convbench"] else "[red]none ok[/]"
+        theirs = f"{r['peer']} ({r['peer_impl']})" if r["peer"] else "[red]none ok[/]"
+        table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]), ours, theirs,
+                      fmt_ratio(r["ratio"], r["ci_low"], r["ci_high"]), r["verdict"] or "-")
+    for r in network.to_dict("records"):
+        table.add_row("[bold]network[/]", r["layout"], r["dtype"], str(r["threads"]),
+                      _fmt_time(r["convbench_total_s"]), _fmt_time(r["peer_total_s"]),
+                      fmt_ratio(r["ratio"], r["ci_low"], r["ci_high"]), f"{r['layers_compared']}/{r['layers']} layers")
+    _print_table(table)
+    console.print(f"wrote {path}", highlight=False)
 
 
 @app.command()

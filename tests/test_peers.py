@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import convbench
-from convbench.sweep import measure as rn
+from convbench.sweep.plan import plan as make_plan
+from convbench.sweep.session import iter_results
 from convbench.config import parse_config
 from convbench.machine.threads import limit_threads
 from convbench.timing import TimingSettings
@@ -139,9 +140,9 @@ def test_every_row_names_its_implementation():
         "layers:\n"
         "  - {name: c3, in_channels: 4, out_channels: 8, size: 6, kernel: 3, padding: 1, layout: [nchw, nhwc]}\n"
         "  - {name: dw, channels: 4, depthwise: true, size: 6, kernel: 3, padding: 1}\n")
-    plan = rn.plan(config, algorithms=["im2col", "indirect", "im2col-numba", *peers])
+    plan = make_plan(config, algorithms=["im2col", "indirect", "im2col-numba", *peers])
     plan.timing = FAST
-    rows = [r for g in rn.iter_results(plan, isolation=False) for r in g.rows]
+    rows = [r for g in iter_results(plan) for r in g.rows]
     by = {(r["layer"], r["layout"], r["algorithm"]): r for r in rows}
     from convbench import implementation as impl
 

@@ -160,3 +160,16 @@ def test_every_row_names_its_implementation():
     for r in rows:
         if r["status"] == "ok":
             assert r["implementation"], r
+
+
+@needs_torch
+def test_onednn_without_the_packed_weight_ops_still_runs_onednn(monkeypatch):
+    from convbench.algorithms import torch_peer
+    from convbench.testing import check_algorithm, conformance_specs
+
+    monkeypatch.setattr(torch_peer, "_prepacking", lambda torch: False)
+    onednn = convbench.get_algorithm("onednn")
+    spec = convbench.ConvSpec(batch=1, in_channels=4, out_channels=4, height=6, width=6, kernel=3, padding=1)
+    assert onednn.implementation(spec) == "onednn"
+    results = check_algorithm(onednn, [s for s in conformance_specs(dtypes=["float32"]) if "asym" in s[0] or "groups" in s[0]])
+    assert results and all(r.status == "passed" for r in results), [r for r in results if r.status != "passed"]

@@ -7,7 +7,9 @@
   it, e.g. ``torch:Slow2d`` or ``torch:Mkldnn``.
 - ``onednn``: oneDNN on every layer. ``prepare`` reorders the weights once
   into oneDNN's blocked format (what ``torch.compile``'s CPU backend does
-  with frozen weights); the call is ``torch.ops.mkldnn._convolution_pointwise``.
+  with frozen weights); the call is ``torch.ops.mkldnn._convolution_pointwise``
+  (``onednn:prepacked``). A torch without those private ops gets
+  ``torch.ops.aten.mkldnn_convolution``, which reorders per call (``onednn``).
   oneDNN has no float64 convolution: float64 specs are skipped.
 
 Both register only where torch is installed and import it at the first
@@ -121,7 +123,7 @@ class OneDNN(Peer):
         return None
 
     def implementation(self, spec: ConvSpec) -> str:
-        return "onednn:prepacked"
+        return "onednn:prepacked" if _prepacking(_torch()) else "onednn"
 
     def library_version(self) -> str | None:
         base = super().library_version()
@@ -136,6 +138,17 @@ class OneDNN(Peer):
         h = spec.height + (pad[2] + pad[3] if pad else 0)
         w = spec.width + (pad[0] + pad[1] if pad else 0)
         geometry = (list(padding), list(spec.stride), list(spec.dilation), spec.groups)
+        if not _prepacking(torch):
+            # a torch without the packed-weight ops: oneDNN still, reordering the weights per call
+            w_dense = _weight(torch, weight, spec)
+            conv = torch.ops.aten.mkldnn_convolution
+
+            def plain(x: Array) -> Array:
+                with torch.inference_mode():
+                    t = _as_torch_input(torch, x, nhwc, pad)
+                    return _to_numpy(conv(t, w_dense, None, *geometry), nhwc)
+
+            return plain
         with torch.inference_mode():
             w_dense = torch.from_numpy(np.ascontiguousarray(weight, spec.dtype))
             packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
@@ -148,3 +161,11 @@ class OneDNN(Peer):
                 return _to_numpy(conv(t, packed, None, *geometry, "none", [], ""), nhwc)
 
         return call
+
+
+def _prepacking(torch: Any) -> bool:
+    """Whether this torch has the ops of oneDNN's packed weights (private; torch 2.x has them)."""
+    try:
+        return callable(torch._C._nn.mkldnn_reorder_conv2d_weight) and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    except (AttributeError, RuntimeError):
+        return False

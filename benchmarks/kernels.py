@@ -150,7 +150,10 @@ def peers_vs_best(rows: list[Row], quick: bool, min_rounds: int, min_time: float
     """Per layer (dense MobileNet v1, ResNet-50 3x3): the fastest peer's time over the
     fastest convbench algorithm's, each over both layouts, all measured interleaved
     (ratio > 1: convbench faster); per network the geometric mean with a bootstrap CI."""
-    names = [a for a in convbench.list_algorithms() if a != "naive"]
+    from convbench.registry import BUILTIN_MODULES, source_of
+
+    # convbench's own algorithms and the shipped peers: an installed plugin (slow or not) is neither
+    names = [a for a in convbench.list_algorithms() if a != "naive" and source_of(a) in BUILTIN_MODULES]
     peers = [a for a in names if getattr(get_algorithm(a), "peer", False)]
     rng = np.random.default_rng(0)
     for label, shapes in (("dense MobileNet v1", MOBILENET_DENSE), ("ResNet-50 3x3", RESNET50_3X3)):

@@ -173,3 +173,30 @@ def test_onednn_without_the_packed_weight_ops_still_runs_onednn(monkeypatch):
     assert onednn.implementation(spec) == "onednn"
     results = check_algorithm(onednn, [s for s in conformance_specs(dtypes=["float32"]) if "asym" in s[0] or "groups" in s[0]])
     assert results and all(r.status == "passed" for r in results), [r for r in results if r.status != "passed"]
+
+
+def test_folders_older_than_the_implementation_column_read_with_it_empty(tmp_path):
+    import json
+    import shutil
+
+    from convbench.results import read_results
+
+    data = Path(__file__).parent / "data" / "synthetic_run"  # schema 1
+    assert read_results(data).summary["implementation"].eq("").all()
+    folder = tmp_path / "v2"
+    shutil.copytree(data, folder)
+    env = json.loads((folder / "env.json").read_text())
+    env["schema_version"] = 2  # a schema-2 folder lacking implementation only is also readable
+    (folder / "env.json").write_text(json.dumps(env))
+    import pandas as pd
+
+    for name, extra in (("summary.csv", ["n_repetitions", "reps_agree", "rep_spread", "speedup_ci_low",
+                                         "speedup_ci_high", "time_norm_median", "time_norm_ci_low",
+                                         "time_norm_ci_high", "norm_rep_spread", "ref_gflops", "ref_drift",
+                                         "unstable", "remeasured", "pinned_cpus"]),
+                        ("samples.csv", ["repetition", "ref_time_s"])):
+        df = pd.read_csv(folder / name)
+        for col in extra:
+            df[col] = 0
+        df.to_csv(folder / name, index=False)
+    assert read_results(folder).summary["implementation"].eq("").all()

@@ -140,34 +140,54 @@ MOBILENET_DENSE = [(224, 3, 2, 3, 32), (112, 1, 1, 32, 64), (56, 1, 1, 64, 128),
                    (7, 1, 1, 1024, 1024)]
 
 
-def torch_vs_best(rows: list[Row], quick: bool, min_rounds: int, min_time: float,
+#: ResNet-50 3x3 layers, every distinct shape (input size, kernel, stride, in, out).
+RESNET50_3X3 = [(56, 3, 1, 64, 64), (56, 3, 2, 128, 128), (28, 3, 1, 128, 128), (28, 3, 2, 256, 256),
+                (14, 3, 1, 256, 256), (14, 3, 2, 512, 512), (7, 3, 1, 512, 512)]
+
+
+def peers_vs_best(rows: list[Row], quick: bool, min_rounds: int, min_time: float,
                   clock: Callable[[], float]) -> None:
-    """Per dense MobileNet layer: torch's time over the fastest convbench algorithm's,
-    all measured interleaved; then the geometric mean with a bootstrap interval."""
-    ours = [a for a in convbench.list_algorithms() if a not in ("torch", "naive")]
-    per_layer: list[np.ndarray] = []
-    for hw, k, st, cin, cout in MOBILENET_DENSE[:: 3 if quick else 1]:
-        spec = layer(cin, cout, hw, k, st)
-        x, w = spec.random_inputs(7)
-        names = [a for a in ours if get_algorithm(a).supports(spec) is None]
-        calls = [conv_call("torch", spec, x, w)] + [conv_call(a, spec, x, w) for a in names]
-        with limit_threads(1):
-            times = interleaved(calls, min_rounds, min_time, clock)
-        best = int(np.argmin([np.median(t) for t in times[1:]])) + 1
-        r = np.array(times[0]) / np.array(times[best])
-        per_layer.append(r)
-        med, lo, hi = median_ci(list(r))
-        rows.append(Row("best/torch (per layer)", spec.describe(), names[best - 1], "torch",
-                        spec.flops / np.median(times[best]) / 1e9,
-                        spec.flops / np.median(times[0]) / 1e9, med, lo, hi, 0.9, "ratio"))
-        print(f"  {'best/torch':28s} {spec.describe():22s} {med:5.2f}", file=sys.stderr)
+    """Per layer (dense MobileNet v1, ResNet-50 3x3): the fastest peer's time over the
+    fastest convbench algorithm's, each over both layouts, all measured interleaved
+    (ratio > 1: convbench faster); per network the geometric mean with a bootstrap CI."""
+    from convbench.registry import BUILTIN_MODULES, source_of
+
+    # convbench's own algorithms and the shipped peers: an installed plugin (slow or not) is neither
+    names = [a for a in convbench.list_algorithms() if a != "naive" and source_of(a) in BUILTIN_MODULES]
+    peers = [a for a in names if getattr(get_algorithm(a), "peer", False)]
     rng = np.random.default_rng(0)
-    geo = lambda rs: float(np.exp(np.mean([np.log(np.median(r)) for r in rs])))  # noqa: E731
-    boots = [geo([rng.choice(r, len(r)) for r in per_layer]) for _ in range(1000)]
-    rows.append(Row("best/torch geomean >=0.9", f"{len(per_layer)} dense MobileNet v1 layers",
-                    "best", "torch", float("nan"), float("nan"), geo(per_layer),
-                    float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)), 0.9,
-                    "ratio"))
+    for label, shapes in (("dense MobileNet v1", MOBILENET_DENSE), ("ResNet-50 3x3", RESNET50_3X3)):
+        per_layer: list[np.ndarray] = []
+        for hw, k, st, cin, cout in shapes[:: 3 if quick else 1]:
+            cands, calls = [], []
+            for layout in ("nhwc", "nchw"):
+                spec = ConvSpec(batch=1, in_channels=cin, out_channels=cout, height=hw, width=hw, kernel=k,
+                                stride=st, padding=k // 2, layout=layout, dtype="float32")
+                x, w = spec.random_inputs(7)
+                for a in names:
+                    if get_algorithm(a).supports(spec) is None:
+                        with limit_threads(1):  # a peer sizes its thread pools at prepare
+                            calls.append(conv_call(a, spec, x, w))
+                        cands.append((a, layout, get_algorithm(a).implementation(spec)))
+            with limit_threads(1):
+                times = interleaved(calls, min_rounds, min_time, clock)
+            med = [np.median(t) for t in times]
+            ours = min((i for i, c in enumerate(cands) if c[0] not in peers), key=med.__getitem__)
+            theirs = min((i for i, c in enumerate(cands) if c[0] in peers), key=med.__getitem__)
+            r = np.array(times[theirs]) / np.array(times[ours])
+            per_layer.append(r)
+            m, lo, hi = median_ci(list(r))
+            desc = spec.describe().replace(" nchw", "")
+            rows.append(Row("peer/best convbench", desc, f"{cands[ours][0]}:{cands[ours][1]}",
+                            f"{cands[theirs][0]}:{cands[theirs][1]}", spec.flops / med[ours] / 1e9,
+                            spec.flops / med[theirs] / 1e9, m, lo, hi, 0.9, "ratio"))
+            print(f"  {'peer/best convbench':28s} {desc:22s} {m:5.2f}  ({cands[ours][2]} vs {cands[theirs][2]})",
+                  file=sys.stderr)
+        geo = lambda rs: float(np.exp(np.mean([np.log(np.median(r)) for r in rs])))  # noqa: E731
+        boots = [geo([rng.choice(r, len(r)) for r in per_layer]) for _ in range(1000)]
+        rows.append(Row("peer/best convbench geomean", f"{len(per_layer)} {label} layers", "best", "best peer",
+                        float("nan"), float("nan"), geo(per_layer), float(np.percentile(boots, 2.5)),
+                        float(np.percentile(boots, 97.5)), 0.9, "ratio"))
 
 
 _JIT_SCRIPT = """
@@ -334,12 +354,11 @@ def main(argv: list[str] | None = None) -> int:
                             spec.flops / np.median(times[0]) / 1e9, med, lo, hi, 1.7, "ratio"))
             print(f"  {'threads':28s} {spec.describe():22s} {med:5.2f}", file=sys.stderr)
 
-    # 4. best convbench algorithm per dense MobileNet v1 layer against torch (oneDNN)
-    if "torch" in convbench.list_algorithms():
-        torch_vs_best(rows, quick, min_rounds, min_time, clock)
+    # 4. best convbench algorithm against the best production peer (torch, onednn, onnxruntime)
+    if any(getattr(get_algorithm(a), "peer", False) for a in convbench.list_algorithms()):
+        peers_vs_best(rows, quick, min_rounds, min_time, clock)
     else:
-        print("  torch is not installed: floor 4 not measured (pip install torch==2.13.0)",
-              file=sys.stderr)
+        print("  no peer is installed: floor 4 not measured (pip install -e '.[peers]')", file=sys.stderr)
 
     # 8. JIT: cold compile of every kernel, then a new process with a warm cache
     if not args.no_jit:

@@ -42,6 +42,14 @@ class Algorithm:
       layout (see :func:`convbench.layouts.adapt`).
     - ``constraints``: one line naming what it does not support, if anything.
     - ``tolerance``: max relative error per dtype that still counts as correct.
+    - ``peer``: ``True`` for a production library measured beside convbench's
+      own algorithms (torch, oneDNN, ONNX Runtime): ``select``, the report
+      and the figures set the best of convbench against the best peer.
+    - ``library``: the distribution that does the work (e.g. ``"torch"``), whose
+      version ``convbench list`` shows (see :meth:`library_version`).
+
+    Optional methods: :meth:`implementation` names what really runs for a
+    spec (recorded per row), :meth:`library_version` what ``list`` shows.
     """
 
     name: ClassVar[str] = ""
@@ -49,6 +57,8 @@ class Algorithm:
     natural_layout: ClassVar[str | None] = None
     constraints: ClassVar[str] = "none"
     tolerance: ClassVar[dict[str, float]] = DEFAULT_TOLERANCE
+    peer: ClassVar[bool] = False
+    library: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         """Put the input guard in front of the subclass's own ``prepare``.
@@ -88,6 +98,30 @@ class Algorithm:
         for it: a wrong dtype is the caller's ``TypeError``.
         """
         raise NotImplementedError(f"{type(self).__name__}.prepare")
+
+    def implementation(self, spec: ConvSpec) -> str:
+        """What really computes ``spec`` (the ``implementation`` column of a row).
+
+        Called by the runner after ``prepare``, inside the case's thread
+        limits, so a library that picks a backend per call (PyTorch) can say
+        which one. Form: ``family:variant``, e.g. ``openblas:SkylakeX``,
+        ``numba:gemm-5x16``, ``torch:Slow2d``. Default: the algorithm's name.
+        """
+        return self.name
+
+    def library_version(self) -> str | None:
+        """``"<library> <version>"`` for ``convbench list`` (``None``: no library).
+
+        The default reads the installed version of ``library`` without importing it.
+        """
+        if not self.library:
+            return None
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"{self.library} {version(self.library)}"
+        except PackageNotFoundError:
+            return f"{self.library} (version unknown)"
 
     def tolerance_for(self, dtype: str) -> float:
         """The tolerance for ``dtype`` ("float32" or "float64")."""

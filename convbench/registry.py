@@ -27,7 +27,8 @@ BUILTIN_MODULES = tuple(
     f"convbench.algorithms.{module}"
     for module in (
         "naive", "im2col", "gemm_direct", "winograd", "fft", "indirect", "im2col_numba",
-        "torch_peer",  # registers only where torch imports
+        # peers: each registers only where its package is installed
+        "torch_peer", "onnxruntime_peer",
     )
 )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layouts import adapt
+from .. import implementation as impl
 from ..registry import register
 from ..spec import ConvSpec
 from ..machine.threads import fft_workers
@@ -35,6 +36,9 @@ class FFT(Algorithm):
     natural_layout = "nchw"
     # rounding in the transforms grows with log(size), not with C*R*S
     tolerance = {"float32": 5e-4, "float64": 1e-9}
+
+    def implementation(self, spec: ConvSpec) -> str:
+        return f"scipy.fft+{impl.blas()}"  # pocketfft transforms, BLAS channel sums
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         hf, wf = _fft_shape(spec)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layouts import adapt
+from .. import implementation as impl
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -45,6 +46,11 @@ class GemmDirect(Algorithm):
         "padded input; no im2col matrix"
     )
     natural_layout = "nhwc"
+
+    def implementation(self, spec: ConvSpec) -> str:
+        if spec.channels_per_group == 1 and spec.groups > 1:
+            return "numpy:elementwise"  # depthwise: products per channel, no GEMM
+        return impl.blas()
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         if spec.is_pointwise:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..kernels.im2col import im2col_nchw
 from ..kernels.im2row import im2row, im2row_bytes
+from .. import implementation as impl
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -25,6 +26,11 @@ class Im2col(Algorithm):
     name = "im2col"
     description = "im2col (NCHW) / im2row (NHWC) copy in numba, then one GEMM per group through numpy/BLAS"
     natural_layout = None
+
+    def implementation(self, spec: ConvSpec) -> str:
+        if spec.layout == "nhwc" and spec.channels_per_group == 1 and spec.groups > 1:
+            return "numpy:einsum"  # depthwise NHWC: per-pixel dot products, no BLAS
+        return impl.blas()
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         extra = 0

@@ -16,6 +16,7 @@ import numpy as np
 from ..kernels.gemm import conv_gemm, k_blocks, nc_panels_for, pack_weights
 from ..kernels.im2row import im2row, im2row_bytes
 from ..layouts import adapt, conversion_bytes
+from .. import implementation as impl
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -29,6 +30,9 @@ class Im2colNumba(Algorithm):
     description = "im2row copy in numba + the same numba GEMM micro-kernel as indirect (NHWC)"
     natural_layout = "nhwc"
     constraints = "none"
+
+    def implementation(self, spec: ConvSpec) -> str:
+        return impl.numba_gemm(spec.dtype)
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         m = spec.output_height * spec.output_width

@@ -16,6 +16,7 @@ from ..kernels.depthwise import depthwise, pack_depthwise
 from ..kernels.gemm import conv_gemm, k_blocks, nc_panels_for, pack_weights
 from ..kernels.indirection import indirection_buffer, indirection_bytes
 from ..layouts import adapt, conversion_bytes
+from .. import implementation as impl
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -29,6 +30,9 @@ class Indirect(Algorithm):
     description = "Indirect Convolution: indirection buffer + numba GEMM micro-kernel (NHWC)"
     natural_layout = "nhwc"
     constraints = "none"
+
+    def implementation(self, spec: ConvSpec) -> str:
+        return "numba:depthwise" if spec.is_depthwise else impl.numba_gemm(spec.dtype)
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         # indirection buffer + zero vector (+ layout conversion copies for NCHW)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..kernels.direct import direct_nhwc, pack_direct
 from ..layouts import adapt, conversion_bytes
+from .. import implementation as impl
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -23,6 +24,9 @@ class Naive(Algorithm):
     description = "seven-loop direct convolution in numba (NHWC, output channels innermost)"
     natural_layout = "nhwc"
     constraints = "none"
+
+    def implementation(self, spec: ConvSpec) -> str:
+        return "numba:direct"
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         return conversion_bytes(spec, "nhwc")

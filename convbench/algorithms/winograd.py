@@ -12,6 +12,7 @@ import numpy as np
 
 from ..kernels.winograd import input_transform, output_transform, skewed_planes, weight_transform
 from ..layouts import adapt
+from .. import implementation as impl
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -31,6 +32,11 @@ class Winograd(Algorithm):
     constraints = "3x3 kernel, stride 1, dilation 1"
     # 2.25x fewer multiplications, but the transforms round differently.
     tolerance = {"float32": 5e-4, "float64": 1e-9}
+
+    def implementation(self, spec: ConvSpec) -> str:
+        if spec.channels_per_group == 1 and spec.groups > 1:
+            return "numpy:elementwise"  # depthwise: products per channel, no GEMM
+        return impl.blas()  # the 16 channel GEMMs; transforms are numba
 
     def supports(self, spec: ConvSpec) -> str | None:
         if spec.kernel != (3, 3):

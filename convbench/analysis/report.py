@@ -325,6 +325,9 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
                 continue
             lines += [f"### Against {REFERENCE_LABEL[ref]}: {f.verdict}", "", f.headline, ""]
             lines += (_memory_table(f) if n == 3 else _speed_table(f)) + [""]
+    from .peers import report_lines
+
+    lines += report_lines(results)  # best convbench vs best production peer, when peers ran
     figures = [("speedup", "Speedup over the baseline per layer"), ("memory", "Extra memory per layer"),
                ("gflops", "GFLOP/s per layer against the sgemm ceiling"), ("accuracy", "Accuracy"),
                ("roofline", "Roofline"), ("winner_map", "Fastest algorithm per layer"),

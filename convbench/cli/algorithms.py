@@ -19,9 +19,11 @@ def list_cmd(plugin: list[str] = PluginOption) -> None:
     rows = []
     for name in list_algorithms():
         algo = get_algorithm(name)
-        rows.append({"name": name, "description": algo.description, "layout": algo.natural_layout or "both",
+        library = algo.library_version() if callable(getattr(algo, "library_version", None)) else None
+        rows.append({"name": name + (" (peer)" if getattr(algo, "peer", False) else ""),
+                     "description": algo.description, "layout": algo.natural_layout or "both",
                      "constraints": algo.constraints, "tol": f"{algo.tolerance_for('float32'):.0e}",
-                     "source": source_of(name)})
+                     "library": library or "", "source": source_of(name)})
     console.print(algorithms_table(rows))
 
 

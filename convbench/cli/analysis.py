@@ -93,6 +93,20 @@ def select_cmd(
     for table in selection_tables(selection, network):
         print_table(table)
     console.print(f"wrote {path}", highlight=False)
+    _print_versus_peers(results_dir)
+
+
+def _print_versus_peers(results_dir: str) -> None:
+    """select's third table: the best convbench algorithm against the best peer (when peers ran)."""
+    from ..analysis.peers import write_versus_peers
+    from .render import print_table, versus_peers_table
+
+    written = write_versus_peers(_read(results_dir))
+    if written is None:
+        return
+    path, layers, network = written
+    print_table(versus_peers_table(layers, network))
+    console.print(f"wrote {path}", highlight=False)
 
 
 @app.command()

@@ -41,7 +41,7 @@ def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Table
 
 def algorithms_table(rows: list[dict[str, str]]) -> Table:
     table = Table(title="convbench algorithms")
-    for column in ("name", "description", "natural layout", "constraints", "float32 tol", "source"):
+    for column in ("name", "description", "natural layout", "constraints", "float32 tol", "library", "source"):
         table.add_column(column, overflow="fold")
     for r in rows:
         table.add_row(*r.values())
@@ -147,6 +147,25 @@ def selection_tables(selection: Any, network: Any) -> tuple[Table, Table]:
         net.add_row(r["choice"], r["layout"], r["dtype"], str(r["threads"]), fmt_time(r["total_s"]), vs,
                     f"{r['layers_ok']}/{r['layers']}")
     return table, net
+
+
+def versus_peers_table(layers: Any, network: Any) -> Table:
+    """select's table of the best convbench algorithm against the best peer, per layer then per network."""
+    from ..analysis.peers import fmt_ratio
+
+    table = _table("convbench vs production peers: peer time / best convbench time (>1: convbench faster), 95% CI",
+                   ("layer", "layout", "dtype", "threads", "convbench", "peer", "ratio [95% CI]", "verdict"),
+                   ("layer", "layout", "dtype", "convbench", "peer", "verdict"))
+    for r in layers.to_dict("records"):
+        ours = f"{r['convbench']} ({r['convbench_impl']})" if r["convbench"] else "[red]none ok[/]"
+        theirs = f"{r['peer']} ({r['peer_impl']})" if r["peer"] else "[red]none ok[/]"
+        table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]), ours, theirs,
+                      fmt_ratio(r["ratio"], r["ci_low"], r["ci_high"]), r["verdict"] or "-")
+    for r in network.to_dict("records"):
+        table.add_row("[bold]network[/]", r["layout"], r["dtype"], str(r["threads"]),
+                      fmt_time(r["convbench_total_s"]), fmt_time(r["peer_total_s"]),
+                      fmt_ratio(r["ratio"], r["ci_low"], r["ci_high"]), f"{r['layers_compared']}/{r['layers']} layers")
+    return table
 
 
 def resume_command(config: str | None, options: dict[str, Any], out_dir: Any) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 _fft_workers: int | None = None
 
@@ -37,12 +37,16 @@ def fft_workers() -> int:
     return _fft_workers if _fft_workers is not None else available_cores()
 
 
+def case_threads() -> int:
+    """The open :func:`limit_threads` block's count (all available cores outside one):
+    what a library configured at ``prepare`` (an ONNX Runtime session) should use."""
+    return _frames[-1]["n"] if _frames else available_cores()
+
+
 def sync_torch_threads() -> None:
-    """Give torch's intra-op pool the case's thread count (the one FFTs use): torch
-    is imported late, possibly inside a :func:`limit_threads` block that could not see it."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(fft_workers())
+    """Put torch's intra-op pool under :func:`limit_threads` (set to the open
+    block's count now): torch is imported late, possibly inside a block."""
+    _torch_pool()
 
 
 def check_thread_count(n: Any) -> int:
@@ -66,9 +70,41 @@ def check_threads(n: int) -> str | None:
     return None
 
 
+#: Thread pools of libraries other than numba/BLAS/FFT (a peer's torch or
+#: ONNX Runtime), put under :func:`limit_threads` by :func:`add_pool`.
+_pools: dict[str, tuple[Callable[[], int], Callable[[int], None]]] = {}
+#: One frame per open :func:`limit_threads` block: its count and what to restore.
+_frames: list[dict[str, Any]] = []
+
+
+def add_pool(name: str, get: Callable[[], int], set_: Callable[[int], None]) -> None:
+    """Put a library's thread pool under :func:`limit_threads` from now on.
+
+    A peer calls this when it first imports its library (possibly inside a
+    block, since libraries are imported at the first ``prepare``): the pool
+    is set to the open block's count at once, and every block restores it
+    on exit, so a case with ``threads=1`` runs the library on one thread and
+    the process is left as it was found. Registering a name again is a no-op.
+    """
+    if name in _pools:
+        return
+    _pools[name] = (get, set_)
+    for frame in _frames:  # outermost first: each exit restores what the enclosing block set
+        frame["restore"].append((set_, get()))
+        set_(frame["n"])
+
+
+def _torch_pool() -> None:
+    # torch imported by anyone (a peer, a plugin, a benchmark) follows the case too
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        add_pool("torch", torch.get_num_threads, torch.set_num_threads)
+
+
 @contextlib.contextmanager
 def limit_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` threads in numba, BLAS/OpenMP and FFT; restore after."""
+    """Run the block with ``n`` threads in numba, BLAS/OpenMP, FFT and every
+    pool of :func:`add_pool`; restore all of them after."""
     global _fft_workers
     import numba
     from threadpoolctl import threadpool_limits
@@ -76,23 +112,24 @@ def limit_threads(n: int) -> Iterator[None]:
     reason = check_threads(n)
     if reason:
         raise ValueError(reason)
+    _torch_pool()
     old_numba = numba.get_num_threads()
     old_fft = _fft_workers
-    # torch keeps its own intra-op count; set it only where torch is already in use
-    torch = sys.modules.get("torch")
-    old_torch = torch.get_num_threads() if torch is not None else None
+    frame: dict[str, Any] = {"n": n, "restore": [(set_, get()) for get, set_ in _pools.values()]}
     limiter = threadpool_limits(limits=n)
+    _frames.append(frame)
     try:
         numba.set_num_threads(n)
         _fft_workers = n
-        if torch is not None:
-            torch.set_num_threads(n)
+        for _, set_ in _pools.values():
+            set_(n)
         yield
     finally:
+        _frames.pop()
         _fft_workers = old_fft
         numba.set_num_threads(old_numba)
-        if torch is not None:
-            torch.set_num_threads(old_torch)
+        for set_, old in reversed(frame["restore"]):
+            set_(old)
         limiter.restore_original_limits()
 
 
@@ -114,6 +151,7 @@ def thread_report() -> dict[str, Any]:
         "fft_workers": fft_workers(),
         "blas_threads": max(blas) if blas else None,
         "pools": pools,
+        "library_threads": {name: get() for name, (get, _) in _pools.items()},
     }
 
 

@@ -25,8 +25,15 @@ COLORS = {
     "winograd": "#ff7f0e",
     "fft": "#9467bd",
     "indirect": "#d62728",
-    "torch": "#8c564b",
+    # production peers: greys (and hatched bars / dashed lines, see peer_style), so they
+    # never pass for convbench's own algorithms
+    "torch": "#4d4d4d",
+    "onednn": "#8c8c8c",
+    "onnxruntime": "#b5b5b5",
 }
+_PEER_GREYS = ["#666666", "#a0a0a0", "#2b2b2b", "#c8c8c8"]
+#: How a peer's bars are filled: hatched over its grey.
+PEER_HATCH = "xxx"
 _EXTRA = ["#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
 #: Statuses that mean "no valid time": drawn as absent, never as zero.
 ABSENT_LABEL = "skipped / failed (no valid time)"
@@ -36,9 +43,18 @@ VARIANT = ["layout", "dtype", "threads"]
 FORMATS = ("png", "svg")
 
 
+def is_peer(algorithm: str) -> bool:
+    """A production peer (torch, onednn, onnxruntime, or a plugin marked ``peer``)."""
+    from ..analysis.peers import is_peer as _is_peer
+
+    return _is_peer(str(algorithm))
+
+
 def color_of(algorithm: str, order: Sequence[str] = ()) -> str:
     if algorithm in COLORS:
         return COLORS[algorithm]
+    if is_peer(algorithm):
+        return _PEER_GREYS[abs(hash(algorithm)) % len(_PEER_GREYS)]
     others = [a for a in order if a not in COLORS]
     i = others.index(algorithm) if algorithm in others else abs(hash(algorithm))
     return _EXTRA[i % len(_EXTRA)]
@@ -271,6 +287,16 @@ def log_ticks(ax: Any, axis: str = "y") -> None:
     target.set_minor_formatter(NullFormatter())
 
 
+def peer_style(algorithm: str, line: bool = False) -> dict:
+    """Extra matplotlib keywords that set a peer apart: hatched bars, or dashed lines
+    (``line=True``); nothing for convbench's own algorithms."""
+    if not is_peer(algorithm):
+        return {}
+    return {"ls": "--"} if line else {"hatch": PEER_HATCH, "edgecolor": "white", "linewidth": 0.0}
+
+
 def algorithm_handles(algos: Sequence[str]) -> list[Patch]:
-    """Legend patches, one per algorithm, in the fixed colours (even with no bar drawn)."""
-    return [Patch(color=color_of(a, algos), label=a) for a in algos]
+    """Legend patches, one per algorithm, in the fixed colours (even with no bar drawn);
+    peers hatched and labelled as peers."""
+    return [Patch(facecolor=color_of(a, algos), label=f"{a} (peer)" if is_peer(a) else a, **peer_style(a))
+            for a in algos]

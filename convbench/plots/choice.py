@@ -147,7 +147,7 @@ def figure_winner_map(summary: Any, env: dict | None = None) -> Figure:
         ax.set_yticks(range(len(loose)), loose, fontsize=7.5)
         ax.set_title("layers outside a sweep grid" if families else "every layer", fontsize=8.5)
     winners = list(dict.fromkeys(a for a in selection["algorithm"] if a))
-    handles = [Patch(color=c.color_of(a, algos), label=a) for a in winners]
+    handles = [Patch(color=c.color_of(a, algos), label=f"{a} (peer)" if c.is_peer(a) else a) for a in winners]
     handles.append(Patch(color="0.88", label="no correct ok case"))
     note = f" ({dropped} more grid panels not drawn)" if dropped else ""
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8,
@@ -191,10 +191,11 @@ def figure_network(summary: Any, env: dict | None = None) -> Figure:
                 chosen = sel[sel["algorithm"] != ""]
                 for algo, g in chosen.groupby("algorithm", sort=False):
                     w = float((g["count"] * g["time_median_s"]).sum()) * 1e3
-                    ax.barh(y, w, left=left, color=c.color_of(algo, algos), edgecolor="black", lw=0.6)
+                    ax.barh(y, w, left=left, color=c.color_of(algo, algos), edgecolor="black", lw=0.6,
+                            hatch=c.PEER_HATCH if c.is_peer(algo) else None)
                     left += w
             elif r["complete"]:
-                ax.barh(y, total_ms, color=c.color_of(r["choice"], algos))
+                ax.barh(y, total_ms, color=c.color_of(r["choice"], algos), **c.peer_style(r["choice"]))
             elif np.isfinite(total_ms):
                 ax.barh(y, total_ms, fill=False, hatch=c.ABSENT_HATCH, edgecolor=c.color_of(r["choice"], algos))
             if np.isfinite(total_ms):
@@ -216,7 +217,8 @@ def figure_network(summary: Any, env: dict | None = None) -> Figure:
         ax.set_title(c.variant_label(variant), fontsize=9, loc="left")
         ax.grid(axis="x", alpha=0.3)
     winners = list(dict.fromkeys(a for a in selection["algorithm"] if a))
-    handles = [Patch(facecolor=c.color_of(a, algos), edgecolor="black", label=f"best per layer: {a}") for a in winners]
+    handles = [Patch(facecolor=c.color_of(a, algos), edgecolor="black", hatch=c.PEER_HATCH if c.is_peer(a) else None,
+                     label=f"best per layer: {a}" + (" (peer)" if c.is_peer(a) else "")) for a in winners]
     handles.append(Patch(fill=False, hatch=c.ABSENT_HATCH, edgecolor="0.4", label="incomplete (some layers not ok)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8)
     return fig

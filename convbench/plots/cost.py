@@ -78,7 +78,8 @@ def figure_memory(summary: Any, env: dict | None = None) -> Figure:
                 if r["status"] == "ok" and np.isfinite(m):
                     mx.append(x)
                     my.append(max(m, floor))
-            ax.bar(xs, np.asarray(ys) - floor, bottom=floor, width=width, color=color, label=algo)
+            ax.bar(xs, np.asarray(ys) - floor, bottom=floor, width=width, color=color, label=algo,
+                   **c.peer_style(algo))
             if zx:
                 ax.plot(zx, [floor] * len(zx), ls="none", marker="^", color=color, ms=5, clip_on=False)
             if mx:

@@ -131,8 +131,10 @@ def figure_thread_scaling(summary: Any, env: dict | None = None) -> Figure:
                 ax_s.plot(g["threads"], g["speedup"], color=color, lw=0.5, alpha=0.25)
                 ax_e.plot(g["threads"], g["efficiency"], color=color, lw=0.5, alpha=0.25)
             mean = a.groupby("threads").agg(speedup=("speedup", geomean), efficiency=("efficiency", geomean))
-            ax_s.plot(mean.index, mean["speedup"], color=color, lw=2, marker="o", label=algo)
-            ax_e.plot(mean.index, mean["efficiency"], color=color, lw=2, marker="o", label=algo)
+            ax_s.plot(mean.index, mean["speedup"], color=color, lw=2, marker="o", label=algo,
+                      **c.peer_style(algo, line=True))
+            ax_e.plot(mean.index, mean["efficiency"], color=color, lw=2, marker="o", label=algo,
+                      **c.peer_style(algo, line=True))
         t0 = threads[0]
         ax_s.plot(threads, [t / t0 for t in threads], color="black", ls=":", label="perfect scaling")
         ax_e.axhline(1.0, color="black", ls=":")

@@ -61,7 +61,7 @@ def figure_speedup(
                 lo.append(r["speedup"] - r["ci_low"] if np.isfinite(r["ci_low"]) else 0.0)
                 hi.append(r["ci_high"] - r["speedup"] if np.isfinite(r["ci_high"]) else 0.0)
             bottom = 0 if not log else None
-            ax.bar(xs, ys, width=width, color=color, label=algo, bottom=bottom,
+            ax.bar(xs, ys, width=width, color=color, label=algo, bottom=bottom, **c.peer_style(algo),
                    yerr=np.array([lo, hi]) if xs else None, ecolor="0.15",
                    error_kw={"elinewidth": 0.8, "capsize": 1.5})
         ax.axhline(1.0, color="black", lw=1.0, ls="--", zorder=3)
@@ -117,7 +117,7 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
                     continue
                 xs.append(i + offsets[j])
                 ys.append(r["gflops"])
-            ax.bar(xs, ys, width=width, color=color, label=algo)
+            ax.bar(xs, ys, width=width, color=color, label=algo, **c.peer_style(algo))
         peak = c.sgemm_peak(env, int(variant[2]))
         tallest = max([peak if np.isfinite(peak) else 0.0, *part.loc[part["status"] == "ok", "gflops"].dropna()])
         ax.set_ylim(0, tallest * 1.15 if tallest > 0 else 1.0)

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .schema import (
-    ADDED_IN_2, REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, check_rows,
+    REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, added_since, check_rows,
 )
 
 class ResultsError(Exception):
@@ -285,8 +285,8 @@ def read_results(folder: str | Path) -> Results:
         path = folder / name
         if not path.is_file():
             raise ResultsError(f"{folder} has no {name}; the run may have failed before writing it")
-        df = read_csv(path, columns, ADDED_IN_2[name] if env["schema_version"] < 2 else [])
-        for col in ("reason", "layer_class", "network", "description"):
+        df = read_csv(path, columns, added_since(name, env["schema_version"]))
+        for col in ("reason", "layer_class", "network", "description", "implementation"):
             if col in df.columns:
                 df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
         frames[name] = df

@@ -21,7 +21,9 @@ from ..spec import ConvSpec
 #: 2: repetitions (``repetitions.csv``; summary columns on their agreement,
 #: per-round speedups, the reference kernel; samples' ``repetition`` and
 #: ``ref_time_s``). Folders of version 1 are read with those columns empty.
-SCHEMA_VERSION = 2
+#: 3: ``implementation`` (what really computed each case). Folders of version 2
+#: are read with it empty.
+SCHEMA_VERSION = 3
 
 #: Columns ``summary.csv`` must have (the documented contract).
 REQUIRED_COLUMNS = [
@@ -42,7 +44,9 @@ REQUIRED_COLUMNS = [
 #: ``loops`` (calls per sample), ``prepare_bytes`` (memory the prepared call
 #: keeps), ``measured_workspace_bytes`` (prepare_bytes beyond the weights +
 #: peak_bytes beyond the output: comparable to ``workspace_bytes``),
-#: ``numba_allocs`` (NRT allocations in one call), the thread pools as
+#: ``numba_allocs`` (NRT allocations in one call), ``implementation`` (what
+#: really computed the case: ``Algorithm.implementation``, e.g.
+#: ``openblas:SkylakeX``, ``numba:gemm-5x16``, ``torch:Slow2d``), the thread pools as
 #: verified during the case (``numba_threads``, ``blas_threads``,
 #: ``fft_workers``) and ``seed``.
 #:
@@ -66,7 +70,7 @@ REPETITION_SUMMARY_COLUMNS = [
 SUMMARY_COLUMNS = [
     "case_index", "case_id", *REQUIRED_COLUMNS[:3], "description", *REQUIRED_COLUMNS[3:],
     "baseline", "error_tolerance", "time_mean_s", "time_std_s", "ci_rel_halfwidth", "loops",
-    "prepare_bytes", "measured_workspace_bytes", "numba_allocs",
+    "prepare_bytes", "measured_workspace_bytes", "numba_allocs", "implementation",
     "numba_threads", "blas_threads", "fft_workers", "seed", *REPETITION_SUMMARY_COLUMNS,
 ]
 
@@ -83,6 +87,14 @@ SAMPLE_COLUMNS = [
 
 #: Columns a schema-1 folder lacks; read as empty (repetition 0) so old runs stay readable.
 ADDED_IN_2 = {"summary.csv": REPETITION_SUMMARY_COLUMNS, "samples.csv": ["repetition", "ref_time_s"]}
+#: Columns a schema-2 folder lacks (read as empty: nothing recorded them then).
+ADDED_IN_3 = {"summary.csv": ["implementation"], "samples.csv": []}
+
+
+def added_since(name: str, version: int) -> list[str]:
+    """The columns of ``name`` (``summary.csv``, ``samples.csv``) a folder of schema
+    ``version`` may lack: everything added by a later schema."""
+    return [*(ADDED_IN_2[name] if version < 2 else []), *(ADDED_IN_3[name] if version < 3 else [])]
 
 #: ``ok``: measured and right; ``skipped``: not run (unsupported, the memory
 #: guard, too many threads), ``failed``: a wrong answer; ``error``: raised;

@@ -232,6 +232,9 @@ def measure_group(
                 t0 = time.perf_counter()
                 call = algo.prepare(spec, w_master.copy())
                 row["prepare_s"] = time.perf_counter() - t0
+                stage = "implementation()"
+                mon.stage(pos, stage)
+                row["implementation"] = str(algo.implementation(spec))
                 stage = "the warm-up call"
                 mon.stage(pos, stage)
                 t0 = time.perf_counter()

@@ -291,6 +291,8 @@ def _new_env(plan: Plan, argv: list[str], settings: dict[str, Any], shard: dict 
         "config_name": plan.config.name, "config_path": plan.config.path, "argv": argv,
         "seed": plan.config.seed, **settings, "quick": plan.quick, "shard": shard,
         "algorithms": plan.algorithms, "baseline": plan.config.baseline, "threads_requested": plan.threads,
+        # which are production libraries (analysis sets convbench's best against theirs)
+        "peers": [n for n in plan.algorithms if getattr(registry.get_algorithm(n), "peer", False)],
         "timing": plan.timing.to_dict(), "n_cases": plan.n_cases, "start_time": _now(), "end_time": None,
         "finished": False,
     }

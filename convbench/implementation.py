@@ -1,0 +1,35 @@
+"""What really computes a built-in algorithm's call: the ``implementation`` column.
+
+Each built-in's :meth:`~convbench.Algorithm.implementation` answers through
+these functions, so there is one place per engine: the BLAS numpy calls
+(named by threadpoolctl, e.g. ``openblas:SkylakeX``) and the numba GEMM
+micro-kernel (``numba:gemm-5x16``: rows x columns of its register tile).
+When kernel configurations choose tiles per CPU, :func:`numba_gemm` is the
+one function to point at that choice.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+
+@functools.lru_cache(maxsize=None)
+def blas() -> str:
+    """The BLAS numpy's matmul calls: ``<library>:<architecture>`` (threadpoolctl's
+    ``internal_api`` and ``architecture``, the kernel set the library chose for this CPU)."""
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            detail = info.get("architecture") or info.get("version") or "unknown"
+            return f"{info.get('internal_api')}:{detail}"
+    return "blas:unknown"
+
+
+def numba_gemm(dtype: str | np.dtype) -> str:
+    """The numba GEMM micro-kernel for ``dtype``: ``numba:gemm-MRxNR``."""
+    from .kernels.gemm import MR, nr_for
+
+    return f"numba:gemm-{MR}x{nr_for(dtype)}"

@@ -374,6 +374,8 @@ def info(
         ("BLAS", f"{th.get('blas')} {th.get('blas_version')}"),
         ("thread pools", "; ".join(f"{p['internal_api']}: {p['num_threads']}" for p in th.get("pools", []))),
         ("numba", f"{th.get('numba_max_threads')} threads, layer {th.get('numba_threading_layer')}"),
+        ("kernel configuration", f"{env.get('kernel_config', {}).get('name')} "
+                                 f"({env.get('kernel_config', {}).get('source')})"),
         ("sgemm GFLOP/s by threads", ", ".join(f"{t}: {g}" for t, g in (cal.get("sgemm_gflops") or {}).items())),
         ("memory copy GB/s", str(cal.get("memory_copy_gbs"))),
         ("convbench", f"{env['convbench'].get('version')} {env['convbench'].get('commit') or ''}"

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 import convbench
 from convbench import ConvSpec, reference, relative_error
+from convbench.kernels import depthwise as dw_mod
 from convbench.kernels import gemm as gemm_mod
 from convbench.kernels._parallel import chunks
-from convbench.kernels.gemm import MR, PackedGemm, gemm, k_blocks, nr_for, pack_weights
+from convbench.kernels.configs import TABLE, active_config, compile_target
+from convbench.kernels.gemm import PackedGemm, gemm, gemm_kernel, k_blocks, pack_weights
 from convbench.kernels.indirection import indirection_buffer, indirection_bytes
 
 ALGORITHMS = ["naive", "indirect", "im2col-numba"]
@@ -105,6 +107,9 @@ def test_fuzz_against_reference(data):
 
 # -- the GEMM micro-kernel alone ---------------------------------------------
 
+MR = active_config().mr
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 3, 5), (13, 600, 17), (64, 1030, 40),
                                    (MR, 16, 16), (2 * MR + 1, 513, 300)])
@@ -119,27 +124,69 @@ def test_gemm_matches_numpy(m, k, n, dtype):
     assert np.max(np.abs(got - want)) <= tol * np.max(np.abs(want)) * max(1, np.sqrt(k) / 10)
 
 
-def test_gemm_is_register_blocked():
-    """The float32 inner loop is broadcast-FMAs on ymm registers (5x16 tile: 10)."""
-    k, nr = 8, nr_for(np.float32)
-    a = np.ones(MR * k, np.float32)
-    offs = (np.arange(MR, dtype=np.int64) * k).reshape(MR, 1)
-    b = np.ones(k * nr, np.float32)
-    out = np.zeros(MR * nr, np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("isa", list(TABLE))
+def test_every_configuration_is_correct(isa, dtype):
+    """Each table entry's kernels (GEMM with partial tiles and several KC blocks,
+    depthwise with a channel tail) are right on this CPU, native or not:
+    LLVM lowers a wider vector than the machine has to several narrower ones."""
+    cfg = TABLE[isa]
+    rng = np.random.default_rng(1)
+    m, k, n = 2 * cfg.mr + 3, cfg.kc + 7, cfg.nr(dtype) + 5
+    a = rng.uniform(-1, 1, (m, k)).astype(dtype)
+    b = rng.uniform(-1, 1, (k, n)).astype(dtype)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    assert np.max(np.abs(gemm(a, b, cfg) - want)) <= tol * np.max(np.abs(want))
+    # depthwise: channels = one full tile + a tail, pixels not a multiple of the tile
+    spec = ConvSpec(batch=2, in_channels=cfg.dw_channels(dtype) + 3,
+                    out_channels=cfg.dw_channels(dtype) + 3, height=5, width=cfg.dw_pixels + 1,
+                    kernel=3, padding=1, groups=cfg.dw_channels(dtype) + 3, layout="nhwc",
+                    dtype=np.dtype(dtype).name)
+    x, w = spec.random_inputs(0)
+    offs = indirection_buffer(spec)
+    c = spec.in_channels
+    out = np.empty(spec.output_shape, dtype)
+    dw_mod.depthwise(x.reshape(-1), np.zeros(c, dtype), offs, 2, 5 * spec.width * c, c, 1,
+                     dw_mod.pack_depthwise(w, dtype), out.reshape(-1), cfg)
+    assert relative_error(out, reference(spec, x, w)) <= tol
+
+
+def _fma_count(isa: str, width: str) -> int:
+    cfg = TABLE[isa]
+    kern = gemm_kernel(np.float32, cfg)
+    k = 8
+    a = np.ones(cfg.mr * k, np.float32)
+    offs = (np.arange(cfg.mr, dtype=np.int64) * k).reshape(cfg.mr, 1)
+    b = kern.pack(np.ones((kern.nr, k, 1, 1), np.float32), 1)
+    out = np.zeros(cfg.mr * kern.nr, np.float32)
     # numba cannot show the assembly of cached code: compile an uncached twin
-    twin = numba.njit(nogil=True, fastmath=True)(gemm_mod.ukernel.py_func)
-    twin(a, a, offs, 0, MR, 0, 0, 1, 0, k, k, 0, b, 0, out, 0, nr, nr, False)
+    twin = numba.njit(nogil=True, fastmath=True)(gemm_mod.jobs_for(cfg).py_func)
+    twin(0, 1, a, a, offs, 1, 0, 1, k, kern.nr, b, kern.k_blocks(1, k), 1, out)
     assert np.all(out == k)
     asm = twin.inspect_asm(twin.signatures[0])
-    fmas = re.findall(r"vfmadd\d+ps\s+[^\n]*ymm", asm)
-    assert len(fmas) >= 2 * MR, f"expected >= {2 * MR} ymm FMAs, found {len(fmas)}"
+    return len(re.findall(rf"vfmadd\d+ps\s+[^\n]*{width}", asm))
+
+
+_HOST_FEATURES = compile_target()[1]
+
+
+@pytest.mark.parametrize("isa,width,needs", [("avx512", "zmm", "avx512f"), ("avx2", "ymm", "avx2")])
+def test_gemm_is_register_blocked(isa, width, needs):
+    """The float32 inner loop is MR x nr_vectors broadcast-FMAs on registers of
+    the configured width: 16 zmm FMAs for 8x32 on AVX-512, 10 ymm for 5x16 on
+    AVX2 (the AVX2 tile stays ymm on an AVX-512 machine too)."""
+    if needs not in _HOST_FEATURES:
+        pytest.skip(f"this CPU has no {needs}")
+    cfg = TABLE[isa]
+    assert _fma_count(isa, width) >= cfg.mr * cfg.nr_vectors
 
 
 def test_pack_weights_layout():
     k, cg, r, s = 19, 3, 2, 2
     w = np.arange(k * cg * r * s, dtype=np.float32).reshape(k, cg, r, s)
-    nr = nr_for(np.float32)
-    p = pack_weights(w, 1, np.float32).reshape(1, -(-k // nr), r * s, cg, nr)
+    nr = 16
+    p = pack_weights(w, 1, np.float32, nr).reshape(1, -(-k // nr), r * s, cg, nr)
     assert p[0, 1, 3, 2, 2] == w[nr + 2, 2, 1, 1]
     assert np.all(p[0, 1, :, :, k - nr:] == 0)  # padded output channels are zero
 
@@ -147,7 +194,7 @@ def test_pack_weights_layout():
 def test_k_blocks_cover_the_reduction_once():
     for taps, cg in [(9, 64), (9, 700), (1, 1030), (25, 3), (1, 1)]:
         cover = np.zeros((taps, cg), int)
-        for t0, t1, c0, c1 in k_blocks(taps, cg):
+        for t0, t1, c0, c1 in k_blocks(taps, cg, 512):
             cover[t0:t1, c0:c1] += 1
         assert np.all(cover == 1)
 
@@ -179,10 +226,10 @@ def test_indirect_workspace_is_buffer_plus_zero_vector():
 def test_depthwise_does_not_use_gemm(monkeypatch):
     import convbench.algorithms.indirect as mod
 
-    def no_gemm(*args):
+    def no_gemm(*args, **kwargs):
         raise AssertionError("depthwise layer went through the GEMM path")
 
-    monkeypatch.setattr(mod, "conv_gemm", no_gemm)
+    monkeypatch.setattr(mod, "gemm_kernel", no_gemm)
     _check("indirect", ConvSpec(layout="nhwc", **SPECS["dw_x2_d2"]))
 
 

@@ -16,7 +16,7 @@ import convbench
 from convbench import ConvSpec, reference, relative_error
 from convbench.kernels import depthwise as dw_mod
 from convbench.kernels import gemm as gemm_mod
-from convbench.kernels._parallel import chunks
+from convbench.kernels._parallel import chunk_count, chunks, parallel_for, run_dynamic
 from convbench.kernels.configs import TABLE, active_config, compile_target
 from convbench.kernels.gemm import PackedGemm, gemm, gemm_kernel, k_blocks, pack_weights
 from convbench.kernels.indirection import indirection_buffer, indirection_bytes
@@ -253,6 +253,62 @@ def test_chunks_split_evenly():
     assert chunks(0, 2) == [(0, 0)]
 
 
+def test_chunk_count_gives_several_chunks_per_thread():
+    assert chunk_count(1000, 1) == 1
+    assert chunk_count(1000, 2) == 16
+    assert chunk_count(7, 2) == 3  # never below MIN_JOBS_PER_CHUNK jobs a chunk
+    assert chunk_count(1, 2) == 1
+
+
+@pytest.mark.parametrize("njobs,nthreads", [(0, 2), (1, 2), (5, 2), (97, 2), (1000, 3), (50, 1)])
+def test_dynamic_schedule_covers_every_job_once(njobs, nthreads):
+    import threading
+
+    seen = np.zeros(max(njobs, 1), int)
+    lock = threading.Lock()
+
+    def work(lo: int, hi: int) -> None:
+        with lock:
+            seen[lo:hi] += 1
+
+    run_dynamic(work, chunks(njobs, chunk_count(njobs, nthreads)), nthreads)
+    assert np.all(seen[:njobs] == 1)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_a_fast_thread_takes_more_chunks():
+    """The caller's chunks are slow (as on a slower core): the pool thread takes more."""
+    import threading
+    import time
+
+    me = threading.get_ident()
+    taken = {"caller": 0, "other": 0}
+    lock = threading.Lock()
+
+    def work(lo: int, hi: int) -> None:
+        slow = threading.get_ident() == me
+        time.sleep(0.02 if slow else 0.002)
+        with lock:
+            taken["caller" if slow else "other"] += 1
+
+    run_dynamic(work, chunks(32, 32), 2)
+    assert taken["caller"] + taken["other"] == 32
+    assert taken["other"] > 2 * taken["caller"]
+
+
+def test_parallel_for_reraises_kernel_errors():
+    def bad(lo: int, hi: int) -> None:
+        raise RuntimeError("boom")
+
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        with pytest.raises(RuntimeError, match="boom"):
+            parallel_for(bad, 100)
+    finally:
+        numba.set_num_threads(old)
+
+
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_two_threads_give_the_same_answer(name):
@@ -276,3 +332,28 @@ def test_packed_gemm_reuses_packing():
     for m in (1, 6, 11):
         a = np.random.default_rng(m).uniform(-1, 1, (m, 20)).astype(np.float32)
         np.testing.assert_allclose(g(a), a @ b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_limit_threads_sets_every_pool_and_restores():
+    """Every pool follows limit_threads, checked not assumed: numba (and so the
+    kernels' own pool), each BLAS/OpenMP library threadpoolctl sees, FFT
+    workers, torch where loaded; alternating counts leaves no pool behind."""
+    import sys
+
+    from threadpoolctl import threadpool_info
+
+    from convbench.threads import fft_workers, limit_threads, thread_report
+
+    before = thread_report()
+    for n in (1, 2, 1, 2):
+        with limit_threads(n):
+            assert numba.get_num_threads() == n
+            assert fft_workers() == n
+            assert all(p["num_threads"] == n for p in threadpool_info()), threadpool_info()
+            torch = sys.modules.get("torch")
+            if torch is not None:
+                assert torch.get_num_threads() == n
+    after = thread_report()
+    assert after["numba_threads"] == before["numba_threads"]
+    assert after["blas_threads"] == before["blas_threads"]

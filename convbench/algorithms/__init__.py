@@ -9,7 +9,8 @@ with :func:`convbench.register`.
 BUILTIN_MODULES = tuple(
     f"{__name__}.{module}"
     for module in (
-        "naive", "im2col", "gemm_direct", "winograd", "fft", "indirect", "im2col_numba",
+        "naive", "im2col", "gemm_direct", "winograd", "winograd_tiled", "fft", "indirect",
+        "im2col_numba",
         "torch_peer",  # registers only where torch imports
     )
 )

@@ -386,6 +386,33 @@ def info(
 
 
 @app.command()
+def tune(
+    seconds: float = typer.Option(60.0, "--seconds", "-s", min=1.0, help="Timing budget after compiling (the whole command takes about 20 s more)."),
+    clear: bool = typer.Option(False, "--clear", help="Forget this CPU's tuned choice and use the table's default again."),
+) -> None:
+    """Time the kernel configurations for this CPU, keep the fastest, cache it for later runs."""
+    from rich.table import Table
+
+    from .kernels import tune as tuning
+
+    if clear:
+        gone = tuning.clear()
+        console.print(f"{'forgot the' if gone else 'no'} tuned choice for {tuning.cpu_key()}", highlight=False)
+        return
+    with err_console.status("tuning ...") as status:
+        result = tuning.tune(seconds, progress=lambda msg: status.update(msg))
+    table = Table(title=f"convbench tune: {result.key}")
+    shapes = list(next(iter(result.times.values())))
+    for col in ("configuration", *shapes, "time / default"):
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    for name, rel in sorted(result.relative.items(), key=lambda kv: kv[1]):
+        mark = " (chosen)" if name == result.chosen else " (default)" if name == result.default else ""
+        table.add_row(name + mark, *(f"{result.times[name][s] * 1e3:.3f} ms" for s in shapes), f"{rel:.3f}")
+    console.print(table)
+    console.print(f"chose {result.chosen} in {result.seconds:.0f} s; cached in {result.cache_file}", highlight=False)
+
+
+@app.command()
 def merge(
     folders: list[str] = typer.Argument(..., help="Shard results folders of one sweep."),
     out: str = typer.Option(..., "--out", "-o", help="Folder to create for the merged results."),

@@ -31,14 +31,14 @@ The floors (one thread, float32, NHWC, batch 1 unless said):
    ``convbench tune`` <= 120 s.
 
 Threads are set for every pool at once (numba, BLAS/OpenMP through
-threadpoolctl, torch) by ``convbench.threads.limit_threads``.
+threadpoolctl, torch) by ``convbench.machine.threads.limit_threads``.
 
 ``--clock cpu`` measures the calling thread's CPU time instead of wall time:
 use it on a shared machine, where other processes steal the core (the
 2-thread checks always use wall time).
 
 Like a sweep's worker, the script measures with glibc's heap trimming off
-and ``OPENBLAS_THREAD_TIMEOUT=4`` (see ``convbench.memory_policy``); it
+and ``OPENBLAS_THREAD_TIMEOUT=4`` (see ``convbench.machine.malloc_policy``); it
 restarts itself to set the latter. This machine may set
 ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE``; to compare against OpenBLAS as
 it tunes itself, run with them unset (``env -u OPENBLAS_CORETYPE -u
@@ -65,8 +65,8 @@ import convbench
 from convbench import ConvSpec, get_algorithm, reference, relative_error, timing
 from convbench.kernels.configs import TABLE, active_config, active_config_info
 from convbench.kernels.gemm import PackedGemm
-from convbench.memory_policy import BLAS_ENV, keep_freed_memory
-from convbench.threads import limit_threads
+from convbench.machine.malloc_policy import BLAS_ENV, keep_freed_memory
+from convbench.machine.threads import limit_threads
 
 
 @dataclass
@@ -214,10 +214,11 @@ def jit_rows(tune_seconds: float | None) -> list[Row]:
         if tune_seconds is not None:
             env["XDG_CACHE_HOME"] = cache
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "from convbench.cli import app; app()", "tune",
-                            "--seconds", str(tune_seconds)], env=env, text=True,
-                           capture_output=True, check=True)
+            res = subprocess.run([sys.executable, "-c", "from convbench.cli import app; app()",
+                                  "tune", "--seconds", str(tune_seconds)], env=dict(env, COLUMNS="160"),
+                                 text=True, capture_output=True, check=True)
             wall = time.perf_counter() - t0
+            print(res.stdout, file=sys.stderr, flush=True)  # the candidates' table
             out.append(Row("convbench tune <=120 s", f"--seconds {tune_seconds:g}", "seconds", "",
                            math.nan, math.nan, wall, wall, wall, 120.0, "seconds"))
             print(f"  {'tune':28s} {wall:5.1f} s", file=sys.stderr, flush=True)

@@ -11,7 +11,7 @@ The public surface::
     err = convbench.relative_error(y, convbench.reference(spec, x, weight))
 """
 
-from .algorithms.base import Algorithm
+from .algorithm import Algorithm
 from .reference import reference, relative_error
 from .registry import PluginError, get_algorithm, list_algorithms, load_plugin, register
 from .spec import ConvSpec

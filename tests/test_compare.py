@@ -1,4 +1,4 @@
-"""convbench.compare and `convbench compare`: a known slowdown is found, noise is not."""
+"""convbench.analysis.compare and `convbench compare`: a known slowdown is found, noise is not."""
 
 import sys
 from pathlib import Path
@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 import make_synthetic  # noqa: E402
 
 from convbench.cli import app  # noqa: E402
-from convbench.compare import CompareError, bootstrap_ratio_ci, compare_runs, mann_whitney_p  # noqa: E402
+from convbench.analysis.compare import CompareError, bootstrap_ratio_ci, compare_runs, mann_whitney_p  # noqa: E402
 from convbench.results import read_results  # noqa: E402
 
 LAYERS = make_synthetic.LAYERS[:4]

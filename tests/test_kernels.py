@@ -343,7 +343,7 @@ def test_limit_threads_sets_every_pool_and_restores():
 
     from threadpoolctl import threadpool_info
 
-    from convbench.threads import fft_workers, limit_threads, thread_report
+    from convbench.machine.threads import fft_workers, limit_threads, thread_report
 
     before = thread_report()
     for n in (1, 2, 1, 2):

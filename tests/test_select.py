@@ -1,4 +1,4 @@
-"""convbench.select and `convbench select`: the fastest correct algorithm per layer."""
+"""convbench.analysis.select and `convbench select`: the fastest correct algorithm per layer."""
 
 import math
 import shutil
@@ -8,7 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from convbench.cli import app
-from convbench.select import network_comparison, select_best
+from convbench.analysis.select import network_comparison, select_best
 
 DATA = Path(__file__).parent / "data" / "synthetic_run"
 

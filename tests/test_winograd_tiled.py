@@ -67,7 +67,7 @@ def test_error_grows_with_the_tile_as_documented():
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 def test_two_threads_give_the_same_answer():
-    from convbench.threads import limit_threads
+    from convbench.machine.threads import limit_threads
 
     spec = ConvSpec(batch=2, in_channels=20, out_channels=40, height=13, width=11, kernel=3,
                     padding=1, layout="nhwc")

@@ -28,7 +28,7 @@ from ..kernels.winograd_tiled import input_transform, output_transform, weight_t
 from ..layouts import adapt
 from ..registry import register
 from ..spec import ConvSpec
-from .base import Algorithm, Array, ConvCall
+from ..algorithm import Algorithm, Array, ConvCall
 
 
 class _WinogradTiled(Algorithm):

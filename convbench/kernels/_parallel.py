@@ -7,7 +7,7 @@ the 20 s cold-compile budget. The kernels here are plain
 ``@njit(nogil=True)`` functions of a job range ``[lo, hi)``; this module
 runs them on a persistent pool (the calling thread works too). It honours
 ``numba.set_num_threads`` exactly as ``prange`` does, so
-``convbench.threads.limit_threads`` governs these kernels too, and with one
+``convbench.machine.threads.limit_threads`` governs these kernels too, and with one
 thread the kernel is called directly with no pool involved.
 
 Why dynamic: on a VM the cores do not run at the same speed (measured on

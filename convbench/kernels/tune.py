@@ -153,7 +153,7 @@ def tune(budget_s: float = 60.0, progress: Callable[[str], None] | None = None,
     the score is the geometric mean over shapes of the median time relative
     to the table's default, so no one shape dominates.
     """
-    from ..threads import limit_threads
+    from ..machine.threads import limit_threads
     from .configs import TABLE, reset_active_config
 
     say = progress or (lambda msg: None)

@@ -12,7 +12,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..select import network_comparison, select_best
+from ..analysis.select import network_comparison, select_best
 from . import _common as c
 
 #: Grid dimensions a sweep may vary, as (label, column(s)); pairs collapse when equal.

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..compare import ratio_table
+from ..analysis.compare import ratio_table
 from . import _common as c
 
 
@@ -38,7 +38,7 @@ def figure_speedup(
     layout, dtype and thread count. The whiskers are the ``confidence``
     interval of that ratio from a seeded bootstrap of the per-sample times
     (``samples``); without samples, the ratio of the summary's median CI
-    bounds (see :func:`convbench.compare.ratio_table`). One panel per
+    bounds (see :func:`convbench.analysis.compare.ratio_table`). One panel per
     layout x dtype x threads; layers grouped by ``layer_class``.
     """
     baseline = baseline or c.baseline_of(summary)

@@ -124,9 +124,9 @@ def _numpy_config(np: Any) -> Any:
 
 
 def collect_convbench() -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     commit = dirty = None
     if (root / ".git").exists():
         commit = _git(root, "rev-parse", "HEAD")
@@ -199,7 +199,7 @@ def calibrate(threads: list[int] | None = None, n: int = 1024, mem_mib: int = 12
 
 def collect_measurement_policy() -> dict[str, Any]:
     """Allocator and BLAS settings of the process that measures (see memory_policy)."""
-    from .memory_policy import BLAS_ENV
+    from .malloc_policy import BLAS_ENV
 
     return {
         "malloc": "glibc mallopt in the measuring process: no heap trimming, mmap threshold "
@@ -211,7 +211,7 @@ def collect_measurement_policy() -> dict[str, Any]:
 def collect_kernel_config() -> dict[str, Any]:
     """The numba kernels' tile and blocking (``convbench.kernels.configs``) and
     whether a ``convbench tune`` choice was used."""
-    from .kernels.configs import active_config_info
+    from ..kernels.configs import active_config_info
 
     return active_config_info()
 

@@ -1,7 +1,7 @@
 """Every thread pool set at once: numba, BLAS (threadpoolctl) and FFT workers.
 
 A measured case runs inside :func:`limit_threads`. Algorithms that use
-``scipy.fft`` pass ``workers=convbench.threads.fft_workers()``; numba
+``scipy.fft`` pass ``workers=convbench.machine.threads.fft_workers()``; numba
 ``prange`` code follows ``numba.set_num_threads``; BLAS follows threadpoolctl.
 :func:`thread_report` says what the pools really are, so a case with
 ``threads=1`` is checked, not assumed, to use one core.
@@ -56,6 +56,14 @@ def sync_torch_threads() -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(fft_workers())
+
+
+def check_thread_count(n: Any) -> int:
+    """``n`` if it is a thread count (an int >= 1), else ``ValueError``; whether the
+    machine can run that many is :func:`check_threads`' question, asked per case."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"must be a thread count (an int >= 1), got {n!r}")
+    return n
 
 
 def check_threads(n: int) -> str | None:

@@ -13,8 +13,8 @@ Which configuration runs, in order:
 
 1. ``CONVBENCH_KERNEL_CONFIG=<name>`` in the environment (any entry of
    :data:`CANDIDATES`, e.g. to measure a non-native tile);
-2. the choice ``convbench tune`` cached for this CPU model
-   (:mod:`convbench.kernels.tune`);
+2. the choice ``convbench tune`` (:mod:`convbench.kernels.tune`) cached
+   for this CPU model, read here (:func:`cached_choice`);
 3. the table's default for the features numba compiles for
    (:func:`select_config`).
 
@@ -28,9 +28,11 @@ reports them, unless ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` override it
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -161,6 +163,63 @@ def by_name(name: str) -> KernelConfig:
     raise ValueError(f"Unknown kernel configuration {name!r}. Known: {', '.join(known)}.")
 
 
+# -- the tuned choice (written by convbench.kernels.tune) ----------------------
+
+#: Cache file name inside the cache folder.
+CACHE_NAME = "kernel-config.json"
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for convbench (no platformdirs needed)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "convbench"
+
+
+def cache_file() -> Path:
+    """Where ``convbench tune`` keeps its choices (one entry per :func:`cpu_key`)."""
+    return cache_dir() / CACHE_NAME
+
+
+def cpu_key() -> str:
+    """What a cached choice is valid for: the CPU model, numba's compile
+    target and its features (a different CPU or target gets its own entry)."""
+    model = cpu_model()
+    name, feats = compile_target()
+    return f"{model} | {name} | {isa_for(feats, platform.machine())}"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def read_tuned_cache() -> dict[str, Any]:
+    """The whole cache file (every CPU's entry); empty when missing or unreadable."""
+    try:
+        data = json.loads(cache_file().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def cached_choice() -> KernelConfig | None:
+    """The configuration ``tune`` chose for this CPU, or ``None``."""
+    entry = read_tuned_cache().get(cpu_key())
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return by_name(str(entry.get("name")))
+    except ValueError:  # a name from another convbench version: ignore it
+        return None
+
+
 _active: tuple[KernelConfig, str] | None = None
 
 
@@ -168,8 +227,6 @@ def _resolve() -> tuple[KernelConfig, str]:
     forced = os.environ.get(ENV_VAR)
     if forced:
         return by_name(forced), f"env {ENV_VAR}"
-    from .tune import cached_choice
-
     tuned = cached_choice()
     if tuned is not None:
         return tuned, "tuned"

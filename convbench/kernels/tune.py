@@ -24,10 +24,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .configs import CANDIDATES, KernelConfig, by_name, compile_target, isa_for
-
-#: Cache file name inside the cache folder.
-CACHE_NAME = "kernel-config.json"
+from .configs import (CACHE_NAME, CANDIDATES, KernelConfig, cache_dir, cache_file,  # noqa: F401
+                      cached_choice, compile_target, cpu_key, cpu_model, isa_for,
+                      read_tuned_cache)
 
 #: Shapes timed per candidate: (name, M pixels, K reduction, N channels, taps).
 #: A 3x3 layer through the indirection path and two 1x1 GEMMs of MobileNet /
@@ -37,57 +36,9 @@ WORKLOAD = [("3x3 28x28 128->128", 28, 128, 128, 9),
             ("1x1 7x7 1024->1024", 7, 1024, 1024, 1)]
 
 
-def cache_dir() -> Path:
-    """The user's cache folder for convbench (no platformdirs needed)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "convbench"
-
-
-def cache_file() -> Path:
-    return cache_dir() / CACHE_NAME
-
-
-def cpu_key() -> str:
-    """What a cached choice is valid for: the CPU model, numba's compile
-    target and its features (a different CPU or target gets its own entry)."""
-    model = _cpu_model()
-    name, feats = compile_target()
-    return f"{model} | {name} | {isa_for(feats, platform.machine())}"
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _read_cache() -> dict[str, Any]:
-    try:
-        data = json.loads(cache_file().read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def cached_choice() -> KernelConfig | None:
-    """The configuration ``tune`` chose for this CPU, or ``None``."""
-    entry = _read_cache().get(cpu_key())
-    if not isinstance(entry, dict):
-        return None
-    try:
-        return by_name(str(entry.get("name")))
-    except ValueError:  # a name from another convbench version: ignore it
-        return None
-
-
 def clear() -> bool:
     """Forget this CPU's tuned choice; True if there was one."""
-    data = _read_cache()
+    data = read_tuned_cache()
     if data.pop(cpu_key(), None) is None:
         return False
     _write_cache(data)
@@ -189,7 +140,7 @@ def tune(budget_s: float = 60.0, progress: Callable[[str], None] | None = None,
     result = TuneResult(key=cpu_key(), chosen=chosen, default=default.name, times=med, relative=rel,
                         seconds=time.perf_counter() - t_start, cache_file=str(cache_file()))
     if save:
-        data = _read_cache()
+        data = read_tuned_cache()
         data[result.key] = {"name": chosen, "default": default.name, "relative": rel,
                             "rounds": rounds, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         _write_cache(data)

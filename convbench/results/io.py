@@ -2,17 +2,19 @@
 
 A results folder holds::
 
-    summary.csv   one row per case (SUMMARY_COLUMNS, in that order)
-    samples.csv   one row per timed sample (SAMPLE_COLUMNS)
+    summary.csv      one row per case (SUMMARY_COLUMNS, in that order)
+    repetitions.csv  one row per case and repetition (REPETITION_COLUMNS)
+    samples.csv      one row per timed sample (SAMPLE_COLUMNS)
     env.json      the machine, libraries, calibration, seed, times, schema_version
     config.yaml   the config as run, every layer explicit
 
-CSV rows are appended, flushed and fsynced as each group of cases (one
-layer variant at one thread count) finishes, samples before their summary
-rows, so a run killed at any moment keeps every finished case. A torn last
+CSV rows are appended, flushed and fsynced as each repetition of a group
+of cases (one layer variant at one thread count) finishes, samples before
+their repetition rows, and a case's summary row after its last
+repetition, so a run killed at any moment keeps every finished repetition. A torn last
 line (a kill in the middle of a write) is dropped with a warning when the
 folder is read or resumed. A folder is never overwritten; ``convbench run
---resume DIR`` appends the missing cases to it (:func:`open_resume`).
+--resume DIR`` appends the missing cases to it (:mod:`.resume`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from .schema import SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, check_rows
+from .schema import (
+    ADDED_IN_2, REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, check_rows,
+)
 
 class ResultsError(Exception):
     """A results folder cannot be written or read; the message says why."""
@@ -58,8 +62,11 @@ def default_out_dir(config_name: str, root: str | Path = "results") -> Path:
 
 
 def _cell(value: Any) -> Any:
+    """A CSV cell: empty for missing, floats exact (numpy scalars as plain Python numbers)."""
     if value is None:
         return ""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # a numpy scalar
+        value = value.item()
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     return value
@@ -109,14 +116,17 @@ class ResultsWriter:
             mode = "a" if resume else "w"
             self._summary = open(self.dir / "summary.csv", mode, newline="")
             self._samples = open(self.dir / "samples.csv", mode, newline="")
+            self._reps = open(self.dir / "repetitions.csv", mode, newline="")
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.dir}: {exc.strerror or exc}") from None
         self._sw = csv.DictWriter(self._summary, SUMMARY_COLUMNS)
         self._pw = csv.DictWriter(self._samples, SAMPLE_COLUMNS)
+        self._rw = csv.DictWriter(self._reps, REPETITION_COLUMNS)
         if not resume:
             self._sw.writeheader()
             self._pw.writeheader()
-        self._flush(self._summary, self._samples)
+            self._rw.writeheader()
+        self._flush(self._summary, self._samples, self._reps)
 
     @staticmethod
     def _flush(*files: Any) -> None:
@@ -138,6 +148,18 @@ class ResultsWriter:
             self._sw.writerow({k: _cell(row.get(k)) for k in SUMMARY_COLUMNS})
         self._flush(self._summary)
 
+    def append_repetition(self, rows: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]]) -> None:
+        """One repetition of a group: its samples, then its rows (``repetitions.csv``), each fsynced."""
+        rows, samples = list(rows), list(samples)
+        check_rows(samples, SAMPLE_COLUMNS, "samples.csv")
+        check_rows(rows, REPETITION_COLUMNS, "repetitions.csv")
+        for s in samples:
+            self._pw.writerow({k: _cell(s.get(k)) for k in SAMPLE_COLUMNS})
+        self._flush(self._samples)
+        for row in rows:
+            self._rw.writerow({k: _cell(row.get(k)) for k in REPETITION_COLUMNS})
+        self._flush(self._reps)
+
     def write_env(self, env: Mapping[str, Any]) -> None:
         write_json(self.dir / "env.json", {"schema_version": SCHEMA_VERSION, **env})
 
@@ -147,6 +169,7 @@ class ResultsWriter:
     def close(self) -> None:
         self._summary.close()
         self._samples.close()
+        self._reps.close()
 
     def __enter__(self) -> "ResultsWriter":
         return self
@@ -208,7 +231,7 @@ def read_env(folder: str | Path) -> dict[str, Any]:
     return env
 
 
-def _csv_text(path: Path) -> tuple[str, bool]:
+def csv_text(path: Path) -> tuple[str, bool]:
     """The text of a CSV without a torn last line (``True`` if one was dropped, with a warning)."""
     try:
         data = path.read_bytes()
@@ -228,18 +251,22 @@ def _csv_text(path: Path) -> tuple[str, bool]:
         raise ResultsError(f"{path} is not UTF-8 text (byte {exc.start}); not a convbench CSV") from None
 
 
-def read_csv(path: str | Path, columns: list[str]) -> Any:
-    """A results CSV as a DataFrame: torn last line dropped, every column of ``columns`` required."""
+def read_csv(path: str | Path, columns: list[str], added: list[str] = ()) -> Any:
+    """A results CSV as a DataFrame: torn last line dropped, every column of ``columns`` required
+    except ``added`` (columns newer than the folder's schema), which are filled in empty."""
     import pandas as pd
 
     path = Path(path)
-    text, _ = _csv_text(path)
+    text, _ = csv_text(path)
     try:
         df = pd.read_csv(io.StringIO(text), keep_default_na=True)
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{path} is empty (not even a header)") from None
     except pd.errors.ParserError as exc:
         raise ResultsError(f"{path} is not a well-formed CSV ({str(exc).strip()}); was it edited by hand?") from None
+    for col in added:
+        if col not in df.columns:
+            df[col] = 0 if col == "repetition" else math.nan
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ResultsError(
@@ -258,12 +285,14 @@ def read_results(folder: str | Path) -> Results:
         path = folder / name
         if not path.is_file():
             raise ResultsError(f"{folder} has no {name}; the run may have failed before writing it")
-        df = read_csv(path, columns)
+        df = read_csv(path, columns, ADDED_IN_2[name] if env["schema_version"] < 2 else [])
         for col in ("reason", "layer_class", "network", "description"):
             if col in df.columns:
                 df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
         frames[name] = df
-    summary, samples = frames["summary.csv"], frames["samples.csv"]
+    # rows are written as groups finish, in the run's shuffled schedule; read them in sweep order
+    summary = frames["summary.csv"].sort_values("case_index", kind="stable").reset_index(drop=True)
+    samples = frames["samples.csv"]
     bad = sorted(set(summary["status"].dropna().astype(str)) - set(STATUSES))
     if bad:
         raise ResultsError(
@@ -271,9 +300,9 @@ def read_results(folder: str | Path) -> Results:
             f"a status is one of {', '.join(STATUSES)}"
         )
     orphans = ~samples["case_id"].isin(set(summary["case_id"]))
-    if orphans.any():  # samples of a group whose summary rows never made it to disk
+    if orphans.any():  # repetitions of groups whose last repetition is still to come
         warnings.warn(f"{folder / 'samples.csv'}: ignored {int(orphans.sum())} samples of cases that have "
-                      "no summary row (the run was killed while writing them)", stacklevel=2)
+                      "no summary row yet (an unfinished run: resume it to finish them)", stacklevel=2)
         samples = samples[~orphans].reset_index(drop=True)
     config_path = folder / "config.yaml"
     try:
@@ -281,116 +310,3 @@ def read_results(folder: str | Path) -> Results:
     except yaml.YAMLError as exc:
         raise ResultsError(f"{config_path}: not valid YAML ({exc})") from None
     return Results(folder, summary, samples, env, config or {})
-
-
-# -- resuming an interrupted run -----------------------------------------------
-
-
-@dataclass
-class ResumeState:
-    """What an interrupted results folder already holds (after :func:`open_resume`)."""
-
-    path: Path
-    env: dict[str, Any]
-    summary: Any  # DataFrame of the rows kept
-    done: set[str]  # case_id of every case kept
-
-
-def _config_diff(a: Any, b: Any, where: str = "") -> str | None:
-    """A short description of the first difference of two config dicts."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(dict.fromkeys([*a, *b])):
-            if key not in a or key not in b:
-                return f"'{where}{key}' is only in {'the folder' if key in a else 'the config now'}"
-            d = _config_diff(a[key], b[key], f"{where}{key}.")
-            if d:
-                return d
-        return None
-    if isinstance(a, list) and isinstance(b, list) and where.rstrip(".") == "layers":
-        if len(a) != len(b):
-            return f"'layers' has {len(a)} layers in the folder, {len(b)} now"
-        for i, (x, y) in enumerate(zip(a, b)):
-            d = _config_diff(x, y, f"layers[{i}].")
-            if d:
-                return d
-        return None
-    if a != b:
-        return f"'{where.rstrip('.')}' is {a!r} in the folder, {b!r} now"
-    return None
-
-
-def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = None,
-                complete_groups: Any = None) -> ResumeState:
-    """Check that ``folder`` is a results folder of this very config and repair it for appending.
-
-    Refuses (:class:`ResultsError`) a folder that is not a results folder, or
-    whose ``config.yaml`` differs from ``config_as_run`` (the config as it
-    would be run now; the folder's name plays no part) or whose shard differs.
-    Repairs: a torn last line is cut off each CSV; samples without a summary
-    row are dropped; ``complete_groups(done_ids) -> keep_ids`` may drop the
-    rows of partly written groups so they are measured again whole.
-    """
-    folder = Path(folder)
-    env = read_env(folder)
-    config_path = folder / "config.yaml"
-    for name in ("summary.csv", "samples.csv", "config.yaml"):
-        if not (folder / name).is_file():
-            raise ResultsError(f"cannot resume {folder}: it has no {name}; not a results folder written by convbench run")
-    try:
-        stored = yaml.safe_load(config_path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ResultsError(f"cannot resume {folder}: its config.yaml is not valid YAML ({exc})") from None
-    from ..config.load import dump_config
-
-    now = yaml.safe_load(dump_config(dict(config_as_run)))
-    diff = _config_diff(stored, now)
-    if diff:
-        raise ResultsError(
-            f"cannot resume {folder}: it was made from a different config ({diff}). Resume with the same "
-            f"config and options, or with the folder's own config, {config_path}"
-        )
-    if (env.get("shard") or None) != (shard or None):
-        raise ResultsError(
-            f"cannot resume {folder}: it holds shard {env.get('shard')} of the sweep, not {shard}; "
-            "give the same shard (or none, to take the folder's)"
-        )
-    paths = {name: folder / name for name in ("summary.csv", "samples.csv")}
-    texts = {}
-    for name, path in paths.items():
-        text, torn = _csv_text(path)
-        columns = SUMMARY_COLUMNS if name == "summary.csv" else SAMPLE_COLUMNS
-        header = ",".join(columns)
-        if not text.strip():  # killed before even the header was flushed
-            text, torn = header + "\r\n", True
-        elif text.splitlines()[0] != header:
-            raise ResultsError(f"cannot resume {folder}: the header of {name} is not that of this convbench "
-                               f"(schema {SCHEMA_VERSION}); was it edited by hand?")
-        if torn:
-            write_text_atomic(path, text)
-        texts[name] = text
-    summary = read_csv(paths["summary.csv"], SUMMARY_COLUMNS)
-    samples = read_csv(paths["samples.csv"], SAMPLE_COLUMNS)
-    done = set(summary["case_id"].astype(str))
-    keep = set(complete_groups(done)) if complete_groups is not None else done
-    if keep != done:
-        summary = summary[summary["case_id"].astype(str).isin(keep)]
-        _rewrite(paths["summary.csv"], texts["summary.csv"], keep)
-        done = keep
-    orphan = ~samples["case_id"].astype(str).isin(done)
-    if orphan.any():
-        _rewrite(paths["samples.csv"], texts["samples.csv"], done)
-    return ResumeState(folder, env, summary.reset_index(drop=True), done)
-
-
-def _rewrite(path: Path, text: str, keep: set[str]) -> None:
-    """Rewrite a results CSV keeping the header and the rows whose case_id is in ``keep``."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader)
-    col = header.index("case_id")
-    out = io.StringIO(newline="")
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for record in reader:
-        if len(record) > col and record[col] in keep:
-            writer.writerow(record)
-    write_text_atomic(path, out.getvalue())

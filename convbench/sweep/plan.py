@@ -9,7 +9,7 @@ compare on it, measured interleaved (:mod:`.measure`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config.expand import Config, ConfigError, Layer, resolve_algorithms
@@ -75,14 +75,13 @@ class Plan:
 
 def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
     """``(I, N)``, shard I of N numbered 1..N; ``ValueError`` names the problem."""
-    try:
-        i, n = shard
-    except (TypeError, ValueError):
-        raise ValueError(f"a shard is a pair (I, N), got {shard!r}") from None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (i, n)):
-        raise ValueError(f"a shard is a pair of ints (I, N), got {shard!r}")
+    ints = isinstance(shard, tuple) and len(shard) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in shard)
+    if not ints:
+        raise ValueError(f"must be a pair (I, N) of ints, got {shard!r}")
+    i, n = shard
     if n < 1 or not 1 <= i <= n:
-        raise ValueError(f"shard {i}/{n}: need 1 <= I <= N (shards are numbered 1..N)")
+        raise ValueError(f"must be I/N with 1 <= I <= N (shards are numbered 1..N), got {i}/{n}")
     return i, n
 
 
@@ -95,6 +94,7 @@ def plan(
     quick: bool = False,
     shard: tuple[int, int] | None = None,
     plugins: list[str] | None = None,
+    repeat: int | None = None,
 ) -> Plan:
     """Expand a config (with overrides) into groups of cases.
 
@@ -103,7 +103,8 @@ def plan(
     of these globs. Cases are numbered in sweep order (layer, layout, dtype,
     threads, algorithm). ``shard=(I, N)`` keeps every N-th group starting at
     I-1, so the N shards partition the sweep and each keeps whole groups
-    (speedups need the baseline measured beside the others).
+    (speedups need the baseline measured beside the others). ``repeat``
+    replaces the config's number of repetitions (``quick`` implies 1 unless given).
     """
     config = config.select_layers(layers)
     names = (
@@ -115,6 +116,10 @@ def plan(
         raise ValueError("thread counts: give at least one")
     counts = [check_thread_count(t) for t in threads] if threads is not None else config.threads
     timing = quick_settings(config.timing) if quick else config.timing
+    if repeat is not None:
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
+        timing = replace(timing, repeat=repeat)
     shard = check_shard(shard) if shard is not None else None
     groups: list[Group] = []
     index = 0

@@ -97,8 +97,9 @@ def _callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callabl
 
 def tune(budget_s: float = 60.0, progress: Callable[[str], None] | None = None,
          save: bool = True) -> TuneResult:
-    """Time this CPU's candidate configurations for about ``budget_s`` seconds
-    (after compiling each, a few seconds apiece), keep the fastest, cache it.
+    """Time this CPU's candidate configurations for up to ``budget_s`` seconds
+    or 200 rounds, whichever ends first (after compiling each, a few seconds
+    apiece), keep the fastest, cache it.
 
     One thread, float32; every round runs every candidate on every shape;
     the score is the geometric mean over shapes of the median time relative

@@ -26,7 +26,7 @@ from .hints import did_you_mean
 BUILTIN_MODULES = tuple(
     f"convbench.algorithms.{module}"
     for module in (
-        "naive", "im2col", "gemm_direct", "winograd", "fft", "indirect", "im2col_numba",
+        "naive", "im2col", "gemm_direct", "winograd", "winograd_tiled", "fft", "indirect", "im2col_numba",
         # peers: each registers only where its package is installed
         "torch_peer", "onnxruntime_peer",
     )

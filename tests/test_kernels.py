@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 import convbench
 from convbench import ConvSpec, reference, relative_error
+from convbench.kernels import depthwise as dw_mod
 from convbench.kernels import gemm as gemm_mod
-from convbench.kernels._parallel import chunks
-from convbench.kernels.gemm import MR, PackedGemm, gemm, k_blocks, nr_for, pack_weights
+from convbench.kernels._parallel import chunk_count, chunks, parallel_for, run_dynamic
+from convbench.kernels.configs import TABLE, active_config, compile_target
+from convbench.kernels.gemm import PackedGemm, gemm, gemm_kernel, k_blocks, pack_weights
 from convbench.kernels.indirection import indirection_buffer, indirection_bytes
 
 ALGORITHMS = ["naive", "indirect", "im2col-numba"]
@@ -105,6 +107,9 @@ def test_fuzz_against_reference(data):
 
 # -- the GEMM micro-kernel alone ---------------------------------------------
 
+MR = active_config().mr
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 3, 5), (13, 600, 17), (64, 1030, 40),
                                    (MR, 16, 16), (2 * MR + 1, 513, 300)])
@@ -119,27 +124,69 @@ def test_gemm_matches_numpy(m, k, n, dtype):
     assert np.max(np.abs(got - want)) <= tol * np.max(np.abs(want)) * max(1, np.sqrt(k) / 10)
 
 
-def test_gemm_is_register_blocked():
-    """The float32 inner loop is broadcast-FMAs on ymm registers (5x16 tile: 10)."""
-    k, nr = 8, nr_for(np.float32)
-    a = np.ones(MR * k, np.float32)
-    offs = (np.arange(MR, dtype=np.int64) * k).reshape(MR, 1)
-    b = np.ones(k * nr, np.float32)
-    out = np.zeros(MR * nr, np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("isa", list(TABLE))
+def test_every_configuration_is_correct(isa, dtype):
+    """Each table entry's kernels (GEMM with partial tiles and several KC blocks,
+    depthwise with a channel tail) are right on this CPU, native or not:
+    LLVM lowers a wider vector than the machine has to several narrower ones."""
+    cfg = TABLE[isa]
+    rng = np.random.default_rng(1)
+    m, k, n = 2 * cfg.mr + 3, cfg.kc + 7, cfg.nr(dtype) + 5
+    a = rng.uniform(-1, 1, (m, k)).astype(dtype)
+    b = rng.uniform(-1, 1, (k, n)).astype(dtype)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    assert np.max(np.abs(gemm(a, b, cfg) - want)) <= tol * np.max(np.abs(want))
+    # depthwise: channels = one full tile + a tail, pixels not a multiple of the tile
+    spec = ConvSpec(batch=2, in_channels=cfg.dw_channels(dtype) + 3,
+                    out_channels=cfg.dw_channels(dtype) + 3, height=5, width=cfg.dw_pixels + 1,
+                    kernel=3, padding=1, groups=cfg.dw_channels(dtype) + 3, layout="nhwc",
+                    dtype=np.dtype(dtype).name)
+    x, w = spec.random_inputs(0)
+    offs = indirection_buffer(spec)
+    c = spec.in_channels
+    out = np.empty(spec.output_shape, dtype)
+    dw_mod.depthwise(x.reshape(-1), np.zeros(c, dtype), offs, 2, 5 * spec.width * c, c, 1,
+                     dw_mod.pack_depthwise(w, dtype), out.reshape(-1), cfg)
+    assert relative_error(out, reference(spec, x, w)) <= tol
+
+
+def _fma_count(isa: str, width: str) -> int:
+    cfg = TABLE[isa]
+    kern = gemm_kernel(np.float32, cfg)
+    k = 8
+    a = np.ones(cfg.mr * k, np.float32)
+    offs = (np.arange(cfg.mr, dtype=np.int64) * k).reshape(cfg.mr, 1)
+    b = kern.pack(np.ones((kern.nr, k, 1, 1), np.float32), 1)
+    out = np.zeros(cfg.mr * kern.nr, np.float32)
     # numba cannot show the assembly of cached code: compile an uncached twin
-    twin = numba.njit(nogil=True, fastmath=True)(gemm_mod.ukernel.py_func)
-    twin(a, a, offs, 0, MR, 0, 0, 1, 0, k, k, 0, b, 0, out, 0, nr, nr, False)
+    twin = numba.njit(nogil=True, fastmath=True)(gemm_mod.jobs_for(cfg).py_func)
+    twin(0, 1, a, a, offs, 1, 0, 1, k, kern.nr, b, kern.k_blocks(1, k), 1, out)
     assert np.all(out == k)
     asm = twin.inspect_asm(twin.signatures[0])
-    fmas = re.findall(r"vfmadd\d+ps\s+[^\n]*ymm", asm)
-    assert len(fmas) >= 2 * MR, f"expected >= {2 * MR} ymm FMAs, found {len(fmas)}"
+    return len(re.findall(rf"vfmadd\d+ps\s+[^\n]*{width}", asm))
+
+
+_HOST_FEATURES = compile_target()[1]
+
+
+@pytest.mark.parametrize("isa,width,needs", [("avx512", "zmm", "avx512f"), ("avx2", "ymm", "avx2")])
+def test_gemm_is_register_blocked(isa, width, needs):
+    """The float32 inner loop is MR x nr_vectors broadcast-FMAs on registers of
+    the configured width: 16 zmm FMAs for 8x32 on AVX-512, 10 ymm for 5x16 on
+    AVX2 (the AVX2 tile stays ymm on an AVX-512 machine too)."""
+    if needs not in _HOST_FEATURES:
+        pytest.skip(f"this CPU has no {needs}")
+    cfg = TABLE[isa]
+    assert _fma_count(isa, width) >= cfg.mr * cfg.nr_vectors
 
 
 def test_pack_weights_layout():
     k, cg, r, s = 19, 3, 2, 2
     w = np.arange(k * cg * r * s, dtype=np.float32).reshape(k, cg, r, s)
-    nr = nr_for(np.float32)
-    p = pack_weights(w, 1, np.float32).reshape(1, -(-k // nr), r * s, cg, nr)
+    nr = 16
+    p = pack_weights(w, 1, np.float32, nr).reshape(1, -(-k // nr), r * s, cg, nr)
     assert p[0, 1, 3, 2, 2] == w[nr + 2, 2, 1, 1]
     assert np.all(p[0, 1, :, :, k - nr:] == 0)  # padded output channels are zero
 
@@ -147,7 +194,7 @@ def test_pack_weights_layout():
 def test_k_blocks_cover_the_reduction_once():
     for taps, cg in [(9, 64), (9, 700), (1, 1030), (25, 3), (1, 1)]:
         cover = np.zeros((taps, cg), int)
-        for t0, t1, c0, c1 in k_blocks(taps, cg):
+        for t0, t1, c0, c1 in k_blocks(taps, cg, 512):
             cover[t0:t1, c0:c1] += 1
         assert np.all(cover == 1)
 
@@ -179,10 +226,10 @@ def test_indirect_workspace_is_buffer_plus_zero_vector():
 def test_depthwise_does_not_use_gemm(monkeypatch):
     import convbench.algorithms.indirect as mod
 
-    def no_gemm(*args):
+    def no_gemm(*args, **kwargs):
         raise AssertionError("depthwise layer went through the GEMM path")
 
-    monkeypatch.setattr(mod, "conv_gemm", no_gemm)
+    monkeypatch.setattr(mod, "gemm_kernel", no_gemm)
     _check("indirect", ConvSpec(layout="nhwc", **SPECS["dw_x2_d2"]))
 
 
@@ -204,6 +251,62 @@ def test_chunks_split_evenly():
     assert chunks(10, 3) == [(0, 4), (4, 7), (7, 10)]
     assert chunks(1, 4) == [(0, 1)]
     assert chunks(0, 2) == [(0, 0)]
+
+
+def test_chunk_count_gives_several_chunks_per_thread():
+    assert chunk_count(1000, 1) == 1
+    assert chunk_count(1000, 2) == 16
+    assert chunk_count(7, 2) == 3  # never below MIN_JOBS_PER_CHUNK jobs a chunk
+    assert chunk_count(1, 2) == 1
+
+
+@pytest.mark.parametrize("njobs,nthreads", [(0, 2), (1, 2), (5, 2), (97, 2), (1000, 3), (50, 1)])
+def test_dynamic_schedule_covers_every_job_once(njobs, nthreads):
+    import threading
+
+    seen = np.zeros(max(njobs, 1), int)
+    lock = threading.Lock()
+
+    def work(lo: int, hi: int) -> None:
+        with lock:
+            seen[lo:hi] += 1
+
+    run_dynamic(work, chunks(njobs, chunk_count(njobs, nthreads)), nthreads)
+    assert np.all(seen[:njobs] == 1)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_a_fast_thread_takes_more_chunks():
+    """The caller's chunks are slow (as on a slower core): the pool thread takes more."""
+    import threading
+    import time
+
+    me = threading.get_ident()
+    taken = {"caller": 0, "other": 0}
+    lock = threading.Lock()
+
+    def work(lo: int, hi: int) -> None:
+        slow = threading.get_ident() == me
+        time.sleep(0.02 if slow else 0.002)
+        with lock:
+            taken["caller" if slow else "other"] += 1
+
+    run_dynamic(work, chunks(32, 32), 2)
+    assert taken["caller"] + taken["other"] == 32
+    assert taken["other"] > 2 * taken["caller"]
+
+
+def test_parallel_for_reraises_kernel_errors():
+    def bad(lo: int, hi: int) -> None:
+        raise RuntimeError("boom")
+
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        with pytest.raises(RuntimeError, match="boom"):
+            parallel_for(bad, 100)
+    finally:
+        numba.set_num_threads(old)
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
@@ -229,3 +332,28 @@ def test_packed_gemm_reuses_packing():
     for m in (1, 6, 11):
         a = np.random.default_rng(m).uniform(-1, 1, (m, 20)).astype(np.float32)
         np.testing.assert_allclose(g(a), a @ b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_limit_threads_sets_every_pool_and_restores():
+    """Every pool follows limit_threads, checked not assumed: numba (and so the
+    kernels' own pool), each BLAS/OpenMP library threadpoolctl sees, FFT
+    workers, torch where loaded; alternating counts leaves no pool behind."""
+    import sys
+
+    from threadpoolctl import threadpool_info
+
+    from convbench.machine.threads import fft_workers, limit_threads, thread_report
+
+    before = thread_report()
+    for n in (1, 2, 1, 2):
+        with limit_threads(n):
+            assert numba.get_num_threads() == n
+            assert fft_workers() == n
+            assert all(p["num_threads"] == n for p in threadpool_info()), threadpool_info()
+            torch = sys.modules.get("torch")
+            if torch is not None:
+                assert torch.get_num_threads() == n
+    after = thread_report()
+    assert after["numba_threads"] == before["numba_threads"]
+    assert after["blas_threads"] == before["blas_threads"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.gemm import conv_gemm, k_blocks, nc_panels_for, pack_weights
+from ..kernels.gemm import gemm_kernel
 from ..kernels.im2row import im2row, im2row_bytes
 from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
@@ -47,10 +47,10 @@ class Im2colNumba(Algorithm):
         m = oh * ow
         taps = spec.kernel_h * spec.kernel_w
         row = taps * c  # one im2row row: G groups of (R*S*Cg)
-        packed = pack_weights(np.asarray(weight), g, dtype)
+        kernel = gemm_kernel(dtype)  # the same configured tile as indirect
+        packed = kernel.pack(np.asarray(weight), g)
         # one "tap" of taps*cg channels per group: the whole im2row row segment
-        kblocks = k_blocks(1, taps * cg)
-        ncp = nc_panels_for(dtype)
+        kblocks = kernel.k_blocks(1, taps * cg)
         offs = (np.arange(m, dtype=np.int64) * row).reshape(m, 1)
         zero = np.zeros(1, dtype)  # never read: im2row rows have no padding taps
         shape = (n, oh, ow, spec.out_channels)
@@ -64,8 +64,8 @@ class Im2colNumba(Algorithm):
             else:
                 col = x
             out = np.empty(shape, dtype)
-            conv_gemm(col.reshape(-1), zero, offs, n, m * row, g, taps * cg, kg, packed,
-                      kblocks, ncp, out.reshape(-1))
+            kernel.run(col.reshape(-1), zero, offs, n, m * row, g, taps * cg, kg, packed,
+                       kblocks, out.reshape(-1))
             return out
 
         return adapt(call, spec.layout, "nhwc")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.depthwise import depthwise, pack_depthwise
-from ..kernels.gemm import conv_gemm, k_blocks, nc_panels_for, pack_weights
+from ..kernels.gemm import gemm_kernel
 from ..kernels.indirection import indirection_buffer, indirection_bytes
 from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
@@ -60,14 +60,14 @@ class Indirect(Algorithm):
             return adapt(call, spec.layout, "nhwc")
 
         g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
-        packed = pack_weights(weight, g, dtype)
-        kblocks = k_blocks(spec.kernel_h * spec.kernel_w, cg)
-        ncp = nc_panels_for(dtype)
+        kernel = gemm_kernel(dtype)  # the machine's configured tile (kernels/configs.py)
+        packed = kernel.pack(weight, g)
+        kblocks = kernel.k_blocks(spec.kernel_h * spec.kernel_w, cg)
 
         def call(x: Array) -> Array:  # noqa: F811
             out = np.empty(shape, dtype)
             xf = x.reshape(-1)  # guarded: C-contiguous, spec dtype; a view
-            conv_gemm(xf, zero, offs, n, img, g, cg, kg, packed, kblocks, ncp, out.reshape(-1))
+            kernel.run(xf, zero, offs, n, img, g, cg, kg, packed, kblocks, out.reshape(-1))
             return out
 
         return adapt(call, spec.layout, "nhwc")

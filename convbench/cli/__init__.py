@@ -4,7 +4,7 @@ A command parses its options (:mod:`.options`), calls the library, and
 renders what it got back; it holds no program logic.
 """
 
-from . import algorithms, analysis, importer, sweep  # noqa: F401  (each registers its commands on app)
+from . import algorithms, analysis, importer, kernels, sweep  # noqa: F401  (each registers its commands on app)
 from .app import app
 
 __all__ = ["app"]

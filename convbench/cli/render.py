@@ -95,6 +95,8 @@ def info_table(env: dict[str, Any]) -> Table:
         ("BLAS", f"{th.get('blas')} {th.get('blas_version')}"),
         ("thread pools", "; ".join(f"{p['internal_api']}: {p['num_threads']}" for p in th.get("pools", []))),
         ("numba", f"{th.get('numba_max_threads')} threads, layer {th.get('numba_threading_layer')}"),
+        ("kernel configuration", f"{env.get('kernel_config', {}).get('name')} "
+                                 f"({env.get('kernel_config', {}).get('source')})"),
         ("sgemm GFLOP/s by threads", ", ".join(f"{t}: {g}" for t, g in (cal.get("sgemm_gflops") or {}).items())),
         ("memory copy GB/s", str(cal.get("memory_copy_gbs"))),
         ("convbench", f"{env['convbench'].get('version')} {env['convbench'].get('commit') or ''}"
@@ -178,3 +180,15 @@ def resume_command(config: str | None, options: dict[str, Any], out_dir: Any) ->
     again += ["--no-isolation"] if options.get("--no-isolation") else []
     again += ["--case-timeout", options["--case-timeout"]] if options.get("--case-timeout") else []
     return again + ["--resume", str(out_dir)]
+
+
+def tune_table(result: Any) -> Table:
+    """The candidates ``convbench tune`` timed, fastest first (a :class:`~convbench.kernels.tune.TuneResult`)."""
+    table = Table(title=f"convbench tune: {result.key}")
+    shapes = list(next(iter(result.times.values())))
+    for col in ("configuration", *shapes, "time / default"):
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    for name, rel in sorted(result.relative.items(), key=lambda kv: kv[1]):
+        mark = " (chosen)" if name == result.chosen else " (default)" if name == result.default else ""
+        table.add_row(name + mark, *(f"{result.times[name][s] * 1e3:.3f} ms" for s in shapes), f"{rel:.3f}")
+    return table

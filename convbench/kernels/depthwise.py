@@ -4,85 +4,100 @@ No GEMM: a depthwise layer has one input channel per group, so a GEMM per
 group would have a reduction of ``R*S`` and one output column. Instead, per
 output pixel and tap, the input pixel row (or the zero vector) is multiplied
 elementwise by that tap's weights over all channels (the shape of
-XNNPACK's "dwconv" micro-kernels), PX pixels x NR channels at a time with
-the accumulators in registers.
+XNNPACK's "dwconv" micro-kernels), a tile of ``dw_pixels`` pixels x
+``dw_vectors`` SIMD vectors of channels at a time (from the machine's
+:class:`~convbench.kernels.configs.KernelConfig`) with the accumulators in
+registers.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 import numpy as np
 from numba import njit
 
+from ._intrinsics import (data_ptr, lanes, ptr_add, stack_pointers, stack_vectors, vcopy,
+                          vmuladd, vzero)
 from . import _bounds
-from ._intrinsics import data_ptr, ptr_add, stack_alloc, vec_width
 from ._parallel import parallel_for
-
-#: Output pixels per tile: 4 pixels x 16 float32 channels = 8 ymm accumulators.
-PX = 4
-ACC_SIZE = PX * 16
+from .configs import KernelConfig, active_config
 
 
-@njit(nogil=True, fastmath=True, cache=True)
-def depthwise_jobs(lo, hi, x, zero, offs, img_stride, channels, mult, w, out):  # pragma: no cover
-    """Tiles ``lo..hi`` of :func:`depthwise`; a tile is ``PX`` consecutive
-    output pixels of one image."""
-    m_pix, taps = offs.shape
-    k_all = channels * mult
-    NR = vec_width(x)
-    tpi = (m_pix + PX - 1) // PX
-    xp = data_ptr(x)
-    zp = data_ptr(zero)
-    wp = data_ptr(w)
-    acc = stack_alloc(x, ACC_SIZE)
-    for job in range(lo, hi):
-        n = job // tpi
-        p0 = (job - n * tpi) * PX
-        px = min(PX, m_pix - p0)
-        ap = ptr_add(xp, n * img_stride)
-        q0 = p0
-        q1 = p0 + min(1, px - 1)
-        q2 = p0 + min(2, px - 1)
-        q3 = p0 + min(3, px - 1)
-        k0 = 0
-        if mult == 1:
-            # PX pixels x NR channels in registers; each tap's weight vector is
-            # loaded once for the PX pixels (as B is in the GEMM micro-kernel).
-            while k0 + NR <= k_all:
-                for k in range(PX * NR):
-                    acc[k] = 0.0
-                for t in range(taps):
-                    o = offs[q0, t]
-                    r0 = ptr_add(zp if o < 0 else ptr_add(ap, o), k0)
-                    o = offs[q1, t]
-                    r1 = ptr_add(zp if o < 0 else ptr_add(ap, o), k0)
-                    o = offs[q2, t]
-                    r2 = ptr_add(zp if o < 0 else ptr_add(ap, o), k0)
-                    o = offs[q3, t]
-                    r3 = ptr_add(zp if o < 0 else ptr_add(ap, o), k0)
-                    wt = ptr_add(wp, t * k_all + k0)
-                    for j in range(NR):
-                        wj = wt[j]
-                        acc[j] += r0[j] * wj
-                        acc[NR + j] += r1[j] * wj
-                        acc[2 * NR + j] += r2[j] * wj
-                        acc[3 * NR + j] += r3[j] * wj
-                for i in range(px):
-                    op = ptr_add(data_ptr(out), ((n * m_pix + p0 + i) * k_all) + k0)
-                    for j in range(NR):
-                        op[j] = acc[i * NR + j]
-                k0 += NR
-        # channel tail (and channel multipliers > 1): accumulate in the output rows
-        for i in range(px):
-            p = p0 + i
-            op = ptr_add(data_ptr(out), (n * m_pix + p) * k_all)
-            for k in range(k0, k_all):
-                op[k] = 0.0
-            for t in range(taps):
-                o = offs[p, t]
-                row = zp if o < 0 else ptr_add(ap, o)
-                wt = ptr_add(wp, t * k_all)
+def _build(px_: int, nvec_: int, vbytes_: int) -> Callable:
+    """The jitted tile function for ``px_`` pixels x ``nvec_`` vectors of ``vbytes_``."""
+    PX = px_
+    NVEC = nvec_
+    VB = vbytes_
+    NACC = PX * NVEC
+
+    @njit(nogil=True, fastmath=True, cache=True)
+    def depthwise_jobs(lo, hi, x, zero, offs, img_stride, channels, mult, w, out):  # pragma: no cover
+        """Tiles ``lo..hi`` of :func:`depthwise`; a tile is ``PX`` consecutive
+        output pixels of one image."""
+        m_pix, taps = offs.shape
+        k_all = channels * mult
+        W = lanes(x, VB)
+        NR = NVEC * W
+        tpi = (m_pix + PX - 1) // PX
+        xp = data_ptr(x)
+        zp = data_ptr(zero)
+        wp = data_ptr(w)
+        outp = data_ptr(out)
+        acc = stack_vectors(x, NACC, VB)
+        rows = stack_pointers(x, PX)
+        for job in range(lo, hi):
+            n = job // tpi
+            p0 = (job - n * tpi) * PX
+            px = min(PX, m_pix - p0)
+            ap = ptr_add(xp, n * img_stride)
+            k0 = 0
+            if mult == 1:
+                # PX pixels x NR channels in registers; each tap's weight vectors
+                # are loaded once for the PX pixels (as B is in the GEMM kernel).
+                # Pixels past px repeat the last one: same loads, not stored.
+                while k0 + NR <= k_all:
+                    for v in range(NACC):
+                        vzero(ptr_add(acc, v * W), VB)
+                    for t in range(taps):
+                        for i in range(PX):
+                            o = offs[p0 + min(i, px - 1), t]
+                            rows[i] = ptr_add(zp if o < 0 else ptr_add(ap, o), k0)
+                        wt = ptr_add(wp, t * k_all + k0)
+                        for i in range(PX):
+                            for v in range(NVEC):
+                                vmuladd(ptr_add(acc, (i * NVEC + v) * W), ptr_add(rows[i], v * W),
+                                        ptr_add(wt, v * W), VB)
+                    for i in range(px):
+                        op = ptr_add(outp, (n * m_pix + p0 + i) * k_all + k0)
+                        for v in range(NVEC):
+                            vcopy(ptr_add(op, v * W), ptr_add(acc, (i * NVEC + v) * W), VB)
+                    k0 += NR
+            # channel tail (and channel multipliers > 1): accumulate in the output rows
+            for i in range(px):
+                p = p0 + i
+                op = ptr_add(outp, (n * m_pix + p) * k_all)
                 for k in range(k0, k_all):
-                    op[k] += row[k // mult] * wt[k]
+                    op[k] = 0.0
+                for t in range(taps):
+                    o = offs[p, t]
+                    row = zp if o < 0 else ptr_add(ap, o)
+                    wt = ptr_add(wp, t * k_all)
+                    for k in range(k0, k_all):
+                        op[k] += row[k // mult] * wt[k]
+
+    return depthwise_jobs
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(px: int, nvec: int, vbytes: int) -> Callable:
+    return _build(px, nvec, vbytes)
+
+
+def jobs_for(config: KernelConfig) -> Callable:
+    """The jitted depthwise tile function of ``config``."""
+    return _compiled(config.dw_pixels, config.dw_vectors, config.vector_bytes)
 
 
 def pack_depthwise(weight: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
@@ -93,14 +108,18 @@ def pack_depthwise(weight: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
 
 
 def depthwise(x: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_stride: int,
-              channels: int, mult: int, w: np.ndarray, out: np.ndarray) -> None:
+              channels: int, mult: int, w: np.ndarray, out: np.ndarray,
+              config: KernelConfig | None = None) -> None:
     """``out[n, p, c*mult + j] = sum_t x_row(n, p, t)[c] * w[t, c*mult + j]``.
 
     ``x``, ``zero`` (``channels`` zeros), ``w`` (``(T, C*mult)``, from
     :func:`pack_depthwise`) and ``out`` (``(N, M, C*mult)``) are flat;
     ``offs`` is the ``(M, T)`` indirection buffer; output pixels are split
-    over ``numba.get_num_threads()`` threads.
+    over ``numba.get_num_threads()`` threads, ``config.dw_pixels`` at a time
+    (default: the active configuration). The caller guarantees the sizes:
+    the kernel does not check them.
     """
+    config = config or active_config()
     if _bounds.enabled():
         # row (n, p, t) reads x[n*img_stride + offs[p, t] + c], c < channels;
         # tap t's weights are w[t*k_all : (t+1)*k_all]
@@ -108,5 +127,5 @@ def depthwise(x: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_
         _bounds.require_offsets("depthwise", offs, x, nimg, img_stride, channels, zero)
         _bounds.require("depthwise", "the weights", w, 0, taps * channels * mult - 1)
         _bounds.require("depthwise", "the output", out, 0, nimg * m_pix * channels * mult - 1)
-    parallel_for(depthwise_jobs, nimg * (-(-offs.shape[0] // PX)), x, zero, offs, img_stride, channels,
-                 mult, w, out)
+    parallel_for(jobs_for(config), nimg * (-(-offs.shape[0] // config.dw_pixels)), x, zero, offs,
+                 img_stride, channels, mult, w, out)

@@ -11,175 +11,217 @@ Both reach the kernel the same way, through a table ``offs[p, t]`` of element
 offsets (``-1`` = the zero vector), so the micro-kernel, the packing and the
 blocking are identical and only the algorithm differs.
 
-The micro-kernel computes an ``MR x NR`` tile (``MR = 5`` rows; ``NR`` = 16
-float32 or 8 float64 columns, i.e. two AVX2 registers per row) with the
-accumulators in a stack allocation that LLVM keeps in registers: the inner
-loop is 10 broadcast-FMAs on ymm registers (see ``tests/test_kernels.py``
-for the assembly check).
+The micro-kernel computes an ``MR x NR`` tile whose size comes from the
+machine's :class:`~convbench.kernels.configs.KernelConfig` (8x32 float32 on
+AVX-512, 5x16 on AVX2, ...). :func:`gemm_kernel` builds one compiled pair of
+functions per configuration, with the tile as closure constants (numba
+freezes them as compile-time constants, and its on-disk cache keys closures
+by their constants, so each configuration keeps its own cached variant).
+The accumulators are ``MR * nr_vectors`` explicit SIMD vectors in a stack
+allocation that LLVM keeps in registers: the inner loop is ``MR`` broadcasts
+and ``MR * nr_vectors`` register FMAs (``tests/test_kernels.py`` checks the
+assembly).
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 from numba import njit
 
+from ._intrinsics import (data_ptr, lanes, ptr_add, stack_pointers, stack_vectors, vcopy, vfma,
+                          vzero)
 from . import _bounds
-from ._intrinsics import data_ptr, ptr_add, stack_alloc, vec_width
 from ._parallel import parallel_for
-
-#: Rows (output pixels) of one micro-kernel tile. 5x16 float32 measured
-#: fastest on Zen 3 (10 ymm accumulators + 2 B vectors + broadcasts fit the
-#: 16 ymm registers; 6x16 spills).
-MR = 5
-#: Largest NR of any dtype (float32: 64 bytes / 4); sizes the stack tile.
-NR_MAX = 16
-ACC_SIZE = MR * NR_MAX
-
-#: Cache blocking (elements of the reduction dimension per block, and output
-#: channels per block). An MR x KC A-tile (20 KiB) stays in L1; the KC x NC
-#: block of packed weights mostly in L2 (512 KiB/core on Zen 3). KC = 1024
-#: measured a few percent faster than 256 or 512 on the ResNet 3x3 layers
-#: (fewer passes over the output, fewer row-pointer reloads).
-KC = 1024
-NC = 256
+from .configs import KernelConfig, active_config
 
 
-def nr_for(dtype: np.dtype | str) -> int:
-    """Columns of the micro-kernel tile for ``dtype`` (16 float32, 8 float64)."""
-    return 64 // np.dtype(dtype).itemsize
+def _build(mr_: int, nvec_: int, vbytes_: int) -> Callable:
+    """The jitted ``conv_gemm_jobs`` for an ``mr_ x nvec_`` vector tile of ``vbytes_`` vectors."""
+    MR = mr_
+    NVEC = nvec_
+    VB = vbytes_
+    NACC = MR * NVEC
+
+    @njit(nogil=True, fastmath=True, cache=True)
+    def conv_gemm_jobs(lo, hi, a, zero, offs, nimg, img_stride, groups, cg, kg, packed,
+                       kblocks, nc_panels, out):  # pragma: no cover - compiled
+        """Jobs ``lo..hi`` of :meth:`GemmKernel.run`; a job is one MR-pixel tile
+        of one image and group. Loop order per thread: reduction block,
+        output-channel block, tile, NR-panel: a tile's A rows stay in L1
+        across the panels and the KC x NC block of packed weights stays in
+        this core's L2.
+
+        The MR x NR micro-kernel is written inline, not as a second jitted
+        function: a dispatcher in the closure would be pickled into numba's
+        cache key with a per-process id, and the cache would never hit."""
+        m_pix, taps = offs.shape
+        W = lanes(a, VB)
+        NR = NVEC * W
+        nnb = (kg + NR - 1) // NR
+        k_all = groups * kg
+        tpi = (m_pix + MR - 1) // MR
+        ntiles = nimg * tpi
+        panel = taps * cg * NR
+        acc = stack_vectors(a, NACC, VB)
+        rows = stack_pointers(a, MR)
+        xp = data_ptr(a)
+        zp0 = data_ptr(zero)
+        bp0 = data_ptr(packed)
+        outp = data_ptr(out)
+        for kb in range(kblocks.shape[0]):
+            t0 = kblocks[kb, 0]
+            t1 = kblocks[kb, 1]
+            c0 = kblocks[kb, 2]
+            c1 = kblocks[kb, 3]
+            accumulate = kb > 0
+            for nb0 in range(0, nnb, nc_panels):
+                nb1 = min(nb0 + nc_panels, nnb)
+                for job in range(lo, hi):
+                    g = job // ntiles
+                    tile = job - g * ntiles
+                    n = tile // tpi
+                    p0 = (tile - n * tpi) * MR
+                    mr = min(MR, m_pix - p0)
+                    o_row = (n * m_pix + p0) * k_all + g * kg
+                    ap = ptr_add(xp, n * img_stride + g * cg)
+                    zp = ptr_add(zp0, g * cg)
+                    for nb in range(nb0, nb1):
+                        nr = min(NR, kg - nb * NR)
+                        # -- micro-kernel: the mr x nr tile at out[o_row + nb*NR] --
+                        op = ptr_add(outp, o_row + nb * NR)
+                        bp = ptr_add(bp0, (g * nnb + nb) * panel)
+                        full = mr == MR and nr == NR
+                        for v in range(NACC):
+                            vzero(ptr_add(acc, v * W), VB)
+                        if accumulate:
+                            if full:
+                                for i in range(MR):
+                                    for v in range(NVEC):
+                                        vcopy(ptr_add(acc, i * NR + v * W),
+                                              ptr_add(op, i * k_all + v * W), VB)
+                            else:
+                                for i in range(mr):
+                                    for j in range(nr):
+                                        acc[i * NR + j] = op[i * k_all + j]
+                        for t in range(t0, t1):
+                            # rows past mr repeat the last valid row: same loads, not stored
+                            for i in range(MR):
+                                o = offs[p0 + min(i, mr - 1), t]
+                                rows[i] = zp if o < 0 else ptr_add(ap, o)
+                            bt = ptr_add(bp, t * cg * NR)
+                            for c in range(c0, c1):
+                                bc = ptr_add(bt, c * NR)
+                                # constant trip counts: LLVM unrolls both loops and
+                                # keeps the accumulators in registers
+                                for i in range(MR):
+                                    x = rows[i][c]
+                                    for v in range(NVEC):
+                                        vfma(ptr_add(acc, (i * NVEC + v) * W), x,
+                                             ptr_add(bc, v * W), VB)
+                        if full:
+                            for i in range(MR):
+                                for v in range(NVEC):
+                                    vcopy(ptr_add(op, i * k_all + v * W),
+                                          ptr_add(acc, i * NR + v * W), VB)
+                        else:
+                            for i in range(mr):
+                                for j in range(nr):
+                                    op[i * k_all + j] = acc[i * NR + j]
+
+    return conv_gemm_jobs
 
 
-@njit(nogil=True, fastmath=True, cache=True)
-def ukernel(a, zero, offs, p0, mr, a_off, t0, t1, c0, c1, cg, chan, b, b_off,
-            out, o_off, ldo, nr, accumulate):  # pragma: no cover - compiled
-    """One MR x NR output tile: rows ``p0 .. p0+mr`` of ``offs``, reduction
-    over taps ``t0..t1`` and channels ``c0..c1``, B panel at ``b[b_off:]``
-    laid out ``(T, cg, NR)``; writes (or adds to, if ``accumulate``) the
-    ``mr x nr`` corner of ``out[o_off + i*ldo + j]``."""
-    NR = vec_width(a)
-    acc = stack_alloc(a, ACC_SIZE)
-    for k in range(MR * NR):
-        acc[k] = 0.0
-    op = ptr_add(data_ptr(out), o_off)
-    if accumulate:
-        for i in range(mr):
-            for j in range(nr):
-                acc[i * NR + j] = op[i * ldo + j]
-    ap = ptr_add(data_ptr(a), a_off + chan)
-    zp = ptr_add(data_ptr(zero), chan)
-    bp = ptr_add(data_ptr(b), b_off)
-    # Rows past mr repeat the last valid row: same loads, results not stored.
-    q0 = p0
-    q1 = p0 + min(1, mr - 1)
-    q2 = p0 + min(2, mr - 1)
-    q3 = p0 + min(3, mr - 1)
-    q4 = p0 + min(4, mr - 1)
-    for t in range(t0, t1):
-        o = offs[q0, t]
-        r0 = zp if o < 0 else ptr_add(ap, o)
-        o = offs[q1, t]
-        r1 = zp if o < 0 else ptr_add(ap, o)
-        o = offs[q2, t]
-        r2 = zp if o < 0 else ptr_add(ap, o)
-        o = offs[q3, t]
-        r3 = zp if o < 0 else ptr_add(ap, o)
-        o = offs[q4, t]
-        r4 = zp if o < 0 else ptr_add(ap, o)
-        bt = ptr_add(bp, t * cg * NR)
-        for c in range(c0, c1):
-            bc = ptr_add(bt, c * NR)
-            # All five broadcasts first, then one constant-length column loop:
-            # this is the form LLVM turns into 10 register-resident ymm FMAs.
-            x0 = r0[c]
-            x1 = r1[c]
-            x2 = r2[c]
-            x3 = r3[c]
-            x4 = r4[c]
-            for j in range(NR):
-                bj = bc[j]
-                acc[j] += x0 * bj
-                acc[NR + j] += x1 * bj
-                acc[2 * NR + j] += x2 * bj
-                acc[3 * NR + j] += x3 * bj
-                acc[4 * NR + j] += x4 * bj
-    for i in range(mr):
-        for j in range(nr):
-            op[i * ldo + j] = acc[i * NR + j]
+@functools.lru_cache(maxsize=None)
+def _compiled(mr: int, nvec: int, vbytes: int) -> Callable:
+    # one dispatcher pair per tile, shared by every dtype and every caller
+    return _build(mr, nvec, vbytes)
 
 
-@njit(nogil=True, fastmath=True, cache=True)
-def conv_gemm_jobs(lo, hi, a, zero, offs, nimg, img_stride, groups, cg, kg, packed,
-                   kblocks, nc_panels, out):  # pragma: no cover - compiled
-    """Jobs ``lo..hi`` of :func:`conv_gemm`; a job is one MR-pixel tile of one
-    image and group. Loop order per thread: reduction block, output-channel
-    block, tile, NR-panel: a tile's A rows stay in L1 across the panels and
-    the KC x NC block of packed weights stays in this core's L2."""
-    m_pix, taps = offs.shape
-    NR = vec_width(a)
-    nnb = (kg + NR - 1) // NR
-    k_all = groups * kg
-    tpi = (m_pix + MR - 1) // MR
-    ntiles = nimg * tpi
-    panel = taps * cg * NR
-    for kb in range(kblocks.shape[0]):
-        t0 = kblocks[kb, 0]
-        t1 = kblocks[kb, 1]
-        c0 = kblocks[kb, 2]
-        c1 = kblocks[kb, 3]
-        accumulate = kb > 0
-        for nb0 in range(0, nnb, nc_panels):
-            nb1 = min(nb0 + nc_panels, nnb)
-            for job in range(lo, hi):
-                g = job // ntiles
-                tile = job - g * ntiles
-                n = tile // tpi
-                p0 = (tile - n * tpi) * MR
-                mr = min(MR, m_pix - p0)
-                o_row = (n * m_pix + p0) * k_all + g * kg
-                for nb in range(nb0, nb1):
-                    nr = min(NR, kg - nb * NR)
-                    ukernel(a, zero, offs, p0, mr, n * img_stride, t0, t1, c0, c1,
-                            cg, g * cg, packed, (g * nnb + nb) * panel,
-                            out, o_row + nb * NR, k_all, nr, accumulate)
+@dataclass(frozen=True)
+class GemmKernel:
+    """The configured GEMM micro-kernel for one dtype: what operators use.
 
-
-def conv_gemm(a: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_stride: int,
-              groups: int, cg: int, kg: int, packed: np.ndarray, kblocks: np.ndarray,
-              nc_panels: int, out: np.ndarray) -> None:
-    """``out[n, p, g*kg + k] = sum_{t,c} a[n*img_stride + offs[p,t] + g*cg + c]
-    * W[g, t, c, k]`` for all images, pixels, groups and output channels.
-
-    ``a``, ``zero``, ``packed`` and ``out`` are flat; ``offs`` is ``(M, T)``
-    (``-1`` reads ``zero``); ``packed`` is ``(G, ceil(kg/NR), T, cg, NR)``
-    from :func:`pack_weights`; ``kblocks`` rows are ``(t0, t1, c0, c1)``
-    reduction blocks in order. Output-pixel tiles are split over
-    ``numba.get_num_threads()`` threads.
+    ``pack`` lays the weights out for this tile, ``k_blocks`` cuts the
+    reduction for this cache blocking, ``run`` computes; all three must come
+    from the same :class:`GemmKernel` (the packing depends on NR).
     """
-    if _bounds.enabled():
-        _check_bounds(a, zero, offs, nimg, img_stride, groups, cg, kg, packed, kblocks, out)
-    njobs = groups * nimg * (-(-offs.shape[0] // MR))
-    parallel_for(conv_gemm_jobs, njobs, a, zero, offs, nimg, img_stride, groups, cg, kg,
-                 packed, kblocks, nc_panels, out)
+
+    config: KernelConfig
+    dtype: np.dtype
+
+    @property
+    def mr(self) -> int:
+        return self.config.mr
+
+    @property
+    def nr(self) -> int:
+        return self.config.nr(self.dtype)
+
+    @property
+    def nc_panels(self) -> int:
+        """NR-panels per output-channel cache block."""
+        return max(1, self.config.nc // self.nr)
+
+    def pack(self, weight: np.ndarray, groups: int) -> np.ndarray:
+        """OIHW weights -> this tile's packed panels (see :func:`pack_weights`)."""
+        return pack_weights(weight, groups, self.dtype, self.nr)
+
+    def k_blocks(self, taps: int, cg: int) -> np.ndarray:
+        """Reduction blocks of about KC elements (see :func:`k_blocks`)."""
+        return k_blocks(taps, cg, self.config.kc)
+
+    def run(self, a: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int,
+            img_stride: int, groups: int, cg: int, kg: int, packed: np.ndarray,
+            kblocks: np.ndarray, out: np.ndarray) -> None:
+        """``out[n, p, g*kg + k] = sum_{t,c} a[n*img_stride + offs[p,t] + g*cg + c]
+        * W[g, t, c, k]`` for all images, pixels, groups and output channels.
+
+        ``a``, ``zero``, ``packed`` and ``out`` are flat arrays of this
+        kernel's dtype; ``offs`` is ``(M, T)`` int64 (``-1`` reads ``zero``);
+        ``packed`` comes from :meth:`pack`, ``kblocks`` from :meth:`k_blocks`.
+        The caller guarantees the sizes (every offset + ``cg*groups`` inside
+        ``a``, ``zero`` of ``groups*cg`` elements, ``out`` of
+        ``nimg*M*groups*kg``): the kernel does not check them.
+        Output-pixel tiles are spread over ``numba.get_num_threads()`` threads.
+        """
+        if _bounds.enabled():
+            _check_bounds(a, zero, offs, nimg, img_stride, groups, cg, kg, packed, kblocks, out, self.nr)
+        jobs = _compiled(self.config.mr, self.config.nr_vectors, self.config.vector_bytes)
+        njobs = groups * nimg * (-(-offs.shape[0] // self.config.mr))
+        parallel_for(jobs, njobs, a, zero, offs, nimg, img_stride, groups, cg, kg,
+                     packed, kblocks, self.nc_panels, out)
 
 
 def _check_bounds(a: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_stride: int,
                   groups: int, cg: int, kg: int, packed: np.ndarray, kblocks: np.ndarray,
-                  out: np.ndarray) -> None:
-    """What :func:`ukernel` touches through pointers, against the array sizes
+                  out: np.ndarray, nr: int) -> None:
+    """What the micro-kernel touches through pointers, against the array sizes
     (bounds-checked mode only, see :mod:`._bounds`)."""
     m_pix, taps = offs.shape
-    nr = nr_for(a.dtype)  # the kernel's NR (vec_width)
     if kblocks.size and (kblocks[:, 0].min() < 0 or kblocks[:, 1].max() > taps
                          or kblocks[:, 2].min() < 0 or kblocks[:, 3].max() > cg):
         raise IndexError(f"conv_gemm: reduction blocks {kblocks.tolist()} leave {taps} taps x {cg} channels")
     # row (n, p, t) of group g reads a[n*img_stride + offs[p, t] + g*cg + c], c < cg
     _bounds.require_offsets("conv_gemm", offs, a, nimg, img_stride, groups * cg, zero)
-    _bounds.require("conv_gemm", "the packed weights", packed, 0,
-                    groups * -(-kg // nr) * taps * cg * nr - 1)
+    _bounds.require("conv_gemm", "the packed weights", packed, 0, groups * -(-kg // nr) * taps * cg * nr - 1)
     _bounds.require("conv_gemm", "the output", out, 0, nimg * m_pix * groups * kg - 1)
 
 
-def pack_weights(weight: np.ndarray, groups: int, dtype: np.dtype | str) -> np.ndarray:
+def gemm_kernel(dtype: np.dtype | str, config: KernelConfig | None = None) -> GemmKernel:
+    """The GEMM kernel for ``dtype`` under ``config`` (default: the active one)."""
+    return GemmKernel(config or active_config(), np.dtype(dtype))
+
+
+def jobs_for(config: KernelConfig) -> Callable:
+    """The jitted job function of ``config`` (for tests and assembly checks)."""
+    return _compiled(config.mr, config.nr_vectors, config.vector_bytes)
+
+
+def pack_weights(weight: np.ndarray, groups: int, dtype: np.dtype | str, nr: int) -> np.ndarray:
     """OIHW weights -> flat NR-wide panels ``(G, ceil(Kg/NR), R*S, Cg, NR)``.
 
     Output channels past ``Kg`` in the last panel are zero, so the kernel
@@ -187,7 +229,6 @@ def pack_weights(weight: np.ndarray, groups: int, dtype: np.dtype | str) -> np.n
     """
     k, cg, r, s = weight.shape
     kg = k // groups
-    nr = nr_for(dtype)
     nnb = -(-kg // nr)
     w = np.zeros((groups, nnb * nr, r * s, cg), dtype=dtype)
     w[:, :kg] = weight.reshape(groups, kg, cg, r * s).transpose(0, 1, 3, 2)
@@ -196,13 +237,12 @@ def pack_weights(weight: np.ndarray, groups: int, dtype: np.dtype | str) -> np.n
     return np.ascontiguousarray(w).reshape(-1)
 
 
-def k_blocks(taps: int, cg: int, kc: int | None = None) -> np.ndarray:
+def k_blocks(taps: int, cg: int, kc: int) -> np.ndarray:
     """Reduction blocks ``(t0, t1, c0, c1)`` of about ``kc`` elements each.
 
     Few channels: whole taps are grouped; many channels: each tap is split
     into equal channel chunks. Blocks are balanced so none is tiny.
     """
-    kc = KC if kc is None else kc
     blocks = []
     if cg >= kc:
         nch = -(-cg // kc)
@@ -218,11 +258,6 @@ def k_blocks(taps: int, cg: int, kc: int | None = None) -> np.ndarray:
     return np.asarray(blocks, dtype=np.int64).reshape(-1, 4)
 
 
-def nc_panels_for(dtype: np.dtype | str, nc: int | None = None) -> int:
-    """NR-panels per output-channel cache block (``nc`` channels, default :data:`NC`)."""
-    return max(1, (NC if nc is None else nc) // nr_for(dtype))
-
-
 class PackedGemm:
     """``A @ B`` through the convolution micro-kernel (B packed once).
 
@@ -231,13 +266,14 @@ class PackedGemm:
     compare it with BLAS.
     """
 
-    def __init__(self, b: np.ndarray) -> None:
+    def __init__(self, b: np.ndarray, config: KernelConfig | None = None) -> None:
         kdim, n = b.shape
         self.dtype = b.dtype
         self.kdim, self.n = kdim, n
+        self.kernel = gemm_kernel(b.dtype, config)
         # (K, N) seen as OIHW weights (N, K, 1, 1)
-        self.packed = pack_weights(np.ascontiguousarray(b.T).reshape(n, kdim, 1, 1), 1, b.dtype)
-        self.kblocks = k_blocks(1, kdim)
+        self.packed = self.kernel.pack(np.ascontiguousarray(b.T).reshape(n, kdim, 1, 1), 1)
+        self.kblocks = self.kernel.k_blocks(1, kdim)
         self.zero = np.zeros(kdim, b.dtype)
         self._offs: dict[int, np.ndarray] = {}
 
@@ -247,12 +283,11 @@ class PackedGemm:
         if offs is None:
             offs = self._offs[m] = (np.arange(m, dtype=np.int64) * self.kdim).reshape(m, 1)
         out = np.empty((m, self.n), self.dtype)
-        conv_gemm(np.ascontiguousarray(a, self.dtype).reshape(-1), self.zero, offs, 1, 0, 1,
-                  self.kdim, self.n, self.packed, self.kblocks,
-                  nc_panels_for(self.dtype), out.reshape(-1))
+        self.kernel.run(np.ascontiguousarray(a, self.dtype).reshape(-1), self.zero, offs, 1, 0, 1,
+                        self.kdim, self.n, self.packed, self.kblocks, out.reshape(-1))
         return out
 
 
-def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def gemm(a: np.ndarray, b: np.ndarray, config: KernelConfig | None = None) -> np.ndarray:
     """``a @ b`` (2-D, float32 or float64) with the convbench micro-kernel."""
-    return PackedGemm(np.ascontiguousarray(b))(a)
+    return PackedGemm(np.ascontiguousarray(b), config)(a)

@@ -218,6 +218,14 @@ def collect_measurement_policy() -> dict[str, Any]:
     }
 
 
+def collect_kernel_config() -> dict[str, Any]:
+    """The numba kernels' tile and blocking (``convbench.kernels.configs``) and
+    whether a ``convbench tune`` choice was used."""
+    from ..kernels.configs import active_config_info
+
+    return active_config_info()
+
+
 COLLECTORS: dict[str, Callable[[], dict[str, Any]]] = {
     "system": collect_system,
     "cpu": collect_cpu,
@@ -227,6 +235,7 @@ COLLECTORS: dict[str, Callable[[], dict[str, Any]]] = {
     "threads": collect_threads,
     "convbench": collect_convbench,
     "measurement": collect_measurement_policy,
+    "kernel_config": collect_kernel_config,
 }
 
 

@@ -5,6 +5,19 @@ A measured case runs inside :func:`limit_threads`. Algorithms that use
 ``prange`` code follows ``numba.set_num_threads``; BLAS follows threadpoolctl.
 :func:`thread_report` says what the pools really are, so a case with
 ``threads=1`` is checked, not assumed, to use one core.
+
+On "BLAS 12x slower at 2 threads after alternating 1 and 2" (issue 12):
+measured on a quiet 16-core Xeon pinned to 2 cores, alternating
+``limit_threads(1)``/``(2)`` call by call did not slow OpenBLAS (1x1
+512->512 at 14x14: 0.79 ms alternating against 0.76 ms steady, torch loaded
+or not, ``OPENBLAS_THREAD_TIMEOUT=4`` or unset). On the shared 2-vCPU VM
+with other processes running (load 7-9), 2-thread OpenBLAS took 47-70 ms
+against 1.4-1.8 ms on one thread whether the count alternated or not: its
+threads meet at spin/yield barriers many times per call, and when another
+process holds one vCPU every barrier waits for a scheduler slice. The cause
+is contention for the cores, not the switch; no thread setting fixes it, so
+``benchmarks/kernels.py`` judges 2-thread floors only where the machine's
+own sgemm scales in the same run.
 """
 
 from __future__ import annotations

@@ -1,0 +1,145 @@
+"""``winograd-f4`` and ``winograd-f6``: Winograd F(4x4, 3x3) (as oneDNN uses)
+and F(6x6, 3x3) (as NNPACK uses), NHWC, on the shared numba GEMM.
+
+``prepare`` transforms the weights once (U = G g G^T, in float64, then the
+layer's dtype) and packs them for the machine's configured micro-kernel as
+a grouped GEMM of ``a*a*G`` groups (``a = m + 2``). A call transforms the
+input tiles (numba, :mod:`convbench.kernels.winograd_tiled`), runs the
+``a*a`` channel GEMMs as that one grouped GEMM on the same kernel
+``indirect`` uses (:mod:`convbench.kernels.gemm`), and transforms back.
+Depthwise layers multiply elementwise instead (a GEMM with one output
+column per group would waste the tile). Only 3x3 kernels, stride 1,
+dilation 1.
+
+F(4x4) does 36 multiplies per 16 outputs where direct does 144 (4x fewer;
+F(2x2) 2.25x, F(6x6) 5.06x), but the transforms' large coefficients round:
+the tolerances below are the measured worst case on the conformance battery
+(``convbench.testing``) with margin; see each class.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..kernels.gemm import gemm_kernel
+from ..kernels.winograd_tiled import input_transform, output_transform, weight_transform
+from ..layouts import adapt
+from ..registry import register
+from ..spec import ConvSpec
+from ..algorithm import Algorithm, Array, ConvCall
+
+
+class _WinogradTiled(Algorithm):
+    """Winograd F(m x m, 3x3) with output tile ``m``; subclasses set ``m``."""
+
+    m: ClassVar[int] = 4
+    natural_layout = "nhwc"
+    constraints = "3x3 kernel, stride 1, dilation 1"
+
+    def supports(self, spec: ConvSpec) -> str | None:
+        f = f"Winograd F({self.m}x{self.m},3x3)"
+        if spec.kernel != (3, 3):
+            return f"{f} needs a 3x3 kernel, not {spec.kernel_h}x{spec.kernel_w}"
+        if spec.stride != (1, 1):
+            return f"{f} needs stride 1"
+        if spec.dilation != (1, 1):
+            return f"{f} needs dilation 1"
+        return None
+
+    def _tiles(self, spec: ConvSpec) -> tuple[int, int]:
+        return -(-spec.output_height // self.m), -(-spec.output_width // self.m)
+
+    def workspace_bytes(self, spec: ConvSpec) -> int:
+        th, tw = self._tiles(spec)
+        planes = (self.m + 2) ** 2
+        tiles = spec.batch * th * tw
+        v = tiles * planes * spec.in_channels
+        mm = tiles * planes * spec.out_channels
+        u = planes * spec.channels_per_group * spec.out_channels
+        return (v + mm + u) * spec.itemsize
+
+    def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
+        reason = self.supports(spec)
+        if reason:
+            raise ValueError(reason)
+        m, dtype = self.m, spec.np_dtype
+        planes = (m + 2) ** 2
+        g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
+        c, k = spec.in_channels, spec.out_channels
+        th, tw = self._tiles(spec)
+        tiles = spec.batch * th * tw
+        u = weight_transform(np.asarray(weight), m, g)  # (planes*G*Kg, Cg, 1, 1), float64
+        out_shape = (spec.batch, spec.output_height, spec.output_width, k)
+        geometry = (spec.pad_top, spec.pad_left, th, tw)
+
+        if cg == 1:  # depthwise (and channel multipliers): elementwise per plane
+            u_dw = np.ascontiguousarray(u.reshape(planes, k), dtype)
+            src = np.arange(k) // (k // c)  # input channel of each output channel
+
+            def call(x: Array) -> Array:
+                v = np.empty((tiles, planes, c), dtype)
+                input_transform(m, np.ascontiguousarray(x, dtype), *geometry[:2], th, tw, v)
+                mm = v[:, :, src] * u_dw if k != c else v * u_dw
+                y = np.empty(out_shape, dtype)
+                output_transform(m, mm, th, tw, y)
+                return y
+
+            return adapt(call, spec.layout, "nhwc")
+
+        kernel = gemm_kernel(dtype)  # the machine's configured tile, as indirect's
+        packed = kernel.pack(u.astype(dtype), planes * g)
+        kblocks = kernel.k_blocks(1, cg)
+        offs = (np.arange(tiles, dtype=np.int64) * planes * c).reshape(tiles, 1)
+        zero = np.zeros(planes * c, dtype)  # never read: every row is a real tile
+
+        def call(x: Array) -> Array:  # noqa: F811
+            v = np.empty((tiles, planes, c), dtype)
+            input_transform(m, np.ascontiguousarray(x, dtype), *geometry[:2], th, tw, v)
+            mm = np.empty((tiles, planes, k), dtype)
+            kernel.run(v.reshape(-1), zero, offs, 1, 0, planes * g, cg, kg, packed, kblocks,
+                       mm.reshape(-1))
+            y = np.empty(out_shape, dtype)
+            output_transform(m, mm, th, tw, y)
+            return y
+
+        return adapt(call, spec.layout, "nhwc")
+
+
+@register
+class WinogradF4(_WinogradTiled):
+    """Winograd F(4x4, 3x3) on the shared numba GEMM (NHWC).
+
+    Tolerance (max relative error against the float64 reference, see
+    ``convbench.reference.relative_error``), measured: on the conformance
+    battery (``convbench.testing.conformance_specs``: its 72 3x3 stride-1
+    cases, both layouts and dtypes) float32 F(4x4) reached at most 3.1e-6
+    where F(2x2) (``winograd``) reached 2.1e-7, 15x more; on the four
+    ResNet-50 3x3 layers (64..512 channels, uniform(-1, 1) data) 1.2e-5
+    against F(2x2)'s 6.2e-7. 2e-4 keeps a 17x margin over the worst seen
+    for deeper reductions and other data. float64: 6.1e-15, held to 1e-10.
+    """
+
+    name = "winograd-f4"
+    description = "Winograd F(4x4,3x3): numba tile transforms + 36 channel GEMMs on the numba micro-kernel"
+    m = 4
+    tolerance: ClassVar[dict[str, float]] = {"float32": 2e-4, "float64": 1e-10}
+
+
+@register
+class WinogradF6(_WinogradTiled):
+    """Winograd F(6x6, 3x3) on the shared numba GEMM (NHWC).
+
+    Larger tiles, larger transform coefficients (up to 32 in A, 21/4 in
+    B), measured: on the conformance battery float32 F(6x6) reached at most
+    5.3e-6 (F(4x4): 3.1e-6, F(2x2): 2.1e-7), on the ResNet-50 3x3 layers
+    2.5e-5 (F(4x4): 1.2e-5); float64 1.2e-14. Tolerance 1e-3 (float32, a
+    40x margin), 1e-9 (float64). It holds its accuracy at these sizes;
+    error grows with the reduction (C) and the data's dynamic range.
+    """
+
+    name = "winograd-f6"
+    description = "Winograd F(6x6,3x3): numba tile transforms + 64 channel GEMMs on the numba micro-kernel"
+    m = 6
+    tolerance: ClassVar[dict[str, float]] = {"float32": 1e-3, "float64": 1e-9}

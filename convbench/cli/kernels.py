@@ -1,0 +1,26 @@
+"""``convbench tune``: the kernel configuration for this CPU (logic in :mod:`convbench.kernels.tune`)."""
+
+from __future__ import annotations
+
+import typer
+
+from .app import app, console, err_console
+from .render import tune_table
+
+
+@app.command()
+def tune(
+    seconds: float = typer.Option(60.0, "--seconds", "-s", min=1.0, help="Timing budget after compiling (the whole command takes about 20 s more)."),
+    clear: bool = typer.Option(False, "--clear", help="Forget this CPU's tuned choice and use the table's default again."),
+) -> None:
+    """Time the kernel configurations for this CPU, keep the fastest, cache it for later runs."""
+    from ..kernels import tune as tuning
+
+    if clear:
+        gone = tuning.clear()
+        console.print(f"{'forgot the' if gone else 'no'} tuned choice for {tuning.cpu_key()}", highlight=False)
+        return
+    with err_console.status("tuning ...") as status:
+        result = tuning.tune(seconds, progress=lambda msg: status.update(msg))
+    console.print(tune_table(result))
+    console.print(f"chose {result.chosen} in {result.seconds:.0f} s; cached in {result.cache_file}", highlight=False)

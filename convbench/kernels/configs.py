@@ -1,0 +1,258 @@
+"""Kernel configurations per machine: the one place tiles and blocking live.
+
+XNNPACK's ``src/configs/`` idea: operators (``convbench/algorithms/``) ask
+for the configured kernel and never hard-code a tile; this module maps what
+the CPU offers to a :class:`KernelConfig` — the GEMM micro-kernel's tile
+(MR rows x NR columns, NR = ``nr_vectors`` SIMD vectors of
+``vector_bytes``), the cache blocking (KC reduction elements, NC output
+channels per block) and the depthwise tile (``dw_pixels`` x ``dw_vectors``
+vectors). Every algorithm that shares a kernel gets the same tile
+(``indirect`` and ``im2col-numba`` both run :mod:`convbench.kernels.gemm`).
+
+Which configuration runs, in order:
+
+1. ``CONVBENCH_KERNEL_CONFIG=<name>`` in the environment (any entry of
+   :data:`CANDIDATES`, e.g. to measure a non-native tile);
+2. the choice ``convbench tune`` (:mod:`convbench.kernels.tune`) cached
+   for this CPU model, read here (:func:`cached_choice`);
+3. the table's default for the features numba compiles for
+   (:func:`select_config`).
+
+:func:`active_config_info` says which one ran and why; ``convbench info``
+and every ``env.json`` include it.
+
+The features are those of numba's compile target: the host's, as llvmlite
+reports them, unless ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` override it
+(then a portable cache gets a portable tile).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Environment variable that forces a configuration by name.
+ENV_VAR = "CONVBENCH_KERNEL_CONFIG"
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Tile and blocking of the numba micro-kernels on one kind of CPU.
+
+    ``nr(dtype)`` columns per tile row: ``nr_vectors`` registers of
+    ``vector_bytes``, so float64 tiles have half the columns of float32
+    ones. The accumulators (``mr * nr_vectors`` registers) plus the B
+    vectors and one broadcast must fit the register file, or LLVM spills.
+    """
+
+    isa: str  #: "avx512", "avx2", "neon" or "generic"
+    mr: int  #: output pixels (rows of A) per GEMM tile
+    nr_vectors: int  #: SIMD vectors per tile row
+    vector_bytes: int  #: 64 (zmm), 32 (ymm), 16 (xmm / NEON q)
+    kc: int  #: reduction elements per cache block (A tile MR x KC in L1)
+    nc: int  #: output channels per cache block (KC x NC of packed B in L2)
+    dw_pixels: int  #: depthwise: output pixels per tile
+    dw_vectors: int  #: depthwise: channel vectors per tile
+
+    def nr(self, dtype: np.dtype | str = "float32") -> int:
+        """Columns of the GEMM tile for ``dtype``."""
+        return self.nr_vectors * self.vector_bytes // np.dtype(dtype).itemsize
+
+    def dw_channels(self, dtype: np.dtype | str = "float32") -> int:
+        """Channels of the depthwise tile for ``dtype``."""
+        return self.dw_vectors * self.vector_bytes // np.dtype(dtype).itemsize
+
+    @property
+    def name(self) -> str:
+        """XNNPACK-style kernel name, e.g. ``f32-gemm-8x32-avx512``; a
+        blocking other than the ISA's default is appended (``-kc512``)."""
+        base = f"f32-gemm-{self.mr}x{self.nr()}-{self.isa}"
+        default = TABLE.get(self.isa)
+        if default is not None and replace(default, mr=self.mr, nr_vectors=self.nr_vectors) != self:
+            base += f"-kc{self.kc}-nc{self.nc}-dw{self.dw_pixels}x{self.dw_channels()}"
+        return base
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **asdict(self), "nr_f32": self.nr("float32"),
+                "nr_f64": self.nr("float64")}
+
+
+#: The table: one default per instruction set.
+TABLE: dict[str, KernelConfig] = {
+    # 32 zmm registers: 8x32 float32 = 16 accumulators + 2 B vectors + a
+    # broadcast. On the 2-vCPU Cascade Lake VM it beat the AVX2 5x16 tile
+    # (see benchmarks/results/); 12x32 (24 accumulators) was not faster.
+    # KC 512: the 8 x KC A rows (16 KiB) stay in the 32 KiB L1.
+    "avx512": KernelConfig("avx512", mr=8, nr_vectors=2, vector_bytes=64, kc=512, nc=256,
+                           dw_pixels=4, dw_vectors=2),
+    # 16 ymm registers: 5x16 = 10 accumulators + 2 B + broadcasts (6x16
+    # spills); measured fastest on Zen 3, KC 1024 a few percent ahead of 256/512.
+    "avx2": KernelConfig("avx2", mr=5, nr_vectors=2, vector_bytes=32, kc=1024, nc=256,
+                         dw_pixels=4, dw_vectors=2),
+    # aarch64 ASIMD, 32 q registers: XNNPACK's default f32 GEMM tile there is
+    # 6x8 (neonfma); not measured here (no ARM machine).
+    "neon": KernelConfig("neon", mr=6, nr_vectors=2, vector_bytes=16, kc=512, nc=256,
+                         dw_pixels=4, dw_vectors=2),
+    # Anything else (SSE2-only x86, unknown): 4x8 float32 in 8 of 16 xmm.
+    "generic": KernelConfig("generic", mr=4, nr_vectors=2, vector_bytes=16, kc=512, nc=256,
+                            dw_pixels=4, dw_vectors=2),
+}
+
+#: Configurations ``convbench tune`` may choose from and ``CONVBENCH_KERNEL_CONFIG``
+#: may name: the table plus variants of tile and blocking per ISA.
+CANDIDATES: dict[str, list[KernelConfig]] = {
+    "avx512": [TABLE["avx512"],
+               replace(TABLE["avx512"], kc=1024),
+               replace(TABLE["avx512"], mr=12),
+               replace(TABLE["avx512"], mr=6),
+               TABLE["avx2"]],
+    "avx2": [TABLE["avx2"], replace(TABLE["avx2"], kc=512), replace(TABLE["avx2"], mr=4),
+             replace(TABLE["avx2"], mr=6, nr_vectors=1)],
+    "neon": [TABLE["neon"], replace(TABLE["neon"], mr=4, nr_vectors=4),
+             replace(TABLE["neon"], mr=8)],
+    "generic": [TABLE["generic"]],
+}
+
+
+def isa_for(features: set[str] | frozenset[str], machine: str) -> str:
+    """The instruction-set key of :data:`TABLE` for CPU ``features`` (LLVM
+    names: ``avx512f``, ``avx2``, ``fma``, ``neon``) on ``machine`` (``platform.machine()``)."""
+    machine = machine.lower()
+    if machine in ("aarch64", "arm64") or "neon" in features or "asimd" in features:
+        return "neon"
+    if "avx512f" in features:
+        return "avx512"
+    if "avx2" in features and "fma" in features:
+        return "avx2"
+    return "generic"
+
+
+def select_config(features: set[str] | frozenset[str], machine: str) -> KernelConfig:
+    """The table's configuration for ``features`` on ``machine`` (pure function)."""
+    return TABLE[isa_for(features, machine)]
+
+
+def compile_target() -> tuple[str, frozenset[str]]:
+    """The CPU name and features numba compiles for (host unless overridden)."""
+    import llvmlite.binding as llvm
+    from numba.core import config as nconfig
+
+    name = nconfig.CPU_NAME or llvm.get_host_cpu_name()
+    if nconfig.CPU_FEATURES is not None:
+        feats = {f[1:] for f in nconfig.CPU_FEATURES.split(",") if f.startswith("+")}
+    elif nconfig.CPU_NAME and nconfig.CPU_NAME != "host":
+        feats = set()  # a named generic target without explicit features: assume none
+    else:
+        feats = {k for k, v in llvm.get_host_cpu_features().items() if v}
+    return name, frozenset(feats)
+
+
+def by_name(name: str) -> KernelConfig:
+    """The candidate configuration called ``name`` (a :attr:`KernelConfig.name`)."""
+    for configs in CANDIDATES.values():
+        for cfg in configs:
+            if cfg.name == name:
+                return cfg
+    known = sorted({c.name for cs in CANDIDATES.values() for c in cs})
+    raise ValueError(f"Unknown kernel configuration {name!r}. Known: {', '.join(known)}.")
+
+
+# -- the tuned choice (written by convbench.kernels.tune) ----------------------
+
+#: Cache file name inside the cache folder.
+CACHE_NAME = "kernel-config.json"
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for convbench (no platformdirs needed)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "convbench"
+
+
+def cache_file() -> Path:
+    """Where ``convbench tune`` keeps its choices (one entry per :func:`cpu_key`)."""
+    return cache_dir() / CACHE_NAME
+
+
+def cpu_key() -> str:
+    """What a cached choice is valid for: the CPU model, numba's compile
+    target and its features (a different CPU or target gets its own entry)."""
+    model = cpu_model()
+    name, feats = compile_target()
+    return f"{model} | {name} | {isa_for(feats, platform.machine())}"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def read_tuned_cache() -> dict[str, Any]:
+    """The whole cache file (every CPU's entry); empty when missing or unreadable."""
+    try:
+        data = json.loads(cache_file().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def cached_choice() -> KernelConfig | None:
+    """The configuration ``tune`` chose for this CPU, or ``None``."""
+    entry = read_tuned_cache().get(cpu_key())
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return by_name(str(entry.get("name")))
+    except ValueError:  # a name from another convbench version: ignore it
+        return None
+
+
+_active: tuple[KernelConfig, str] | None = None
+
+
+def _resolve() -> tuple[KernelConfig, str]:
+    forced = os.environ.get(ENV_VAR)
+    if forced:
+        return by_name(forced), f"env {ENV_VAR}"
+    tuned = cached_choice()
+    if tuned is not None:
+        return tuned, "tuned"
+    _, feats = compile_target()
+    return select_config(feats, platform.machine()), "table"
+
+
+def active_config() -> KernelConfig:
+    """The configuration the kernels use in this process (resolved once)."""
+    global _active
+    if _active is None:
+        _active = _resolve()
+    return _active[0]
+
+
+def reset_active_config() -> None:
+    """Forget the resolved configuration (after ``tune`` or in tests)."""
+    global _active
+    _active = None
+
+
+def active_config_info() -> dict[str, Any]:
+    """What ``env.json`` and ``convbench info`` record: the configuration,
+    where it came from (``table``, ``tuned``, ``env ...``) and the target."""
+    cfg = active_config()
+    assert _active is not None
+    cpu, feats = compile_target()
+    return {**cfg.as_dict(), "source": _active[1], "tuned": _active[1] == "tuned",
+            "compile_cpu": cpu, "table_isa": isa_for(feats, platform.machine())}

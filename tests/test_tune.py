@@ -1,0 +1,71 @@
+"""convbench tune: the cache file, the choice runs use, the CLI (short budget)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from convbench.kernels import configs, tune
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(configs.ENV_VAR, raising=False)
+    configs.reset_active_config()
+    yield tmp_path
+    configs.reset_active_config()
+
+
+def test_cache_folder_follows_xdg(cache_home):
+    assert tune.cache_file() == cache_home / "convbench" / "kernel-config.json"
+    assert tune.cached_choice() is None
+    assert configs.active_config_info()["source"] == "table"
+
+
+def test_a_cached_choice_is_used_and_recorded(cache_home):
+    other = configs.TABLE["generic"]
+    path = tune.cache_file()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({tune.cpu_key(): {"name": other.name},
+                                "another cpu | x | avx2": {"name": "f32-gemm-5x16-avx2"}}))
+    assert tune.cached_choice() == other
+    info = configs.active_config_info()
+    assert info["name"] == other.name and info["source"] == "tuned" and info["tuned"] is True
+    assert tune.clear() is True and tune.cached_choice() is None
+    assert "another cpu | x | avx2" in json.loads(path.read_text())  # other CPUs kept
+    assert configs.active_config_info()["source"] == "table"
+
+
+def test_unknown_or_broken_cache_is_ignored(cache_home):
+    path = tune.cache_file()
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert tune.cached_choice() is None
+    path.write_text(json.dumps({tune.cpu_key(): {"name": "f32-gemm-99x99-future"}}))
+    assert tune.cached_choice() is None
+
+
+def test_tune_times_candidates_and_caches_the_fastest(cache_home, monkeypatch):
+    # two candidates, a tiny budget: the logic, not the speed
+    cands = {k: v[:2] for k, v in configs.CANDIDATES.items()}
+    monkeypatch.setattr(tune, "CANDIDATES", cands)
+    monkeypatch.setattr(tune, "WORKLOAD", [("3x3 6x6 8->8", 6, 8, 8, 9), ("1x1 5x5 16->40", 5, 16, 40, 1)])
+    result = tune.tune(0.05)
+    isa = configs.isa_for(configs.compile_target()[1], __import__("platform").machine())
+    names = {c.name for c in cands[isa]}
+    assert set(result.relative) == names and result.chosen in names
+    assert result.relative[result.default] == pytest.approx(1.0)
+    assert min(result.relative.values()) == result.relative[result.chosen]
+    assert tune.cached_choice().name == result.chosen
+    assert configs.active_config_info()["tuned"] is True
+
+
+def test_cli_tune_clear(cache_home):
+    from typer.testing import CliRunner
+
+    from convbench.cli import app
+
+    res = CliRunner().invoke(app, ["tune", "--clear"])
+    assert res.exit_code == 0 and "no tuned choice" in res.output

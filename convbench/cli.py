@@ -22,7 +22,10 @@ err_console = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-paragraph error and exit (status 2 = bad input)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: messages quote user input and pip extras like convbench[parquet]
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -404,10 +407,10 @@ def merge(
 
 
 def _read(folder: str):  # type: ignore[no-untyped-def]
-    from .results import ResultsError, read_results
+    from .results import ANALYSIS_SAMPLE_COLUMNS, ResultsError, read_results
 
     try:
-        return read_results(folder)
+        return read_results(folder, samples=ANALYSIS_SAMPLE_COLUMNS)
     except ResultsError as exc:
         fail(str(exc))
 
@@ -479,6 +482,24 @@ def compare(
     if fail_on_regression and len(result.regressions):
         err_console.print(f"[red]{len(result.regressions)} regression(s)[/]", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+def convert(
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    to: str = typer.Option("parquet", "--to", help="parquet: write summary.parquet and samples.parquet beside the CSVs (needs the `parquet` extra); csv: write the CSVs back from them."),
+) -> None:
+    """Write a results folder's tables as Parquet (read by every command, far faster for big runs), or back to CSV."""
+    from .results import ResultsError
+    from .tables import convert as convert_tables
+
+    try:
+        with console.status(f"converting to {to} ..."):
+            paths = convert_tables(results_dir, to.strip().lower())
+    except ResultsError as exc:
+        fail(str(exc))
+    for p in paths:
+        console.print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)", highlight=False)
 
 
 @app.command("select")

@@ -102,7 +102,14 @@ def sample_groups(samples: Any) -> gs.Groups:
     """The per-call times of a samples frame grouped by ``case_id`` (as strings)."""
     if samples is None or len(samples) == 0:
         return gs.Groups.empty()
-    return gs.Groups.from_arrays(samples["time_s"].to_numpy(dtype=float), samples["case_id"].astype(str).to_numpy())
+    import pandas as pd
+
+    ids = samples["case_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):  # keep the codes: one string per case, not per sample
+        ids = ids.cat.rename_categories(ids.cat.categories.astype(str))
+    else:
+        ids = ids.astype(str)
+    return gs.Groups.from_arrays(samples["time_s"].to_numpy(dtype=float), ids)
 
 
 def samples_by_case(samples: Any) -> dict[str, np.ndarray]:

@@ -65,7 +65,8 @@ class Groups:
         import pandas as pd
 
         v = np.asarray(values, dtype=float)
-        codes, uniques = pd.factorize(np.asarray(keys), sort=False)
+        # a pandas Series (e.g. a categorical case_id) factorises without becoming strings
+        codes, uniques = pd.factorize(keys if isinstance(keys, pd.Series) else np.asarray(keys), sort=False)
         keep = np.isfinite(v) & (codes >= 0)
         v, codes = v[keep], codes[keep]
         order = np.lexsort((v, codes))  # by group, then by value

@@ -26,7 +26,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -265,59 +265,105 @@ def _csv_text(path: Path) -> tuple[str, bool]:
         raise ResultsError(f"{path} is not UTF-8 text (byte {exc.start}); not a convbench CSV") from None
 
 
-def read_csv(path: str | Path, columns: list[str]) -> Any:
-    """A results CSV as a DataFrame: torn last line dropped, every column of ``columns`` required."""
+def _torn(path: Path) -> bool:
+    """Whether the file's last byte is not a newline (a run killed mid-write)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_csv(path: str | Path, columns: list[str], usecols: Sequence[str] | None = None,
+             categorical: Sequence[str] = ()) -> Any:
+    """A results CSV as a DataFrame: torn last line dropped, every column of ``columns`` required.
+
+    ``usecols`` loads only those columns (the file is still checked for all
+    of ``columns``); ``categorical`` columns are read as pandas categoricals
+    (one copy of each distinct string: a case_id repeated over millions of
+    samples would otherwise be millions of strings). The file is parsed from
+    disk, never held as text, unless its last line is torn.
+    """
     import pandas as pd
 
     path = Path(path)
-    text, _ = _csv_text(path)
+    source: Any = path
+    if _torn(path):
+        source = io.StringIO(_csv_text(path)[0])
     try:
-        df = pd.read_csv(io.StringIO(text), keep_default_na=True)
+        header = list(pd.read_csv(source, nrows=0).columns)
+        if isinstance(source, io.StringIO):
+            source.seek(0)
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ResultsError(
+                f"{path} lacks column(s) {', '.join(missing)}; not a schema-{SCHEMA_VERSION} convbench file "
+                "(edited by hand?). Restore the columns or rerun."
+            )
+        wanted = None if usecols is None else [c for c in header if c in set(usecols)]
+        dtype = {c: "category" for c in categorical if c in header}
+        df = pd.read_csv(source, keep_default_na=True, usecols=wanted, dtype=dtype or None)
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{path} is empty (not even a header)") from None
     except pd.errors.ParserError as exc:
         raise ResultsError(f"{path} is not a well-formed CSV ({str(exc).strip()}); was it edited by hand?") from None
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ResultsError(
-            f"{path} lacks column(s) {', '.join(missing)}; not a schema-{SCHEMA_VERSION} convbench file "
-            "(edited by hand?). Restore the columns or rerun."
-        )
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path} is not UTF-8 text (byte {exc.start}); not a convbench CSV") from None
     return df
 
 
-def read_results(folder: str | Path) -> Results:
-    """Read a results folder, checking its schema version and columns."""
+#: The sample columns the analysis commands (plot, compare, report) need.
+ANALYSIS_SAMPLE_COLUMNS = ["case_id", "time_s"]
+
+
+def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) -> Results:
+    """Read a results folder, checking its schema version and columns.
+
+    ``samples``: ``True`` reads every sample column, ``False`` none (an empty
+    frame; for commands that need only the summary), a list of column names
+    only those (plus ``case_id``), with string keys as categoricals. Each
+    table is read from ``<name>.parquet`` when ``convbench convert`` wrote an
+    up-to-date one (:mod:`convbench.tables`), else from ``<name>.csv``.
+    """
+    import pandas as pd
+
+    from .tables import read_table
+
     folder = Path(folder)
     env = read_env(folder)
-    frames = {}
-    for name, columns in (("summary.csv", SUMMARY_COLUMNS), ("samples.csv", SAMPLE_COLUMNS)):
-        path = folder / name
-        if not path.is_file():
-            raise ResultsError(f"{folder} has no {name}; the run may have failed before writing it")
-        df = read_csv(path, columns)
-        for col in ("reason", "layer_class", "network", "description"):
-            if col in df.columns:
-                df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
-        frames[name] = df
-    summary, samples = frames["summary.csv"], frames["samples.csv"]
+    summary = read_table(folder, "summary", SUMMARY_COLUMNS)
+    for col in ("reason", "layer_class", "network", "description"):
+        if col in summary.columns:
+            summary[col] = summary[col].astype(object).where(summary[col].notna(), "").astype(str)
+    if samples is False:
+        samples_df = pd.DataFrame({c: pd.Series(dtype=float if c == "time_s" else object) for c in SAMPLE_COLUMNS})
+    elif samples is True:
+        samples_df = read_table(folder, "samples", SAMPLE_COLUMNS)
+    else:
+        cols = list(dict.fromkeys(["case_id", *samples]))
+        keys = [c for c in cols if c in ("case_id", "layer", "algorithm", "layout", "dtype")]
+        samples_df = read_table(folder, "samples", SAMPLE_COLUMNS, usecols=cols, categorical=keys)
     bad = sorted(set(summary["status"].dropna().astype(str)) - set(STATUSES))
     if bad:
         raise ResultsError(
             f"{folder / 'summary.csv'} has unknown status value(s) {', '.join(map(repr, bad))}; "
             f"a status is one of {', '.join(STATUSES)}"
         )
-    orphans = ~samples["case_id"].isin(set(summary["case_id"]))
+    orphans = ~samples_df["case_id"].isin(set(summary["case_id"]))
     if orphans.any():  # samples of a group whose summary rows never made it to disk
         warnings.warn(f"{folder / 'samples.csv'}: ignored {int(orphans.sum())} samples of cases that have "
                       "no summary row (the run was killed while writing them)", stacklevel=2)
-        samples = samples[~orphans].reset_index(drop=True)
+        samples_df = samples_df[~orphans].reset_index(drop=True)
     config_path = folder / "config.yaml"
     try:
         config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
     except yaml.YAMLError as exc:
         raise ResultsError(f"{config_path}: not valid YAML ({exc})") from None
-    return Results(folder, summary, samples, env, config or {})
+    return Results(folder, summary, samples_df, env, config or {})
 
 
 # -- resuming an interrupted run -----------------------------------------------

@@ -136,7 +136,7 @@ def write_selection(results_dir: str | Path) -> tuple[Path, Any, Any]:
     """Read a results folder, write ``selection.csv`` (+ the network table); return both frames."""
     from .results import read_results
 
-    res = read_results(results_dir)
+    res = read_results(results_dir, samples=False)  # the summary decides; samples are not read
     selection = select_best(res.summary)
     network = network_comparison(res.summary, selection)
     path = Path(results_dir) / SELECTION_FILE

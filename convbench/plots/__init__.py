@@ -41,12 +41,15 @@ def plot_all(results_dir: str | Path, out_dir: str | Path | None = None, *,
     """
     from ..results import read_results
 
-    res = read_results(results_dir)
-    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "plots"
+    from ..results import ANALYSIS_SAMPLE_COLUMNS
+
     unknown = [n for n in only or [] if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     wanted = set(only or FIGURES)
+    # only the speedup figure's whiskers need the samples (and only two of their columns)
+    res = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS if "speedup" in wanted else False)
+    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "plots"
     s, env = res.summary, res.env
     if s.empty:
         raise ValueError(f"{results_dir}: summary.csv has no rows; nothing to draw")

@@ -420,9 +420,9 @@ def plot(
     results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
     out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
     only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network."),
-    formats: str = typer.Option("png,svg", "--format", help="Comma-separated file formats (png, svg, pdf)."),
+    formats: str = typer.Option("png", "--format", help="Comma-separated file formats: png (default), svg, pdf; e.g. png,svg."),
 ) -> None:
-    """Draw the figures of a results folder (PNG + SVG) from its CSVs."""
+    """Draw the figures of a results folder (PNG; SVG or PDF on request) from its tables."""
     from .plots import plot_all
     from .results import ResultsError
 

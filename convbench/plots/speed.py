@@ -11,6 +11,8 @@ from matplotlib.lines import Line2D
 
 from ..compare import ratio_table
 from . import _common as c
+from ._scale import aggregated
+from .aggregate import gflops_by_class, speedup_by_class
 
 
 def _bar_geometry(n_algos: int) -> tuple[float, np.ndarray]:
@@ -34,6 +36,9 @@ def figure_speedup(
 ) -> Figure:
     """Speedup over the baseline per layer: grouped bars per algorithm, CI whiskers.
 
+    Past :data:`convbench.plots._scale.MAX_LAYERS` layers, one group per
+    layer class instead (:func:`convbench.plots.aggregate.speedup_by_class`).
+
     ``speedup = median(baseline) / median(algorithm)`` on the same layer,
     layout, dtype and thread count. The whiskers are the ``confidence``
     interval of that ratio from a seeded bootstrap of the per-sample times
@@ -44,6 +49,8 @@ def figure_speedup(
     baseline = baseline or c.baseline_of(summary)
     table = ratio_table(summary, samples, reference=baseline, confidence=confidence)
     algos = [a for a in c.algorithms_of(summary) if a != baseline]
+    if algos and aggregated(summary):  # too many layers for a bar each: per layer class
+        return speedup_by_class(summary, table, env, baseline, algos, confidence)
     variants = c.variants_of(summary)
     rows = c.layer_rows(summary)
     panels = c.layer_panels(variants, rows)
@@ -107,6 +114,8 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
     is drawn as the ceiling. Algorithms that do fewer multiplications than the
     direct sum (Winograd, FFT) can pass it: the count is the direct one.
     """
+    if aggregated(summary):  # too many layers for a bar each: per layer class
+        return gflops_by_class(summary, env)
     algos = c.algorithms_of(summary)
     variants = c.variants_of(summary)
     rows = c.layer_rows(summary)

@@ -157,6 +157,16 @@ def _plan(config: str | None, plugin: list[str] | None, **overrides):  # type: i
         fail(str(exc))
 
 
+#: Rows a per-case table prints before it points to the CSV instead (a terminal of thousands
+#: of rows is unreadable, and rendering it took longer than computing it).
+MAX_TABLE_ROWS = 60
+
+
+def _more_rows(n_rows: int, where: str) -> None:
+    if n_rows > MAX_TABLE_ROWS:
+        console.print(f"... and {n_rows - MAX_TABLE_ROWS} more rows: {where}", highlight=False)
+
+
 def _print_table(table) -> None:  # type: ignore[no-untyped-def]
     """A wide table stays readable when piped (rich assumes 80 columns there)."""
     if not console.is_terminal:
@@ -468,13 +478,16 @@ def compare(
     for col in ("layer", "algorithm", "layout", "dtype", "threads", "A median", "B median", "B/A [95% CI]", "p", "verdict"):
         table.add_column(col, justify="left" if col in ("layer", "algorithm", "verdict") else "right")
     style = {"slower": "red", "broken": "bold red", "faster": "green", "fixed": "green"}
-    for r in shown.to_dict("records"):
+    listed = shown if show_all else shown.head(MAX_TABLE_ROWS)
+    for r in listed.to_dict("records"):
         ratio = "-" if r["ratio"] != r["ratio"] else f"{r['ratio']:.3f} [{_fmt(r['ci_low'], '.3f')}, {_fmt(r['ci_high'], '.3f')}]"
         verdict = r["verdict"] if r["verdict"] not in style else f"[{style[r['verdict']]}]{r['verdict']}[/]"
         table.add_row(str(r["layer"]), r["algorithm"], r["layout"], r["dtype"], str(r["threads"]),
                       _fmt_time(r["time_a_s"]), _fmt_time(r["time_b_s"]), ratio, _fmt(r["p_value"], ".2g"), verdict)
     if len(shown):
         _print_table(table)
+        if not show_all:
+            _more_rows(len(shown), "see them all with --all, or write every case with --csv FILE")
     counts = df["verdict"].value_counts().to_dict()
     console.print(f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)
     for note in result.notes:
@@ -519,11 +532,12 @@ def select_cmd(
     table = Table(title="best algorithm per layer (fastest ok case within its error tolerance)")
     for col in ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"):
         table.add_column(col, justify="left" if col in ("layer", "best", "runner-up") else "right")
-    for r in selection.to_dict("records"):
+    for r in selection.head(MAX_TABLE_ROWS).to_dict("records"):
         margin = "-" if r["margin"] != r["margin"] else f"x{r['margin']:.2f}" + ("" if r["clear_winner"] else " (tie)")
         table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]), r["algorithm"] or "[red]none ok[/]",
                       _fmt_time(r["time_median_s"]), _fmt(r["gflops"], ".1f"), r["runner_up"] or "-", margin)
     _print_table(table)
+    _more_rows(len(selection), f"every layer is in {path}")
     net = Table(title="network time (sum of count x median): best per layer vs one algorithm everywhere")
     for col in ("choice", "layout", "dtype", "threads", "total", "vs best", "layers ok"):
         net.add_column(col, justify="left" if col == "choice" else "right")

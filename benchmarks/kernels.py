@@ -12,7 +12,7 @@ statistics of those ratios (binomial ranks around the median). Absolute
 checks (GFLOP/s) report the median rate and the same kind of interval.
 
 Threads are set for every pool at once (numba, and BLAS/OpenMP through
-threadpoolctl) by ``convbench.threads.limit_threads``; checks are single
+threadpoolctl) by ``convbench.machine.threads.limit_threads``; checks are single
 thread, float32, NHWC, batch 1, except the thread-scaling check (2 vs 1).
 
 ``--clock cpu`` measures the calling thread's CPU time instead of wall time:
@@ -20,7 +20,7 @@ use it on a shared machine, where other processes steal the core (it cannot
 be used for the 2-thread check, which always uses wall time).
 
 Like a sweep's worker, the script measures with glibc's heap trimming off
-and ``OPENBLAS_THREAD_TIMEOUT=4`` (see ``convbench.memory_policy``: both
+and ``OPENBLAS_THREAD_TIMEOUT=4`` (see ``convbench.machine.malloc_policy``: both
 otherwise distort timings by up to 10x); it restarts itself to set the latter.
 
 BLAS comparisons: this machine may set ``OPENBLAS_CORETYPE`` /
@@ -45,8 +45,8 @@ import convbench
 from convbench import ConvSpec, get_algorithm, reference, relative_error
 from convbench.kernels.gemm import PackedGemm
 from convbench import timing
-from convbench.memory_policy import BLAS_ENV, keep_freed_memory
-from convbench.threads import limit_threads
+from convbench.machine.malloc_policy import BLAS_ENV, keep_freed_memory
+from convbench.machine.threads import limit_threads
 
 
 @dataclass
@@ -109,14 +109,14 @@ def conv_call(name: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> Callab
 
 def numpy_im2col_call(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> Callable[[], object]:
     """Fallback BLAS im2col (used only if the ``im2col`` algorithm is missing)."""
-    from convbench.kernels.im2row import im2row, needs_copy
+    from convbench.kernels.im2row import im2row
 
     oh, ow, kh, kw = spec.output_height, spec.output_width, *spec.kernel
     wm = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(kh * kw * spec.in_channels, -1))
     geo = (kh, kw, *spec.stride, *spec.dilation, spec.pad_top, spec.pad_left, oh, ow)
 
     def call() -> np.ndarray:
-        if needs_copy(spec):
+        if not spec.is_pointwise:  # a 1x1 stride-1 unpadded NHWC input already is the matrix
             col = np.empty((oh * ow, kh * kw * spec.in_channels), x.dtype)
             im2row(x, *geo, 1, col)
         else:

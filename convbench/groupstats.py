@@ -1,4 +1,4 @@
-"""Statistics of many groups of samples at once: bootstrap CIs and rank tests.
+"""Statistics of many groups of samples at once: bootstrap CIs of medians, ratios, geometric means.
 
 Pure functions of arrays, so they can be tested on synthetic samples (as
 :mod:`convbench.timing` is). A *group* is whatever one statistic is computed
@@ -23,9 +23,8 @@ samples that is ~0.04 s a case, 20 s for the 512 cases of the paper run and
 - Ratio CIs take ``median(num*) / median(den*)`` over independent resamples
   of each side, percentiles as :func:`numpy.quantile` (linear), in chunks of
   rows so memory stays bounded whatever the number of cases.
-- Mann-Whitney U p-values for all pairs come from one sort of all samples;
-  pairs scipy would test exactly (a side with <= 8 samples and no ties) go to
-  scipy, so every p-value is scipy's.
+- Geometric means of groups (e.g. per layer class) resample the values
+  within each group, all groups in one array per batch of resamples.
 
 Seeding: one :class:`numpy.random.Generator` per call, from ``seed``; the same
 inputs in the same order give the same intervals.
@@ -212,68 +211,3 @@ def geomean_cis(
         q = np.quantile(np.exp(totals / sizes[has]), [alpha, 1.0 - alpha], axis=0)
         lo[has], hi[has] = q[0], q[1]
     return np.asarray(uniques, dtype=object), gm, lo, hi
-
-
-def mann_whitney_ps(a: Groups, a_rows: Any, b: Groups, b_rows: Any, *, min_samples: int = 2) -> np.ndarray:
-    """Two-sided Mann-Whitney U p-values of group ``a_rows[i]`` of ``a`` against ``b_rows[i]`` of ``b``.
-
-    The same numbers as :func:`scipy.stats.mannwhitneyu` (``method="auto"``,
-    continuity correction): pairs where scipy uses the normal approximation
-    (both sides > 8 samples, or ties) are computed here for all pairs at once;
-    the few it tests exactly go to scipy. NaN when a side has fewer than
-    ``min_samples`` values; 1.0 when every value of the pair is equal.
-    """
-    from scipy import special
-
-    a_rows = np.asarray(a_rows, dtype=np.int64)
-    b_rows = np.asarray(b_rows, dtype=np.int64)
-    p = np.full(len(a_rows), math.nan)
-    n1_all, n2_all = a.size_of(a_rows), b.size_of(b_rows)
-    idx = np.flatnonzero((n1_all >= min_samples) & (n2_all >= min_samples))
-    for part in _chunks(len(idx), 8192):
-        sel = idx[part]
-        n1, n2 = n1_all[sel], n2_all[sel]
-        # every pair's samples side by side: pair id, side (0: a, 1: b), value
-        pair = np.concatenate([np.repeat(np.arange(len(sel)), n1), np.repeat(np.arange(len(sel)), n2)])
-        side = np.concatenate([np.zeros(n1.sum(), bool), np.ones(n2.sum(), bool)])
-        vals = np.concatenate([_gather(a, a_rows[sel]), _gather(b, b_rows[sel])])
-        order = np.lexsort((vals, pair))
-        pair, side, vals = pair[order], side[order], vals[order]
-        # average ranks within each pair, ties sharing the mean of their positions
-        start = np.concatenate([[0], np.cumsum(n1 + n2)[:-1]])
-        pos = np.arange(len(vals)) - start[pair] + 1.0
-        new_run = np.ones(len(vals), bool)
-        new_run[1:] = (pair[1:] != pair[:-1]) | (vals[1:] != vals[:-1])
-        run_id = np.cumsum(new_run) - 1
-        run_len = np.bincount(run_id)
-        run_first = pos[new_run]
-        ranks = run_first[run_id] + (run_len[run_id] - 1) / 2.0
-        r1 = np.bincount(pair[~side], weights=ranks[~side], minlength=len(sel))
-        u1 = r1 - n1 * (n1 + 1) / 2.0
-        u = np.maximum(u1, n1 * n2 - u1)
-        t = run_len.astype(float)
-        tie_term = np.bincount(pair[new_run], weights=t ** 3 - t, minlength=len(sel))
-        ties = np.bincount(pair[new_run], weights=(run_len > 1).astype(float), minlength=len(sel)) > 0
-        n = (n1 + n2).astype(float)
-        s = np.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (u - n1 * n2 / 2.0 - 0.5) / s
-        pp = np.clip(2.0 * special.ndtr(-z), 0.0, 1.0)
-        lo_pair = vals[np.r_[start]]  # smallest and largest value of each pair: all equal -> p = 1
-        hi_pair = vals[np.r_[start + n1 + n2 - 1]]
-        pp[lo_pair == hi_pair] = 1.0
-        exact = ((n1 <= 8) | (n2 <= 8)) & ~ties & (lo_pair != hi_pair)
-        if exact.any():  # scipy.stats costs ~1 s to import: only when needed
-            from scipy.stats import mannwhitneyu
-        for k in np.flatnonzero(exact):
-            pp[k] = float(mannwhitneyu(_gather(a, a_rows[sel[k:k + 1]]), _gather(b, b_rows[sel[k:k + 1]]),
-                                       alternative="two-sided").pvalue)
-        p[sel] = pp
-    return p
-
-
-def _gather(groups: Groups, rows: np.ndarray) -> np.ndarray:
-    """The values of ``rows``, concatenated in row order."""
-    n = groups.sizes[rows]
-    starts = np.repeat(groups.offsets[rows] - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
-    return groups.values[starts + np.arange(n.sum())]

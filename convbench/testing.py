@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .algorithms.base import Algorithm
+from .algorithm import Algorithm
 from .reference import conv_error
 from .registry import get_algorithm
 from .spec import LAYOUTS, DTYPES, ConvSpec

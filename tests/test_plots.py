@@ -85,7 +85,7 @@ def test_speedup_has_a_panel_per_thread_count_bars_whiskers_and_hatched_absences
 
 
 def test_speedup_ci_falls_back_to_summary_bounds_without_samples(run):
-    from convbench.compare import ratio_table
+    from convbench.analysis.compare import ratio_table
 
     with_samples = ratio_table(run.summary, run.samples, "im2col")
     without = ratio_table(run.summary, None, "im2col")

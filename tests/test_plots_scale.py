@@ -11,7 +11,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from convbench import plots
-from convbench.compare import ratio_table
+from convbench.analysis.compare import ratio_table
 from convbench.plots import _scale, choice
 from convbench.results import read_results
 
@@ -87,3 +87,10 @@ def test_plot_all_draws_in_parallel_png_by_default(tmp_path):
     parallel = plots.plot_all(DATA, tmp_path / "b", only=["speedup", "network", "roofline"], jobs=2)
     assert [p.name for p in serial] == [p.name for p in parallel] == ["speedup.png", "roofline.png", "network.png"]  # FIGURES order
     assert all(p.is_file() and p.stat().st_size > 5000 for p in parallel)
+
+
+def test_identical_layers_give_zero_width_whiskers_not_an_error(run, small_limit):
+    summary = run.summary.copy()
+    summary["layer_class"] = "all"  # one class: many layers with equal speedups per algorithm
+    fig = plots.figure_speedup(summary, run.env, samples=run.samples)
+    assert "aggregated per layer class" in _title(fig)

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 import make_synthetic  # noqa: E402
 
 from convbench.cli import app  # noqa: E402
-from convbench.report import FAILS, HOLDS, evaluate, render_report  # noqa: E402
+from convbench.analysis.report import FAILS, HOLDS, evaluate, render_report  # noqa: E402
 from convbench.results import read_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""convbench.select and `convbench select`: the fastest correct algorithm per layer."""
+"""convbench.analysis.select and `convbench select`: the fastest correct algorithm per layer."""
 
 import math
 import shutil
@@ -8,7 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from convbench.cli import app
-from convbench.select import network_comparison, select_best
+from convbench.analysis.select import network_comparison, select_best
 
 DATA = Path(__file__).parent / "data" / "synthetic_run"
 
@@ -67,8 +67,8 @@ def test_cli_select_writes_selection_csv(tmp_path):
 
 def _select_best_per_group(summary):
     """The oracle: select_best as it was, one pandas group at a time."""
-    from convbench.compare import VARIANT_KEYS
-    from convbench.select import eligible
+    from convbench.analysis.select import eligible
+    from convbench.results.schema import VARIANT_KEYS
 
     def num(v):
         return math.nan if v is None else float(v)
@@ -113,9 +113,9 @@ def test_select_best_equals_the_per_group_code_on_the_shipped_runs():
 
 
 def test_cli_select_lists_at_most_max_rows(tmp_path, monkeypatch):
-    import convbench.cli as cli_module
+    import convbench.cli.render as render
 
-    monkeypatch.setattr(cli_module, "MAX_TABLE_ROWS", 5)
+    monkeypatch.setattr(render, "MAX_TABLE_ROWS", 5)
     folder = tmp_path / "run"
     shutil.copytree(DATA, folder)
     result = CliRunner().invoke(app, ["select", str(folder)], env={"COLUMNS": "200"})

@@ -1,4 +1,4 @@
-"""convbench.tables and `convbench convert`: Parquet beside the CSVs, read transparently."""
+"""convbench.results.tables and `convbench convert`: Parquet beside the CSVs, read transparently."""
 
 import os
 import shutil
@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from convbench import tables
+from convbench.results import tables
+from convbench.results.convert import convert
 from convbench.cli import app
 from convbench.results import ResultsError, read_results
 
@@ -40,7 +41,7 @@ def test_convert_to_parquet_reads_back_the_same_tables(folder):
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_analysis_reads_only_the_columns_it_needs(folder, fmt):
     if fmt == "parquet":
-        tables.convert(folder, "parquet")
+        convert(folder, "parquet")
     res = read_results(folder, samples=["time_s"])
     assert list(res.samples.columns) == ["case_id", "time_s"]
     assert isinstance(res.samples["case_id"].dtype, pd.CategoricalDtype)
@@ -49,7 +50,7 @@ def test_analysis_reads_only_the_columns_it_needs(folder, fmt):
 
 
 def test_a_parquet_file_older_than_its_csv_is_ignored_with_a_warning(folder):
-    tables.convert(folder, "parquet")
+    convert(folder, "parquet")
     csv = folder / "samples.csv"
     later = (folder / "samples.parquet").stat().st_mtime_ns + 10**9
     os.utime(csv, ns=(later, later))
@@ -58,15 +59,15 @@ def test_a_parquet_file_older_than_its_csv_is_ignored_with_a_warning(folder):
 
 
 def test_convert_back_to_csv(folder):
-    tables.convert(folder, "parquet")
+    convert(folder, "parquet")
     (folder / "samples.csv").unlink()
     assert tables.source_of(folder, "samples").suffix == ".parquet"
-    tables.convert(folder, "csv")
+    convert(folder, "csv")
     assert len(pd.read_csv(folder / "samples.csv")) == len(read_results(folder).samples)
 
 
 def test_without_pyarrow_the_extra_is_named_and_csv_still_works(folder, monkeypatch):
-    tables.convert(folder, "parquet")
+    convert(folder, "parquet")
     monkeypatch.setattr(tables, "have_pyarrow", lambda: False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -16,8 +16,8 @@ import numpy as np
 from ..layouts import adapt
 from ..registry import register
 from ..spec import ConvSpec
-from ..threads import fft_workers
-from .base import Algorithm, Array, ConvCall
+from ..machine.threads import fft_workers
+from ..algorithm import Algorithm, Array, ConvCall
 
 
 def _fft_shape(spec: ConvSpec) -> tuple[int, int]:

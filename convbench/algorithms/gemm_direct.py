@@ -18,7 +18,7 @@ import numpy as np
 from ..layouts import adapt
 from ..registry import register
 from ..spec import ConvSpec
-from .base import Algorithm, Array, ConvCall
+from ..algorithm import Algorithm, Array, ConvCall
 
 
 def _plane_geometry(spec: ConvSpec) -> tuple[int, int, int]:

@@ -18,7 +18,7 @@ from ..kernels.im2row import im2row, im2row_bytes
 from ..layouts import adapt, conversion_bytes
 from ..registry import register
 from ..spec import ConvSpec
-from .base import Algorithm, Array, ConvCall
+from ..algorithm import Algorithm, Array, ConvCall
 
 
 @register

@@ -18,7 +18,7 @@ from ..kernels.indirection import indirection_buffer, indirection_bytes
 from ..layouts import adapt, conversion_bytes
 from ..registry import register
 from ..spec import ConvSpec
-from .base import Algorithm, Array, ConvCall
+from ..algorithm import Algorithm, Array, ConvCall
 
 
 @register

@@ -12,7 +12,7 @@ from ..kernels.direct import direct_nhwc, pack_direct
 from ..layouts import adapt, conversion_bytes
 from ..registry import register
 from ..spec import ConvSpec
-from .base import Algorithm, Array, ConvCall
+from ..algorithm import Algorithm, Array, ConvCall
 
 
 @register

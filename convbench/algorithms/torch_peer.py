@@ -6,7 +6,7 @@ every other algorithm's first result would otherwise pay). NHWC
 specs run channels_last (a permuted view, no copy), NCHW specs contiguous,
 so torch gets the layout it is fastest in for each. torch pads only
 symmetrically: asymmetric padding is an explicit ``F.pad`` inside the
-timed call. Its thread pool follows the case (``convbench.threads``).
+timed call. Its thread pool follows the case (``convbench.machine.threads``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..registry import register
 from ..spec import ConvSpec
-from .base import Algorithm, Array, ConvCall
+from ..algorithm import Algorithm, Array, ConvCall
 
 import importlib.util
 
@@ -29,7 +29,7 @@ class TorchConv2d(Algorithm):
         import torch
         import torch.nn.functional as F
 
-        from ..threads import sync_torch_threads
+        from ..machine.threads import sync_torch_threads
 
         sync_torch_threads()
         top, bottom, left, right = spec.padding

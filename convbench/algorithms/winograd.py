@@ -14,7 +14,7 @@ from ..kernels.winograd import input_transform, output_transform, skewed_planes,
 from ..layouts import adapt
 from ..registry import register
 from ..spec import ConvSpec
-from .base import Algorithm, Array, ConvCall
+from ..algorithm import Algorithm, Array, ConvCall
 
 
 def _tiles(spec: ConvSpec) -> tuple[int, int]:

@@ -8,7 +8,7 @@ the 20 s cold-compile budget. The kernels here are plain
 splits the range into one contiguous chunk per thread and runs the chunks on
 a persistent pool (the calling thread takes the first chunk). It honours
 ``numba.set_num_threads`` exactly as ``prange`` does, so
-``convbench.threads.limit_threads`` governs these kernels too, and with one
+``convbench.machine.threads.limit_threads`` governs these kernels too, and with one
 thread the kernel is called directly with no pool involved.
 """
 

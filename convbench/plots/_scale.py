@@ -129,7 +129,9 @@ def class_panel(
                 base = floor if log and floor is not None else 0.0
                 err = None
                 if np.isfinite(lo) and np.isfinite(hi):
-                    err = np.array([[m - lo], [hi - m]])
+                    # clipped: identical layers give lo == m == hi up to rounding, and matplotlib
+                    # refuses a whisker of -1e-16
+                    err = np.array([[max(m - lo, 0.0)], [max(hi - m, 0.0)]])
                 ax.bar([x], [m - base], bottom=base, width=width, color=color, alpha=0.55, yerr=err,
                        ecolor="0.15", error_kw={"elinewidth": 0.8, "capsize": 1.5})
             ys = vals[good]  # every layer, however many: a dot each

@@ -12,7 +12,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..select import network_comparison, select_best
+from ..analysis.select import network_comparison, select_best
 from . import _common as c
 from ._scale import MAX_LAYERS, class_order
 from .aggregate import winner_table_by_class

@@ -9,25 +9,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..compare import ratio_table
+from ..analysis.compare import ratio_table
 from . import _common as c
 from ._scale import aggregated
 from .aggregate import gflops_by_class, speedup_by_class
-
-
-def _bar_geometry(n_algos: int) -> tuple[float, np.ndarray]:
-    width = min(0.8 / max(n_algos, 1), 0.3)
-    offsets = (np.arange(n_algos) - (n_algos - 1) / 2) * width
-    return width, offsets
-
-
-def _panel_height(n_panels: int, n_rows: int = 1) -> float:
-    """Figure height: 3.2 in per panel, more when every panel carries its layer names."""
-    return (3.2 + (1.1 if n_rows > 1 else 0.0)) * n_panels + 1.6
-
-
-def _width(n_layers: int, n_algos: int) -> float:
-    return float(np.clip(1.8 + n_layers * (0.09 * n_algos + 0.2), 8, 30))
 
 
 def figure_speedup(
@@ -43,7 +28,7 @@ def figure_speedup(
     layout, dtype and thread count. The whiskers are the ``confidence``
     interval of that ratio from a seeded bootstrap of the per-sample times
     (``samples``); without samples, the ratio of the summary's median CI
-    bounds (see :func:`convbench.compare.ratio_table`). One panel per
+    bounds (see :func:`convbench.analysis.compare.ratio_table`). One panel per
     layout x dtype x threads; layers grouped by ``layer_class``.
     """
     baseline = baseline or c.baseline_of(summary)
@@ -54,7 +39,7 @@ def figure_speedup(
     variants = c.variants_of(summary)
     rows = c.layer_rows(summary)
     panels = c.layer_panels(variants, rows)
-    fig = c.new_figure(_width(max(len(r[0]) for r in rows), len(algos)), _panel_height(len(panels), len(rows)))
+    fig = c.new_figure(c.figure_width(max(len(r[0]) for r in rows), len(algos)), c.panel_height(len(panels), len(rows)))
     c.title(fig, f"Speedup over {baseline} per layer ({int(confidence * 100)}% CI whiskers)",
             env, summary["threads"].unique(), baseline)
     if not algos:
@@ -62,7 +47,7 @@ def figure_speedup(
         return fig
     finite = table["speedup"][np.isfinite(table["speedup"])]
     log = len(finite) > 0 and finite.max() / max(finite.min(), 1e-12) > 8
-    width, offsets = _bar_geometry(len(algos))
+    width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (variant, layers, classes) in zip(axes, panels):
         part = table[(table["layout"] == variant[0]) & (table["dtype"] == variant[1]) & (table["threads"] == variant[2])]
@@ -80,8 +65,9 @@ def figure_speedup(
                     continue
                 xs.append(x)
                 ys.append(r["speedup"])
-                lo.append(r["speedup"] - r["ci_low"] if np.isfinite(r["ci_low"]) else 0.0)
-                hi.append(r["ci_high"] - r["speedup"] if np.isfinite(r["ci_high"]) else 0.0)
+                # clipped at 0: a percentile interval may miss the point estimate by a rounding error
+                lo.append(max(r["speedup"] - r["ci_low"], 0.0) if np.isfinite(r["ci_low"]) else 0.0)
+                hi.append(max(r["ci_high"] - r["speedup"], 0.0) if np.isfinite(r["ci_high"]) else 0.0)
             bottom = 0 if not log else None
             ax.bar(xs, ys, width=width, color=color, label=algo, bottom=bottom,
                    yerr=np.array([lo, hi]) if xs else None, ecolor="0.15",
@@ -120,10 +106,10 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
     variants = c.variants_of(summary)
     rows = c.layer_rows(summary)
     panels = c.layer_panels(variants, rows)
-    fig = c.new_figure(_width(max(len(r[0]) for r in rows), len(algos)), _panel_height(len(panels), len(rows)))
+    fig = c.new_figure(c.figure_width(max(len(r[0]) for r in rows), len(algos)), c.panel_height(len(panels), len(rows)))
     c.title(fig, "Throughput per layer: direct-equivalent GFLOP/s", env, summary["threads"].unique(),
             c.baseline_of(summary))
-    width, offsets = _bar_geometry(len(algos))
+    width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (variant, layers, classes) in zip(axes, panels):
         part = summary[(summary["layout"] == variant[0]) & (summary["dtype"] == variant[1])

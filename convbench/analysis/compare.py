@@ -6,31 +6,30 @@ Two uses share the statistics here:
   reference algorithm on the same layer (the speedup figure, the reproduce
   report);
 - :func:`compare_runs` — two runs of the same cases (``convbench compare A B``):
-  per case the ratio of medians B/A, its confidence interval, a Mann-Whitney
-  U test on the samples, and a verdict against a threshold.
+  per case the ratio B/A of the medians (times in units of the reference
+  kernel by default, so machine speed divides out), its confidence interval
+  from the two medians' intervals (which carry the between-repetition
+  spread), and a verdict by the rules of :mod:`.verdicts`.
 
-Confidence intervals of a ratio of medians are a seeded percentile bootstrap
-over the per-call samples of both cases (resampled independently), so they
-are reproducible; every case of a table is done at once by
-:mod:`convbench.groupstats`, as are the U tests. Where a case has too few samples (< 2), the interval falls
-back to the ratio of the summary's median CI bounds (conservative: the
-widest ratio the two intervals allow).
+In :func:`ratio_table`, confidence intervals of a ratio of medians are a
+seeded percentile bootstrap over the per-call samples of both cases
+(resampled independently), so they are reproducible; every case of a table
+is done at once by :mod:`convbench.groupstats`. Where a case has too
+few samples (< 2), the interval falls back to the ratio of the summary's
+median CI bounds (conservative: the widest ratio the two intervals allow).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import groupstats as gs
-
-#: Keys that identify one case across runs (together with the layer's shape).
-CASE_KEYS = ["layer", "algorithm", "layout", "dtype", "threads"]
-#: Keys of one layer variant within a run (the cases algorithms compete on).
-VARIANT_KEYS = ["layer", "layout", "dtype", "threads"]
+from .. import groupstats as gs
+from ..results.schema import CASE_KEYS, VARIANT_KEYS
+from .verdicts import DEFAULT_THRESHOLD, judge, ratio_ci, speed_gap
 #: Shape columns that must agree for two cases of the same key to be compared.
 SHAPE_COLUMNS = [
     "batch", "in_channels", "out_channels", "height", "width", "kernel_h", "kernel_w",
@@ -89,13 +88,6 @@ def pd_float(values: Any) -> Any:
     import pandas as pd
 
     return pd.to_numeric(pd.Series(np.atleast_1d(np.asarray(values, dtype=object))), errors="coerce").to_numpy(float)
-
-
-def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided Mann-Whitney U p-value of samples ``a`` vs ``b`` (NaN if < 2 each)."""
-    x = gs.Groups.from_arrays(a, np.zeros(len(a)))
-    y = gs.Groups.from_arrays(b, np.zeros(len(b)))
-    return float(gs.mann_whitney_ps(x, [0 if len(x.keys) else -1], y, [0 if len(y.keys) else -1])[0])
 
 
 def sample_groups(samples: Any) -> gs.Groups:
@@ -206,8 +198,8 @@ class Comparison:
 
     table: Any  # pandas.DataFrame, one row per matching case
     threshold: float
-    alpha: float
     confidence: float
+    normalised: bool  # whether ratios are of times in reference-kernel units (where both runs have them)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -286,61 +278,74 @@ def match_cases(a: Any, b: Any, label_a: str = "A", label_b: str = "B") -> list[
     return list(zip(ra.to_dict("records"), rb.to_dict("records")))
 
 
+def _calibration(env: Mapping[str, Any]) -> float | None:
+    """The machine's one-thread sgemm rate when the run started (median of its readings)."""
+    return ((env.get("calibration") or {}).get("sgemm_gflops") or {}).get("1")
+
+
 def compare_runs(
-    a: Any, b: Any, *, threshold: float = 0.05, alpha: float = 0.05, confidence: float = 0.95,
-    seed: int = 0, label_a: str = "A", label_b: str = "B",
+    a: Any, b: Any, *, threshold: float = DEFAULT_THRESHOLD, raw: bool = False, confidence: float = 0.95,
+    label_a: str = "A", label_b: str = "B",
 ) -> Comparison:
     """Compare two runs (:class:`convbench.results.Results`) case by case.
 
-    ``ratio`` is ``median(B) / median(A)`` of the per-call time (> 1: B is
-    slower). A case's ``verdict`` is ``slower``/``faster`` when the change is
-    beyond ``threshold`` AND significant (Mann-Whitney U ``p < alpha``),
-    ``same`` otherwise; ``broken`` when it was ``ok`` in A and is not in B,
-    ``fixed`` the other way, ``n/a`` when neither is ``ok``. Cases that do not
-    match raise :class:`CompareError`. Every case's CI and p-value are
-    computed at once (:mod:`convbench.groupstats`).
+    ``ratio`` is B/A of the median time (> 1: B is slower): of the time in
+    units of the reference kernel timed beside each sample
+    (``time_norm_median``) where both runs have it and ``raw`` is false, so
+    that a machine running at another speed is not a regression of the
+    code, else of the plain time (the ``metric`` column says which). A
+    case's ``verdict`` (see :mod:`.verdicts`) is ``slower``/``faster`` when
+    the ratio's CI lies beyond ``+-threshold`` and the change exceeds both
+    runs' spread between repetitions, ``same`` otherwise; ``broken`` when it
+    was ``ok`` in A and is not in B, ``fixed`` the other way, ``n/a`` when
+    neither is ``ok``. Cases that do not match raise :class:`CompareError`.
     """
     import pandas as pd
 
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
     ra, rb = aligned_cases(a.summary, b.summary, label_a, label_b)
-    ga, gb = sample_groups(a.samples), sample_groups(b.samples)
-    out = pd.DataFrame({k: ra[k] for k in CASE_KEYS})
-    out["status_a"], out["status_b"] = ra["status"], rb["status"]
-    out["time_a_s"], out["time_b_s"] = ra["time_median_s"], rb["time_median_s"]
-    ok_a = (ra["status"] == "ok").to_numpy()
-    ok_b = (rb["status"] == "ok").to_numpy()
-    both = np.flatnonzero(ok_a & ok_b)
-    ratio = np.full(len(ra), math.nan)
-    lo, hi, p = ratio.copy(), ratio.copy(), ratio.copy()
-    if len(both):
-        ta, tb = pd_float(ra["time_median_s"])[both], pd_float(rb["time_median_s"])[both]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio[both] = tb / ta
-        ids_a = ra["case_id"].astype(str).to_numpy()[both]
-        ids_b = rb["case_id"].astype(str).to_numpy()[both]
-        lo[both], hi[both], how = pair_ratio_cis(
-            gb, ids_b, (rb["time_ci_low_s"].to_numpy()[both], rb["time_ci_high_s"].to_numpy()[both]),
-            ga, ids_a, (ra["time_ci_low_s"].to_numpy()[both], ra["time_ci_high_s"].to_numpy()[both]),
-            confidence, seed)
-        boot = how == "bootstrap"  # the U test needs the samples, as the bootstrap does
-        rows_a, rows_b = np.where(boot, ga.rows(ids_a), -1), np.where(boot, gb.rows(ids_b), -1)
-        p[both] = gs.mann_whitney_ps(ga, rows_a, gb, rows_b)
-    significant = np.isfinite(p) & (p < alpha)
-    verdict = np.full(len(ra), "n/a", dtype=object)
-    verdict[ok_a & ~ok_b] = "broken"
-    verdict[ok_b & ~ok_a] = "fixed"
-    verdict[ok_a & ok_b] = "same"
-    with np.errstate(invalid="ignore"):
-        changed = ok_a & ok_b & significant & (np.abs(ratio - 1.0) > threshold)
-    verdict[changed & (ratio > 1.0)] = "slower"
-    verdict[changed & (ratio <= 1.0)] = "faster"
-    out["ratio"], out["ci_low"], out["ci_high"], out["p_value"] = ratio, lo, hi, p
-    out["significant"], out["verdict"] = significant, verdict
+
+    def col(df: Any, name: str) -> np.ndarray:
+        return pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df else np.full(len(df), np.nan)
+
+    norm = ~raw & np.isfinite(col(ra, "time_norm_median")) & np.isfinite(col(rb, "time_norm_median"))
+    pick = lambda df, n, t: np.where(norm, col(df, n), col(df, t))  # noqa: E731
+    ratio, lo, hi = ratio_ci(
+        pick(ra, "time_norm_median", "time_median_s"), pick(ra, "time_norm_ci_low", "time_ci_low_s"),
+        pick(ra, "time_norm_ci_high", "time_ci_high_s"), pick(rb, "time_norm_median", "time_median_s"),
+        pick(rb, "time_norm_ci_low", "time_ci_low_s"), pick(rb, "time_norm_ci_high", "time_ci_high_s"))
+    verdict = judge(ratio, lo, hi, pick(ra, "norm_rep_spread", "rep_spread"),
+                    pick(rb, "norm_rep_spread", "rep_spread"), threshold)
+    ok_a, ok_b = (ra["status"] == "ok").to_numpy(), (rb["status"] == "ok").to_numpy()
+    both = ok_a & ok_b
+    verdict = np.where(both, verdict, np.where(ok_a, "broken", np.where(ok_b, "fixed", "n/a")))
+    table = ra[CASE_KEYS].copy()
+    table["status_a"], table["status_b"] = ra["status"], rb["status"]
+    table["time_a_s"], table["time_b_s"] = col(ra, "time_median_s"), col(rb, "time_median_s")
+    table["metric"] = np.where(norm, "normalised", "raw")
+    table["ratio"] = np.where(both, ratio, np.nan)
+    table["ci_low"], table["ci_high"] = np.where(both, lo, np.nan), np.where(both, hi, np.nan)
+    table["spread_a"], table["spread_b"] = pick(ra, "norm_rep_spread", "rep_spread"), pick(rb, "norm_rep_spread", "rep_spread")
+    table["verdict"] = verdict
+
     notes = []
+    gap = speed_gap(_calibration(a.env), _calibration(b.env))
+    if gap is not None and abs(gap) > threshold:
+        how = "plain times (--raw): expect differences that are the machine's" if raw else \
+            "times in reference-kernel units (--raw for plain times)"
+        notes.append(f"the machine ran at another speed: sgemm {_calibration(a.env)} GFLOP/s in {label_a}, "
+                     f"{_calibration(b.env)} in {label_b} ({gap:+.0%}); comparing {how}")
+    if not raw and both.any() and not norm[both].all():
+        notes.append(f"{int((both & ~norm).sum())} case(s) lack reference-kernel times (a run of an older "
+                     "convbench): compared on plain times")
+    single = both & ((col(ra, "n_repetitions") < 2) | (col(rb, "n_repetitions") < 2) |
+                     ~np.isfinite(col(ra, "n_repetitions")) | ~np.isfinite(col(rb, "n_repetitions")))
+    if single.any():
+        notes.append(f"{int(single.sum())} case(s) were measured in one repetition in a run: their intervals "
+                     "cover one burst of samples, not the drift between bursts (run with --repeat 3 or more)")
     ma = (a.env.get("cpu") or {}).get("model")
     mb = (b.env.get("cpu") or {}).get("model")
     if ma != mb:
-        notes.append(f"the runs are from different CPUs ({ma} vs {mb}): differences are not regressions of the code alone")
-    return Comparison(out, threshold, alpha, confidence, notes)
+        notes.insert(0, f"the runs are from different CPUs ({ma} vs {mb}): differences are not regressions of the code alone")
+    return Comparison(table, threshold, confidence, not raw and bool(norm[both].all()) if both.any() else not raw, notes)

@@ -11,7 +11,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from ..spec import ConvSpec
+from .spec import ConvSpec
 
 Array = np.ndarray
 #: What ``prepare`` returns: a call from ``x`` (``spec.input_shape``) to a new

@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..results.schema import specs_of
+from ..timing import geomean
 from .compare import ratio_table
 
 PAPER = 'Marat Dukhan, "The Indirect Convolution Algorithm", arXiv:1907.02129 (2019)'
@@ -38,11 +40,11 @@ REFERENCE_LABEL = {
 #: ``--quick``: layers of paper.yaml covering every claim (3x3 and 5x5 layers
 #: that need im2col, 1x1 stride-1 layers, a spread of input channels), the
 #: three algorithms the claims are about, and quick timing.
-QUICK_LAYERS = ",".join([
+QUICK_LAYERS = [
     "googlenet_4a_5x5", "googlenet_5a_5x5", "lenet5_conv2", "resnet50_res4_2_b",
     "grid3x3/s1_p1_c64_hw14", "grid3x3/s2_p1_c128_hw28", "resnet50_res4_2_a", "mobilenet_pw_7",
-])
-QUICK_ALGORITHMS = "im2col,im2col-numba,indirect"
+]
+QUICK_ALGORITHMS = ["im2col", "im2col-numba", "indirect"]
 QUICK_MIN_SAMPLES = 8
 
 HOLDS, FAILS, MIXED, UNTESTED = "holds", "does not hold", "mixed", "not tested"
@@ -86,9 +88,10 @@ class Finding:
 
 
 def is_pointwise_s1(df: Any) -> Any:
-    """1x1, stride 1, no padding, no dilation: im2col needs no copy."""
-    return ((df["kernel_h"] == 1) & (df["kernel_w"] == 1) & (df["stride_h"] == 1) & (df["stride_w"] == 1)
-            & (df[["pad_top", "pad_bottom", "pad_left", "pad_right"]].sum(axis=1) == 0))
+    """1x1, stride 1, no padding (:attr:`ConvSpec.is_pointwise`): im2col needs no copy."""
+    import pandas as pd
+
+    return pd.Series([s.is_pointwise for s in specs_of(df)], index=df.index, dtype=bool)
 
 
 def needs_im2col(df: Any) -> Any:
@@ -104,11 +107,6 @@ def _fmt_speedup(s: float, lo: float, hi: float) -> str:
         return "-"
     ci = f" [{_fmt_pct(lo)}, {_fmt_pct(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else " [no CI]"
     return f"{_fmt_pct(s)}{ci}"
-
-
-def _geomean(values: Any) -> float:
-    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], dtype=float)
-    return float(np.exp(np.log(v).mean())) if v.size else math.nan
 
 
 def _classify(row: Any) -> str:
@@ -144,7 +142,7 @@ def claim_speed_im2col_layers(summary: Any, samples: Any, reference: str) -> Fin
     else:
         verdict = MIXED
     best = t.loc[t["speedup"].idxmax()]
-    gm = _geomean(t["speedup"])
+    gm = geomean(t["speedup"])
     headline = (f"faster on {faster}/{n} layers, slower on {slower}; best {_fmt_speedup(best['speedup'], best['ci_low'], best['ci_high'])} "
                 f"({best['layer']}; paper: up to +62%); geometric mean {_fmt_pct(gm)}")
     return Finding(1, reference, verdict, headline, t, {"max": best["speedup"], "geomean": gm,
@@ -157,7 +155,7 @@ def claim_speed_pointwise(summary: Any, samples: Any, reference: str) -> Finding
         return Finding(2, reference, UNTESTED, f"no 1x1 stride-1 layer has both indirect and {reference} ok", t)
     n = len(t)
     faster, slower = int((t["result"] == "faster").sum()), int((t["result"] == "slower").sum())
-    gm = _geomean(t["speedup"])
+    gm = geomean(t["speedup"])
     if slower >= n / 2 and faster == 0 and 0.75 <= gm < 1.0:
         verdict = HOLDS
     elif faster >= n / 2 or (gm >= 1.0 and slower == 0):
@@ -355,8 +353,8 @@ class ReproduceOutcome:
 
 def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = None) -> ReproduceOutcome:
     """Draw the figures of an existing results folder and write its ``report.md``."""
-    from .plots import plot_all
-    from .results import ANALYSIS_SAMPLE_COLUMNS, read_results
+    from ..plots import plot_all
+    from ..results import ANALYSIS_SAMPLE_COLUMNS, read_results
 
     results = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS)
     plots = plot_all(results_dir, formats=formats) if draw else []
@@ -366,13 +364,14 @@ def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = N
     return ReproduceOutcome(Path(results_dir), path, plots, findings)
 
 
-def reproduce(out: str | Path | None = None, *, quick: bool = False, progress: Any = None,
+def reproduce(out: str | Path | None = None, *, quick: bool = False, monitor: Any = None,
               calibration: bool = True, formats: Any = None) -> ReproduceOutcome:
     """Run ``configs/paper.yaml`` (``quick``: :data:`QUICK_LAYERS` x :data:`QUICK_ALGORITHMS`,
     quick timing), draw its figures into ``OUT/plots/`` and write ``OUT/report.md``."""
-    from .config import load_config
-    from .results import default_out_dir
-    from .runner import plan, run
+    from ..config import load_config
+    from ..results import default_out_dir
+    from ..sweep.plan import plan
+    from ..sweep.session import run
 
     config = load_config(CONFIG)
     the_plan = plan(config, layers=QUICK_LAYERS if quick else None,
@@ -380,6 +379,6 @@ def reproduce(out: str | Path | None = None, *, quick: bool = False, progress: A
     if quick:  # a few more samples than a plain --quick, so every speedup has an interval
         the_plan.timing = replace(the_plan.timing, min_samples=max(the_plan.timing.min_samples, QUICK_MIN_SAMPLES))
     out_dir = Path(out) if out is not None else default_out_dir(config.name + ("-quick" if quick else ""))
-    outcome = run(the_plan, out_dir, progress=progress, calibration=calibration,
+    outcome = run(the_plan, out_dir, monitor=monitor, calibration=calibration,
                   argv=["convbench", "reproduce", *(["--quick"] if quick else [])])
     return write_report(outcome.out_dir, formats=formats)

@@ -1,0 +1,5 @@
+"""``python -m convbench.cli``."""
+
+from . import app
+
+app()

@@ -1,0 +1,1 @@
+"""Everything about the host: thread pools, memory, the allocator's policy, metadata for env.json."""

@@ -1,0 +1,1 @@
+"""A sweep: plan the cases, measure them (in an isolated worker), write a results folder."""

@@ -41,7 +41,7 @@ def _texts(fig):
 
 
 def test_plot_all_writes_every_figure_as_png_and_svg(tmp_path):
-    paths = plots.plot_all(DATA, tmp_path / "plots", only=["speedup", "network"])
+    paths = plots.plot_all(DATA, tmp_path / "plots", only=["speedup", "network"], formats=["png", "svg"])
     assert [p.name for p in paths] == ["speedup.png", "speedup.svg", "network.png", "network.svg"]
     assert all(_is_png(p) for p in paths if p.suffix == ".png")
     svg = ET.parse(paths[1]).getroot()

@@ -70,7 +70,7 @@ def test_reproduce_quick_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
     assert "Quick run" in report and "## Verdicts" in report
-    assert (out / "plots" / "speedup.png").is_file() and (out / "plots" / "memory.svg").is_file()
+    assert (out / "plots" / "speedup.png").is_file() and (out / "plots" / "memory.png").is_file()  # PNG by default
     res = read_results(out)
     assert set(res.summary["algorithm"]) == {"im2col", "im2col-numba", "indirect"}
     assert (res.summary["status"] == "ok").all()

@@ -63,3 +63,62 @@ def test_cli_select_writes_selection_csv(tmp_path):
     assert "best per layer" in result.output
     bad = CliRunner().invoke(app, ["select", str(tmp_path / "nope")])
     assert bad.exit_code == 2 and "no such results folder" in bad.output
+
+
+def _select_best_per_group(summary):
+    """The oracle: select_best as it was, one pandas group at a time."""
+    from convbench.analysis.select import eligible
+    from convbench.results.schema import VARIANT_KEYS
+
+    def num(v):
+        return math.nan if v is None else float(v)
+
+    ok = eligible(summary)
+    rows = []
+    for key, g in summary.groupby(VARIANT_KEYS, sort=False):
+        good = g[ok.loc[g.index]].sort_values("time_median_s", kind="stable")
+        bad = g[(g["status"] == "ok") & ~ok.loc[g.index]]
+        first = g.iloc[0]
+        rec = dict(zip(VARIANT_KEYS, key))
+        rec.update(layer_class=first["layer_class"], count=int(first["count"]), algorithm="",
+                   time_median_s=math.nan, time_ci_low_s=math.nan, time_ci_high_s=math.nan,
+                   gflops=math.nan, speedup_vs_baseline=math.nan, runner_up="", runner_up_time_s=math.nan,
+                   margin=math.nan, clear_winner=False, candidates=len(good),
+                   excluded=",".join(bad["algorithm"].astype(str)))
+        if len(good):
+            best = good.iloc[0]
+            rec.update(algorithm=best["algorithm"], time_median_s=best["time_median_s"],
+                       time_ci_low_s=best["time_ci_low_s"], time_ci_high_s=best["time_ci_high_s"],
+                       gflops=best["gflops"], speedup_vs_baseline=best.get("speedup_vs_baseline", math.nan))
+            if len(good) > 1:
+                second = good.iloc[1]
+                rec.update(runner_up=second["algorithm"], runner_up_time_s=second["time_median_s"],
+                           margin=second["time_median_s"] / best["time_median_s"],
+                           clear_winner=bool(num(best["time_ci_high_s"]) < num(second["time_ci_low_s"])))
+            else:
+                rec["clear_winner"] = True
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def test_select_best_equals_the_per_group_code_on_the_shipped_runs():
+    from convbench.results import read_results
+
+    root = Path(__file__).parent.parent / "results"
+    frames = [_frame()] + [read_results(root / name, samples=False).summary for name in ("paper", "mobilenet")]
+    frames.append(read_results(DATA, samples=False).summary)
+    for summary in frames:
+        want, got = _select_best_per_group(summary), select_best(summary)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_cli_select_lists_at_most_max_rows(tmp_path, monkeypatch):
+    import convbench.cli.render as render
+
+    monkeypatch.setattr(render, "MAX_TABLE_ROWS", 5)
+    folder = tmp_path / "run"
+    shutil.copytree(DATA, folder)
+    result = CliRunner().invoke(app, ["select", str(folder)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "... and 13 more rows: every layer is in" in result.output
+    assert len(pd.read_csv(folder / "selection.csv")) == 18  # the file has them all

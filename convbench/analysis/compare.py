@@ -13,7 +13,8 @@ Two uses share the statistics here:
 
 In :func:`ratio_table`, confidence intervals of a ratio of medians are a
 seeded percentile bootstrap over the per-call samples of both cases
-(resampled independently), so they are reproducible. Where a case has too
+(resampled independently), so they are reproducible; every case of a table
+is done at once by :mod:`convbench.groupstats`. Where a case has too
 few samples (< 2), the interval falls back to the ratio of the summary's
 median CI bounds (conservative: the widest ratio the two intervals allow).
 """
@@ -26,6 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .. import groupstats as gs
 from ..results.schema import CASE_KEYS, VARIANT_KEYS
 from .verdicts import DEFAULT_THRESHOLD, judge, ratio_ci, speed_gap
 #: Shape columns that must agree for two cases of the same key to be compared.
@@ -35,7 +37,7 @@ SHAPE_COLUMNS = [
     "dilation_h", "dilation_w", "groups",
 ]
 
-N_BOOT = 2000
+N_BOOT = gs.N_BOOT
 
 
 class CompareError(Exception):
@@ -43,6 +45,8 @@ class CompareError(Exception):
 
 
 # -- statistics ---------------------------------------------------------------------
+# The statistics themselves live in convbench.groupstats (all cases at once);
+# these are the one-pair forms and the table-level glue.
 
 
 def bootstrap_ratio_ci(
@@ -52,30 +56,52 @@ def bootstrap_ratio_ci(
     """Percentile-bootstrap CI of ``median(num) / median(den)`` (seeded).
 
     ``num`` and ``den`` are resampled independently. NaNs when either side has
-    fewer than 2 samples.
+    fewer than 2 finite samples. One pair of :func:`convbench.groupstats.ratio_cis`.
     """
-    a = np.asarray(num, dtype=float)
-    b = np.asarray(den, dtype=float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if a.size < 2 or b.size < 2:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    ma = np.median(a[rng.integers(0, a.size, (n_boot, a.size))], axis=1)
-    mb = np.median(b[rng.integers(0, b.size, (n_boot, b.size))], axis=1)
-    ratios = ma / mb
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    a = gs.Groups.from_arrays(num, np.zeros(len(num)))
+    b = gs.Groups.from_arrays(den, np.zeros(len(den)))
+    lo, hi = gs.ratio_cis(a, [0 if len(a.keys) else -1], b, [0 if len(b.keys) else -1],
+                          confidence=confidence, n_boot=n_boot, seed=seed)
+    return float(lo[0]), float(hi[0])
 
 
 def ratio_bounds_from_ci(
     num_low: float, num_high: float, den_low: float, den_high: float
 ) -> tuple[float, float]:
     """The widest ratio two median CIs allow: ``(num_low/den_high, num_high/den_low)``."""
-    vals = [num_low, num_high, den_low, den_high]
-    if any(v is None or not np.isfinite(v) or v <= 0 for v in vals):
-        return math.nan, math.nan
-    return num_low / den_high, num_high / den_low
+    lo, hi = ratio_bounds_from_cis(*(np.array([v], dtype=float) for v in (num_low, num_high, den_low, den_high)))
+    return float(lo[0]), float(hi[0])
+
+
+def ratio_bounds_from_cis(num_low: Any, num_high: Any, den_low: Any, den_high: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ratio_bounds_from_ci` for arrays: NaN where a bound is missing or not positive."""
+    vals = [np.asarray(pd_float(v), dtype=float) for v in (num_low, num_high, den_low, den_high)]
+    good = np.logical_and.reduce([np.isfinite(v) & (v > 0) for v in vals])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.where(good, vals[0] / vals[3], math.nan)
+        hi = np.where(good, vals[1] / vals[2], math.nan)
+    return lo, hi
+
+
+def pd_float(values: Any) -> Any:
+    """A column or scalar as floats, None -> NaN."""
+    import pandas as pd
+
+    return pd.to_numeric(pd.Series(np.atleast_1d(np.asarray(values, dtype=object))), errors="coerce").to_numpy(float)
+
+
+def sample_groups(samples: Any) -> gs.Groups:
+    """The per-call times of a samples frame grouped by ``case_id`` (as strings)."""
+    if samples is None or len(samples) == 0:
+        return gs.Groups.empty()
+    import pandas as pd
+
+    ids = samples["case_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):  # keep the codes: one string per case, not per sample
+        ids = ids.cat.rename_categories(ids.cat.categories.astype(str))
+    else:
+        ids = ids.astype(str)
+    return gs.Groups.from_arrays(samples["time_s"].to_numpy(dtype=float), ids)
 
 
 def samples_by_case(samples: Any) -> dict[str, np.ndarray]:
@@ -85,20 +111,24 @@ def samples_by_case(samples: Any) -> dict[str, np.ndarray]:
     return {str(k): g.to_numpy(dtype=float) for k, g in samples.groupby("case_id", sort=False)["time_s"]}
 
 
-def _ratio_ci(
-    num_row: Mapping[str, Any], den_row: Mapping[str, Any], by_case: Mapping[str, np.ndarray],
+def pair_ratio_cis(
+    num: gs.Groups, num_ids: Any, num_ci: tuple[Any, Any], den: gs.Groups, den_ids: Any, den_ci: tuple[Any, Any],
     confidence: float, seed: int,
-) -> tuple[float, float, str]:
-    a = by_case.get(str(num_row.get("case_id")))
-    b = by_case.get(str(den_row.get("case_id")))
-    if a is not None and b is not None and a.size >= 2 and b.size >= 2:
-        lo, hi = bootstrap_ratio_ci(a, b, confidence, seed=seed)
-        return lo, hi, "bootstrap"
-    lo, hi = ratio_bounds_from_ci(
-        num_row.get("time_ci_low_s"), num_row.get("time_ci_high_s"),
-        den_row.get("time_ci_low_s"), den_row.get("time_ci_high_s"),
-    )
-    return lo, hi, "summary-ci"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CI of ``median(num case) / median(den case)`` for every pair of case ids.
+
+    The bootstrap of the samples where both cases have >= 2; elsewhere the
+    ratio of the summary's median CI bounds (``num_ci``/``den_ci`` are the
+    (low, high) columns). Returns ``(low, high, method)``.
+    """
+    nr = num.rows(np.asarray(num_ids, dtype=str))
+    dr = den.rows(np.asarray(den_ids, dtype=str))
+    boot = (num.size_of(nr) >= 2) & (den.size_of(dr) >= 2)
+    lo, hi = gs.ratio_cis(num, np.where(boot, nr, -1), den, np.where(boot, dr, -1),
+                          confidence=confidence, seed=seed)
+    flo, fhi = ratio_bounds_from_cis(num_ci[0], num_ci[1], den_ci[0], den_ci[1])
+    method = np.where(boot, "bootstrap", "summary-ci").astype(object)
+    return np.where(boot, lo, flo), np.where(boot, hi, fhi), method
 
 
 # -- within one run: speed against a reference algorithm ------------------------------
@@ -119,28 +149,44 @@ def ratio_table(
     """
     import pandas as pd
 
-    by_case = samples_by_case(samples)
-    ref = summary[summary["algorithm"] == reference]
-    ref_rows = {tuple(r[k] for k in VARIANT_KEYS): r for r in ref.to_dict("records")}
     df = summary if algorithms is None else summary[summary["algorithm"].isin(list(algorithms))]
-    out = []
-    for i, row in enumerate(df.to_dict("records")):
-        base = ref_rows.get(tuple(row[k] for k in VARIANT_KEYS))
-        rec = {k: row.get(k) for k in (*VARIANT_KEYS, "algorithm", "layer_class", "count", "case_id",
-                                       "in_channels", "kernel_h", "kernel_w", "stride_h", "stride_w")}
-        rec.update(reference=reference, status=row["status"], speedup=math.nan, ci_low=math.nan,
-                   ci_high=math.nan, ci_method="", time_s=row.get("time_median_s"),
-                   reference_time_s=math.nan)
-        if base is None or base["status"] != "ok":
-            if row["status"] == "ok":
-                rec["status"] = "no-reference"
-        elif row["status"] == "ok":
-            rec["reference_time_s"] = base["time_median_s"]
-            rec["speedup"] = base["time_median_s"] / row["time_median_s"]
-            lo, hi, how = _ratio_ci(base, row, by_case, confidence, seed + i)
-            rec.update(ci_low=lo, ci_high=hi, ci_method=how)
-        out.append(rec)
-    return pd.DataFrame(out)
+    df = df.reset_index(drop=True)
+    ref = summary[summary["algorithm"] == reference].drop_duplicates(VARIANT_KEYS, keep="last").reset_index(drop=True)
+    if len(ref):
+        pos = pd.MultiIndex.from_frame(ref[VARIANT_KEYS]).get_indexer(pd.MultiIndex.from_frame(df[VARIANT_KEYS]))
+    else:
+        pos = np.full(len(df), -1)
+    has = pos >= 0
+    at = np.maximum(pos, 0)
+
+    def base(col: str) -> np.ndarray:
+        vals = ref[col].to_numpy()[at] if len(ref) else np.full(len(df), None, dtype=object)
+        return np.where(has, vals, None)
+
+    row_ok = (df["status"] == "ok").to_numpy()
+    ref_ok = has & (base("status") == "ok")
+    both = row_ok & ref_ok
+    out = pd.DataFrame({k: df[k] if k in df.columns else None
+                        for k in (*VARIANT_KEYS, "algorithm", "layer_class", "count", "case_id",
+                                  "in_channels", "kernel_h", "kernel_w", "stride_h", "stride_w")})
+    out["reference"] = reference
+    out["status"] = np.where(row_ok & ~ref_ok, "no-reference", df["status"].to_numpy(dtype=object))
+    ref_time = pd_float(base("time_median_s"))
+    time = pd_float(df["time_median_s"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["speedup"] = np.where(both, ref_time / time, math.nan)
+    out["ci_low"], out["ci_high"], out["ci_method"] = math.nan, math.nan, ""
+    if both.any():
+        g = sample_groups(samples)
+        idx = np.flatnonzero(both)
+        lo, hi, how = pair_ratio_cis(
+            g, base("case_id")[idx].astype(str), (base("time_ci_low_s")[idx], base("time_ci_high_s")[idx]),
+            g, df["case_id"].astype(str).to_numpy()[idx],
+            (df["time_ci_low_s"].to_numpy()[idx], df["time_ci_high_s"].to_numpy()[idx]), confidence, seed)
+        out.loc[idx, "ci_low"], out.loc[idx, "ci_high"], out.loc[idx, "ci_method"] = lo, hi, how
+    out["time_s"] = df["time_median_s"]
+    out["reference_time_s"] = np.where(both, ref_time, math.nan)
+    return out
 
 
 # -- two runs ------------------------------------------------------------------------
@@ -165,14 +211,15 @@ class Comparison:
         return self.table[self.table["verdict"].isin(["faster", "fixed"])]
 
 
-def _case_index(summary: Any, label: str) -> dict[tuple, dict]:
-    rows: dict[tuple, dict] = {}
-    for r in summary.to_dict("records"):
-        key = tuple(r[k] for k in CASE_KEYS)
-        if key in rows:
-            raise CompareError(f"{label} has case {_fmt_key(key)} twice; merge or deduplicate it first")
-        rows[key] = r
-    return rows
+def _keys_of(summary: Any) -> list[tuple]:
+    return list(zip(*(summary[k].tolist() for k in CASE_KEYS))) if len(summary) else []
+
+
+def _check_unique(summary: Any, label: str) -> None:
+    dup = summary.duplicated(CASE_KEYS, keep="first").to_numpy() if len(summary) else np.zeros(0, bool)
+    if dup.any():
+        key = _keys_of(summary.iloc[[int(np.argmax(dup))]])[0]
+        raise CompareError(f"{label} has case {_fmt_key(key)} twice; merge or deduplicate it first")
 
 
 def _fmt_key(key: tuple) -> str:
@@ -186,15 +233,30 @@ def _listing(keys: list[tuple], limit: int = 8) -> str:
     return shown + more
 
 
-def match_cases(a: Any, b: Any, label_a: str = "A", label_b: str = "B") -> list[tuple[dict, dict]]:
-    """Pairs of rows of the same case; raises :class:`CompareError` naming any that do not match."""
-    ia, ib = _case_index(a, label_a), _case_index(b, label_b)
-    only_a = [k for k in ia if k not in ib]
-    only_b = [k for k in ib if k not in ia]
-    shape_diff = [
-        k for k in ia if k in ib
-        and any(str(ia[k].get(c)) != str(ib[k].get(c)) for c in SHAPE_COLUMNS if c in ia[k] and c in ib[k])
-    ]
+def aligned_cases(a: Any, b: Any, label_a: str = "A", label_b: str = "B") -> tuple[Any, Any]:
+    """The rows of ``a`` and of ``b`` for the same cases, in ``a``'s order, index reset.
+
+    Raises :class:`CompareError` naming any case in only one of them, any
+    case twice in one, or any case whose shape differs.
+    """
+    import pandas as pd
+
+    _check_unique(a, label_a)
+    _check_unique(b, label_b)
+    ia = pd.MultiIndex.from_frame(a[CASE_KEYS]) if len(a) else None
+    ib = pd.MultiIndex.from_frame(b[CASE_KEYS]) if len(b) else None
+    pos = ib.get_indexer(ia) if ia is not None and ib is not None else np.full(len(a), -1)
+    back = ia.get_indexer(ib) if ia is not None and ib is not None else np.full(len(b), -1)
+    keys_a, keys_b = _keys_of(a), _keys_of(b)
+    only_a = [k for k, p in zip(keys_a, pos) if p < 0]
+    only_b = [k for k, p in zip(keys_b, back) if p < 0]
+    both = np.flatnonzero(pos >= 0)
+    ra, rb = a.iloc[both].reset_index(drop=True), b.iloc[pos[both]].reset_index(drop=True)
+    differs = np.zeros(len(both), bool)
+    for c in SHAPE_COLUMNS:
+        if c in ra.columns and c in rb.columns:
+            differs |= (ra[c].astype(str).to_numpy() != rb[c].astype(str).to_numpy())
+    shape_diff = [keys_a[i] for i in both[differs]]
     problems = []
     if only_a:
         problems.append(f"{len(only_a)} case(s) only in {label_a}: {_listing(only_a)}")
@@ -207,7 +269,13 @@ def match_cases(a: Any, b: Any, label_a: str = "A", label_b: str = "B") -> list[
             f"the cases of {label_a} and {label_b} do not match; " + "; ".join(problems)
             + ". Compare runs of the same config (same layers, algorithms, layouts, dtypes and threads)."
         )
-    return [(ia[k], ib[k]) for k in ia]
+    return ra, rb
+
+
+def match_cases(a: Any, b: Any, label_a: str = "A", label_b: str = "B") -> list[tuple[dict, dict]]:
+    """Pairs of rows of the same case; raises :class:`CompareError` naming any that do not match."""
+    ra, rb = aligned_cases(a, b, label_a, label_b)
+    return list(zip(ra.to_dict("records"), rb.to_dict("records")))
 
 
 def _calibration(env: Mapping[str, Any]) -> float | None:
@@ -236,9 +304,7 @@ def compare_runs(
 
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
-    pairs = match_cases(a.summary, b.summary, label_a, label_b)
-    ra = pd.DataFrame([p[0] for p in pairs]).reset_index(drop=True)
-    rb = pd.DataFrame([p[1] for p in pairs]).reset_index(drop=True)
+    ra, rb = aligned_cases(a.summary, b.summary, label_a, label_b)
 
     def col(df: Any, name: str) -> np.ndarray:
         return pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df else np.full(len(df), np.nan)

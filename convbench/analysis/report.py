@@ -357,9 +357,9 @@ class ReproduceOutcome:
 def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = None) -> ReproduceOutcome:
     """Draw the figures of an existing results folder and write its ``report.md``."""
     from ..plots import plot_all
-    from ..results import read_results
+    from ..results import ANALYSIS_SAMPLE_COLUMNS, read_results
 
-    results = read_results(results_dir)
+    results = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS)
     plots = plot_all(results_dir, formats=formats) if draw else []
     findings = evaluate(results.summary, results.samples)
     path = Path(results_dir) / "report.md"

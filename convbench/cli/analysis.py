@@ -7,11 +7,11 @@ import typer
 from .app import app, console, err_console, fail, option_error
 
 
-def _read(folder: str):  # type: ignore[no-untyped-def]
+def _read(folder: str, samples: bool | list[str] = True):  # type: ignore[no-untyped-def]
     from ..results import ResultsError, read_results
 
     try:
-        return read_results(folder)
+        return read_results(folder, samples=samples)
     except ResultsError as exc:
         fail(str(exc))
 
@@ -21,9 +21,9 @@ def plot(
     results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
     out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
     only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network."),
-    formats: str = typer.Option("png,svg", "--format", help="Comma-separated file formats (png, svg, pdf)."),
+    formats: str = typer.Option("png", "--format", help="Comma-separated file formats: png (default), svg, pdf; e.g. png,svg."),
 ) -> None:
-    """Draw the figures of a results folder (PNG + SVG) from its CSVs."""
+    """Draw the figures of a results folder (PNG; SVG or PDF on request) from its tables."""
     from ..plots import plot_all
     from ..results import ResultsError
     from .options import parse_names
@@ -51,9 +51,9 @@ def compare(
 ) -> None:
     """Per matching case: B/A of the medians with a 95% CI, and a verdict that tells drift from change."""
     from ..analysis.compare import CompareError, compare_runs
-    from .render import compare_table, print_table
+    from .render import MAX_TABLE_ROWS, compare_table, more_rows, print_table
 
-    ra, rb = _read(a), _read(b)
+    ra, rb = _read(a, samples=False), _read(b, samples=False)  # the verdicts use the summaries only
     try:
         result = compare_runs(ra, rb, threshold=threshold, raw=raw, label_a=a, label_b=b)
     except CompareError as exc:
@@ -68,13 +68,35 @@ def compare(
     shown = df if show_all else df[df["verdict"].isin(["slower", "faster", "broken", "fixed"])]
     if len(shown):
         what = "time in reference-kernel units" if result.normalised else "time"
-        print_table(compare_table(shown, f"B / A {what}: {b} against {a} (a change counts when its CI is beyond "
-                                         f"+-{threshold:.0%} and above both runs' repetition spread)"))
+        print_table(compare_table(shown if show_all else shown.head(MAX_TABLE_ROWS),
+                                  f"B / A {what}: {b} against {a} (a change counts when its CI is beyond "
+                                  f"+-{threshold:.0%} and above both runs' repetition spread)"))
+        more = None if show_all else more_rows(len(shown), "see them all with --all, or every case with --csv FILE")
+        if more:
+            console.print(more, highlight=False)
     counts = df["verdict"].value_counts().to_dict()
     console.print(f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)
     if fail_on_regression and len(result.regressions):
         err_console.print(f"[red]{len(result.regressions)} regression(s)[/]", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+def convert(
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    to: str = typer.Option("parquet", "--to", help="parquet: write summary.parquet and samples.parquet beside the CSVs (needs the `parquet` extra); csv: write the CSVs back from them."),
+) -> None:
+    """Write a results folder's tables as Parquet (read by every command, far faster for big runs), or back to CSV."""
+    from ..results import ResultsError
+    from ..results.convert import convert as convert_tables
+
+    try:
+        with console.status(f"converting to {to} ..."):
+            paths = convert_tables(results_dir, to.strip().lower())
+    except ResultsError as exc:
+        fail(str(exc))
+    for p in paths:
+        console.print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)", highlight=False)
 
 
 @app.command("select")
@@ -84,14 +106,18 @@ def select_cmd(
     """The best algorithm per layer (fastest ok case within tolerance) -> RESULTS_DIR/selection.csv."""
     from ..analysis.select import write_selection
     from ..results import ResultsError
-    from .render import print_table, selection_tables
+    from .render import more_rows, print_table, selection_tables
 
     try:
         path, selection, network = write_selection(results_dir)
     except ResultsError as exc:
         fail(str(exc))
-    for table in selection_tables(selection, network):
-        print_table(table)
+    table, net = selection_tables(selection, network)
+    print_table(table)
+    more = more_rows(len(selection), f"every layer is in {path}")
+    if more:
+        console.print(more, highlight=False)
+    print_table(net)
     console.print(f"wrote {path}", highlight=False)
     _print_versus_peers(results_dir)
 
@@ -122,7 +148,7 @@ def reproduce(
 
     try:
         if from_results:
-            _read(from_results)
+            _read(from_results, samples=False)  # a clear error for a bad folder, before drawing
             with console.status("drawing and judging ..."):
                 outcome = write_report(from_results)
         else:

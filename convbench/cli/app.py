@@ -29,7 +29,10 @@ PluginOption = typer.Option(
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-paragraph error and exit (status 2 = bad input)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: messages quote user input and pip extras like convbench[parquet]
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -121,6 +121,16 @@ def doctor_table(findings: dict) -> Table:
     return table
 
 
+#: Rows a per-case table prints before it points to the CSV instead (a terminal of thousands
+#: of rows is unreadable, and rendering it took longer than computing it).
+MAX_TABLE_ROWS = 60
+
+
+def more_rows(n_rows: int, where: str) -> str | None:
+    """The line that replaces the rows past :data:`MAX_TABLE_ROWS` (None when all were listed)."""
+    return f"... and {n_rows - MAX_TABLE_ROWS} more rows: {where}" if n_rows > MAX_TABLE_ROWS else None
+
+
 def compare_table(shown: Any, title: str) -> Table:
     table = _table(title, ("layer", "algorithm", "layout", "dtype", "threads", "A median", "B median",
                            "B/A [95% CI]", "spread A/B", "verdict"), ("layer", "algorithm", "verdict"))
@@ -138,7 +148,7 @@ def selection_tables(selection: Any, network: Any) -> tuple[Table, Table]:
     table = _table("best algorithm per layer (fastest ok case within its error tolerance)",
                    ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"),
                    ("layer", "best", "runner-up"))
-    for r in selection.to_dict("records"):
+    for r in selection.head(MAX_TABLE_ROWS).to_dict("records"):
         margin = "-" if r["margin"] != r["margin"] else f"x{r['margin']:.2f}" + ("" if r["clear_winner"] else " (tie)")
         table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]), r["algorithm"] or "[red]none ok[/]",
                       fmt_time(r["time_median_s"]), fmt(r["gflops"], ".1f"), r["runner_up"] or "-", margin)

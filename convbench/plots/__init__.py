@@ -1,13 +1,15 @@
-"""Figures from a results folder (never from live objects), PNG + SVG.
+"""Figures from a results folder (never from live objects), PNG (SVG, PDF on request).
 
 Every function takes the run's summary DataFrame (+ the env.json dict) and an
 output path (a folder, or a file name whose suffix is replaced), writes PNG
-and SVG, and returns the paths written. ``figure_*`` twins return the
+(or the ``formats`` asked for), and returns the paths written. ``figure_*`` twins return the
 :class:`matplotlib.figure.Figure` instead (for notebooks and tests).
 :func:`plot_all` draws every figure of a results folder into ``DIR/plots/``.
 
 Skipped, failed and errored cases are drawn as hatched, unfilled columns
-(or left out of point plots), never as zero.
+(or left out of point plots), never as zero. A run with more layers than a
+reader can tell apart is drawn per layer class (:mod:`._scale`), and the
+title says so. :func:`plot_all` draws its figures in parallel processes.
 """
 
 from __future__ import annotations
@@ -32,21 +34,26 @@ FIGURES = ("speedup", "gflops", "memory", "accuracy", "roofline", "winner_map", 
 
 
 def plot_all(results_dir: str | Path, out_dir: str | Path | None = None, *,
-             only: list[str] | None = None, formats: Any = None) -> list[Path]:
+             only: list[str] | None = None, formats: Any = None, jobs: int | None = None) -> list[Path]:
     """Draw every figure of a results folder into ``out_dir`` (default ``DIR/plots/``).
 
     ``only`` limits the figures (names from :data:`FIGURES`). Returns the
-    files written, PNG and SVG for each figure (thread scaling only when the
-    run has more than one thread count).
+    files written, one per format per figure (thread scaling only when the
+    run has more than one thread count), in :data:`FIGURES` order. ``jobs``
+    processes draw (default: the usable cores, at most one per figure); the
+    data is read once, before they fork.
     """
     from ..results import read_results
 
-    res = read_results(results_dir)
-    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "plots"
+    from ..results import ANALYSIS_SAMPLE_COLUMNS
+
     unknown = [n for n in only or [] if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     wanted = set(only or FIGURES)
+    # only the speedup figure's whiskers need the samples (and only two of their columns)
+    res = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS if "speedup" in wanted else False)
+    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "plots"
     s, env = res.summary, res.env
     if s.empty:
         raise ValueError(f"{results_dir}: summary.csv has no rows; nothing to draw")
@@ -60,8 +67,40 @@ def plot_all(results_dir: str | Path, out_dir: str | Path | None = None, *,
         "thread_scaling": lambda: plot_thread_scaling(s, env, out, formats=formats),
         "network": lambda: plot_network(s, env, out, formats=formats),
     }
-    paths: list[Path] = []
-    for name in FIGURES:
-        if name in wanted:
-            paths += calls[name]()
-    return paths
+    names = [n for n in FIGURES if n in wanted]
+    return [p for group in _draw(calls, names, jobs) for p in group]
+
+
+#: Rough relative drawing cost, biggest first, so two workers finish together.
+_COST = {"speedup": 4, "memory": 4, "winner_map": 4, "accuracy": 3, "gflops": 3, "thread_scaling": 2,
+         "network": 1, "roofline": 1}
+_CALLS: dict[str, Any] = {}
+
+
+def _call(name: str) -> list[Path]:
+    return _CALLS[name]()
+
+
+def _draw(calls: dict[str, Any], names: list[str], jobs: int | None) -> list[list[Path]]:
+    """Each figure's paths, in ``names`` order; drawn by forked workers when that helps.
+
+    Drawing is CPU-bound Python (matplotlib holds the GIL), so processes, not
+    threads. Fork shares the data read already; where fork is unavailable
+    (Windows, macOS default) the figures are drawn one after another.
+    """
+    import multiprocessing as mp
+    import os
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    jobs = max(1, min(jobs or usable, len(names)))
+    if jobs == 1 or "fork" not in mp.get_all_start_methods():
+        return [calls[n]() for n in names]
+    _CALLS.clear()
+    _CALLS.update(calls)
+    order = sorted(names, key=lambda n: -_COST.get(n, 2))
+    try:
+        with mp.get_context("fork").Pool(jobs) as pool:
+            done = dict(zip(order, pool.map(_call, order, chunksize=1)))
+    finally:
+        _CALLS.clear()
+    return [done[n] for n in names]

@@ -14,6 +14,8 @@ from matplotlib.patches import Patch
 
 from ..analysis.select import network_comparison, select_best
 from . import _common as c
+from ._scale import MAX_LAYERS, class_order
+from .aggregate import winner_table_by_class
 
 #: Grid dimensions a sweep may vary, as (label, column(s)); pairs collapse when equal.
 _DIMS = [
@@ -107,9 +109,12 @@ def figure_winner_map(summary: Any, env: dict | None = None) -> Figure:
     panels = panels[:MAX_GRID_PANELS]
     n_cols = min(3, max(1, len(panels)))
     n_rows = math.ceil(len(panels) / n_cols) if panels else 0
-    table_h = 0.32 * len(loose) + 1.2 if loose else 0
+    by_class = len(loose) > MAX_LAYERS  # a row per layer class instead of per layer
+    n_rows_table = 2.2 * len(class_order(summary)) if by_class else len(loose)  # cells of several lines
+    table_h = 0.32 * n_rows_table + 1.2 if loose else 0
     fig = c.new_figure(max(4.2 * n_cols, 3 + 1.6 * len(variants)), 3.6 * n_rows + table_h + 2.0)
-    c.title(fig, "Winner map: the fastest correct algorithm per layer", env, summary["threads"].unique())
+    shown = f" ({dropped} more grid panels not drawn: see selection.csv)" if dropped else ""
+    c.title(fig, "Winner map: the fastest correct algorithm per layer" + shown, env, summary["threads"].unique())
     ratios = [3.6] * n_rows + ([table_h] if loose else [])
     if not ratios:
         c.no_data(fig, "no layers")
@@ -136,7 +141,9 @@ def figure_winner_map(summary: Any, env: dict | None = None) -> Figure:
         extra = ", ".join(f"{d}={v}" for d, v in rest.items())
         ax.set_title(f"grid {fam['name']}" + (f" ({extra})" if extra else "") + f"\n{c.variant_label(variant)}",
                      fontsize=8.5)
-    if loose:
+    if loose and by_class:
+        winner_table_by_class(sub[-1].add_subplot(), selection, loose, variants, algos, summary)
+    elif loose:
         ax = sub[-1].add_subplot()
         img = np.ones((len(loose), len(variants), 3))
         for yi, layer in enumerate(loose):

@@ -11,6 +11,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import _common as c
+from ._scale import aggregated
+from .aggregate import accuracy_by_class, memory_by_class
 
 
 
@@ -18,6 +20,7 @@ def _log_panel(ax, floor: float, ylabel: str, title: str) -> None:
     """A log-scale panel whose bars start at ``floor`` (log axes have no 0)."""
     ax.set_yscale("log")
     ax.set_ylim(bottom=floor)
+    c.no_minor_ticks(ax)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9, loc="left")
     ax.grid(axis="y", alpha=0.3)
@@ -42,6 +45,8 @@ def figure_memory(summary: Any, env: dict | None = None) -> Figure:
     sit on a log axis: it is a triangle on the bottom edge.
     """
     df = _one_thread_count(summary)
+    if aggregated(df):  # too many layers for a bar each: per layer class
+        return memory_by_class(df, env, _layout_dtype_panels(df))
     algos = c.algorithms_of(df)
     panels = _layout_dtype_panels(df)
     rows = c.layer_rows(df)
@@ -109,6 +114,8 @@ def figure_accuracy(summary: Any, env: dict | None = None) -> Figure:
     sits on the bottom edge; skipped cases are hatched.
     """
     df = _one_thread_count(summary)
+    if aggregated(df):  # too many layers for a bar each: per layer class
+        return accuracy_by_class(df, env, _layout_dtype_panels(df))
     algos = c.algorithms_of(df)
     panels = _layout_dtype_panels(df)
     rows = c.layer_rows(df)

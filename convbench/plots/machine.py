@@ -12,6 +12,7 @@ from matplotlib.lines import Line2D
 from ..results.schema import specs_of
 from ..timing import geomean
 from . import _common as c
+from ._scale import aggregated
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 
@@ -69,6 +70,8 @@ def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
             ax.text(0.02, 0.98, "roof: " + ", ".join(text), transform=ax.transAxes, va="top", fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        c.no_minor_ticks(ax, "x")
+        c.no_minor_ticks(ax, "y")
         ax.set_xlabel("arithmetic intensity (FLOP / byte of compulsory traffic)")
         ax.set_title(f"{t} thread{'s' if t != 1 else ''}", fontsize=9, loc="left")
         ax.grid(alpha=0.3, which="both")
@@ -115,7 +118,12 @@ def figure_thread_scaling(summary: Any, env: dict | None = None) -> Figure:
     algos = c.algorithms_of(summary)
     panels = list(dict.fromkeys(zip(summary["layout"], summary["dtype"])))
     fig = c.new_figure(11, 4.0 * len(panels) + 1.4)
-    c.title(fig, "Thread scaling: speedup and efficiency against thread count", env, threads)
+    # past MAX_LAYERS a thin line per layer is a smear: the layers' interquartile range as a band
+    band = aggregated(summary)
+    headline = "Thread scaling: speedup and efficiency against thread count"
+    if band:
+        headline += f"\n{summary['layer'].nunique()} layers: the band is the middle half of the layers (25-75%)"
+    c.title(fig, headline, env, threads)
     axes = fig.subplots(len(panels), 2, squeeze=False)
     for (ax_s, ax_e), (layout, dtype) in zip(axes, panels):
         part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]
@@ -126,10 +134,15 @@ def figure_thread_scaling(summary: Any, env: dict | None = None) -> Figure:
             if a.empty:
                 continue
             color = c.color_of(algo, algos)
-            for _, g in a.groupby("layer"):
-                g = g.sort_values("threads")
-                ax_s.plot(g["threads"], g["speedup"], color=color, lw=0.5, alpha=0.25)
-                ax_e.plot(g["threads"], g["efficiency"], color=color, lw=0.5, alpha=0.25)
+            if band:
+                q = a.groupby("threads")[["speedup", "efficiency"]].quantile([0.25, 0.75]).unstack()
+                for ax, col in ((ax_s, "speedup"), (ax_e, "efficiency")):
+                    ax.fill_between(q.index, q[(col, 0.25)], q[(col, 0.75)], color=color, alpha=0.15, lw=0)
+            else:
+                for _, g in a.groupby("layer"):
+                    g = g.sort_values("threads")
+                    ax_s.plot(g["threads"], g["speedup"], color=color, lw=0.5, alpha=0.25)
+                    ax_e.plot(g["threads"], g["efficiency"], color=color, lw=0.5, alpha=0.25)
             mean = a.groupby("threads").agg(speedup=("speedup", geomean), efficiency=("efficiency", geomean))
             ax_s.plot(mean.index, mean["speedup"], color=color, lw=2, marker="o", label=algo,
                       **c.peer_style(algo, line=True))

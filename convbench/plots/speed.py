@@ -11,6 +11,8 @@ from matplotlib.lines import Line2D
 
 from ..analysis.compare import ratio_table
 from . import _common as c
+from ._scale import aggregated
+from .aggregate import gflops_by_class, speedup_by_class
 
 
 def figure_speedup(
@@ -18,6 +20,9 @@ def figure_speedup(
     confidence: float = 0.95,
 ) -> Figure:
     """Speedup over the baseline per layer: grouped bars per algorithm, CI whiskers.
+
+    Past :data:`convbench.plots._scale.MAX_LAYERS` layers, one group per
+    layer class instead (:func:`convbench.plots.aggregate.speedup_by_class`).
 
     ``speedup = median(baseline) / median(algorithm)`` on the same layer,
     layout, dtype and thread count. The whiskers are the ``confidence``
@@ -29,6 +34,8 @@ def figure_speedup(
     baseline = baseline or c.baseline_of(summary)
     table = ratio_table(summary, samples, reference=baseline, confidence=confidence)
     algos = [a for a in c.algorithms_of(summary) if a != baseline]
+    if algos and aggregated(summary):  # too many layers for a bar each: per layer class
+        return speedup_by_class(summary, table, env, baseline, algos, confidence)
     variants = c.variants_of(summary)
     rows = c.layer_rows(summary)
     panels = c.layer_panels(variants, rows)
@@ -58,8 +65,9 @@ def figure_speedup(
                     continue
                 xs.append(x)
                 ys.append(r["speedup"])
-                lo.append(r["speedup"] - r["ci_low"] if np.isfinite(r["ci_low"]) else 0.0)
-                hi.append(r["ci_high"] - r["speedup"] if np.isfinite(r["ci_high"]) else 0.0)
+                # clipped at 0: a percentile interval may miss the point estimate by a rounding error
+                lo.append(max(r["speedup"] - r["ci_low"], 0.0) if np.isfinite(r["ci_low"]) else 0.0)
+                hi.append(max(r["ci_high"] - r["speedup"], 0.0) if np.isfinite(r["ci_high"]) else 0.0)
             bottom = 0 if not log else None
             ax.bar(xs, ys, width=width, color=color, label=algo, bottom=bottom, **c.peer_style(algo),
                    yerr=np.array([lo, hi]) if xs else None, ecolor="0.15",
@@ -92,6 +100,8 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
     is drawn as the ceiling. Algorithms that do fewer multiplications than the
     direct sum (Winograd, FFT) can pass it: the count is the direct one.
     """
+    if aggregated(summary):  # too many layers for a bar each: per layer class
+        return gflops_by_class(summary, env)
     algos = c.algorithms_of(summary)
     variants = c.variants_of(summary)
     rows = c.layer_rows(summary)

@@ -20,7 +20,6 @@ folder is read or resumed. A folder is never overwritten; ``convbench run
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -28,21 +27,15 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
 from .schema import (
     REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, added_since, check_rows,
 )
-
-class ResultsError(Exception):
-    """A results folder cannot be written or read; the message says why."""
-
-
-class FolderNotEmpty(ResultsError):
-    """The folder to write already holds something (perhaps a run to resume)."""
-
+from .errors import FolderNotEmpty, ResultsError
+from .tables import csv_text, read_csv, read_table  # noqa: F401  (csv_text, read_csv: resume reads through io)
 
 # -- writing -------------------------------------------------------------------
 
@@ -231,65 +224,42 @@ def read_env(folder: str | Path) -> dict[str, Any]:
     return env
 
 
-def csv_text(path: Path) -> tuple[str, bool]:
-    """The text of a CSV without a torn last line (``True`` if one was dropped, with a warning)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
-    torn = bool(data) and not data.endswith(b"\n")
-    if torn:
-        cut = data.rfind(b"\n") + 1
-        warnings.warn(
-            f"{path}: dropped an incomplete last line ({len(data) - cut} bytes; the run was "
-            "killed while writing it)", stacklevel=3,
-        )
-        data = data[:cut]
-    try:
-        return data.decode("utf-8"), torn
-    except UnicodeDecodeError as exc:
-        raise ResultsError(f"{path} is not UTF-8 text (byte {exc.start}); not a convbench CSV") from None
+#: The sample columns the analysis commands (plot, report) need.
+ANALYSIS_SAMPLE_COLUMNS = ["case_id", "time_s"]
 
 
-def read_csv(path: str | Path, columns: list[str], added: list[str] = ()) -> Any:
-    """A results CSV as a DataFrame: torn last line dropped, every column of ``columns`` required
-    except ``added`` (columns newer than the folder's schema), which are filled in empty."""
+def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) -> Results:
+    """Read a results folder, checking its schema version and columns.
+
+    ``samples``: ``True`` reads every sample column, ``False`` none (an empty
+    frame, for commands that need only the summary), a list of column names
+    only those (plus ``case_id``), with string keys as categoricals. Each
+    table is read from ``<name>.parquet`` when ``convbench convert`` wrote an
+    up-to-date one (:mod:`.tables`), else from ``<name>.csv``.
+    """
     import pandas as pd
 
-    path = Path(path)
-    text, _ = csv_text(path)
-    try:
-        df = pd.read_csv(io.StringIO(text), keep_default_na=True)
-    except pd.errors.EmptyDataError:
-        raise ResultsError(f"{path} is empty (not even a header)") from None
-    except pd.errors.ParserError as exc:
-        raise ResultsError(f"{path} is not a well-formed CSV ({str(exc).strip()}); was it edited by hand?") from None
-    for col in added:
-        if col not in df.columns:
-            df[col] = 0 if col == "repetition" else math.nan
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ResultsError(
-            f"{path} lacks column(s) {', '.join(missing)}; not a schema-{SCHEMA_VERSION} convbench file "
-            "(edited by hand?). Restore the columns or rerun."
-        )
-    return df
-
-
-def read_results(folder: str | Path) -> Results:
-    """Read a results folder, checking its schema version and columns."""
     folder = Path(folder)
     env = read_env(folder)
-    frames = {}
-    for name, columns in (("summary.csv", SUMMARY_COLUMNS), ("samples.csv", SAMPLE_COLUMNS)):
-        path = folder / name
-        if not path.is_file():
-            raise ResultsError(f"{folder} has no {name}; the run may have failed before writing it")
-        df = read_csv(path, columns, added_since(name, env["schema_version"]))
-        for col in ("reason", "layer_class", "network", "description", "implementation"):
-            if col in df.columns:
-                df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
-        frames[name] = df
+
+    def added(name: str) -> list[str]:
+        return added_since(name, env["schema_version"])
+
+    summary = read_table(folder, "summary", SUMMARY_COLUMNS, added("summary.csv"))
+    for col in ("reason", "layer_class", "network", "description", "implementation"):
+        if col in summary.columns:
+            summary[col] = summary[col].astype(object).where(summary[col].notna(), "").astype(str)
+    frames = {"summary.csv": summary}
+    if samples is False:
+        frames["samples.csv"] = pd.DataFrame({c: pd.Series(dtype=float if c == "time_s" else object)
+                                              for c in SAMPLE_COLUMNS})
+    elif samples is True:
+        frames["samples.csv"] = read_table(folder, "samples", SAMPLE_COLUMNS, added("samples.csv"))
+    else:
+        cols = list(dict.fromkeys(["case_id", *samples]))
+        keys = [c for c in cols if c in ("case_id", "layer", "algorithm", "layout", "dtype")]
+        frames["samples.csv"] = read_table(folder, "samples", SAMPLE_COLUMNS, added("samples.csv"), usecols=cols,
+                                           categorical=keys)
     # rows are written as groups finish, in the run's shuffled schedule; read them in sweep order
     summary = frames["summary.csv"].sort_values("case_index", kind="stable").reset_index(drop=True)
     samples = frames["samples.csv"]

@@ -1,0 +1,172 @@
+"""The per-layer figures of a run too large to draw layer by layer (see :mod:`._scale`).
+
+Each function here is what its per-layer twin (``figure_speedup``,
+``figure_gflops``, ``figure_memory``, ``figure_accuracy``) draws when the run
+has more than :data:`._scale.MAX_LAYERS` layers: one group per layer class
+and algorithm, a bar for the class's centre, a dot per layer, the extreme
+layers named, the aggregation said in the title.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from . import _common as c
+from . import _scale as s
+
+
+def _figure(n_panels: int, n_classes: int, n_algos: int) -> Figure:
+    return c.new_figure(s.width_for(n_classes, n_algos), 3.6 * n_panels + 2.0)
+
+
+def _legend(fig: Figure, algos: list[str], extra: list[Any]) -> None:
+    handles = c.algorithm_handles(algos) + extra
+    handles.append(Line2D([], [], ls="none", marker="o", ms=3, mfc="0.5", mec="0.2", label="one layer"))
+    handles.append(c.absent_handle())
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
+
+
+def speedup_by_class(summary: Any, table: Any, env: dict | None, baseline: str, algos: list[str],
+                     confidence: float) -> Figure:
+    """Speedup over the baseline per layer class: geometric mean (CI over layers), a dot per layer."""
+    variants = c.variants_of(summary)
+    classes = s.class_order(summary)
+    fig = _figure(len(variants), len(classes), len(algos))
+    c.title(fig, f"Speedup over {baseline} per layer class: geometric mean over layers "
+                 f"({int(confidence * 100)}% bootstrap CI)\n{s.note(summary)}",
+            env, summary["threads"].unique(), baseline)
+    finite = table["speedup"][np.isfinite(table["speedup"]) & (table["speedup"] > 0)]
+    log = len(finite) > 0 and finite.max() / max(finite.min(), 1e-12) > 8
+    floor = 10 ** np.floor(np.log10(finite.min() / 1.5)) if log else None
+    axes = fig.subplots(len(variants), 1, squeeze=False)[:, 0]
+    for ax, v in zip(axes, variants):
+        part = table[(table["layout"] == v[0]) & (table["dtype"] == v[1]) & (table["threads"] == v[2])
+                     & (table["algorithm"].isin(algos))]
+        missing = s.class_panel(ax, part, "speedup", algos, classes, s.geomean_centre(confidence), log=log,
+                                floor=floor)
+        ax.axhline(1.0, color="black", lw=1.0, ls="--", zorder=3)
+        if log:
+            c.log_ticks(ax)
+        ax.set_ylabel(f"speedup over {baseline} (x{', log' if log else ''})")
+        ax.set_title(c.variant_label(v) + s.missing_note(missing, len(part)), fontsize=9, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+    _legend(fig, algos, [Line2D([], [], color="black", ls="--", label=f"{baseline} (= 1.0)")])
+    return fig
+
+
+def gflops_by_class(summary: Any, env: dict | None) -> Figure:
+    """GFLOP/s per layer class: median over layers, a dot per layer, the sgemm ceiling."""
+    algos = c.algorithms_of(summary)
+    variants = c.variants_of(summary)
+    classes = s.class_order(summary)
+    fig = _figure(len(variants), len(classes), len(algos))
+    c.title(fig, f"Throughput per layer class: direct-equivalent GFLOP/s, median over layers\n"
+                 f"{s.note(summary)}", env, summary["threads"].unique(), c.baseline_of(summary))
+    axes = fig.subplots(len(variants), 1, squeeze=False)[:, 0]
+    for ax, v in zip(axes, variants):
+        part = summary[(summary["layout"] == v[0]) & (summary["dtype"] == v[1]) & (summary["threads"] == v[2])]
+        missing = s.class_panel(ax, part, "gflops", algos, classes, s.median_centre(), valid=part["status"] == "ok")
+        peak = c.sgemm_peak(env, int(v[2]))
+        if np.isfinite(peak):
+            ax.axhline(peak, color="black", lw=1.2, ls="-.", zorder=3)
+            ax.text(1.0, peak, f" sgemm {peak:.0f}", transform=ax.get_yaxis_transform(), va="center",
+                    ha="left", fontsize=7, clip_on=False)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("GFLOP/s (direct-equivalent)")
+        ax.set_title(c.variant_label(v) + s.missing_note(missing, len(part)), fontsize=9, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+    _legend(fig, algos, [Line2D([], [], color="black", ls="-.", label="calibrated sgemm ceiling")])
+    return fig
+
+
+def memory_by_class(df: Any, env: dict | None, panels: list[tuple]) -> Figure:
+    """Analytic extra memory per layer class: geometric mean over layers, a dot per layer (log)."""
+    algos = c.algorithms_of(df)
+    classes = s.class_order(df)
+    fig = _figure(len(panels), len(classes), len(algos))
+    c.title(fig, "Extra memory per layer class: analytic workspace, geometric mean over layers (bars); "
+                 "0 bytes on the bottom edge\n" + s.note(df) + "; measured bytes: summary.csv", env)
+    ws = df["workspace_bytes"].to_numpy(dtype=float)
+    positive = ws[np.isfinite(ws) & (ws > 0)]
+    floor = 10 ** np.floor(np.log10(positive.min() / 2)) if positive.size else 1.0
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (layout, dtype) in zip(axes, panels):
+        part = df[(df["layout"] == layout) & (df["dtype"] == dtype)].copy()
+        # a log axis has no 0: a workspace of 0 bytes (none needed) sits on the floor, as in the per-layer figure
+        part["workspace_bytes"] = part["workspace_bytes"].where(part["workspace_bytes"] != 0, floor)
+        missing = s.class_panel(ax, part, "workspace_bytes", algos, classes, s.geomean_centre(), log=True,
+                                floor=floor, valid=part["status"] != "skipped")
+        ax.set_ylabel("extra memory (bytes, log)")
+        ax.set_title(f"{layout.upper()}, {dtype}" + s.missing_note(missing, len(part)), fontsize=9, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+    _legend(fig, algos, [])
+    return fig
+
+
+def accuracy_by_class(df: Any, env: dict | None, panels: list[tuple]) -> Figure:
+    """Max relative error per layer class: median over layers, a dot per layer (log), tolerances."""
+    algos = c.algorithms_of(df)
+    classes = s.class_order(df)
+    fig = _figure(len(panels), len(classes), len(algos))
+    c.title(fig, "Accuracy per layer class: max relative error against float64, median over layers\n"
+                 + s.note(df), env)
+    errs = df["max_rel_err"].to_numpy(dtype=float)
+    errs = errs[np.isfinite(errs) & (errs > 0)]
+    floor = 10 ** np.floor(np.log10(errs.min() / 2)) if errs.size else 1e-12
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (layout, dtype) in zip(axes, panels):
+        part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]
+        missing = s.class_panel(ax, part, "max_rel_err", algos, classes, s.median_centre(), log=True, floor=floor,
+                                valid=~part["status"].isin(["skipped", "error"]))
+        failed = part[part["status"] == "failed"]
+        if len(failed):
+            ax.text(0.995, 0.98, f"{len(failed)} failed (beyond tolerance): "
+                    + ", ".join(failed["layer"].astype(str).head(3)) + (" ..." if len(failed) > 3 else ""),
+                    transform=ax.transAxes, ha="right", va="top", fontsize=7, color="red")
+        if "error_tolerance" in part.columns:
+            for tol in sorted(set(part["error_tolerance"].dropna())):
+                if np.isfinite(tol) and tol > 0:
+                    ax.axhline(tol, color="0.3", lw=0.9, ls="--")
+        ax.set_ylabel("max relative error (log)")
+        ax.set_title(f"{layout.upper()}, {dtype}" + s.missing_note(missing, len(part)), fontsize=9, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+    _legend(fig, algos, [Line2D([], [], color="0.3", ls="--", label="tolerance"),
+                         Patch(fill=False, hatch=c.ABSENT_HATCH, edgecolor="0.4", label="skipped / error")])
+    return fig
+
+
+def winner_table_by_class(ax: Any, selection: Any, layers: list[str], variants: list[tuple], algos: list[str],
+                          summary: Any) -> None:
+    """The winner map's table of loose layers, one row per layer class instead of per layer.
+
+    A cell is coloured by the algorithm that wins most of the class's layers
+    and lists the winners' shares (every winner, so no layer goes uncounted).
+    """
+    from matplotlib.colors import to_rgb
+
+    classes = s.class_order(summary)
+    first = summary.drop_duplicates("layer").set_index("layer")
+    sel = selection[selection["layer"].astype(str).isin(set(layers))].copy()
+    sel["cls"] = s.class_of(first.loc[sel["layer"].astype(str)].reset_index(), classes).to_numpy()
+    img = np.ones((len(classes), len(variants), 3))
+    for yi, k in enumerate(classes):
+        for xi, v in enumerate(variants):
+            g = sel[(sel["cls"] == k) & (sel["layout"] == v[0]) & (sel["dtype"] == v[1]) & (sel["threads"] == v[2])]
+            if g.empty:
+                continue
+            wins = g["algorithm"].replace("", "none ok").value_counts()
+            top = wins.index[0]
+            img[yi, xi] = (0.88, 0.88, 0.88) if top == "none ok" else to_rgb(c.color_of(top, algos))
+            text = "\n".join(f"{a} {n / len(g):.0%}" for a, n in wins.items())
+            ax.text(xi, yi, f"{text}\n({len(g)} layers)", ha="center", va="center", fontsize=6, color="black",
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6})
+    ax.imshow(img, aspect="auto", zorder=0)
+    ax.set_xticks(range(len(variants)), [c.variant_label(v) for v in variants], fontsize=7.5)
+    ax.set_yticks(range(len(classes)), [k or "(no class)" for k in classes], fontsize=7.5)
+    ax.set_title(f"{len(layers)} layers outside a sweep grid, per layer class (> {s.MAX_LAYERS} to list one by "
+                 "one): share of layers each algorithm wins; colour = most wins", fontsize=8.5)

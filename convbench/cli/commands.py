@@ -29,18 +29,19 @@ def fail(message: str, code: int = 2) -> None:
 PluginOption = typer.Option(
     None, "--plugin", "-p", help="Plugin module or .py file registering algorithms (repeatable)."
 )
+AllowConfigPluginsOption = typer.Option(
+    False, "--allow-config-plugins",
+    help="Load the plugins the config (or the resumed folder's config.yaml) names: code that runs as you. "
+         "Without it a config with plugins is refused, listing them.",
+)
 
 
 def plugin_targets(plugins: list[str] | None) -> list[str]:
     """``--plugin`` values with file paths made absolute (as config plugins are), so a
     results folder's config.yaml names them wherever it is read from."""
-    from pathlib import Path
+    from ..config.consent import canonical_target
 
-    out = []
-    for target in plugins or []:
-        is_file = target.endswith(".py") or "/" in target or "\\" in target
-        out.append(str(Path(target).resolve()) if is_file and not Path(target).is_absolute() else target)
-    return out
+    return [canonical_target(target) for target in plugins or []]
 
 
 def load_plugins(plugins: list[str] | None) -> None:
@@ -142,14 +143,28 @@ def new_plugin(
 # -- sweeps: run, layers, info, merge --------------------------------------------------
 
 
-def _plan(config: str | None, plugin: list[str] | None, **overrides):  # type: ignore[no-untyped-def]
-    """Load a config and plan it; any user error ends in ``fail``."""
-    from ..config import ConfigError, load_config
+def _plan(config: str | None, plugin: list[str] | None, allow_config_plugins: bool = False,
+          read_only: bool = False, **overrides):  # type: ignore[no-untyped-def]
+    """Load a config and plan it; any user error ends in ``fail``.
+
+    The config's own plugins load only with consent (``allow_config_plugins``
+    or the same ``--plugin``); ``read_only`` commands never load them and plan
+    without their algorithms. Returns ``(plan, algorithms set aside)``.
+    """
+    from ..config import ConfigError, load_config, load_config_plugins
+    from ..config.consent import set_aside_plugin_algorithms
     from ..sweep.measure import plan
 
     load_plugins(plugin)
     try:
-        return plan(load_config(config), **overrides)
+        the_config = load_config(config)
+        aside: list[str] = []
+        if read_only:
+            the_config, overrides["algorithms"], aside = set_aside_plugin_algorithms(
+                the_config, overrides.get("algorithms"))
+        else:
+            load_config_plugins(the_config, allow=allow_config_plugins, given=plugin_targets(plugin))
+        return plan(the_config, **overrides), aside
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
 
@@ -188,6 +203,7 @@ def run(
     quick: bool = typer.Option(False, "--quick", help="Few samples: a smoke run, not a measurement (marked in env.json)."),
     shard: str = typer.Option(None, "--shard", help="Run shard I of N (1-based, e.g. 2/4): a deterministic 1/N of the layers; join with `convbench merge`."),
     plugin: list[str] = PluginOption,
+    allow_config_plugins: bool = AllowConfigPluginsOption,
     resume: str = typer.Option(None, "--resume", help="Finish an interrupted run: measure only the cases missing from this results folder and append them. Refused if the folder was made from a different config (or options)."),
     case_timeout: float = typer.Option(300.0, "--case-timeout", help="Seconds a case may go without progress (its set-up, or any one sample) before it is stopped and written as a `timeout` row."),
     memory_limit: str = typer.Option(None, "--memory-limit", help="Most memory a case may hold, e.g. 2GiB or 500MB (default: what the system has available). A case whose input + output + weights + workspace exceeds it is a `skipped` row; the worker cannot allocate much beyond it."),
@@ -232,8 +248,8 @@ def run(
             config_arg, config = None, str(Path(resume) / "config.yaml")
         if shard is None and env.get("shard"):
             shard = f"{env['shard']['index']}/{env['shard']['count']}"
-    the_plan = _plan(config, plugin, algorithms=algorithms, threads=threads, layers=layers, quick=quick, shard=shard,
-                     plugins=plugin_targets(plugin))
+    the_plan, _ = _plan(config, plugin, allow_config_plugins, algorithms=algorithms, threads=threads, layers=layers,
+                        quick=quick, shard=shard, plugins=plugin_targets(plugin))
     try:
         if not resume:
             check_new_dir(out)
@@ -245,6 +261,7 @@ def run(
         again += [flag, value] if value else []
     again += ["--quick"] if quick else []
     again += [x for p in plugin or [] for x in ("--plugin", p)]
+    again += ["--allow-config-plugins"] if allow_config_plugins else []
     again += ["--no-isolation"] if not isolation else []
     again += ["--case-timeout", f"{case_timeout:g}"] if case_timeout != 300.0 else []
     again += ["--resume", str(out_dir)]
@@ -328,20 +345,31 @@ def layers(
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
     plugin: list[str] = PluginOption,
 ) -> None:
-    """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace."""
+    """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace.
+
+    Never runs the config's plugins (a look at a config runs no code): their
+    algorithms show as "not loaded" unless the same plugin is given with --plugin.
+    """
     from rich.table import Table
 
+    from ..config.consent import describe_target, pending_plugins
     from ..sweep.measure import describe_layers
 
-    the_plan = _plan(config, plugin, algorithms=algorithms, layers=layers)
+    the_plan, aside = _plan(config, plugin, read_only=True, algorithms=algorithms, layers=layers)
     rows = describe_layers(the_plan)
     table = Table(title=f"{the_plan.config.name}: {len(the_plan.config.layers)} layers, workspace in KiB (- = unsupported)")
-    for col in ("layer", "class", "count", "shape", "MFLOP", *the_plan.algorithms):
+    for col in ("layer", "class", "count", "shape", "MFLOP", *the_plan.algorithms, *aside):
         table.add_column(col, justify="left" if col in ("layer", "class", "shape") else "right")
     for r in rows:
         ws = [_fmt(None if b is None else b / 1024, ".1f") for b in r["workspace_bytes"].values()]
-        table.add_row(r["layer"], r["layer_class"], str(r["count"]), r["description"], f"{r['flops'] / 1e6:.1f}", *ws)
+        table.add_row(r["layer"], r["layer_class"], str(r["count"]), r["description"], f"{r['flops'] / 1e6:.1f}", *ws,
+                      *["not loaded"] * len(aside))
     _print_table(table)
+    pending = pending_plugins(the_plan.config.model.plugins)
+    if pending:
+        console.print(f"not loaded: the config's plugins {', '.join(map(describe_target, pending))} "
+                      "(layers never runs a config's code; `convbench run` asks for --allow-config-plugins)",
+                      highlight=False, soft_wrap=True)
     total = sum(r["flops"] * r["count"] for r in rows)
     console.print(f"total (weighted by count, summed over variants): {total / 1e9:.3f} GFLOP", highlight=False)
 
@@ -398,6 +426,29 @@ def merge(
         fail(str(exc))
     note = "" if env.get("complete") else " (not every shard 1..N is present)"
     console.print(f"merged {len(folders)} folders into {path}{note}", highlight=False)
+
+
+@app.command()
+def repair(
+    results_dir: str = typer.Argument(..., help="A results folder that readers refuse as corrupt."),
+) -> None:
+    """Remove exact duplicate rows (keeping the first) from a results folder and log it in DIR/repair.log.
+
+    Refuses, changing nothing, what it cannot decide: one case written twice
+    with different values.
+    """
+    from ..results import ResultsError, repair as repair_folder
+
+    try:
+        report = repair_folder(results_dir)
+    except ResultsError as exc:
+        fail(str(exc))
+    if not report.changed:
+        console.print(f"{results_dir}: nothing to repair", highlight=False)
+        return
+    for line in report.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"repaired {results_dir}; logged in {report.log}", highlight=False)
 
 
 # -- figures and judgements: plot, compare, select, reproduce ---------------------------

@@ -9,7 +9,8 @@ A config file (every key is optional except that some layer must exist)::
     algorithms: all              # or a list of registered names
     baseline: im2col             # speedup_vs_baseline is relative to it
     threads: [1, 2]              # an int or a list: one case per count
-    plugins: [my_algos.py]       # modules / files that register algorithms
+    plugins: [my_algos.py]       # modules / files that register algorithms; loaded
+                                 # only with consent (--allow-config-plugins)
     defaults:                    # any layer field, applied to every layer
       batch: 1
       layout: [nchw, nhwc]       # lists of layouts / dtypes are sweep dimensions
@@ -447,10 +448,9 @@ def load_config(target: str | Path | None = None) -> Config:
 
 def _plugin_target(plugin: str, base_dir: Path | None) -> str:
     """A plugin file path relative to the config's folder, made absolute; module names as given."""
-    looks_like_file = plugin.endswith(".py") or "/" in plugin or "\\" in plugin
-    if base_dir is None or not looks_like_file or Path(plugin).is_absolute():
-        return plugin
-    return str((base_dir / plugin).resolve())
+    from .consent import canonical_target
+
+    return canonical_target(plugin, base_dir)
 
 
 def parse_config(
@@ -458,7 +458,8 @@ def parse_config(
 ) -> Config:
     """Validate and expand config text; ``where`` names it in error messages.
 
-    Plugin files in ``plugins:`` are relative to ``base_dir`` (the config's folder).
+    Plugin files in ``plugins:`` are relative to ``base_dir`` (the config's folder);
+    they are resolved, not loaded (see :mod:`convbench.config.consent`).
     """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -476,14 +477,9 @@ def parse_config(
         model = ConfigModel.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, raw, node, where)) from None
+    # recorded, never imported here: a config is data until the user allows its
+    # plugins (convbench.config.consent.load_config_plugins)
     model.plugins = [_plugin_target(p, base_dir) for p in model.plugins]
-    for plugin in model.plugins:
-        from ..registry import PluginError, load_plugin
-
-        try:
-            load_plugin(plugin)
-        except PluginError as exc:
-            raise ConfigError(f"{where}: field 'plugins': {exc}") from None
     layers = _expand(model, where, node)
     if not layers:
         raise ConfigError(

@@ -114,7 +114,9 @@ def check_new_dir(out_dir: str | Path | None) -> None:
     if path.exists():
         if not path.is_dir():
             raise ResultsError(f"--out {path} exists and is not a folder; choose another --out")
-        if any(path.iterdir()):
+        from .lock import LOCK_FILE
+
+        if any(p.name != LOCK_FILE for p in path.iterdir()):  # a lock file alone: a run that never wrote
             raise ResultsError(
                 f"{path} already exists and is not empty; results are never overwritten. "
                 "Choose another --out (or leave it out for results/<config>/<timestamp>/), "
@@ -138,13 +140,28 @@ class ResultsWriter:
     """Creates a results folder and appends rows to its CSVs (flushed and fsynced per call).
 
     ``resume=True`` appends to an existing folder instead (after
-    :func:`open_resume` has checked and repaired it).
+    :func:`open_resume` has checked and repaired it). The folder is locked
+    for one writer (:class:`convbench.results.lock.FolderLock`): by ``lock``,
+    held by the caller, or else by the writer itself until :meth:`close`.
     """
 
-    def __init__(self, out_dir: str | Path, resume: bool = False):
+    def __init__(self, out_dir: str | Path, resume: bool = False, lock: Any = None):
+        from .lock import FolderLock
+
         self.dir = Path(out_dir)
         if not resume:
             check_new_dir(self.dir)
+        self._own_lock = None if lock is not None else FolderLock(self.dir).acquire()
+        try:
+            if not resume:
+                check_new_dir(self.dir)  # again, locked: another writer may have filled it meanwhile
+            self._open(resume)
+        except BaseException:
+            if self._own_lock is not None:
+                self._own_lock.release()
+            raise
+
+    def _open(self, resume: bool) -> None:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             mode = "a" if resume else "w"
@@ -184,6 +201,8 @@ class ResultsWriter:
     def close(self) -> None:
         self._summary.close()
         self._samples.close()
+        if self._own_lock is not None:
+            self._own_lock.release()
 
     def __enter__(self) -> "ResultsWriter":
         return self
@@ -307,11 +326,9 @@ def read_results(folder: str | Path) -> Results:
             f"{folder / 'summary.csv'} has unknown status value(s) {', '.join(map(repr, bad))}; "
             f"a status is one of {', '.join(STATUSES)}"
         )
-    orphans = ~samples["case_id"].isin(set(summary["case_id"]))
-    if orphans.any():  # samples of a group whose summary rows never made it to disk
-        warnings.warn(f"{folder / 'samples.csv'}: ignored {int(orphans.sum())} samples of cases that have "
-                      "no summary row (the run was killed while writing them)", stacklevel=2)
-        samples = samples[~orphans].reset_index(drop=True)
+    from .integrity import check_rows
+
+    samples = check_rows(folder, summary, samples)  # duplicates refused; a torn group's samples dropped
     config_path = folder / "config.yaml"
     try:
         config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
@@ -407,6 +424,11 @@ def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = 
         texts[name] = text
     summary = read_csv(paths["summary.csv"], SUMMARY_COLUMNS)
     samples = read_csv(paths["samples.csv"], SAMPLE_COLUMNS)
+    from .integrity import check_rows
+
+    with warnings.catch_warnings():  # a torn group's samples are dropped below, as a repair
+        warnings.simplefilter("ignore")
+        check_rows(folder, summary, samples)  # appending to a corrupt folder would bury the damage
     done = set(summary["case_id"].astype(str))
     keep = set(complete_groups(done)) if complete_groups is not None else done
     if keep != done:

@@ -613,25 +613,32 @@ def run(
     """
     import contextlib
 
+    from ..config.consent import require_loaded
     from ..machine import metadata
-    from ..results import ResultsError, ResultsWriter, check_new_dir, default_out_dir, open_resume
+    from ..results import (
+        FolderLock, ResultsError, ResultsWriter, check_new_dir, default_out_dir, open_resume, read_env,
+    )
 
     if not case_timeout > 0:
         raise ValueError(f"--case-timeout must be a positive number of seconds, got {case_timeout}")
     if resume and out_dir is None:
         raise ResultsError("resuming needs the results folder to resume")
+    require_loaded(plan.config_as_run()["plugins"], plan.config.path)
     out = Path(out_dir) if out_dir is not None else default_out_dir(plan.config.name)
     shard = {"index": plan.shard[0], "count": plan.shard[1]} if plan.shard else None
     rows: list[Row] = []
     todo = plan
     state = None
-    if resume:
-        state = open_resume(out, plan.config_as_run(), shard, _whole_groups(plan))
-        todo = without_cases(plan, state.done)
-        rows = state.summary.to_dict("records")
-    else:
-        check_new_dir(out)
     with contextlib.ExitStack() as stack:
+        lock = None
+        if resume:  # locked before reading what is done: a second writer would measure the same cases
+            read_env(out)  # a results folder at all, before a lock file is put in it
+            lock = stack.enter_context(FolderLock(out))
+            state = open_resume(out, plan.config_as_run(), shard, _whole_groups(plan))
+            todo = without_cases(plan, state.done)
+            rows = state.summary.to_dict("records")
+        else:
+            check_new_dir(out)
         pool = None
         if isolation and todo.groups:
             from .isolation import WorkerPool, check_loadable
@@ -641,7 +648,7 @@ def run(
             pool = stack.enter_context(
                 WorkerPool(plan_plugins(plan), memory_limit=memory_limit, case_timeout=case_timeout))
             pool.check_algorithms(plan.algorithms)
-        writer = ResultsWriter(out, resume=resume)
+        writer = ResultsWriter(out, resume=resume, lock=lock)  # a new folder: the writer locks it
         stack.callback(writer.close)
         settings = {
             "isolation": isolation, "case_timeout_s": case_timeout if isolation else None,

@@ -540,8 +540,10 @@ def plan_plugins(plan: Plan) -> list[str]:
     """Plugin targets a worker must load to see what this process sees: the
     config's and --plugin ones first, then anything else loaded here."""
     from .. import registry
+    from ..config.consent import require_loaded
 
     named = list(plan.config_as_run()["plugins"])
+    require_loaded(named, plan.config.path)  # a worker loads only what was loaded here, with consent
     others = sorted(t for t in registry.loaded_plugins() if t not in named)
     return list(dict.fromkeys([*named, *others]))
 

@@ -28,7 +28,8 @@ from convbench import registry
 from convbench.cli import app
 from convbench.config import PluginConsentError, load_config, parse_config
 from convbench.results import LOCK_FILE, CorruptResults, FolderLock, FolderLocked, read_results, repair
-from convbench.sweep import measure as rn
+from convbench.sweep.plan import plan as make_plan
+from convbench.sweep.session import plan_plugins, run
 
 cli = CliRunner()
 FAST = "timing: {min_samples: 2, min_time_s: 0.0, max_time_s: 0.1, target_ci: null, min_sample_time_s: 0.0}\n"
@@ -171,9 +172,9 @@ def test_the_library_never_runs_a_config_plugin_it_was_not_told_to(shared, tmp_p
     parsed = parse_config(text, str(config), base_dir=config.parent)
     assert not marker.exists()
     with pytest.raises(PluginConsentError, match="load_config_plugins"):
-        rn.run(rn.plan(parsed, quick=True), tmp_path / "lib", calibration=False)
+        run(make_plan(parsed, quick=True), tmp_path / "lib", calibration=False)
     with pytest.raises(PluginConsentError):  # nor does the isolated worker, which loads what the run names
-        next(rn.iter_results(rn.plan(parsed, quick=True)))
+        plan_plugins(make_plan(parsed, quick=True))
     assert not marker.exists() and not (tmp_path / "lib").exists()
 
 

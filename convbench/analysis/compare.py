@@ -24,10 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-#: Keys that identify one case across runs (together with the layer's shape).
-CASE_KEYS = ["layer", "algorithm", "layout", "dtype", "threads"]
-#: Keys of one layer variant within a run (the cases algorithms compete on).
-VARIANT_KEYS = ["layer", "layout", "dtype", "threads"]
+from ..results.schema import CASE_KEYS, VARIANT_KEYS
 #: Shape columns that must agree for two cases of the same key to be compared.
 SHAPE_COLUMNS = [
     "batch", "in_channels", "out_channels", "height", "width", "kernel_h", "kernel_w",

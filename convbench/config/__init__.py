@@ -1,13 +1,12 @@
-"""Configs: a YAML file -> a validated, expanded sweep (see :mod:`.schema`)."""
+"""Configs: the file format (:mod:`.schema`), expanding it into layers (:mod:`.expand`), reading files (:mod:`.load`)."""
 
 from .consent import PluginConsentError, check_consent, load_config_plugins, pending_plugins
-from .schema import (
-    BUILTIN_DEFAULTS, LAYER_FIELDS, Config, ConfigError, ConfigModel, Layer, LayerFields, default_config_text,
-    dump_config, find_config, load_config, parse_config, resolve_algorithms,
-)
+from .expand import Config, Layer, resolve_algorithms
+from .load import default_config_text, dump_config, find_config, load_config, parse_config
+from .schema import ConfigError
 
 __all__ = [
-    "BUILTIN_DEFAULTS", "Config", "ConfigError", "ConfigModel", "LAYER_FIELDS", "Layer", "LayerFields",
+    "Config", "ConfigError", "Layer", "default_config_text", "dump_config", "find_config", "load_config",
+    "parse_config", "resolve_algorithms",
     "PluginConsentError", "check_consent", "load_config_plugins", "pending_plugins",
-    "default_config_text", "dump_config", "find_config", "load_config", "parse_config", "resolve_algorithms",
 ]

@@ -18,13 +18,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .schema import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .schema import Config
+    from .expand import Config
 
 #: How a user allows a config's plugins, for the messages (the CLI's words).
 HOW_TO_ALLOW = ("read that code, then allow it with --allow-config-plugins (or name each one with --plugin); "
@@ -43,32 +42,19 @@ class PluginConsentError(ConfigError):
         super().__init__(f"{where} wants to load plugin code that would run as you: {listed}; {how}")
 
 
-def is_file_target(target: str) -> bool:
-    """Whether a plugin target names a file (``.py`` or a path) rather than a module."""
-    return target.endswith(".py") or "/" in target or "\\" in target
-
-
-def canonical_target(target: str, base_dir: str | Path | None = None) -> str:
-    """A plugin target as recorded and compared: a file made absolute and resolved
-    (relative to ``base_dir``, the config's folder, or the working directory);
-    a module name as given. One spelling per file, so the same file named by a
-    config and by ``--plugin`` is loaded once."""
-    if not is_file_target(target):
-        return target
-    path = Path(target)
-    if not path.is_absolute():
-        path = Path(base_dir or ".") / path
-    return str(path.resolve())
-
-
 def _key(target: str) -> str:
-    return os.path.realpath(target) if is_file_target(target) else target
+    """One spelling per plugin, to compare: a file's real path, a module's name."""
+    from ..registry import looks_like_file
+
+    return os.path.realpath(target) if looks_like_file(target) else target
 
 
 def describe_target(target: str) -> str:
     """A file as its path; a module as its name and, where it can be found
     without importing anything, the file it would load."""
-    if is_file_target(target):
+    from ..registry import looks_like_file
+
+    if looks_like_file(target):
         return target
     top = target.split(".")[0]
     try:  # a top-level find_spec only searches sys.path; it executes no code
@@ -92,7 +78,7 @@ def check_consent(config: "Config", *, allow: bool = False, given: Iterable[str]
     ``allow`` covers nor the user named in ``given`` (``--plugin`` targets)."""
     if allow:
         return
-    named = {_key(canonical_target(g)) for g in given}
+    named = {_key(g) for g in given}
     refused = [t for t in config.model.plugins if _key(t) not in named]
     if refused:
         raise PluginConsentError(config.path, refused)

@@ -45,6 +45,14 @@ def sync_torch_threads() -> None:
         torch.set_num_threads(fft_workers())
 
 
+def check_thread_count(n: Any) -> int:
+    """``n`` if it is a thread count (an int >= 1), else ``ValueError``; whether the
+    machine can run that many is :func:`check_threads`' question, asked per case."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"must be a thread count (an int >= 1), got {n!r}")
+    return n
+
+
 def check_threads(n: int) -> str | None:
     """``None`` if ``n`` threads can be set, else a reason (for a ``skipped`` row)."""
     if n < 1:

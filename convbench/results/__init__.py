@@ -1,17 +1,22 @@
-"""Results folders: the schema, writing and reading them, merging shards (see :mod:`.io`); one writer
-at a time (:mod:`.lock`); whole or refused (:mod:`.integrity`)."""
+"""Results folders: the schema (columns, keys, statuses), writing and reading, merging shards;
+one writer at a time (:mod:`.lock`); whole or refused (:mod:`.integrity`)."""
 
 from .io import (
-    FILES, REQUIRED_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, Results, ResultsError,
-    ResultsWriter, ResumeState, check_new_dir, check_writable, default_out_dir, merge_results, network_totals,
-    open_resume, read_csv, read_env, read_results,
+    FolderNotEmpty, Results, ResultsError, ResultsWriter, ResumeState, check_new_dir, default_out_dir, open_resume,
+    read_env, read_results,
 )
-from .integrity import CorruptResults, RepairReport, check_rows, repair
+from .integrity import CorruptResults, RepairReport, check_integrity, repair
 from .lock import LOCK_FILE, FolderLock, FolderLocked
+from .merge import merge_results
+from .schema import (
+    CASE_KEYS, FILES, REQUIRED_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, VARIANT_KEYS,
+    SchemaError, sample_row, spec_columns, spec_of, summary_row,
+)
 
 __all__ = [
-    "CorruptResults", "FolderLock", "FolderLocked", "LOCK_FILE", "RepairReport", "check_rows", "repair",
-    "FILES", "REQUIRED_COLUMNS", "Results", "ResultsError", "ResultsWriter", "ResumeState", "SAMPLE_COLUMNS",
-    "SCHEMA_VERSION", "STATUSES", "SUMMARY_COLUMNS", "check_new_dir", "check_writable", "default_out_dir",
-    "merge_results", "network_totals", "open_resume", "read_csv", "read_env", "read_results",
+    "CorruptResults", "FolderLock", "FolderLocked", "LOCK_FILE", "RepairReport", "check_integrity", "repair",
+    "CASE_KEYS", "FILES", "FolderNotEmpty", "REQUIRED_COLUMNS", "Results", "ResultsError", "ResultsWriter",
+    "ResumeState", "SAMPLE_COLUMNS", "SCHEMA_VERSION", "STATUSES", "SUMMARY_COLUMNS", "SchemaError", "VARIANT_KEYS",
+    "check_new_dir", "default_out_dir", "merge_results", "open_resume", "read_env", "read_results", "sample_row",
+    "spec_columns", "spec_of", "summary_row",
 ]

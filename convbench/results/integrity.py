@@ -4,7 +4,7 @@ A well-formed folder has each case once in ``summary.csv`` (key ``case_id``)
 and each timed sample once in ``samples.csv`` (key ``case_id`` + ``sample``),
 every sample belonging to a summary row. Two writers at once, or an edit by
 hand, break that, and every figure and verdict drawn from the folder would
-silently count cases twice; so :func:`check_rows`, called by every reader
+silently count cases twice; so :func:`check_integrity`, called by every reader
 (:func:`convbench.results.read_results`, resume), raises
 :class:`CorruptResults` with the count and the first keys.
 
@@ -30,10 +30,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .io import SAMPLE_COLUMNS, SUMMARY_COLUMNS, ResultsError, _csv_text, read_env, write_text_atomic
+from .io import ResultsError, _csv_text, read_env, write_text_atomic
+from .schema import SAMPLE_COLUMNS, SUMMARY_COLUMNS, VARIANT_KEYS
 
 #: Columns that name a group (one layer variant at one thread count) in ``samples.csv``.
-GROUP_COLUMNS = ("layer", "layout", "dtype", "threads")
+GROUP_COLUMNS = tuple(VARIANT_KEYS)
 
 #: How many keys a message shows.
 SHOWN = 3
@@ -71,7 +72,7 @@ def _trailing_group(samples: Any) -> Any:
     return mask
 
 
-def check_rows(folder: str | Path, summary: Any, samples: Any) -> Any:
+def check_integrity(folder: str | Path, summary: Any, samples: Any) -> Any:
     """Raise :class:`CorruptResults` if ``summary`` / ``samples`` (DataFrames of a
     folder's CSVs, in file order) hold a key twice or samples of no summary row
     outside the last group written. Returns ``samples`` without those last

@@ -1,4 +1,4 @@
-"""Results folders: the one schema, writing row by row, reading back, merging.
+"""Results folders: writing row by row, reading back, resuming (the columns: :mod:`.schema`).
 
 A results folder holds::
 
@@ -30,55 +30,14 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-#: Version of the results format; bump when a column changes meaning or goes.
-SCHEMA_VERSION = 1
-
-#: Columns ``summary.csv`` must have (the documented contract).
-REQUIRED_COLUMNS = [
-    "layer", "layer_class", "network", "count", "algorithm", "status", "reason",
-    "layout", "dtype", "threads", "batch", "in_channels", "out_channels", "height", "width",
-    "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_top", "pad_bottom", "pad_left",
-    "pad_right", "dilation_h", "dilation_w", "groups", "output_height", "output_width",
-    "flops", "prepare_s", "compile_s", "n_samples", "time_median_s", "time_iqr_s",
-    "time_min_s", "time_ci_low_s", "time_ci_high_s", "gflops", "speedup_vs_baseline",
-    "workspace_bytes", "peak_bytes", "max_rel_err",
-]
-
-#: Every column of ``summary.csv``, in order: the single source of the schema.
-#: Beyond the required ones: ``case_index`` (position in the unsharded sweep),
-#: ``case_id`` (stable key), ``description`` (ConvSpec.describe()),
-#: ``baseline`` (the algorithm speedups refer to), ``error_tolerance``,
-#: ``time_mean_s``, ``time_std_s``, ``ci_rel_halfwidth`` (CI half-width / median),
-#: ``loops`` (calls per sample), ``prepare_bytes`` (memory the prepared call
-#: keeps), ``measured_workspace_bytes`` (prepare_bytes beyond the weights +
-#: peak_bytes beyond the output: comparable to ``workspace_bytes``),
-#: ``numba_allocs`` (NRT allocations in one call), the thread pools as
-#: verified during the case (``numba_threads``, ``blas_threads``,
-#: ``fft_workers``) and ``seed``.
-SUMMARY_COLUMNS = [
-    "case_index", "case_id", *REQUIRED_COLUMNS[:3], "description", *REQUIRED_COLUMNS[3:],
-    "baseline", "error_tolerance", "time_mean_s", "time_std_s", "ci_rel_halfwidth", "loops",
-    "prepare_bytes", "measured_workspace_bytes", "numba_allocs",
-    "numba_threads", "blas_threads", "fft_workers", "seed",
-]
-
-#: Columns of ``samples.csv``: one row per timed sample; ``time_s`` is per call.
-SAMPLE_COLUMNS = [
-    "case_index", "case_id", "layer", "algorithm", "layout", "dtype", "threads",
-    "round", "sample", "loops", "time_s",
-]
-
-#: ``ok``: measured and right; ``skipped``: not run (unsupported, the memory
-#: guard, too many threads), ``failed``: a wrong answer; ``error``: raised;
-#: ``crashed``: killed the worker process (the reason names the signal);
-#: ``timeout``: no progress within ``--case-timeout``.
-STATUSES = ("ok", "skipped", "failed", "error", "crashed", "timeout")
-
-FILES = ("summary.csv", "samples.csv", "env.json", "config.yaml")
-
+from .schema import SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, check_rows
 
 class ResultsError(Exception):
     """A results folder cannot be written or read; the message says why."""
+
+
+class FolderNotEmpty(ResultsError):
+    """The folder to write already holds something (perhaps a run to resume)."""
 
 
 # -- writing -------------------------------------------------------------------
@@ -113,14 +72,14 @@ def check_new_dir(out_dir: str | Path | None) -> None:
     path = Path(out_dir)
     if path.exists():
         if not path.is_dir():
-            raise ResultsError(f"--out {path} exists and is not a folder; choose another --out")
+            raise ResultsError(f"{path} exists and is not a folder; choose another results folder")
         from .lock import LOCK_FILE
 
         if any(p.name != LOCK_FILE for p in path.iterdir()):  # a lock file alone: a run that never wrote
-            raise ResultsError(
+            raise FolderNotEmpty(
                 f"{path} already exists and is not empty; results are never overwritten. "
-                "Choose another --out (or leave it out for results/<config>/<timestamp>/), "
-                f"or resume an interrupted run with --resume {path}."
+                "Choose another results folder (or none, for results/<config>/<timestamp>/), "
+                "or resume the interrupted run it holds"
             )
     check_writable(path)
 
@@ -131,9 +90,9 @@ def check_writable(path: Path) -> None:
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise ResultsError(f"cannot create {path}: {probe} is a file, not a folder; choose another --out")
+        raise ResultsError(f"cannot create {path}: {probe} is a file, not a folder; choose another results folder")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ResultsError(f"cannot create {path}: the folder {probe} is not writable; choose another --out")
+        raise ResultsError(f"cannot create {path}: the folder {probe} is not writable; choose another results folder")
 
 
 class ResultsWriter:
@@ -169,8 +128,8 @@ class ResultsWriter:
             self._samples = open(self.dir / "samples.csv", mode, newline="")
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.dir}: {exc.strerror or exc}") from None
-        self._sw = csv.DictWriter(self._summary, SUMMARY_COLUMNS, extrasaction="ignore")
-        self._pw = csv.DictWriter(self._samples, SAMPLE_COLUMNS, extrasaction="ignore")
+        self._sw = csv.DictWriter(self._summary, SUMMARY_COLUMNS)
+        self._pw = csv.DictWriter(self._samples, SAMPLE_COLUMNS)
         if not resume:
             self._sw.writeheader()
             self._pw.writeheader()
@@ -184,7 +143,11 @@ class ResultsWriter:
 
     def append(self, rows: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]] = ()) -> None:
         """Samples first, then the summary rows, each file flushed and fsynced:
-        a summary row on disk always has its samples on disk."""
+        a summary row on disk always has its samples on disk. A row with a
+        missing or unknown column is a :class:`~.schema.SchemaError` (nothing is written)."""
+        rows, samples = list(rows), list(samples)
+        check_rows(samples, SAMPLE_COLUMNS, "samples.csv")
+        check_rows(rows, SUMMARY_COLUMNS, "summary.csv")
         for s in samples:
             self._pw.writerow({k: _cell(s.get(k)) for k in SAMPLE_COLUMNS})
         self._flush(self._samples)
@@ -326,9 +289,9 @@ def read_results(folder: str | Path) -> Results:
             f"{folder / 'summary.csv'} has unknown status value(s) {', '.join(map(repr, bad))}; "
             f"a status is one of {', '.join(STATUSES)}"
         )
-    from .integrity import check_rows
+    from .integrity import check_integrity
 
-    samples = check_rows(folder, summary, samples)  # duplicates refused; a torn group's samples dropped
+    samples = check_integrity(folder, summary, samples)  # duplicates refused; a torn group's samples dropped
     config_path = folder / "config.yaml"
     try:
         config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
@@ -379,7 +342,7 @@ def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = 
 
     Refuses (:class:`ResultsError`) a folder that is not a results folder, or
     whose ``config.yaml`` differs from ``config_as_run`` (the config as it
-    would be run now; ``--out`` plays no part) or whose shard differs.
+    would be run now; the folder's name plays no part) or whose shard differs.
     Repairs: a torn last line is cut off each CSV; samples without a summary
     row are dropped; ``complete_groups(done_ids) -> keep_ids`` may drop the
     rows of partly written groups so they are measured again whole.
@@ -394,19 +357,19 @@ def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = 
         stored = yaml.safe_load(config_path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ResultsError(f"cannot resume {folder}: its config.yaml is not valid YAML ({exc})") from None
-    from ..config import dump_config
+    from ..config.load import dump_config
 
     now = yaml.safe_load(dump_config(dict(config_as_run)))
     diff = _config_diff(stored, now)
     if diff:
         raise ResultsError(
             f"cannot resume {folder}: it was made from a different config ({diff}). Resume with the same "
-            f"config and options, or with the folder's own: convbench run {config_path} --resume {folder}"
+            f"config and options, or with the folder's own config, {config_path}"
         )
     if (env.get("shard") or None) != (shard or None):
         raise ResultsError(
             f"cannot resume {folder}: it holds shard {env.get('shard')} of the sweep, not {shard}; "
-            "give the same --shard (or none, to take the folder's)"
+            "give the same shard (or none, to take the folder's)"
         )
     paths = {name: folder / name for name in ("summary.csv", "samples.csv")}
     texts = {}
@@ -424,11 +387,11 @@ def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = 
         texts[name] = text
     summary = read_csv(paths["summary.csv"], SUMMARY_COLUMNS)
     samples = read_csv(paths["samples.csv"], SAMPLE_COLUMNS)
-    from .integrity import check_rows
+    from .integrity import check_integrity
 
     with warnings.catch_warnings():  # a torn group's samples are dropped below, as a repair
         warnings.simplefilter("ignore")
-        check_rows(folder, summary, samples)  # appending to a corrupt folder would bury the damage
+        check_integrity(folder, summary, samples)  # appending to a corrupt folder would bury the damage
     done = set(summary["case_id"].astype(str))
     keep = set(complete_groups(done)) if complete_groups is not None else done
     if keep != done:
@@ -453,86 +416,3 @@ def _rewrite(path: Path, text: str, keep: set[str]) -> None:
         if len(record) > col and record[col] in keep:
             writer.writerow(record)
     write_text_atomic(path, out.getvalue())
-
-
-# -- merging shards ------------------------------------------------------------
-
-
-def merge_results(folders: list[str | Path], out_dir: str | Path) -> Path:
-    """Join shard folders of one sweep into ``out_dir``; refuses different configs."""
-    import pandas as pd
-
-    if not folders:
-        raise ResultsError("merge needs at least one results folder")
-    parts = [read_results(f) for f in folders]
-    first = parts[0]
-    for other in parts[1:]:
-        if other.config != first.config:
-            raise ResultsError(
-                f"{other.path} was run with a different config than {first.path} "
-                "(compare their config.yaml); only shards of one sweep can be merged"
-            )
-    summary = pd.concat([p.summary for p in parts], ignore_index=True)
-    dup = summary["case_id"][summary["case_id"].duplicated()]
-    if len(dup):
-        owners = [str(p.path) for p in parts if dup.iloc[0] in set(p.summary["case_id"])]
-        raise ResultsError(
-            f"case {dup.iloc[0]!r} appears in more than one folder ({', '.join(owners)}); "
-            "shards must not overlap"
-        )
-    summary = summary.sort_values("case_index", kind="stable")
-    samples = pd.concat([p.samples for p in parts], ignore_index=True)
-    samples = samples.sort_values(["case_index", "sample"], kind="stable")
-
-    writer = ResultsWriter(out_dir)
-    writer.close()
-    summary[SUMMARY_COLUMNS].to_csv(writer.dir / "summary.csv", index=False)
-    samples[SAMPLE_COLUMNS].to_csv(writer.dir / "samples.csv", index=False)
-    (writer.dir / "config.yaml").write_text((first.path / "config.yaml").read_text())
-    shards = [p.env.get("shard") for p in parts]
-    totals = {s.get("count") for s in shards if s}
-    expected = totals.pop() if len(totals) == 1 else None
-    got = sorted(s["index"] for s in shards if s)
-    complete = expected is not None and got == list(range(1, expected + 1))
-    env = {k: v for k, v in first.env.items() if k not in ("shard", "schema_version")}
-    env.update(
-        merged_from=[str(p.path) for p in parts],
-        shard=None,
-        shards=[{"folder": str(p.path), "shard": p.env.get("shard"), "host": p.env.get("system", {}).get("hostname"),
-                 "cpu": p.env.get("cpu", {}).get("model"), "start_time": p.env.get("start_time"),
-                 "end_time": p.env.get("end_time")} for p in parts],
-        complete=bool(complete) or all(s is None for s in shards),
-        start_time=min((p.env.get("start_time") or "" for p in parts), default=None),
-        end_time=max((p.env.get("end_time") or "" for p in parts), default=None),
-    )
-    writer.write_env(env)
-    return writer.dir
-
-
-# -- the summaries shown at the end of a run (and reusable by plots) -----------------
-
-
-def network_totals(summary: Any) -> Any:
-    """Per algorithm x layout x dtype x threads: sum of ``count * median`` over layers.
-
-    ``complete`` says whether the algorithm was ``ok`` on every layer; an
-    incomplete total leaves out layers it skipped or failed, so it is not a
-    network time (``layers_ok`` / ``layers`` say how many it covers).
-    """
-    import pandas as pd
-
-    df = summary.copy()
-    df["weighted_s"] = df["count"] * df["time_median_s"]
-    df["weighted_flops"] = df["count"] * df["flops"]
-    df["is_ok"] = df["status"] == "ok"
-    rows = []
-    for key, g in df.groupby(["algorithm", "layout", "dtype", "threads"], sort=False):
-        ok = g[g["is_ok"]]
-        total = float(ok["weighted_s"].sum())
-        rows.append({
-            "algorithm": key[0], "layout": key[1], "dtype": key[2], "threads": key[3],
-            "total_s": total if len(ok) else math.nan,
-            "gflops": float(ok["weighted_flops"].sum()) / total / 1e9 if total > 0 else math.nan,
-            "layers_ok": int(len(ok)), "layers": int(len(g)), "complete": bool(len(ok) == len(g)),
-        })
-    return pd.DataFrame(rows)

@@ -1,0 +1,124 @@
+"""``convbench plot``, ``compare``, ``select`` and ``reproduce``: figures and judgements from results folders."""
+
+from __future__ import annotations
+
+import typer
+
+from .app import app, console, err_console, fail, option_error
+
+
+def _read(folder: str):  # type: ignore[no-untyped-def]
+    from ..results import ResultsError, read_results
+
+    try:
+        return read_results(folder)
+    except ResultsError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def plot(
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
+    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network."),
+    formats: str = typer.Option("png,svg", "--format", help="Comma-separated file formats (png, svg, pdf)."),
+) -> None:
+    """Draw the figures of a results folder (PNG + SVG) from its CSVs."""
+    from ..plots import plot_all
+    from ..results import ResultsError
+    from .options import parse_names
+
+    fmts = [f.lower() for f in parse_names(formats) or []]
+    try:
+        with console.status("drawing ..."):
+            paths = plot_all(results_dir, out, only=parse_names(only), formats=fmts)
+    except (ResultsError, ValueError) as exc:
+        fail(str(exc))
+    for p in paths:
+        console.print(str(p), highlight=False)
+    console.print(f"{len(paths)} files", highlight=False)
+
+
+@app.command()
+def compare(
+    a: str = typer.Argument(..., help="The reference run (results folder)."),
+    b: str = typer.Argument(..., help="The run compared with it (results folder)."),
+    threshold: float = typer.Option(0.05, "--threshold", help="Smallest relative change that counts (0.05 = 5%)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the Mann-Whitney U test."),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit with status 1 if any case is significantly slower or broke."),
+    show_all: bool = typer.Option(False, "--all", help="List every case, not only the changed ones."),
+    csv_out: str = typer.Option(None, "--csv", help="Also write the per-case table to this CSV file."),
+) -> None:
+    """Per matching case: ratio of medians B/A with a 95% CI, Mann-Whitney U, and a verdict."""
+    from ..analysis.compare import CompareError, compare_runs
+    from .render import compare_table, print_table
+
+    if threshold < 0 or not 0 < alpha < 1:
+        fail(f"--threshold must be >= 0 and --alpha in (0, 1); got {threshold} and {alpha}")
+    ra, rb = _read(a), _read(b)
+    try:
+        result = compare_runs(ra, rb, threshold=threshold, alpha=alpha, label_a=a, label_b=b)
+    except CompareError as exc:
+        fail(str(exc))
+    df = result.table
+    if csv_out:
+        df.to_csv(csv_out, index=False)
+    shown = df if show_all else df[df["verdict"].isin(["slower", "faster", "broken", "fixed"])]
+    if len(shown):
+        print_table(compare_table(shown, f"B / A time: {b} against {a} (change > {threshold:.0%} and p < {alpha} to count)"))
+    counts = df["verdict"].value_counts().to_dict()
+    console.print(f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)
+    for note in result.notes:
+        err_console.print(f"note: {note}", highlight=False)
+    if fail_on_regression and len(result.regressions):
+        err_console.print(f"[red]{len(result.regressions)} regression(s)[/]", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("select")
+def select_cmd(
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+) -> None:
+    """The best algorithm per layer (fastest ok case within tolerance) -> RESULTS_DIR/selection.csv."""
+    from ..analysis.select import write_selection
+    from ..results import ResultsError
+    from .render import print_table, selection_tables
+
+    try:
+        path, selection, network = write_selection(results_dir)
+    except ResultsError as exc:
+        fail(str(exc))
+    for table in selection_tables(selection, network):
+        print_table(table)
+    console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def reproduce(
+    out: str = typer.Option(None, "--out", "-o", help="Results folder to create (default: results/paper/<timestamp>/)."),
+    quick: bool = typer.Option(False, "--quick", help="A few layers, the three algorithms of the claims, few samples: checks it all runs (well under 2 minutes)."),
+    from_results: str = typer.Option(None, "--from", help="Do not run: redraw the figures and rewrite report.md of this existing results folder."),
+) -> None:
+    """Run configs/paper.yaml, draw its figures and write report.md judging the paper's claims."""
+    from ..analysis.report import reproduce as run_reproduce, write_report
+    from ..config import ConfigError
+    from ..results import ResultsError, check_new_dir
+
+    try:
+        if from_results:
+            _read(from_results)
+            with console.status("drawing and judging ..."):
+                outcome = write_report(from_results)
+        else:
+            try:
+                check_new_dir(out)
+            except ResultsError as exc:
+                option_error("--out", exc)
+            with console.status("running configs/paper.yaml" + (" (quick)" if quick else "") + " ..."):
+                outcome = run_reproduce(out, quick=quick)
+    except (ConfigError, ResultsError, ValueError) as exc:
+        fail(str(exc))
+    for f in outcome.findings:
+        color = {"holds": "green", "does not hold": "red", "mixed": "yellow"}.get(f.verdict, "dim")
+        console.print(f"claim {f.claim} vs {f.reference}: [{color}]{f.verdict}[/] - {f.headline}", highlight=False)
+    console.print(f"report: {outcome.report}\nfigures: {outcome.report.parent / 'plots'}", highlight=False)

@@ -1,0 +1,238 @@
+"""``convbench run``, ``layers``, ``info``, ``merge`` and ``repair``: measuring sweeps, describing them,
+and the folders they write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from ..sweep.isolation import DEFAULT_CASE_TIMEOUT
+from ..sweep.measure import Monitor
+from ..sweep.plan import Group
+from .app import AllowConfigPluginsOption, PluginOption, app, console, err_console, fail, load_plugins, option_error
+from .options import parse_ints, parse_names, parse_shard
+
+
+def _typed(algorithms: str | None, threads: str | None, layers: str | None) -> dict:
+    """The typed overrides of a plan; a malformed option ends the command."""
+    from ..machine.threads import check_thread_count
+
+    try:
+        counts = parse_ints(threads, "--threads")
+    except ValueError as exc:
+        fail(str(exc))
+    for t in counts or []:
+        try:
+            check_thread_count(t)
+        except ValueError as exc:
+            option_error("--threads", exc)
+    return {"algorithms": parse_names(algorithms), "threads": counts, "layers": parse_names(layers)}
+
+
+class _BarMonitor(Monitor):
+    """The progress bar as a sweep monitor: the running case's name, one step per finished case."""
+
+    def __init__(self, bar: Any, task: Any):
+        self.bar, self.task, self.group = bar, task, None
+
+    def begin(self, group: Group) -> None:
+        self.group = group
+
+    def started(self, pos: int) -> None:
+        case = self.group.cases[pos]
+        self.bar.update(self.task, description=f"{case.layer.name} {case.spec.layout}/{case.spec.dtype} "
+                                               f"t{case.threads}: {case.algorithm}")
+
+    def finished(self, pos: int, row: dict, samples: list) -> None:
+        self.bar.update(self.task, advance=1)
+
+
+@app.command()
+def run(
+    config: str = typer.Argument(None, help="Config YAML, or a name in configs/ (e.g. mobilenet). Default: a small embedded sweep (with --resume: the folder's config.yaml)."),
+    out: str = typer.Option(None, "--out", "-o", help="Results folder to create (must not exist or be empty). Default: results/<config>/<timestamp>/."),
+    algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's). The baseline is always added."),
+    threads: str = typer.Option(None, "--threads", "-t", help="Comma-separated thread counts, e.g. 1,2 (default: the config's)."),
+    layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
+    quick: bool = typer.Option(False, "--quick", help="Few samples: a smoke run, not a measurement (marked in env.json)."),
+    shard: str = typer.Option(None, "--shard", help="Run shard I of N (1-based, e.g. 2/4): a deterministic 1/N of the layers; join with `convbench merge`."),
+    plugin: list[str] = PluginOption,
+    allow_config_plugins: bool = AllowConfigPluginsOption,
+    resume: str = typer.Option(None, "--resume", help="Finish an interrupted run: measure only the cases missing from this results folder and append them. Refused if the folder was made from a different config (or options)."),
+    case_timeout: float = typer.Option(DEFAULT_CASE_TIMEOUT, "--case-timeout", help="Seconds a case may go without progress (its set-up, or any one sample) before it is stopped and written as a `timeout` row."),
+    memory_limit: str = typer.Option(None, "--memory-limit", help="Most memory a case may hold, e.g. 2GiB or 500MB (default: what the system has available). A case whose input + output + weights + workspace exceeds it is a `skipped` row; the worker cannot allocate much beyond it."),
+    isolation: bool = typer.Option(True, "--isolation/--no-isolation", help="Measure in a worker process (default), so a crash (segfault, abort, out of memory) becomes a `crashed` row and the sweep goes on. --no-isolation measures in this process: needed for algorithms registered only at runtime; a crash then ends the sweep and --case-timeout does not apply."),
+) -> None:
+    """Measure a sweep, check every answer, and write a results folder.
+
+    Every finished group of cases is on disk at once: a sweep stopped at any
+    moment (Ctrl-C, kill, power loss) keeps them, and `--resume DIR`
+    measures only the rest. Each case ends as one row: ok, skipped, failed
+    (wrong answer), error (raised), crashed (killed the worker; the reason
+    names the signal) or timeout.
+    """
+    import shlex
+    import warnings
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..analysis.select import network_totals, select_best
+    from ..config import ConfigError
+    from ..machine.memory import parse_size
+    from ..registry import PluginError
+    from ..results import FolderNotEmpty, ResultsError
+    from ..sweep.isolation import WorkerError, check_case_timeout
+    from ..sweep.session import RunInterrupted, prepare_run, run as run_setup
+    from . import render
+
+    try:
+        limit = parse_size(memory_limit)
+    except ValueError as exc:
+        option_error("--memory-limit", exc)
+    try:
+        check_case_timeout(case_timeout)
+    except ValueError as exc:
+        option_error("--case-timeout", exc)
+    try:
+        setup = prepare_run(config, out=out, resume=resume, plugins=plugin, allow_config_plugins=allow_config_plugins,
+                            quick=quick, shard=parse_shard(shard), **_typed(algorithms, threads, layers))
+    except FolderNotEmpty as exc:
+        fail(f"{exc} with --resume {out}")
+    except (ConfigError, ResultsError, PluginError, ValueError) as exc:
+        fail(str(exc))
+    again = render.resume_command(config, {
+        "-a": algorithms, "-t": threads, "-l": layers, "--memory-limit": memory_limit, "--quick": quick,
+        "--plugin": plugin, "--allow-config-plugins": allow_config_plugins, "--no-isolation": not isolation,
+        "--case-timeout": f"{case_timeout:g}" if case_timeout != DEFAULT_CASE_TIMEOUT else None,
+    }, setup.out_dir)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task("starting (worker, machine metadata)", total=setup.plan.n_cases)
+        try:
+            with warnings.catch_warnings():  # e.g. a torn line repaired on resume: one line, no source
+                warnings.showwarning = lambda msg, *a, **k: err_console.print(
+                    f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
+                outcome = run_setup(setup, monitor=_BarMonitor(bar, task), isolation=isolation,
+                                    case_timeout=case_timeout, memory_limit=limit)
+        except (ResultsError, WorkerError, ConfigError, ValueError) as exc:
+            fail(str(exc))
+        except RunInterrupted as exc:
+            bar.stop()
+            err_console.print(
+                f"interrupted: {exc.cases_written} cases written to {exc.out_dir}; "
+                f"resume with: {shlex.join(again)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(130)
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print("interrupted before any case was measured", highlight=False)
+            raise typer.Exit(130)
+    if setup.resume:
+        measured = outcome.cases_measured
+        console.print(f"resumed {setup.out_dir}: measured the {measured} missing cases"
+                      if measured else f"{setup.out_dir} already holds every case; nothing was measured",
+                      highlight=False)
+    if outcome.rows:
+        import pandas as pd
+
+        df = pd.DataFrame(outcome.rows)
+        best = select_best(df)
+        render.run_summary(best[best["algorithm"] != ""], network_totals(df))  # no winner where no case is ok
+    counts = outcome.status_counts
+    console.print(
+        f"{len(outcome.rows)} cases: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok")
+        + f"\nresults: {outcome.out_dir}", highlight=False,
+    )
+
+
+@app.command()
+def layers(
+    config: str = typer.Argument(None, help="Config YAML, or a name in configs/. Default: the embedded sweep."),
+    algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's)."),
+    layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
+    plugin: list[str] = PluginOption,
+) -> None:
+    """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace.
+
+    Never runs the config's plugins (a look at a config runs no code): their
+    algorithms show as "not loaded" unless the same plugin is given with --plugin.
+    """
+    from ..config import ConfigError, load_config
+    from ..config.consent import describe_target, pending_plugins, set_aside_plugin_algorithms
+    from ..sweep.plan import describe_layers, plan
+    from .render import layers_table, print_table
+
+    load_plugins(plugin)
+    try:
+        the_config, names, aside = set_aside_plugin_algorithms(load_config(config), parse_names(algorithms))
+        the_plan = plan(the_config, algorithms=names, layers=parse_names(layers))
+    except (ConfigError, ValueError) as exc:
+        fail(str(exc))
+    rows = describe_layers(the_plan)
+    print_table(layers_table(the_plan.config.name, len(the_plan.config.layers), the_plan.algorithms, rows, aside))
+    pending = pending_plugins(the_plan.config.model.plugins)
+    if pending:
+        console.print(f"not loaded: the config's plugins {', '.join(map(describe_target, pending))} "
+                      "(layers never runs a config's code; `convbench run` asks for --allow-config-plugins)",
+                      highlight=False, soft_wrap=True)
+    total = sum(r["flops"] * r["count"] for r in rows)
+    console.print(f"total (weighted by count, summed over variants): {total / 1e9:.3f} GFLOP", highlight=False)
+
+
+@app.command()
+def info(
+    as_json: bool = typer.Option(False, "--json", help="Print everything env.json would hold, as JSON."),
+) -> None:
+    """Describe this machine: CPU, memory, libraries, BLAS and thread pools, a quick calibration."""
+    import json
+
+    from ..machine.metadata import collect_all
+    from .render import info_table
+
+    with err_console.status("collecting metadata and calibrating ..."):
+        env = collect_all(calibration=True)
+    if as_json:
+        console.print_json(json.dumps(env, default=str))
+        return
+    console.print(info_table(env))
+
+
+@app.command()
+def merge(
+    folders: list[str] = typer.Argument(..., help="Shard results folders of one sweep."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder to create for the merged results."),
+) -> None:
+    """Join shard folders (from `run --shard I/N`) into one; refuses different configs."""
+    from ..results import ResultsError, merge_results, read_env
+
+    try:
+        path = merge_results(folders, out)
+        env = read_env(path)
+    except ResultsError as exc:
+        fail(str(exc))
+    note = "" if env.get("complete") else " (not every shard 1..N is present)"
+    console.print(f"merged {len(folders)} folders into {path}{note}", highlight=False)
+
+
+@app.command()
+def repair(
+    results_dir: str = typer.Argument(..., help="A results folder that readers refuse as corrupt."),
+) -> None:
+    """Remove exact duplicate rows (keeping the first) from a results folder and log it in DIR/repair.log.
+
+    Refuses, changing nothing, what it cannot decide: one case written twice
+    with different values.
+    """
+    from ..results import ResultsError, repair as repair_folder
+
+    try:
+        report = repair_folder(results_dir)
+    except ResultsError as exc:
+        fail(str(exc))
+    if not report.changed:
+        console.print(f"{results_dir}: nothing to repair", highlight=False)
+        return
+    for line in report.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"repaired {results_dir}; logged in {report.log}", highlight=False)

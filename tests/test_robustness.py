@@ -38,7 +38,7 @@ from convbench.timing import TimingSettings
 
 FAULTY = str(Path(__file__).resolve().parent / "plugins" / "faulty.py")
 cli = CliRunner()
-FAST_TIMING = "timing: {min_samples: 3, min_time_s: 0.0, max_time_s: 0.2, target_ci: null, min_sample_time_s: 0.0}\n"
+FAST_TIMING = "timing: {min_samples: 3, min_time_s: 0.0, max_time_s: 0.2, target_ci: null, min_sample_time_s: 0.0, repeat: 2}\n"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -114,8 +114,8 @@ def test_each_fault_is_its_own_row_and_the_sweep_completes(tmp_path, monkeypatch
     counts = res.samples.groupby("case_id").size()
     for r in res.summary.itertuples():
         assert counts.get(r.case_id, 0) == r.n_samples
-    # one worker for the sweep plus one per crash / timeout (3 per layer)
-    assert res.env["worker"]["starts"] == 1 + 2 * 3
+    # per repetition (2): a worker for the pass plus one per crash / timeout (3 per layer)
+    assert res.env["worker"]["starts"] == 2 * (1 + 2 * 3)
     assert res.env["isolation"] is True and res.env["case_timeout_s"] == 1.0
     assert res.env["memory_limit_bytes"] == 256 * 2**20
     assert "crashed" in result.output and "timeout" in result.output
@@ -152,7 +152,7 @@ name: many
 algorithms: [fault-ok, fault-wrong-values]
 baseline: fault-ok
 plugins: [{FAULTY}]
-timing: {{min_samples: 3, min_time_s: 0.15, max_time_s: 0.5, target_ci: null, min_sample_time_s: 0.0}}
+timing: {{min_samples: 3, min_time_s: 0.15, max_time_s: 0.5, target_ci: null, min_sample_time_s: 0.0, repeat: 2}}
 sweeps:
   - {{name: g, kernel: 3, padding: 1, grid: {{channels: [2, 3, 4, 5], size: [4, 5, 6]}}}}
 """
@@ -213,7 +213,8 @@ def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_case_set(tmp_path,
     # a kill in the middle of a write: a torn summary line, samples of a group whose rows never landed
     missing = sorted(set(full.summary["case_id"]) - set(before.summary["case_id"]))
     with open(out / "samples.csv", "a") as f:
-        f.write(f"999,{missing[0]},g,fault-ok,nchw,float32,1,0,0,1,0.001\r\n")
+        # (a sample key no row on disk has: the same key twice would be a corrupt folder, refused)
+        f.write(f"999,{missing[0]},g,fault-ok,nchw,float32,1,9,0,0,1,0.001,0.001\r\n")
     with open(out / "summary.csv", "a") as f:
         f.write("17,g/c5_hw6|nchw|float32|t1|fault-ok,g/c5_hw6,,many,1x5x6x6")
     result = _invoke("run", str(config), "--allow-config-plugins", "--resume", str(out), "--no-isolation")

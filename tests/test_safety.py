@@ -32,7 +32,7 @@ from convbench.sweep.plan import plan as make_plan
 from convbench.sweep.session import plan_plugins, run
 
 cli = CliRunner()
-FAST = "timing: {min_samples: 2, min_time_s: 0.0, max_time_s: 0.1, target_ci: null, min_sample_time_s: 0.0}\n"
+FAST = "timing: {min_samples: 2, min_time_s: 0.0, max_time_s: 0.1, target_ci: null, min_sample_time_s: 0.0, repeat: 1}\n"
 
 MARKER_PLUGIN = '''\
 """Leaves MARKER next to itself when imported: proof that its code ran."""
@@ -214,8 +214,7 @@ def test_two_resumes_at_once_the_second_exits_2_and_each_case_is_written_once(tm
                      CONVBENCH_TEST_GATE=str(gate))
     assert result.exit_code == 0, result.output
     full = sorted(read_results(out).summary["case_id"])
-    lines = (out / "summary.csv").read_text().splitlines(keepends=True)
-    (out / "summary.csv").write_text("".join(lines[:3]))  # interrupted: layer b's group is missing
+    _drop_layer(out, "b")  # interrupted before layer b's group was measured
     gate.unlink()
     resume = ["run", str(config), "--resume", str(out), "--no-isolation", "--allow-config-plugins"]
     first = _start(resume, CONVBENCH_TEST_GATE=str(gate))
@@ -240,6 +239,19 @@ def test_two_resumes_at_once_the_second_exits_2_and_each_case_is_written_once(tm
     assert sorted(after["case_id"]) == full and after["case_id"].is_unique
 
 
+def _drop_layer(folder: Path, layer: str) -> None:
+    """Remove every row of ``layer`` from the folder's CSVs, as if it was never measured."""
+    import csv
+    import io
+
+    for name in ("summary.csv", "repetitions.csv", "samples.csv"):
+        rows = list(csv.reader(io.StringIO((folder / name).read_text(), newline="")))
+        col = rows[0].index("layer")
+        out = io.StringIO(newline="")
+        csv.writer(out).writerows([rows[0], *[r for r in rows[1:] if r[col] != layer]])
+        (folder / name).write_text(out.getvalue())
+
+
 # -- 3. readers refuse corrupt folders; repair ---------------------------------------------
 
 
@@ -248,7 +260,8 @@ def small_run(tmp_path_factory) -> tuple[Path, Path]:
     """A real, finished results folder of built-ins (no plugins): (config, folder)."""
     folder = tmp_path_factory.mktemp("small")
     config = folder / "small.yaml"
-    config.write_text(f"name: small\nalgorithms: [im2col, gemm-direct]\n{FAST}{LAYERS}")
+    timing = FAST.replace("repeat: 1", "repeat: 2")  # repetitions.csv with more than one repetition per case
+    config.write_text(f"name: small\nalgorithms: [im2col, gemm-direct]\n{timing}{LAYERS}")
     result = _invoke("run", str(config), "--out", str(folder / "run"), "--no-isolation")
     assert result.exit_code == 0, result.output
     return config, folder / "run"
@@ -302,7 +315,7 @@ def test_every_reader_refuses_duplicate_rows_and_repair_fixes_exact_ones(small_r
 
     result = _invoke("repair", str(folder))
     assert result.exit_code == 0, result.output
-    assert "removed 3 exact duplicate row(s) of 3 case(s)" in _one_line(result.output)
+    assert "summary.csv: removed 3 exact duplicate row(s) of 3 key(s)" in _one_line(result.output)
     assert (folder / "summary.csv").read_bytes() == (good / "summary.csv").read_bytes()
     assert (folder / "samples.csv").read_bytes() == (good / "samples.csv").read_bytes()
     log = (folder / "repair.log").read_text()
@@ -325,7 +338,8 @@ def test_repair_refuses_what_it_cannot_decide(small_run, tmp_path):
     before = (folder / "summary.csv").read_bytes()
     text = _clean_exit_2(_invoke("repair", str(folder)))
     key = summary[1].split(",")[1]
-    assert f"cannot repair {folder}: 1 case key(s) appear more than once with different values (first: {key!r})" in text
+    assert (f"cannot repair {folder}: summary.csv has 1 key(s) that appear more than once with different values "
+            f"(first: {key!r})") in text
     assert (folder / "summary.csv").read_bytes() == before and not (folder / "repair.log").exists()
     assert "is corrupt" in _clean_exit_2(_invoke("select", str(folder)))
     text = _clean_exit_2(_invoke("repair", str(tmp_path / "nowhere")))
@@ -341,10 +355,10 @@ def test_stranded_samples_are_refused_and_repaired_but_a_torn_groups_are_not(sma
     stray = ",".join(ghost)
     (folder / "samples.csv").write_text("".join([samples[0], stray, *samples[1:]]))  # in the middle
     text = _clean_exit_2(_invoke("select", str(folder)))
-    assert "samples.csv has 1 sample(s) of 1 case(s) with no summary row, not at its end" in text
+    assert "samples.csv has 1 sample(s) of 1 case(s) that belong to no summary or repetition row" in text
     assert "'ghost|nchw|float32|t1|im2col'" in text
     result = _invoke("repair", str(folder))
-    assert result.exit_code == 0 and "removed 1 sample(s) of cases with no summary row" in _one_line(result.output)
+    assert result.exit_code == 0 and "removed 1 sample(s) that belonged to no summary or repetition row" in _one_line(result.output)
     assert (folder / "samples.csv").read_bytes() == (good / "samples.csv").read_bytes()
     # the last group's samples without summary rows: a run killed mid-write, read with a warning
     torn = _copy(good, tmp_path / "torn")

@@ -108,15 +108,31 @@ def info_table(env: dict[str, Any]) -> Table:
     return table
 
 
+def doctor_table(findings: dict) -> Table:
+    table = _table("this machine's steadiness (f32 sgemm 192^3, one thread, pinned to each core)",
+                   ("core", "median GFLOP/s", "p10", "p90", "spread p90/p10", "drift"), ("core",))
+    for core, c in findings.get("per_core", {}).items():
+        table.add_row(core, fmt(c["median_gflops"], ".1f"), fmt(c["p10_gflops"], ".1f"), fmt(c["p90_gflops"], ".1f"),
+                      fmt(c["spread"], ".0%"), fmt(c["drift"], "+.0%"))
+    sleep, load, freq = findings.get("sleep", {}), findings.get("load", {}), findings.get("frequency", {})
+    if sleep:
+        table.add_row("after 1 s sleep", fmt(sleep.get("after_gflops"), ".1f"), "", "", "", fmt(sleep.get("change"), "+.0%"))
+    table.caption = (f"load average {load.get('loadavg_1min', '-')}, other processes busy on "
+                     f"{load.get('others_busy_cores', '-')} cores; governor {freq.get('governor') or 'not exposed'}, "
+                     f"turbo {freq.get('turbo') if freq.get('turbo') is not None else 'not exposed'}")
+    return table
+
+
 def compare_table(shown: Any, title: str) -> Table:
     table = _table(title, ("layer", "algorithm", "layout", "dtype", "threads", "A median", "B median",
-                           "B/A [95% CI]", "p", "verdict"), ("layer", "algorithm", "verdict"))
+                           "B/A [95% CI]", "spread A/B", "verdict"), ("layer", "algorithm", "verdict"))
     style = {"slower": "red", "broken": "bold red", "faster": "green", "fixed": "green"}
     for r in shown.to_dict("records"):
         ratio = "-" if r["ratio"] != r["ratio"] else f"{r['ratio']:.3f} [{fmt(r['ci_low'], '.3f')}, {fmt(r['ci_high'], '.3f')}]"
         verdict = r["verdict"] if r["verdict"] not in style else f"[{style[r['verdict']]}]{r['verdict']}[/]"
         table.add_row(str(r["layer"]), r["algorithm"], r["layout"], r["dtype"], str(r["threads"]),
-                      fmt_time(r["time_a_s"]), fmt_time(r["time_b_s"]), ratio, fmt(r["p_value"], ".2g"), verdict)
+                      fmt_time(r["time_a_s"]), fmt_time(r["time_b_s"]), ratio,
+                      f"{fmt(r['spread_a'], '.0%')}/{fmt(r['spread_b'], '.0%')}", verdict)
     return table
 
 

@@ -56,6 +56,7 @@ def run(
     threads: str = typer.Option(None, "--threads", "-t", help="Comma-separated thread counts, e.g. 1,2 (default: the config's)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
     quick: bool = typer.Option(False, "--quick", help="Few samples: a smoke run, not a measurement (marked in env.json)."),
+    repeat: int = typer.Option(None, "--repeat", "-r", help="Repetitions of every case, each in a fresh worker process at another moment of the sweep (default: the config's timing.repeat, 3 unless set; 1 with --quick)."),
     shard: str = typer.Option(None, "--shard", help="Run shard I of N (1-based, e.g. 2/4): a deterministic 1/N of the layers; join with `convbench merge`."),
     plugin: list[str] = PluginOption,
     allow_config_plugins: bool = AllowConfigPluginsOption,
@@ -96,20 +97,21 @@ def run(
         option_error("--case-timeout", exc)
     try:
         setup = prepare_run(config, out=out, resume=resume, plugins=plugin, allow_config_plugins=allow_config_plugins,
-                            quick=quick, shard=parse_shard(shard), **_typed(algorithms, threads, layers))
+                            quick=quick, shard=parse_shard(shard), repeat=repeat, **_typed(algorithms, threads, layers))
     except FolderNotEmpty as exc:
         fail(f"{exc} with --resume {out}")
     except (ConfigError, ResultsError, PluginError, ValueError) as exc:
         fail(str(exc))
     again = render.resume_command(config, {
         "-a": algorithms, "-t": threads, "-l": layers, "--memory-limit": memory_limit, "--quick": quick,
+        "--repeat": str(repeat) if repeat is not None else None,
         "--plugin": plugin, "--allow-config-plugins": allow_config_plugins, "--no-isolation": not isolation,
         "--case-timeout": f"{case_timeout:g}" if case_timeout != DEFAULT_CASE_TIMEOUT else None,
     }, setup.out_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task("starting (worker, machine metadata)", total=setup.plan.n_cases)
+        task = bar.add_task("starting (worker, machine metadata)", total=setup.plan.n_cases * setup.plan.timing.repeat)
         try:
             with warnings.catch_warnings():  # e.g. a torn line repaired on resume: one line, no source
                 warnings.showwarning = lambda msg, *a, **k: err_console.print(
@@ -196,6 +198,32 @@ def info(
         console.print_json(json.dumps(env, default=str))
         return
     console.print(info_table(env))
+
+
+@app.command()
+def doctor(
+    seconds: float = typer.Option(24.0, "--seconds", help="How long to measure (at least 10)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+) -> None:
+    """How steady is this machine? Per-core sgemm rate and drift, the effect of a
+    short sleep, other processes' load, the frequency policy, and advice."""
+    import json
+
+    from ..machine.noise import diagnose
+    from .render import doctor_table
+
+    if not seconds >= 10:
+        fail(f"--seconds must be at least 10, got {seconds:g}")
+    with err_console.status(f"measuring this machine for about {seconds:g} s ..."):
+        findings = diagnose(seconds)
+    if as_json:
+        console.print_json(json.dumps(findings, default=str))
+        return
+    console.print(doctor_table(findings))
+    verdict = findings["verdict"]
+    console.print(f"verdict: {verdict['level']} (suggested --repeat {verdict['suggested_repeat']})", highlight=False)
+    for line in verdict["advice"]:
+        console.print(f"  - {line}", highlight=False)
 
 
 @app.command()

@@ -17,7 +17,7 @@ A config file (every key is optional except that some layer must exist)::
       batch: 1
       layout: [nchw, nhwc]       # lists of layouts / dtypes are sweep dimensions
       dtype: float32
-    timing: {min_samples: 20, min_time_s: 0.5, max_time_s: 10, target_ci: 0.05}
+    timing: {min_samples: 10, min_time_s: 0.2, max_time_s: 5, target_ci: null, repeat: 3}
     layers:                      # explicit layers, in order
       - {name: conv1, in_channels: 3, out_channels: 32, size: 224,
          kernel: 3, stride: 2, padding: 1, count: 1}
@@ -213,6 +213,7 @@ class TimingModel(BaseModel):
     min_sample_time_s: float = Field(default=TimingSettings.min_sample_time_s, ge=0)
     warmup: int = Field(default=TimingSettings.warmup, ge=1, strict=True)
     confidence: float = Field(default=TimingSettings.confidence, gt=0, lt=1)
+    repeat: int = Field(default=TimingSettings.repeat, ge=1, strict=True)
 
     def settings(self) -> TimingSettings:
         return TimingSettings(**self.model_dump())

@@ -1,23 +1,26 @@
 """Is a results folder whole? Readers refuse corrupt ones; ``repair`` fixes what it can decide.
 
-A well-formed folder has each case once in ``summary.csv`` (key ``case_id``)
-and each timed sample once in ``samples.csv`` (key ``case_id`` + ``sample``),
-every sample belonging to a summary row. Two writers at once, or an edit by
-hand, break that, and every figure and verdict drawn from the folder would
-silently count cases twice; so :func:`check_integrity`, called by every reader
+A well-formed folder holds each key once: a case in ``summary.csv``
+(``case_id``), a case's repetition in ``repetitions.csv`` (``case_id``,
+``repetition``), a timed sample in ``samples.csv`` (``case_id``,
+``repetition``, ``sample``), and every sample belongs to a summary row or
+to a repetition row. Two writers at once, or an edit by hand, break that,
+and every figure and verdict drawn from the folder would silently count
+cases twice; so :func:`check_integrity`, called by every reader
 (:func:`convbench.results.read_results`, resume), raises
 :class:`CorruptResults` with the count and the first keys.
 
-One kind of sample without a summary row is legitimate: a run killed between
-writing a group's samples and its summary rows leaves them at the very end
-of ``samples.csv``, all of the last group written. Those are ignored with a
-warning (resume drops them and measures the group again); any other is
-corruption.
+Two kinds of samples without a summary row are legitimate in an unfinished
+run: those of repetitions on disk whose case still has repetitions to come,
+and those at the very end of ``samples.csv`` of the last group repetition
+written, when the run was killed between writing its samples and its rows.
+Readers ignore them with a warning (resume measures them again); any other
+is corruption.
 
 :func:`repair` removes rows that are exact duplicates (every column equal,
-keeping the first) and samples stranded in the middle of the file, logs what
-it did in ``DIR/repair.log``, and refuses when rows with one key differ: it
-cannot know which measurement is right.
+keeping the first) and samples that belong to nothing (except that last
+group's), logs what it did in ``DIR/repair.log``, and refuses when rows with
+one key differ: it cannot know which measurement is right.
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from .io import ResultsError, _csv_text, read_env, write_text_atomic
-from .schema import SAMPLE_COLUMNS, SUMMARY_COLUMNS, VARIANT_KEYS
+from .schema import VARIANT_KEYS
 
-#: Columns that name a group (one layer variant at one thread count) in ``samples.csv``.
-GROUP_COLUMNS = tuple(VARIANT_KEYS)
+#: The key of a row in each CSV (a folder of schema 1 has no ``repetition`` column: it is left out).
+KEYS = {
+    "summary.csv": ("case_id",),
+    "repetitions.csv": ("case_id", "repetition"),
+    "samples.csv": ("case_id", "repetition", "sample"),
+}
+
+#: Columns that name one repetition of a group in ``samples.csv`` (written at once).
+GROUP_COLUMNS = (*VARIANT_KEYS, "repetition")
 
 #: How many keys a message shows.
 SHOWN = 3
@@ -58,52 +68,84 @@ def _first(keys: list[str]) -> str:
     return shown + (", ..." if len(keys) > SHOWN else "")
 
 
-def _trailing_group(samples: Any) -> Any:
-    """Boolean mask of the last run of samples that share one group (the last group written)."""
+def _key_text(values: tuple) -> str:
+    """``'a|nchw|float32|t1|im2col'``, ``... repetition 1``, ``... repetition 1 sample 3`` (schema 1: no repetition)."""
+    names = ("", "repetition", "sample")
+    return " ".join(str(v) if not n else f"{n} {v}" for n, v in zip(names, values))
+
+
+def _trailing(keys: list[tuple]) -> int:
+    """Where the last run of equal ``keys`` starts (``len(keys)`` if empty)."""
+    start = len(keys)
+    while start > 0 and keys[start - 1] == keys[-1]:  # walks back over the last group repetition only
+        start -= 1
+    return start
+
+
+def _column_tuples(df: Any, columns: tuple[str, ...]) -> list[tuple]:
+    present = [c for c in columns if c in df.columns]
+    cols = [df[c].astype(object).where(df[c].notna(), None).tolist() for c in present]
+    # numbers read back as floats where a column has gaps: 1.0 and 1 are one repetition
+    cols = [[int(v) if isinstance(v, float) and v.is_integer() else v for v in col] for col in cols]
+    return list(zip(*cols)) if cols else [() for _ in range(len(df))]
+
+
+def _repetitions(folder: Path) -> Any:
+    """``repetitions.csv`` as a DataFrame (key columns only), or None where the folder has none (schema 1)."""
     import pandas as pd
 
-    mask = pd.Series(False, index=samples.index)
-    columns = [samples[c].astype(object).where(samples[c].notna(), None).tolist() for c in GROUP_COLUMNS]
-    keys = list(zip(*columns))
-    start = len(keys)
-    while start > 0 and keys[start - 1] == keys[-1]:  # walks back over the last group only
-        start -= 1
-    mask.iloc[start:] = True
-    return mask
+    path = folder / "repetitions.csv"
+    if not path.is_file():
+        return None
+    with warnings.catch_warnings():  # a torn line is reported where the folder's CSVs are read
+        warnings.simplefilter("ignore")
+        text, _ = _csv_text(path)
+    try:
+        return pd.read_csv(io.StringIO(text), usecols=list(KEYS["repetitions.csv"]))
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ResultsError(f"{path} is not a convbench repetitions file ({str(exc).strip()}); edited by hand?") from None
 
 
-def check_integrity(folder: str | Path, summary: Any, samples: Any) -> Any:
-    """Raise :class:`CorruptResults` if ``summary`` / ``samples`` (DataFrames of a
-    folder's CSVs, in file order) hold a key twice or samples of no summary row
-    outside the last group written. Returns ``samples`` without those last
-    samples of a torn group (warning once), ready to use."""
+def check_integrity(folder: str | Path, summary: Any, samples: Any, repetitions: Any = None) -> Any:
+    """Raise :class:`CorruptResults` if the folder's rows (DataFrames of its CSVs,
+    in file order; ``repetitions`` read from the folder when not given) hold a
+    key twice or samples that belong to nothing. Returns ``samples`` without
+    those of unfinished cases (warning once), ready to use."""
     folder = Path(folder)
+    if repetitions is None:
+        repetitions = _repetitions(folder)
     problems = []
-    ids = summary["case_id"].astype(str)
-    repeated = ids[ids.duplicated()]
-    if len(repeated):
-        keys = list(dict.fromkeys(repeated))
-        problems.append(f"summary.csv has {len(repeated)} duplicate row(s) of {len(keys)} case key(s) "
-                        f"(first: {_first(keys)})")
-    sids = samples["case_id"].astype(str)
-    orphan = ~sids.isin(set(ids))
-    stray = orphan & ~_trailing_group(samples)
-    if stray.any():
-        keys = list(dict.fromkeys(sids[stray]))
-        problems.append(f"samples.csv has {int(stray.sum())} sample(s) of {len(keys)} case(s) with no summary row, "
-                        f"not at its end (first: {_first(keys)})")
-    kept = samples[~orphan]
-    skeys = kept["case_id"].astype(str) + " sample " + kept["sample"].astype(str)
-    repeated = skeys[skeys.duplicated()]
-    if len(repeated):
-        problems.append(f"samples.csv has {len(repeated)} duplicate sample row(s) "
-                        f"(first: {_first(list(dict.fromkeys(repeated)))})")
+    frames = [("summary.csv", summary), ("repetitions.csv", repetitions), ("samples.csv", samples)]
+    for name, df in frames:
+        if df is None:
+            continue
+        keys = _column_tuples(df, KEYS[name])
+        seen: set[tuple] = set()
+        repeated = [k for k in keys if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+        if repeated:
+            distinct = list(dict.fromkeys(_key_text(k) for k in repeated))
+            what = "case key(s)" if name == "summary.csv" else "key(s)"
+            problems.append(f"{name} has {len(repeated)} duplicate row(s) of {len(distinct)} {what} "
+                            f"(first: {_first(distinct)})")
+    ids = samples["case_id"].astype(str)
+    finished = ids.isin(set(summary["case_id"].astype(str)))
+    owned = finished.to_numpy().copy()
+    if repetitions is not None:  # a repetition on disk owns its samples until the case is finished
+        reps = set(_column_tuples(repetitions, ("case_id", "repetition")))
+        pairs = _column_tuples(samples, ("case_id", "repetition"))
+        owned |= [p in reps for p in pairs]
+    tail = _trailing(_column_tuples(samples, GROUP_COLUMNS))
+    stray = [i for i in range(tail) if not owned[i]]
+    if stray:
+        keys = list(dict.fromkeys(ids.iloc[stray]))
+        problems.append(f"samples.csv has {len(stray)} sample(s) of {len(keys)} case(s) that belong to no summary "
+                        f"or repetition row (first: {_first(keys)})")
     if problems:
         raise CorruptResults(folder, problems)
-    if orphan.any():  # samples of the last group, whose summary rows never made it to disk
-        warnings.warn(f"{folder / 'samples.csv'}: ignored {int(orphan.sum())} samples of cases that have "
-                      "no summary row (the run was killed while writing them)", stacklevel=3)
-        samples = kept.reset_index(drop=True)
+    if not finished.all():  # an unfinished run: repetitions still to come, or a repetition torn by a kill
+        warnings.warn(f"{folder / 'samples.csv'}: ignored {int((~finished).sum())} samples of cases that have "
+                      "no summary row yet (an unfinished run: resume it to finish them)", stacklevel=3)
+        samples = samples[finished].reset_index(drop=True)
     return samples
 
 
@@ -115,74 +157,74 @@ class RepairReport:
     """What :func:`repair` did; ``changed`` is False when the folder was whole."""
 
     folder: Path
-    summary_removed: list[str] = field(default_factory=list)  # case_id of each exact duplicate removed
-    samples_removed: int = 0  # exact duplicate sample rows removed
-    stray_removed: int = 0  # samples of no summary row removed (not the last group's)
+    removed: dict[str, list[str]] = field(default_factory=dict)  # file -> key of each exact duplicate removed
+    stray_removed: int = 0  # samples that belonged to nothing, removed
     torn: list[str] = field(default_factory=list)  # files whose incomplete last line was cut
     log: Path | None = None
 
     @property
     def changed(self) -> bool:
-        return bool(self.summary_removed or self.samples_removed or self.stray_removed or self.torn)
+        return bool(any(self.removed.values()) or self.stray_removed or self.torn)
 
     def lines(self) -> list[str]:
         """One line per change, as written to the log."""
         out = []
-        if self.summary_removed:
-            keys = list(dict.fromkeys(self.summary_removed))
-            out.append(f"summary.csv: removed {len(self.summary_removed)} exact duplicate row(s) of "
-                       f"{len(keys)} case(s), keeping the first of each: {', '.join(keys)}")
-        if self.samples_removed:
-            out.append(f"samples.csv: removed {self.samples_removed} exact duplicate sample row(s), keeping the first")
+        for name, keys in self.removed.items():
+            if keys:
+                distinct = list(dict.fromkeys(keys))
+                shown = ", ".join(distinct) if name == "summary.csv" else _first(distinct)
+                out.append(f"{name}: removed {len(keys)} exact duplicate row(s) of {len(distinct)} key(s), "
+                           f"keeping the first of each: {shown}")
         if self.stray_removed:
-            out.append(f"samples.csv: removed {self.stray_removed} sample(s) of cases with no summary row")
+            out.append(f"samples.csv: removed {self.stray_removed} sample(s) that belonged to no summary "
+                       "or repetition row")
         for name in self.torn:
             out.append(f"{name}: cut an incomplete last line")
         return out
 
 
-def _records(folder: Path, name: str, columns: list[str]) -> tuple[list[str], list[list[str]], bool]:
+def _records(folder: Path, name: str) -> tuple[list[str], list[list[str]], bool]:
     with warnings.catch_warnings():  # a torn line is reported by the repair itself
         warnings.simplefilter("ignore")
         text, torn = _csv_text(folder / name)
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows or rows[0] != columns:
-        raise ResultsError(f"cannot repair {folder}: the header of {name} is not that of this convbench; "
-                           "it was edited or written by another version, and repair does not guess")
+    if not rows or "case_id" not in rows[0]:
+        raise ResultsError(f"cannot repair {folder}: {name} has no case_id column; it was edited or is not "
+                           "a convbench file, and repair does not guess")
     return rows[0], rows[1:], torn
 
 
-def _dedupe(records: list[list[str]], key: Any, what: str, folder: Path) -> tuple[list[list[str]], list[str]]:
+def _dedupe(records: list[list[str]], index: list[int], name: str, folder: Path) -> tuple[list[list[str]], list[str]]:
     """Records without exact repeats (first kept) and the keys removed; refuses a key whose rows differ."""
-    first: dict[Any, list[str]] = {}
+    first: dict[tuple, list[str]] = {}
     kept, removed, differ = [], [], []
     for rec in records:
-        k = key(rec)
+        k = tuple(rec[i] for i in index)
         if k not in first:
             first[k] = rec
             kept.append(rec)
         elif rec == first[k]:
-            removed.append(k)
+            removed.append(_key_text(k))
         else:
-            differ.append(k)
+            differ.append(_key_text(k))
     if differ:
-        keys = [str(k) for k in dict.fromkeys(differ)]
+        keys = list(dict.fromkeys(differ))
         raise ResultsError(
-            f"cannot repair {folder}: {len(keys)} {what} appear more than once with different values "
-            f"(first: {_first(keys)}); repair cannot tell which measurement is right. Delete the wrong rows "
-            "from summary.csv and samples.csv by hand, or delete those cases' rows and `convbench run --resume` "
-            "to measure them again"
+            f"cannot repair {folder}: {name} has {len(keys)} key(s) that appear more than once with different "
+            f"values (first: {_first(keys)}); repair cannot tell which measurement is right. Delete the wrong "
+            "rows by hand, or delete those cases' rows and `convbench run --resume` to measure them again"
         )
-    return kept, [str(k) for k in removed]
+    return kept, removed
 
 
 def repair(folder: str | Path) -> RepairReport:
-    """Remove exact duplicate rows (keeping the first) and stranded samples from a
-    results folder, under its writer lock, and log the changes in ``DIR/repair.log``.
+    """Remove exact duplicate rows (keeping the first) and samples that belong to
+    nothing from a results folder, under its writer lock, and log the changes in
+    ``DIR/repair.log``.
 
     Raises :class:`ResultsError` (nothing changed) when it cannot decide: rows
-    with one key that differ, a header it does not know. Afterwards the folder
-    reads cleanly (checked).
+    with one key that differ, a file without its key column. Afterwards the
+    folder reads cleanly (checked).
     """
     from .io import read_results
     from .lock import FolderLock
@@ -190,34 +232,41 @@ def repair(folder: str | Path) -> RepairReport:
     folder = Path(folder)
     read_env(folder)
     report = RepairReport(folder)
+    names = [n for n in ("summary.csv", "repetitions.csv", "samples.csv") if (folder / n).is_file()]
     with FolderLock(folder):  # a repair is a writer too
-        s_header, s_rows, s_torn = _records(folder, "summary.csv", SUMMARY_COLUMNS)
-        p_header, p_rows, p_torn = _records(folder, "samples.csv", SAMPLE_COLUMNS)
-        s_id, p_id, p_n = s_header.index("case_id"), p_header.index("case_id"), p_header.index("sample")
-        s_rows, report.summary_removed = _dedupe(s_rows, lambda r: r[s_id], "case key(s)", folder)
-        done = {r[s_id] for r in s_rows}
-        group = [p_header.index(c) for c in GROUP_COLUMNS]
-        last = tuple(p_rows[-1][i] for i in group) if p_rows else None
-        tail = len(p_rows)
-        while tail > 0 and tuple(p_rows[tail - 1][i] for i in group) == last:
-            tail -= 1  # the last group's samples may lack summary rows legitimately (resume handles them)
-        body = [r for r in p_rows[:tail] if r[p_id] in done]
-        report.stray_removed = tail - len(body)
-        p_rows = body + p_rows[tail:]
-        p_rows, removed = _dedupe(p_rows, lambda r: f"{r[p_id]} sample {r[p_n]}", "sample key(s)", folder)
-        report.samples_removed = len(removed)
-        report.torn = [name for name, torn in (("summary.csv", s_torn), ("samples.csv", p_torn)) if torn]
+        files = {}
+        for name in names:
+            header, records, torn = _records(folder, name)
+            index = [header.index(c) for c in KEYS[name] if c in header]
+            records, report.removed[name] = _dedupe(records, index, name, folder)
+            files[name] = (header, records)
+            if torn:
+                report.torn.append(name)
+        header, samples = files["samples.csv"]
+        done = {r[files["summary.csv"][0].index("case_id")] for r in files["summary.csv"][1]}
+        pair = [header.index(c) for c in ("case_id", "repetition") if c in header]
+        reps: set[tuple] = set()
+        if "repetitions.csv" in files:
+            rheader, rrecords = files["repetitions.csv"]
+            reps = {(r[rheader.index("case_id")], r[rheader.index("repetition")]) for r in rrecords}
+        group = [header.index(c) for c in GROUP_COLUMNS if c in header]
+        tail = _trailing([tuple(r[i] for i in group) for r in samples])
+        body = [r for r in samples[:tail] if r[pair[0]] in done or tuple(r[i] for i in pair) in reps]
+        report.stray_removed = tail - len(body)  # the last group repetition's are left to resume
+        files["samples.csv"] = (header, body + samples[tail:])
         if not report.changed:
             return report
-        for name, header, rows in (("summary.csv", s_header, s_rows), ("samples.csv", p_header, p_rows)):
+        for name, (header, records) in files.items():
             out = io.StringIO(newline="")
-            writer = csv.writer(out)  # the csv module's dialect is the writer's (\r\n, minimal quoting)
+            writer = csv.writer(out)  # the dialect the results writer uses (\r\n, minimal quoting)
             writer.writerow(header)
-            writer.writerows(rows)
+            writer.writerows(records)
             write_text_atomic(folder / name, out.getvalue())
         report.log = folder / REPAIR_LOG
         stamp = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
         with open(report.log, "a") as f:
             f.writelines(f"{stamp} convbench repair: {line}\n" for line in report.lines())
-    read_results(folder)  # whole now, or the check says what is left
+    with warnings.catch_warnings():  # an unfinished run stays unfinished: that is not for repair to say
+        warnings.simplefilter("ignore")
+        read_results(folder)  # whole now, or the check says what is left
     return report

@@ -2,14 +2,16 @@
 
 A results folder holds::
 
-    summary.csv   one row per case (SUMMARY_COLUMNS, in that order)
-    samples.csv   one row per timed sample (SAMPLE_COLUMNS)
+    summary.csv      one row per case (SUMMARY_COLUMNS, in that order)
+    repetitions.csv  one row per case and repetition (REPETITION_COLUMNS)
+    samples.csv      one row per timed sample (SAMPLE_COLUMNS)
     env.json      the machine, libraries, calibration, seed, times, schema_version
     config.yaml   the config as run, every layer explicit
 
-CSV rows are appended, flushed and fsynced as each group of cases (one
-layer variant at one thread count) finishes, samples before their summary
-rows, so a run killed at any moment keeps every finished case. A torn last
+CSV rows are appended, flushed and fsynced as each repetition of a group
+of cases (one layer variant at one thread count) finishes, samples before
+their repetition rows, and a case's summary row after its last
+repetition, so a run killed at any moment keeps every finished repetition. A torn last
 line (a kill in the middle of a write) is dropped with a warning when the
 folder is read or resumed. A folder is never overwritten; ``convbench run
 --resume DIR`` appends the missing cases to it (:func:`open_resume`).
@@ -30,7 +32,9 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from .schema import SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, check_rows
+from .schema import (
+    ADDED_IN_2, REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, check_rows,
+)
 
 class ResultsError(Exception):
     """A results folder cannot be written or read; the message says why."""
@@ -58,8 +62,11 @@ def default_out_dir(config_name: str, root: str | Path = "results") -> Path:
 
 
 def _cell(value: Any) -> Any:
+    """A CSV cell: empty for missing, floats exact (numpy scalars as plain Python numbers)."""
     if value is None:
         return ""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # a numpy scalar
+        value = value.item()
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     return value
@@ -126,14 +133,17 @@ class ResultsWriter:
             mode = "a" if resume else "w"
             self._summary = open(self.dir / "summary.csv", mode, newline="")
             self._samples = open(self.dir / "samples.csv", mode, newline="")
+            self._reps = open(self.dir / "repetitions.csv", mode, newline="")
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.dir}: {exc.strerror or exc}") from None
         self._sw = csv.DictWriter(self._summary, SUMMARY_COLUMNS)
         self._pw = csv.DictWriter(self._samples, SAMPLE_COLUMNS)
+        self._rw = csv.DictWriter(self._reps, REPETITION_COLUMNS)
         if not resume:
             self._sw.writeheader()
             self._pw.writeheader()
-        self._flush(self._summary, self._samples)
+            self._rw.writeheader()
+        self._flush(self._summary, self._samples, self._reps)
 
     @staticmethod
     def _flush(*files: Any) -> None:
@@ -155,6 +165,18 @@ class ResultsWriter:
             self._sw.writerow({k: _cell(row.get(k)) for k in SUMMARY_COLUMNS})
         self._flush(self._summary)
 
+    def append_repetition(self, rows: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]]) -> None:
+        """One repetition of a group: its samples, then its rows (``repetitions.csv``), each fsynced."""
+        rows, samples = list(rows), list(samples)
+        check_rows(samples, SAMPLE_COLUMNS, "samples.csv")
+        check_rows(rows, REPETITION_COLUMNS, "repetitions.csv")
+        for s in samples:
+            self._pw.writerow({k: _cell(s.get(k)) for k in SAMPLE_COLUMNS})
+        self._flush(self._samples)
+        for row in rows:
+            self._rw.writerow({k: _cell(row.get(k)) for k in REPETITION_COLUMNS})
+        self._flush(self._reps)
+
     def write_env(self, env: Mapping[str, Any]) -> None:
         write_json(self.dir / "env.json", {"schema_version": SCHEMA_VERSION, **env})
 
@@ -164,6 +186,7 @@ class ResultsWriter:
     def close(self) -> None:
         self._summary.close()
         self._samples.close()
+        self._reps.close()
         if self._own_lock is not None:
             self._own_lock.release()
 
@@ -247,8 +270,9 @@ def _csv_text(path: Path) -> tuple[str, bool]:
         raise ResultsError(f"{path} is not UTF-8 text (byte {exc.start}); not a convbench CSV") from None
 
 
-def read_csv(path: str | Path, columns: list[str]) -> Any:
-    """A results CSV as a DataFrame: torn last line dropped, every column of ``columns`` required."""
+def read_csv(path: str | Path, columns: list[str], added: list[str] = ()) -> Any:
+    """A results CSV as a DataFrame: torn last line dropped, every column of ``columns`` required
+    except ``added`` (columns newer than the folder's schema), which are filled in empty."""
     import pandas as pd
 
     path = Path(path)
@@ -259,6 +283,9 @@ def read_csv(path: str | Path, columns: list[str]) -> Any:
         raise ResultsError(f"{path} is empty (not even a header)") from None
     except pd.errors.ParserError as exc:
         raise ResultsError(f"{path} is not a well-formed CSV ({str(exc).strip()}); was it edited by hand?") from None
+    for col in added:
+        if col not in df.columns:
+            df[col] = 0 if col == "repetition" else math.nan
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ResultsError(
@@ -277,12 +304,14 @@ def read_results(folder: str | Path) -> Results:
         path = folder / name
         if not path.is_file():
             raise ResultsError(f"{folder} has no {name}; the run may have failed before writing it")
-        df = read_csv(path, columns)
+        df = read_csv(path, columns, ADDED_IN_2[name] if env["schema_version"] < 2 else [])
         for col in ("reason", "layer_class", "network", "description"):
             if col in df.columns:
                 df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
         frames[name] = df
-    summary, samples = frames["summary.csv"], frames["samples.csv"]
+    # rows are written as groups finish, in the run's shuffled schedule; read them in sweep order
+    summary = frames["summary.csv"].sort_values("case_index", kind="stable").reset_index(drop=True)
+    samples = frames["samples.csv"]
     bad = sorted(set(summary["status"].dropna().astype(str)) - set(STATUSES))
     if bad:
         raise ResultsError(
@@ -311,6 +340,8 @@ class ResumeState:
     env: dict[str, Any]
     summary: Any  # DataFrame of the rows kept
     done: set[str]  # case_id of every case kept
+    repetitions: Any = None  # DataFrame: repetition rows of cases not done, whole group-repetitions only
+    samples: Any = None  # DataFrame: the samples of those repetitions
 
 
 def _config_diff(a: Any, b: Any, where: str = "") -> str | None:
@@ -337,15 +368,17 @@ def _config_diff(a: Any, b: Any, where: str = "") -> str | None:
 
 
 def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = None,
-                complete_groups: Any = None) -> ResumeState:
+                complete_groups: Any = None, complete_reps: Any = None) -> ResumeState:
     """Check that ``folder`` is a results folder of this very config and repair it for appending.
 
     Refuses (:class:`ResultsError`) a folder that is not a results folder, or
     whose ``config.yaml`` differs from ``config_as_run`` (the config as it
     would be run now; the folder's name plays no part) or whose shard differs.
-    Repairs: a torn last line is cut off each CSV; samples without a summary
-    row are dropped; ``complete_groups(done_ids) -> keep_ids`` may drop the
-    rows of partly written groups so they are measured again whole.
+    Repairs: a torn last line is cut off each CSV; samples of no kept
+    summary or repetition row are dropped; ``complete_groups(done_ids) -> keep_ids`` may drop the
+    rows of partly written groups so they are measured again whole, and
+    ``complete_reps({(case_id, repetition)}) -> keep`` likewise the rows of
+    partly written repetitions; samples follow the rows they belong to.
     """
     folder = Path(folder)
     env = read_env(folder)
@@ -371,11 +404,14 @@ def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = 
             f"cannot resume {folder}: it holds shard {env.get('shard')} of the sweep, not {shard}; "
             "give the same shard (or none, to take the folder's)"
         )
-    paths = {name: folder / name for name in ("summary.csv", "samples.csv")}
+    paths = {name: folder / name for name in ("summary.csv", "samples.csv", "repetitions.csv")}
+    if not paths["repetitions.csv"].is_file():  # killed before the writer made it
+        write_text_atomic(paths["repetitions.csv"], ",".join(REPETITION_COLUMNS) + "\r\n")
     texts = {}
     for name, path in paths.items():
         text, torn = _csv_text(path)
-        columns = SUMMARY_COLUMNS if name == "summary.csv" else SAMPLE_COLUMNS
+        columns = {"summary.csv": SUMMARY_COLUMNS, "samples.csv": SAMPLE_COLUMNS,
+                   "repetitions.csv": REPETITION_COLUMNS}[name]
         header = ",".join(columns)
         if not text.strip():  # killed before even the header was flushed
             text, torn = header + "\r\n", True
@@ -387,32 +423,44 @@ def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = 
         texts[name] = text
     summary = read_csv(paths["summary.csv"], SUMMARY_COLUMNS)
     samples = read_csv(paths["samples.csv"], SAMPLE_COLUMNS)
+    reps = read_csv(paths["repetitions.csv"], REPETITION_COLUMNS)
     from .integrity import check_integrity
 
-    with warnings.catch_warnings():  # a torn group's samples are dropped below, as a repair
+    with warnings.catch_warnings():  # samples of a torn repetition are dropped below, as a repair
         warnings.simplefilter("ignore")
-        check_integrity(folder, summary, samples)  # appending to a corrupt folder would bury the damage
+        check_integrity(folder, summary, samples, reps)  # appending to a corrupt folder would bury the damage
     done = set(summary["case_id"].astype(str))
     keep = set(complete_groups(done)) if complete_groups is not None else done
     if keep != done:
         summary = summary[summary["case_id"].astype(str).isin(keep)]
-        _rewrite(paths["summary.csv"], texts["summary.csv"], keep)
+        _rewrite(paths["summary.csv"], texts["summary.csv"], lambda r: r["case_id"] in keep)
         done = keep
-    orphan = ~samples["case_id"].astype(str).isin(done)
-    if orphan.any():
-        _rewrite(paths["samples.csv"], texts["samples.csv"], done)
-    return ResumeState(folder, env, summary.reset_index(drop=True), done)
+    # repetitions of unfinished cases are kept where the whole group's repetition is on disk
+    rep_keys = set(zip(reps["case_id"].astype(str), reps["repetition"].astype(int)))
+    kept_reps = set(complete_reps(rep_keys)) if complete_reps is not None else rep_keys
+    if kept_reps != rep_keys:
+        _rewrite(paths["repetitions.csv"], texts["repetitions.csv"],
+                 lambda r: (r["case_id"], int(r["repetition"])) in kept_reps)
+    sample_keys = list(zip(samples["case_id"].astype(str), samples["repetition"].astype(int)))
+    wanted = [cid in done or key in kept_reps for key, cid in zip(sample_keys, samples["case_id"].astype(str))]
+    if not all(wanted):
+        _rewrite(paths["samples.csv"], texts["samples.csv"],
+                 lambda r: r["case_id"] in done or (r["case_id"], int(r["repetition"])) in kept_reps)
+    open_reps = reps[[(c, int(r)) in kept_reps and c not in done
+                      for c, r in zip(reps["case_id"].astype(str), reps["repetition"])]]
+    open_samples = samples[[w and c not in done for w, c in zip(wanted, samples["case_id"].astype(str))]]
+    return ResumeState(folder, env, summary.reset_index(drop=True), done,
+                       open_reps.reset_index(drop=True), open_samples.reset_index(drop=True))
 
 
-def _rewrite(path: Path, text: str, keep: set[str]) -> None:
-    """Rewrite a results CSV keeping the header and the rows whose case_id is in ``keep``."""
+def _rewrite(path: Path, text: str, keep: Any) -> None:
+    """Rewrite a results CSV keeping the header and the rows (as dicts of strings) where ``keep(row)``."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader)
-    col = header.index("case_id")
     out = io.StringIO(newline="")
     writer = csv.writer(out)
     writer.writerow(header)
     for record in reader:
-        if len(record) > col and record[col] in keep:
+        if len(record) == len(header) and keep(dict(zip(header, record))):
             writer.writerow(record)
     write_text_atomic(path, out.getvalue())

@@ -18,7 +18,10 @@ from typing import Any, Iterable, Mapping
 from ..spec import ConvSpec
 
 #: Version of the results format; bump when a column changes meaning or goes.
-SCHEMA_VERSION = 1
+#: 2: repetitions (``repetitions.csv``; summary columns on their agreement,
+#: per-round speedups, the reference kernel; samples' ``repetition`` and
+#: ``ref_time_s``). Folders of version 1 are read with those columns empty.
+SCHEMA_VERSION = 2
 
 #: Columns ``summary.csv`` must have (the documented contract).
 REQUIRED_COLUMNS = [
@@ -42,18 +45,44 @@ REQUIRED_COLUMNS = [
 #: ``numba_allocs`` (NRT allocations in one call), the thread pools as
 #: verified during the case (``numba_threads``, ``blas_threads``,
 #: ``fft_workers``) and ``seed``.
+#:
+#: Repetitions (see :mod:`convbench.sweep.repeats`): the median and its CI
+#: pool every repetition (the CI by a bootstrap over repetitions);
+#: ``n_repetitions``, ``reps_agree`` (repetitions whose own median is within
+#: 10% of the pooled one), ``rep_spread`` (max / min of the repetitions'
+#: medians - 1); ``speedup_vs_baseline`` is the median of per-round ratios,
+#: ``speedup_ci_low``/``speedup_ci_high`` its CI; ``time_norm_*`` the time in
+#: units of the reference kernel timed in the same round, and
+#: ``norm_rep_spread`` its spread over repetitions; ``ref_gflops`` that
+#: kernel's rate while the case ran, ``ref_drift`` how far it moved within
+#: a repetition (worst one), ``unstable`` whether it moved beyond the limit
+#: even after ``remeasured`` extra attempts; ``pinned_cpus`` the cores a
+#: one-thread case ran on.
+REPETITION_SUMMARY_COLUMNS = [
+    "n_repetitions", "reps_agree", "rep_spread", "speedup_ci_low", "speedup_ci_high",
+    "time_norm_median", "time_norm_ci_low", "time_norm_ci_high", "norm_rep_spread",
+    "ref_gflops", "ref_drift", "unstable", "remeasured", "pinned_cpus",
+]
 SUMMARY_COLUMNS = [
     "case_index", "case_id", *REQUIRED_COLUMNS[:3], "description", *REQUIRED_COLUMNS[3:],
     "baseline", "error_tolerance", "time_mean_s", "time_std_s", "ci_rel_halfwidth", "loops",
     "prepare_bytes", "measured_workspace_bytes", "numba_allocs",
-    "numba_threads", "blas_threads", "fft_workers", "seed",
+    "numba_threads", "blas_threads", "fft_workers", "seed", *REPETITION_SUMMARY_COLUMNS,
 ]
 
-#: Columns of ``samples.csv``: one row per timed sample; ``time_s`` is per call.
+#: Columns of ``repetitions.csv``: one row per case and repetition, written as
+#: each repetition of a group ends (the summary row comes after the last).
+REPETITION_COLUMNS = ["repetition", "pinned_cpu", *SUMMARY_COLUMNS]
+
+#: Columns of ``samples.csv``: one row per timed sample; ``time_s`` is per
+#: call, ``ref_time_s`` the reference kernel's time in the same round.
 SAMPLE_COLUMNS = [
     "case_index", "case_id", "layer", "algorithm", "layout", "dtype", "threads",
-    "round", "sample", "loops", "time_s",
+    "repetition", "round", "sample", "loops", "time_s", "ref_time_s",
 ]
+
+#: Columns a schema-1 folder lacks; read as empty (repetition 0) so old runs stay readable.
+ADDED_IN_2 = {"summary.csv": REPETITION_SUMMARY_COLUMNS, "samples.csv": ["repetition", "ref_time_s"]}
 
 #: ``ok``: measured and right; ``skipped``: not run (unsupported, the memory
 #: guard, too many threads), ``failed``: a wrong answer; ``error``: raised;
@@ -130,6 +159,11 @@ def _row(columns: list[str], values: Mapping[str, Any], what: str) -> dict[str, 
 def summary_row(**values: Any) -> dict[str, Any]:
     """A ``summary.csv`` row: every column, ``None`` where not given; an unknown name is a :class:`SchemaError`."""
     return _row(SUMMARY_COLUMNS, values, "summary.csv")
+
+
+def repetition_row(repetition: int, pinned_cpu: int | None, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``repetitions.csv`` row: a case's summary row as measured in one repetition."""
+    return _row(REPETITION_COLUMNS, {"repetition": repetition, "pinned_cpu": pinned_cpu, **row}, "repetitions.csv")
 
 
 def sample_row(**values: Any) -> dict[str, Any]:

@@ -194,6 +194,11 @@ class WorkerPool:
                 pass
         self._proc = self._conn = self._beat_map = self._beat_file = self._fault_file = None
 
+    def restart(self) -> None:
+        """Stop the worker; the next group starts a fresh one (a new repetition
+        is measured in a new process: other memory, other JIT state)."""
+        self.close()
+
     def close(self) -> None:
         """Stop the worker: ask politely, then kill."""
         if self._proc is not None and self._proc.poll() is None and self._conn is not None:
@@ -217,11 +222,12 @@ class WorkerPool:
         return beat, pos, sample, stage.rstrip(b"\0").decode("utf-8", "replace")
 
     def measure(self, group: Group, timing: TimingSettings, seed: int = 0, baseline: str | None = None,
-                monitor: Monitor | None = None) -> GroupResult:
+                monitor: Monitor | None = None, *, repetition: int = 0, pin: int | None = None) -> GroupResult:
         """Measure ``group`` in the worker; every case ends as one row whatever the worker does.
 
         ``monitor`` hears ``begin``, ``started`` and ``finished`` (positions in
-        ``group.cases``) as the worker reports them.
+        ``group.cases``) as the worker reports them. ``repetition`` and
+        ``pin`` go to :func:`~.measure.measure_group`.
         """
         mon = monitor or Monitor()
         mon.begin(group)
@@ -235,7 +241,7 @@ class WorkerPool:
             batches = [[p] for p in pending] if failures >= 2 else [pending]
             for batch in batches:
                 sub = dataclasses.replace(group, cases=tuple(group.cases[p] for p in batch))
-                attempt = self._attempt(sub, timing, seed, baseline, mon, batch)
+                attempt = self._attempt(sub, timing, seed, baseline, mon, batch, repetition, pin)
                 for i, (row, smp) in attempt.done.items():
                     final[batch[i]] = row
                     samples.extend((attempt_no, seq, s) for seq, s in smp)
@@ -267,10 +273,11 @@ class WorkerPool:
         return row
 
     def _attempt(self, group: Group, timing: TimingSettings, seed: int, baseline: str | None,
-                 mon: Monitor, positions: list[int]) -> _Attempt:
+                 mon: Monitor, positions: list[int], repetition: int = 0, pin: int | None = None) -> _Attempt:
         """Measure ``group`` (the cases at ``positions`` of the whole group) in the worker once."""
         out = _Attempt()
-        job = {"group": group, "timing": timing, "seed": seed, "baseline": baseline}
+        job = {"group": group, "timing": timing, "seed": seed, "baseline": baseline,
+               "repetition": repetition, "pin": pin}
         for retry in (False, True):  # a worker that died between groups is replaced once
             self._ensure()
             assert self._conn is not None and self._proc is not None

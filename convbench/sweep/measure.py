@@ -5,7 +5,16 @@ and dtype at one thread count, with every algorithm to compare on it. Its
 cases are set up one by one (``prepare`` timed, a warm-up call kept as
 ``compile_s`` and checked against :func:`convbench.reference`, one untimed
 call under tracemalloc for memory), then timed *interleaved*, round by round,
-so a drift of the machine does not favour whoever ran first.
+so a drift of the machine does not favour whoever ran first. Each round
+starts with a small fixed sgemm (the *reference kernel*), whose time every
+sample of the round carries: the machine's speed while it was measured. The
+baseline is sampled as long as any other case is, so every sample has a
+baseline sample of its own round to be compared with (per-round speedups),
+and the output of each case's last timed call is checked like the warm-up's.
+
+One call measures one *repetition* of the group; the session
+(:mod:`.session`) runs each repetition in a fresh worker process, at another
+moment of the sweep, and :mod:`.repeats` combines them.
 
 :func:`measure_group` takes and returns plain data (picklable), so it runs
 as well in the isolated worker (:mod:`.worker`) as in this process; one
@@ -25,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..machine.memory import check_fits
-from ..machine.threads import check_threads, limit_threads, thread_report
+from ..machine.threads import check_threads, limit_threads, pinned, thread_report
 from ..reference import error_floor, reference, relative_error
 from ..registry import get_algorithm
 from ..results.schema import sample_row, spec_columns, summary_row
@@ -34,6 +43,28 @@ from ..timing import Sampler, TimingSettings, loops_for, summarize
 from .plan import Case, Group
 
 Row = dict[str, Any]
+
+#: The reference kernel: a float32 sgemm of this size through numpy's BLAS
+#: (2*128^3 = 4.2 MFLOP, tens of microseconds: cheap beside a round, long
+#: enough for the timer), on the case's threads and core.
+REF_N = 128
+REF_FLOPS = 2 * REF_N**3
+
+
+class ReferenceKernel:
+    """The fixed sgemm timed at the start of every round."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.a = rng.standard_normal((REF_N, REF_N), dtype=np.float32)
+        self.b = rng.standard_normal((REF_N, REF_N), dtype=np.float32)
+        self.c = np.empty((REF_N, REF_N), np.float32)
+        np.matmul(self.a, self.b, out=self.c)
+
+    def time(self) -> float:
+        t0 = time.perf_counter()
+        np.matmul(self.a, self.b, out=self.c)
+        return time.perf_counter() - t0
 
 
 @dataclass
@@ -141,6 +172,9 @@ class _Live:
     x: np.ndarray
     sampler: Sampler
     samples: list[tuple[int, Row]] = field(default_factory=list)
+    last: Any = None  # the output of the last timed call
+    check: Callable[[Any], tuple[str, str, float]] | None = None
+    baseline: bool = False
 
 
 class Monitor:
@@ -182,14 +216,18 @@ def measure_group(
     *,
     memory_limit: int | None = None,
     monitor: Monitor | None = None,
+    repetition: int = 0,
+    pin: int | None = None,
 ) -> GroupResult:
-    """Measure every case of ``group``; never raises for a case's own failure.
+    """Measure every case of ``group`` once (one repetition); never raises for a case's own failure.
 
     Each case ends as one row with status ``ok``, ``skipped`` (unsupported,
     with the algorithm's reason, or refused by the memory guard), ``failed``
     (wrong answer) or ``error`` (raised). ``monitor`` hears each step.
     ``memory_limit`` (bytes) caps what a case may hold (input + output +
-    weights + declared workspace) below MemAvailable.
+    weights + declared workspace) below MemAvailable. ``repetition`` tags
+    the samples (memory is measured in repetition 0 only: it does not
+    drift); ``pin`` is the core to run on (``None``: anywhere).
     """
     spec = group.spec
     rows = {c.algorithm: base_row(c, seed, baseline) for c in group.cases}
@@ -215,7 +253,7 @@ def measure_group(
     x_master, w_master = spec.random_inputs(seed)
     ref: np.ndarray | None = None
     live: list[_Live] = []
-    with limit_threads(group.threads):
+    with pinned(pin), limit_threads(group.threads):
         pools = thread_report()
         for pos, case in enumerate(group.cases):
             row = rows[case.algorithm]
@@ -269,9 +307,10 @@ def measure_group(
                 mon.stage(pos, stage)
                 for _ in range(timing.warmup - 1):
                     call(x)
-                stage = "the memory measurement"
-                mon.stage(pos, stage)
-                row.update(measure_memory(algo, spec, w_master.copy(), x))
+                if repetition == 0:
+                    stage = "the memory measurement"
+                    mon.stage(pos, stage)
+                    row.update(measure_memory(algo, spec, w_master.copy(), x))
                 stage = "the calibration call"
                 mon.stage(pos, stage)
                 t0 = time.perf_counter()
@@ -282,10 +321,12 @@ def measure_group(
                 finish(pos, case, [])
                 continue
             row["loops"] = loops
-            live.append(_Live(pos, case, row, call, x, Sampler(timing, loops)))
+            check = (lambda y, tol=tol: _check_output(y, spec, ref, floor, tol))
+            live.append(_Live(pos, case, row, call, x, Sampler(timing, loops), check=check,
+                              baseline=case.algorithm == baseline))
 
         mon.sampling(len(live))
-        _sample_interleaved(live, result, finish, mon)
+        _sample_interleaved(live, result, finish, mon, repetition)
 
     finish_rows([rows[c.algorithm] for c in group.cases], spec.flops, baseline)
     result.rows = [rows[c.algorithm] for c in group.cases]
@@ -294,12 +335,14 @@ def measure_group(
 
 def _sample_interleaved(
     live: list[_Live], result: GroupResult, finish: Callable[[int, Case, list[tuple[int, Row]]], None],
-    mon: Monitor
+    mon: Monitor, repetition: int = 0,
 ) -> None:
-    """Round by round, one sample of every unfinished case, in a rotating order."""
+    """Round by round, the reference kernel then one sample of every unfinished
+    case, in a rotating order; the baseline stays while any other case is left."""
     active = list(live)
     rnd = 0
     seq = 0
+    ref_kernel = ReferenceKernel()
     # the cyclic GC is off while sampling, so a collection does not land in one
     # algorithm's sample; calls free their arrays by reference counting anyway
     gc.collect(0)
@@ -307,6 +350,7 @@ def _sample_interleaved(
     gc.disable()
     try:
         while active:
+            ref_time = ref_kernel.time()
             shift = rnd % len(active)
             for item in active[shift:] + active[:shift]:
                 call, x, loops = item.call, item.x, item.sampler.loops
@@ -315,30 +359,46 @@ def _sample_interleaved(
                 try:
                     t0 = time.perf_counter()
                     for _ in range(loops):
-                        call(x)
+                        y = call(x)
                     elapsed = time.perf_counter() - t0
                 except (Exception, SystemExit) as exc:
                     item.row.update(status="error", reason=_raised(f"sample {n}", exc))
                     continue
+                item.last = y
                 per_call = item.sampler.add(elapsed)
                 c = item.case
                 sample = sample_row(
                     case_index=c.index, case_id=c.case_id, layer=c.layer.name, algorithm=c.algorithm,
-                    layout=c.spec.layout, dtype=c.spec.dtype, threads=c.threads, round=rnd, sample=n,
-                    loops=loops, time_s=per_call,
+                    layout=c.spec.layout, dtype=c.spec.dtype, threads=c.threads, repetition=repetition,
+                    round=rnd, sample=n, loops=loops, time_s=per_call, ref_time_s=ref_time,
                 )
                 item.samples.append((seq, sample))
                 result.samples.append(sample)
                 seq += 1
-            finished = [i for i in active if i.row["status"] == "error" or i.sampler.done]
+            others_left = any(not i.baseline and i.row["status"] != "error" and not i.sampler.done for i in active)
+            finished = [i for i in active if i.row["status"] == "error"
+                        or (i.sampler.done and not (i.baseline and others_left))]
             for item in finished:
                 item.row.update(summarize(item.sampler.samples, item.sampler.settings.confidence))
+                _check_last(item)
                 finish(item.pos, item.case, item.samples)
             active = [i for i in active if i not in finished]
             rnd += 1
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _check_last(item: _Live) -> None:
+    """The last timed call's answer is checked like the warm-up's: a kernel
+    whose state goes wrong over repeated calls is a ``failed`` row too."""
+    if item.row["status"] != "ok" or item.check is None or item.last is None:
+        return
+    status, why, err = item.check(item.last)
+    if status != "ok":
+        item.row.update(status=status, reason=f"the last timed call: {why}")
+    item.row["max_rel_err"] = max(item.row.get("max_rel_err") or 0.0, err) if err == err else item.row["max_rel_err"]
+    item.last = None
 
 
 def _rate(row: Row, flops: int) -> None:

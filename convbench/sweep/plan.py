@@ -9,7 +9,7 @@ compare on it, measured interleaved (:mod:`.measure`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config.expand import Config, ConfigError, Layer, resolve_algorithms
@@ -95,6 +95,7 @@ def plan(
     quick: bool = False,
     shard: tuple[int, int] | None = None,
     plugins: list[str] | None = None,
+    repeat: int | None = None,
 ) -> Plan:
     """Expand a config (with overrides) into groups of cases.
 
@@ -103,7 +104,8 @@ def plan(
     of these globs. Cases are numbered in sweep order (layer, layout, dtype,
     threads, algorithm). ``shard=(I, N)`` keeps every N-th group starting at
     I-1, so the N shards partition the sweep and each keeps whole groups
-    (speedups need the baseline measured beside the others).
+    (speedups need the baseline measured beside the others). ``repeat``
+    replaces the config's number of repetitions (``quick`` implies 1 unless given).
     """
     config = config.select_layers(layers)
     names = (
@@ -115,6 +117,10 @@ def plan(
         raise ValueError("thread counts: give at least one")
     counts = [check_thread_count(t) for t in threads] if threads is not None else config.threads
     timing = quick_settings(config.timing) if quick else config.timing
+    if repeat is not None:
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
+        timing = replace(timing, repeat=repeat)
     shard = check_shard(shard) if shard is not None else None
     groups: list[Group] = []
     index = 0

@@ -10,6 +10,7 @@ nowhere else) or in this process, and hands each group's rows to the
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -22,11 +23,27 @@ from ..config.load import dump_config, load_config
 from ..machine import metadata
 from ..machine.malloc_policy import keep_freed_memory
 from ..results.io import ResultsError, ResultsWriter, check_new_dir, default_out_dir, open_resume, read_env
+from ..machine.threads import allowed_cores
 from ..results.lock import FolderLock
-from ..results.schema import STATUSES
+from ..results.schema import STATUSES, SUMMARY_COLUMNS, repetition_row, summary_row
+from ..timing import repetition_schedule
 from .isolation import DEFAULT_CASE_TIMEOUT, WorkerPool, check_case_timeout, check_loadable
-from .measure import GroupResult, Monitor, Row, measure_group
-from .plan import Plan, plan as make_plan
+from .measure import REF_FLOPS, GroupResult, Monitor, Row, measure_group
+from .plan import Group, Plan, plan as make_plan
+from .repeats import DRIFT_LIMIT, combine, repetition_drift
+
+#: Extra attempts at a group's repetition whose reference kernel moved beyond
+#: :data:`~.repeats.DRIFT_LIMIT` while it was measured; the steadiest is kept.
+MAX_REMEASURE = 1
+
+
+#: How repetitions are run (recorded in env.json).
+REPETITIONS = (
+    "each group measured timing.repeat times: every pass measures every group once, in a seeded shuffled "
+    "order, a new worker process per pass; one-thread cases pinned to core (repetition + group index) mod "
+    f"cores; a repetition whose reference sgemm drifted > {DRIFT_LIMIT:.0%} is measured again (up to "
+    f"{MAX_REMEASURE} more times, the steadiest kept, `unstable` if still beyond)"
+)
 
 #: How inputs and weights are made (recorded in env.json): the same config and seed give the same inputs.
 RNG = "numpy.random.default_rng(seed) per layer variant: x then weights (OIHW), uniform [-1, 1), in the case's dtype"
@@ -79,6 +96,7 @@ def prepare_run(
     layers: list[str] | None = None,
     quick: bool = False,
     shard: tuple[int, int] | None = None,
+    repeat: int | None = None,
 ) -> RunSetup:
     """Load plugins and the config, plan the sweep, and choose its results folder.
 
@@ -106,32 +124,127 @@ def prepare_run(
     the_config = load_config(config)
     load_config_plugins(the_config, allow=allow_config_plugins, given=targets)
     the_plan = make_plan(the_config, algorithms=algorithms, threads=threads, layers=layers, quick=quick,
-                         shard=shard, plugins=targets)
+                         shard=shard, plugins=targets, repeat=repeat)
     if resume is not None:
         return RunSetup(the_plan, Path(resume), resume=True)
     check_new_dir(out)
     return RunSetup(the_plan, Path(out) if out is not None else default_out_dir(the_plan.config.name))
 
 
+@dataclass
+class Measured:
+    """One step of a run: a repetition of a group (its ``repetitions.csv`` rows
+    and samples) and, after the group's last repetition, its summary rows."""
+
+    group: Group
+    repetition: int
+    repetition_rows: list[Row]
+    samples: list[Row]
+    rows: list[Row]
+
+
+def _pin(group: Group, repetition: int, cores: list[int]) -> int | None:
+    """One-thread cases run pinned, on a core that turns with the repetition, so
+    a case meets every core and a sweep meets them in the same way every time."""
+    return cores[(repetition + group.index) % len(cores)] if group.threads == 1 and cores else None
+
+
+def _steady(measure: Callable[[Monitor | None], GroupResult], monitor: Monitor | None) -> tuple[GroupResult, int, float]:
+    """Measure until the reference kernel held still (up to MAX_REMEASURE more times);
+    the steadiest attempt, how many extra attempts it took, and its drift."""
+    best, best_drift = None, math.nan
+    for attempt in range(1 + MAX_REMEASURE):
+        result = measure(monitor if attempt == 0 else None)  # the progress counts a case once
+        d = repetition_drift(result.samples)
+        if best is None or abs(d) < abs(best_drift):
+            best, best_drift = result, d
+        if not abs(d) > DRIFT_LIMIT:
+            break
+    assert best is not None
+    return best, attempt, best_drift
+
+
+def _slim(sample: Row) -> Row:
+    return {k: sample[k] for k in ("case_id", "repetition", "round", "time_s", "ref_time_s")}
+
+
 def iter_results(
     plan: Plan, monitor: Monitor | None = None, *, memory_limit: int | None = None, pool: WorkerPool | None = None,
-) -> Iterator[GroupResult]:
-    """Measure the plan group by group, yielding each group's rows as it finishes.
+    earlier: dict[int, dict[int, tuple[list[Row], list[Row]]]] | None = None,
+) -> Iterator[Measured]:
+    """Measure every group ``plan.timing.repeat`` times, yielding each repetition as it ends.
 
-    With a ``pool`` (:class:`~.isolation.WorkerPool`) the groups are measured
-    in its worker: a crash or a hang of one case becomes its ``crashed`` /
-    ``timeout`` row. Without one they are measured in this process
+    The repetitions follow :func:`~convbench.timing.repetition_schedule`: each
+    pass measures every group once, in a shuffled order, and with a ``pool``
+    (:class:`~.isolation.WorkerPool`) each pass runs in a fresh worker
+    process, where a crash or a hang of one case becomes its ``crashed`` /
+    ``timeout`` row. Without one the groups are measured in this process
     (algorithms registered only here, e.g. classes defined in a test, need
-    it; a crash ends the run).
+    it; a crash ends the run). ``earlier``: repetitions already on disk
+    (group index -> repetition -> (rows, samples)), not measured again.
     """
-    seed, baseline = plan.config.seed, plan.config.baseline
+    seed, baseline, repeat = plan.config.seed, plan.config.baseline, plan.timing.repeat
+    have = {gi: dict(reps) for gi, reps in (earlier or {}).items()}
+    cores = allowed_cores()
     if pool is None:
         keep_freed_memory()
-    for group in plan.groups:
-        if pool is None:
-            yield measure_group(group, plan.timing, seed, baseline, memory_limit=memory_limit, monitor=monitor)
-        else:
-            yield pool.measure(group, plan.timing, seed, baseline, monitor)
+    finished: set[int] = set()
+
+    def final(group: Group, got: dict[int, tuple[list[Row], list[Row]]]) -> list[Row]:
+        rows = [r for k in sorted(got) for r in got[k][0]]
+        samples = [x for k in sorted(got) for x in got[k][1]]
+        combined = combine(rows, samples, baseline, REF_FLOPS, plan.timing.confidence, seed=seed + group.index)
+        del have[group.index]
+        finished.add(group.index)
+        return [summary_row(**{k: v for k, v in r.items() if k in SUMMARY_COLUMNS}) for r in combined]
+
+    for group in plan.groups:  # every repetition on disk, the summary rows not (killed in between)
+        if len(have.get(group.index, {})) >= repeat:
+            yield Measured(group, repeat - 1, [], [], final(group, have[group.index]))
+    current = None
+    for rep, pos in repetition_schedule(len(plan.groups), repeat, seed):
+        group = plan.groups[pos]
+        if group.index in finished:
+            continue
+        got = have.setdefault(group.index, {})
+        if rep in got:
+            continue
+        if pool is not None and current is not None and rep != current:
+            pool.restart()
+        current = rep
+        pin = _pin(group, rep, cores)
+
+        def measure(mon: Monitor | None, group: Group = group, rep: int = rep, pin: int | None = pin) -> GroupResult:
+            if pool is None:
+                return measure_group(group, plan.timing, seed, baseline, memory_limit=memory_limit, monitor=mon,
+                                     repetition=rep, pin=pin)
+            return pool.measure(group, plan.timing, seed, baseline, mon, repetition=rep, pin=pin)
+
+        result, extra, d = _steady(measure, monitor)
+        unstable = abs(d) > DRIFT_LIMIT
+        rep_rows = [repetition_row(rep, pin, {**row, "ref_drift": d, "unstable": unstable, "remeasured": extra})
+                    for row in result.rows]
+        got[rep] = (rep_rows, [_slim(s) for s in result.samples])
+        yield Measured(group, rep, rep_rows, result.samples, final(group, got) if len(got) == repeat else [])
+
+
+def earlier_repetitions(plan: Plan, state: Any) -> dict[int, dict[int, tuple[list[Row], list[Row]]]]:
+    """The repetitions an interrupted folder holds for groups not yet done (see :func:`iter_results`)."""
+    if state is None or state.repetitions is None or not len(state.repetitions):
+        return {}
+    group_of = {c.case_id: g.index for g in plan.groups for c in g.cases}
+    samples: dict[tuple[str, int], list[Row]] = {}
+    for s in state.samples.to_dict("records"):
+        samples.setdefault((str(s["case_id"]), int(s["repetition"])), []).append(_slim(s))
+    out: dict[int, dict[int, tuple[list[Row], list[Row]]]] = {}
+    for row in state.repetitions.to_dict("records"):
+        cid, rep = str(row["case_id"]), int(row["repetition"])
+        if cid not in group_of:
+            continue
+        rows, smp = out.setdefault(group_of[cid], {}).setdefault(rep, ([], []))
+        rows.append(row)
+        smp.extend(samples.get((cid, rep), []))
+    return out
 
 
 def plan_plugins(plan: Plan) -> list[str]:
@@ -151,6 +264,20 @@ def without_cases(plan: Plan, done: set[str]) -> Plan:
     """``plan`` without the groups whose every case is in ``done`` (case ids)."""
     groups = [g for g in plan.groups if not all(c.case_id in done for c in g.cases)]
     return replace(plan, groups=groups)
+
+
+def _whole_repetitions(plan: Plan) -> Callable[[set[tuple[str, int]]], set[tuple[str, int]]]:
+    """For resuming: keep a repetition of a group only if every case of it is on disk."""
+    def keep(done: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        kept = set(done)
+        reps = {r for _, r in done}
+        for g in plan.groups:
+            for r in reps:
+                keys = {(c.case_id, r) for c in g.cases}
+                if keys & done and not keys <= done:
+                    kept -= keys
+        return kept
+    return keep
 
 
 def _whole_groups(plan: Plan) -> Callable[[set[str]], set[str]]:
@@ -220,7 +347,8 @@ def run(
     argv = argv if argv is not None else sys.argv
     shard = {"index": plan.shard[0], "count": plan.shard[1]} if plan.shard else None
     settings = {"isolation": isolation, "case_timeout_s": case_timeout if isolation else None,
-                "memory_limit_bytes": memory_limit, "rng": RNG}
+                "memory_limit_bytes": memory_limit, "rng": RNG, "repetitions": REPETITIONS,
+                "fresh_process_per_repetition": isolation}
     rows: list[Row] = []
     todo = plan
     state = None
@@ -229,7 +357,7 @@ def run(
         if resume:  # locked before reading what is done: a second writer would measure the same cases
             read_env(out)  # a results folder at all, before a lock file is put in it
             lock = stack.enter_context(FolderLock(out))
-            state = open_resume(out, plan.config_as_run(), shard, _whole_groups(plan))
+            state = open_resume(out, plan.config_as_run(), shard, _whole_groups(plan), _whole_repetitions(plan))
             todo = without_cases(plan, state.done)
             rows = state.summary.to_dict("records")
         else:
@@ -254,9 +382,12 @@ def run(
             if pool is not None:
                 env["worker"] = {"rlimit_data_bytes": pool.info.get("rlimit_data")}
             writer.write_env(env)
-            for result in iter_results(todo, monitor, memory_limit=memory_limit, pool=pool):
-                writer.append(result.rows, result.samples)
-                rows.extend(result.rows)
+            for step in iter_results(todo, monitor, memory_limit=memory_limit, pool=pool,
+                                     earlier=earlier_repetitions(todo, state)):
+                writer.append_repetition(step.repetition_rows, step.samples)
+                if step.rows:
+                    writer.append(step.rows)
+                    rows.extend(step.rows)
             env["finished"] = True
         except KeyboardInterrupt:
             env["interrupted"] = True

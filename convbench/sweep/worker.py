@@ -95,7 +95,8 @@ def serve(conn: Connection, beat: mmap.mmap) -> int:
             return 0
         try:
             measure_group(job["group"], job["timing"], job["seed"], job["baseline"],
-                                 memory_limit=init["memory_limit"], monitor=monitor)
+                          memory_limit=init["memory_limit"], monitor=monitor,
+                          repetition=job.get("repetition", 0), pin=job.get("pin"))
             conn.send(("end", None))
         except (BrokenPipeError, ConnectionResetError):
             return 0

@@ -53,13 +53,13 @@ def compare(
     from ..analysis.compare import CompareError, compare_runs
     from .render import compare_table, print_table
 
-    if threshold < 0:
-        fail(f"--threshold must be >= 0; got {threshold}")
     ra, rb = _read(a), _read(b)
     try:
         result = compare_runs(ra, rb, threshold=threshold, raw=raw, label_a=a, label_b=b)
     except CompareError as exc:
         fail(str(exc))
+    except ValueError as exc:  # "threshold must be >= 0, ...": the parameter is the option's name
+        fail(f"--{exc}")
     for note in result.notes:
         err_console.print(f"note: {note}", highlight=False)
     df = result.table

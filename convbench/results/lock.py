@@ -25,10 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from .io import ResultsError
-
-#: The lock file's name inside a results folder (ignored by "is the folder empty?").
-LOCK_FILE = ".convbench.lock"
+from .errors import ResultsError
+from .schema import LOCK_FILE
 
 
 class FolderLocked(ResultsError):

@@ -22,9 +22,10 @@ from ..config.consent import load_config_plugins, require_loaded
 from ..config.load import dump_config, load_config
 from ..machine import metadata
 from ..machine.malloc_policy import keep_freed_memory
-from ..results.io import ResultsError, ResultsWriter, check_new_dir, default_out_dir, open_resume, read_env
 from ..machine.threads import allowed_cores
 from ..results.lock import FolderLock
+from ..results.io import ResultsError, ResultsWriter, check_new_dir, default_out_dir, read_env
+from ..results.resume import open_resume
 from ..results.schema import STATUSES, SUMMARY_COLUMNS, repetition_row, summary_row
 from ..timing import repetition_schedule
 from .isolation import DEFAULT_CASE_TIMEOUT, WorkerPool, check_case_timeout, check_loadable
@@ -104,9 +105,7 @@ def prepare_run(
     ``resume`` is an interrupted results folder instead: its own
     ``config.yaml`` and shard are the defaults, and :func:`run` later refuses
     it if the config as run now differs. Plugin files are taken relative to
-    the current folder. The config's own ``plugins:`` load only with consent:
-    ``allow_config_plugins``, or the same plugin in ``plugins``; else
-    :class:`~convbench.config.PluginConsentError` lists them.
+    the current folder. Config ``plugins:`` need consent: ``allow_config_plugins`` or the same in ``plugins``.
     """
     targets = [registry.plugin_target(p, Path.cwd()) for p in plugins or []]
     for target in targets:
@@ -210,7 +209,7 @@ def iter_results(
         if rep in got:
             continue
         if pool is not None and current is not None and rep != current:
-            pool.restart()
+            pool.close()  # a new repetition in a new process: other memory, other JIT state
         current = rep
         pin = _pin(group, rep, cores)
 
@@ -342,7 +341,6 @@ def run(
     case_timeout = check_case_timeout(case_timeout)
     if resume and out_dir is None:
         raise ResultsError("resuming needs the results folder to resume")
-    require_loaded(plan.config_as_run()["plugins"], plan.config.path)
     out = Path(out_dir) if out_dir is not None else default_out_dir(plan.config.name)
     argv = argv if argv is not None else sys.argv
     shard = {"index": plan.shard[0], "count": plan.shard[1]} if plan.shard else None
@@ -353,10 +351,9 @@ def run(
     todo = plan
     state = None
     with contextlib.ExitStack() as stack:
-        lock = None
         if resume:  # locked before reading what is done: a second writer would measure the same cases
             read_env(out)  # a results folder at all, before a lock file is put in it
-            lock = stack.enter_context(FolderLock(out))
+            stack.enter_context(FolderLock(out))
             state = open_resume(out, plan.config_as_run(), shard, _whole_groups(plan), _whole_repetitions(plan))
             todo = without_cases(plan, state.done)
             rows = state.summary.to_dict("records")
@@ -368,7 +365,9 @@ def run(
             pool = stack.enter_context(
                 WorkerPool(plan_plugins(plan), memory_limit=memory_limit, case_timeout=case_timeout))
             pool.check_algorithms(plan.algorithms)
-        writer = ResultsWriter(out, resume=resume, lock=lock)  # a new folder: the writer locks it
+        if not resume:  # a new folder: locked as it is made, so a second run into it fails at once
+            stack.enter_context(FolderLock(out))
+        writer = ResultsWriter(out, resume=resume)
         stack.callback(writer.close)
         if state is not None:
             env = _resumed_env(state.env, argv, settings, len(state.done), todo.n_cases)

@@ -52,18 +52,19 @@ class CorruptResults(ResultsError):
         )
 
 
-def _first(keys: list[str]) -> str:
+def first_keys(keys: list[str]) -> str:
+    """The first few keys, quoted, for a message."""
     shown = ", ".join(repr(k) for k in keys[:SHOWN])
     return shown + (", ..." if len(keys) > SHOWN else "")
 
 
-def _key_text(values: tuple) -> str:
-    """``'a|nchw|float32|t1|im2col'``, ``... repetition 1``, ``... repetition 1 sample 3`` (schema 1: no repetition)."""
-    names = ("", "repetition", "sample")
-    return " ".join(str(v) if not n else f"{n} {v}" for n, v in zip(names, values))
+def key_text(values: tuple, columns: tuple[str, ...]) -> str:
+    """``a|nchw|float32|t1|im2col``, ``... repetition 1``, ``... repetition 1 sample 3``: a key's
+    values named by their ``columns`` (the case id first, as it is)."""
+    return " ".join(str(v) if c == "case_id" else f"{c} {v}" for c, v in zip(columns, values))
 
 
-def _trailing(keys: list[tuple]) -> int:
+def trailing_start(keys: list[tuple]) -> int:
     """Where the last run of equal ``keys`` starts (``len(keys)`` if empty)."""
     start = len(keys)
     while start > 0 and keys[start - 1] == keys[-1]:  # walks back over the last group repetition only
@@ -90,14 +91,15 @@ def check_integrity(folder: str | Path, summary: Any, samples: Any, repetitions:
     for name, df in frames:
         if df is None:
             continue
-        keys = _column_tuples(df, KEYS[name])
+        columns = tuple(c for c in KEYS[name] if c in df.columns)
+        keys = _column_tuples(df, columns)
         seen: set[tuple] = set()
         repeated = [k for k in keys if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
         if repeated:
-            distinct = list(dict.fromkeys(_key_text(k) for k in repeated))
+            distinct = list(dict.fromkeys(key_text(k, columns) for k in repeated))
             what = "case key(s)" if name == "summary.csv" else "key(s)"
             problems.append(f"{name} has {len(repeated)} duplicate row(s) of {len(distinct)} {what} "
-                            f"(first: {_first(distinct)})")
+                            f"(first: {first_keys(distinct)})")
     ids = samples["case_id"].astype(str)
     finished = ids.isin(set(summary["case_id"].astype(str)))
     owned = finished.to_numpy().copy()
@@ -105,12 +107,12 @@ def check_integrity(folder: str | Path, summary: Any, samples: Any, repetitions:
         reps = set(_column_tuples(repetitions, ("case_id", "repetition")))
         pairs = _column_tuples(samples, ("case_id", "repetition"))
         owned |= [p in reps for p in pairs]
-    tail = _trailing(_column_tuples(samples, GROUP_COLUMNS))
+    tail = trailing_start(_column_tuples(samples, GROUP_COLUMNS))
     stray = [i for i in range(tail) if not owned[i]]
     if stray:
         keys = list(dict.fromkeys(ids.iloc[stray]))
         problems.append(f"samples.csv has {len(stray)} sample(s) of {len(keys)} case(s) that belong to no summary "
-                        f"or repetition row (first: {_first(keys)})")
+                        f"or repetition row (first: {first_keys(keys)})")
     if problems:
         raise CorruptResults(folder, problems)
     if not finished.all():  # an unfinished run: repetitions still to come, or a repetition torn by a kill

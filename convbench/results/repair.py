@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import ResultsError
-from .integrity import GROUP_COLUMNS, KEYS, _first, _key_text, _trailing
+from .integrity import GROUP_COLUMNS, KEYS, first_keys, key_text, trailing_start
 from .io import csv_text, read_env, read_results, write_text_atomic
 from .lock import FolderLock
 
@@ -46,7 +46,7 @@ class RepairReport:
         for name, keys in self.removed.items():
             if keys:
                 distinct = list(dict.fromkeys(keys))
-                shown = ", ".join(distinct) if name == "summary.csv" else _first(distinct)
+                shown = ", ".join(distinct) if name == "summary.csv" else first_keys(distinct)
                 out.append(f"{name}: removed {len(keys)} exact duplicate row(s) of {len(distinct)} key(s), "
                            f"keeping the first of each: {shown}")
         if self.stray_removed:
@@ -68,8 +68,10 @@ def _records(folder: Path, name: str) -> tuple[list[str], list[list[str]], bool]
     return rows[0], rows[1:], torn
 
 
-def _dedupe(records: list[list[str]], index: list[int], name: str, folder: Path) -> tuple[list[list[str]], list[str]]:
+def _dedupe(records: list[list[str]], header: list[str], name: str, folder: Path) -> tuple[list[list[str]], list[str]]:
     """Records without exact repeats (first kept) and the keys removed; refuses a key whose rows differ."""
+    columns = tuple(c for c in KEYS[name] if c in header)
+    index = [header.index(c) for c in columns]
     first: dict[tuple, list[str]] = {}
     kept, removed, differ = [], [], []
     for rec in records:
@@ -78,14 +80,14 @@ def _dedupe(records: list[list[str]], index: list[int], name: str, folder: Path)
             first[k] = rec
             kept.append(rec)
         elif rec == first[k]:
-            removed.append(_key_text(k))
+            removed.append(key_text(k, columns))
         else:
-            differ.append(_key_text(k))
+            differ.append(key_text(k, columns))
     if differ:
         keys = list(dict.fromkeys(differ))
         raise ResultsError(
             f"cannot repair {folder}: {name} has {len(keys)} key(s) that appear more than once with different "
-            f"values (first: {_first(keys)}); repair cannot tell which measurement is right. Delete the wrong "
+            f"values (first: {first_keys(keys)}); repair cannot tell which measurement is right. Delete the wrong "
             "rows by hand, or delete those cases' rows and `convbench run --resume` to measure them again"
         )
     return kept, removed
@@ -108,8 +110,7 @@ def repair(folder: str | Path) -> RepairReport:
         files = {}
         for name in names:
             header, records, torn = _records(folder, name)
-            index = [header.index(c) for c in KEYS[name] if c in header]
-            records, report.removed[name] = _dedupe(records, index, name, folder)
+            records, report.removed[name] = _dedupe(records, header, name, folder)
             files[name] = (header, records)
             if torn:
                 report.torn.append(name)
@@ -121,7 +122,7 @@ def repair(folder: str | Path) -> RepairReport:
             rheader, rrecords = files["repetitions.csv"]
             reps = {(r[rheader.index("case_id")], r[rheader.index("repetition")]) for r in rrecords}
         group = [header.index(c) for c in GROUP_COLUMNS if c in header]
-        tail = _trailing([tuple(r[i] for i in group) for r in samples])
+        tail = trailing_start([tuple(r[i] for i in group) for r in samples])
         body = [r for r in samples[:tail] if r[pair[0]] in done or tuple(r[i] for i in pair) in reps]
         report.stray_removed = tail - len(body)  # the last group repetition's are left to resume
         files["samples.csv"] = (header, body + samples[tail:])

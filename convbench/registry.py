@@ -104,12 +104,16 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def looks_like_file(target: str) -> bool:
+    """Whether a plugin target names a file (``.py``, or containing a slash) rather than a module."""
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
 def plugin_target(target: str, base_dir: str | Path | None = None) -> str:
     """A plugin as it is loaded and recorded: a file path (``.py``, or containing a
     slash) made absolute against ``base_dir``, so a results folder names it wherever
     it is read from; a module name, or anything when ``base_dir`` is None, as given."""
-    looks_like_file = target.endswith(".py") or "/" in target or "\\" in target
-    if base_dir is None or not looks_like_file or Path(target).is_absolute():
+    if base_dir is None or not looks_like_file(target) or Path(target).is_absolute():
         return target
     return str((Path(base_dir) / target).resolve())
 

@@ -59,7 +59,7 @@ def many_config(tmp_path_factory):
     folder = tmp_path_factory.mktemp("many")
     config = _write(folder / "many.yaml", MANY)
     full = folder / "full"
-    result = _invoke("run", str(config), "--out", str(full), "--no-isolation")
+    result = _invoke("run", str(config), "--allow-config-plugins", "--out", str(full), "--no-isolation")
     assert result.exit_code == 0, result.output
     return config, read_results(full)
 
@@ -75,7 +75,7 @@ def _check_consistent(res) -> None:
 def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_case_set(tmp_path, many_config):
     config, full = many_config
     out = tmp_path / "killed"
-    proc = _start(["run", str(config), "--out", str(out)])  # isolated: the worker must die with it
+    proc = _start(["run", str(config), "--allow-config-plugins", "--out", str(out)])  # isolated: the worker must die with it
     _wait_rows(proc, out, 4)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
@@ -89,10 +89,11 @@ def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_case_set(tmp_path,
     # a kill in the middle of a write: a torn summary line, samples of a group whose rows never landed
     missing = sorted(set(full.summary["case_id"]) - set(before.summary["case_id"]))
     with open(out / "samples.csv", "a") as f:
-        f.write(f"999,{missing[0]},g,fault-ok,nchw,float32,1,0,0,1,0.001\r\n")
+        # (a sample key no row on disk has: the same key twice would be a corrupt folder, refused)
+        f.write(f"999,{missing[0]},g,fault-ok,nchw,float32,1,9,0,0,1,0.001,0.001\r\n")
     with open(out / "summary.csv", "a") as f:
         f.write("17,g/c5_hw6|nchw|float32|t1|fault-ok,g/c5_hw6,,many,1x5x6x6")
-    result = _invoke("run", str(config), "--resume", str(out), "--no-isolation")
+    result = _invoke("run", str(config), "--allow-config-plugins", "--resume", str(out), "--no-isolation")
     assert result.exit_code == 0, result.output
     assert "resumed" in result.output
     after = read_results(out)
@@ -104,14 +105,14 @@ def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_case_set(tmp_path,
     kept = before.summary.set_index("case_id")["time_median_s"]
     assert after.summary.set_index("case_id").loc[kept.index, "time_median_s"].equals(kept)
     # resuming a finished folder measures nothing
-    result = _invoke("run", str(config), "--resume", str(out), "--no-isolation")
+    result = _invoke("run", str(config), "--allow-config-plugins", "--resume", str(out), "--no-isolation")
     assert result.exit_code == 0 and "nothing was measured" in result.output
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, many_config):
     config, full = many_config
     out = tmp_path / "stopped"
-    proc = _start(["run", str(config), "--out", str(out), "--no-isolation"], start_new_session=True)
+    proc = _start(["run", str(config), "--allow-config-plugins", "--out", str(out), "--no-isolation"], start_new_session=True)
     _wait_rows(proc, out, 2)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     output, _ = proc.communicate(timeout=30)
@@ -119,7 +120,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, many_config):
     text = _one_line(output)
     res = read_results(out)
     n = len(res.summary)
-    assert f"interrupted: {n} cases written to {out}; resume with: convbench run {config} --no-isolation --resume {out}" \
+    assert f"interrupted: {n} cases written to {out}; resume with: convbench run {config} --allow-config-plugins --no-isolation --resume {out}" \
         in text, text
     assert "Traceback" not in output
     assert res.env["interrupted"] is True and res.env["finished"] is False and res.env["cases_written"] == n
@@ -129,16 +130,16 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, many_config):
 def test_resume_refuses_another_config_and_what_is_not_a_results_folder(tmp_path, many_config):
     config, full = many_config
     other = _write(tmp_path / "other.yaml", MANY.replace("size: [4, 5, 6]", "size: [4, 5]"))
-    result = _invoke("run", str(other), "--resume", str(full.path), "--no-isolation")
+    result = _invoke("run", str(other), "--allow-config-plugins", "--resume", str(full.path), "--no-isolation")
     assert result.exit_code == 2
     text = _one_line(result.output)
     assert "was made from a different config ('layers' has 12 layers in the folder, 8 now)" in text
     assert "Traceback" not in result.output
-    result = _invoke("run", str(config), "--resume", str(full.path), "-a", "fault-ok", "--no-isolation")
+    result = _invoke("run", str(config), "--allow-config-plugins", "--resume", str(full.path), "-a", "fault-ok", "--no-isolation")
     assert result.exit_code == 2 and "'algorithms' is ['fault-ok', 'fault-wrong-values'] in the folder" in _one_line(result.output)
     result = _invoke("run", str(config), "--resume", str(tmp_path), "--no-isolation")
     assert result.exit_code == 2 and "not a convbench results folder (no env.json)" in _one_line(result.output)
-    result = _invoke("run", str(config), "--resume", str(full.path), "--out", str(tmp_path / "x"))
+    result = _invoke("run", str(config), "--allow-config-plugins", "--resume", str(full.path), "--out", str(tmp_path / "x"))
     assert result.exit_code == 2 and "give either a new results folder or one to resume" in _one_line(result.output)
 
 
@@ -184,6 +185,9 @@ BAD_CONFIGS = {
     "unknown-algorithm": ("algorithms: [indirekt]\n" + GOOD,
                           ["unknown algorithm 'indirekt'", "Did you mean 'indirect'?", "Known algorithms:", "im2col, gemm-direct"]),
     "empty": ("name: x\n", ["no 'layers' and no 'sweeps': nothing to run"]),
+    "plugins-without-consent": ("plugins: [evil.py, some.module]\n" + GOOD,
+                                ["wants to load plugin code that would run as you", "evil.py, module some.module",
+                                 "--allow-config-plugins"]),
     "empty-grid": ("sweeps:\n  - {name: g, kernel: 5, channels: 4, grid: {size: [2, 3]}, drop_invalid: true}\n",
                    ["the sweep is empty"]),
 }
@@ -223,7 +227,7 @@ def test_bad_options_on_the_command_line(tmp_path, many_config):
         ro.chmod(0o500)
         cases.append((["--out", str(ro / "sub")], ["is not writable"]))
     for args, fragments in cases:
-        result = _invoke("run", str(config), *args)
+        result = _invoke("run", str(config), "--allow-config-plugins", *args)
         assert result.exit_code == 2, (args, result.output)
         message = _one_line(result.output)
         for fragment in fragments:
@@ -269,7 +273,7 @@ def test_resume_measures_a_partly_written_group_again_whole(tmp_path, many_confi
     lines = (out / "summary.csv").read_text().splitlines(keepends=True)
     (out / "summary.csv").write_text("".join(lines[:-1]))  # the last group lost its second row
     last_group = set(full.summary["case_id"].tail(2))
-    result = _invoke("run", str(config), "--resume", str(out), "--no-isolation")
+    result = _invoke("run", str(config), "--allow-config-plugins", "--resume", str(out), "--no-isolation")
     assert result.exit_code == 0, result.output
     after = read_results(out)
     assert sorted(after.summary["case_id"]) == sorted(full.summary["case_id"])

@@ -50,7 +50,7 @@ def test_each_fault_is_its_own_row_and_the_sweep_completes(tmp_path, monkeypatch
     config = _write(tmp_path / "faults.yaml", FAULT_CONFIG)
     out = tmp_path / "out"
     t0 = time.monotonic()
-    result = _invoke("run", str(config), "--out", str(out), "--case-timeout", "1", "--memory-limit", "256MiB")
+    result = _invoke("run", str(config), "--allow-config-plugins", "--out", str(out), "--case-timeout", "1", "--memory-limit", "256MiB")
     assert result.exit_code == 0, result.output
     res = read_results(out)
     s = res.summary.set_index(["layer", "algorithm"])
@@ -162,7 +162,7 @@ plugins: [{FAULTY}]
   - {{name: a, channels: 2, size: 5, kernel: 3}}
 """)
     out = tmp_path / "out"
-    result = _invoke("run", str(config), "--out", str(out), "--case-timeout", "1")
+    result = _invoke("run", str(config), "--allow-config-plugins", "--out", str(out), "--case-timeout", "1")
     assert result.exit_code == 0, result.output
     s = read_results(out).summary.set_index("algorithm")
     assert s.loc["fault-ok", "status"] == "ok"

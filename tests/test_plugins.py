@@ -175,11 +175,13 @@ def test_config_plugins_are_relative_to_the_config_file(tmp_path, monkeypatch):
         "layers:\n  - {name: a, in_channels: 2, out_channels: 3, size: 5, kernel: 3, padding: 1}\n"
     )
     monkeypatch.chdir(tmp_path)  # not the config's folder
-    from convbench.config import load_config
+    from convbench.config import load_config, load_config_plugins
 
     try:
         config = load_config(sub / "c.yaml")
-        assert "cfg-relative" in convbench.list_algorithms()
         assert config.model.plugins == [str((sub / "cfg_relative.py").resolve())]
+        assert "cfg-relative" not in convbench.list_algorithms()  # parsing loads nothing
+        load_config_plugins(config, allow=True)
+        assert "cfg-relative" in convbench.list_algorithms()
     finally:
         unregister("cfg-relative")

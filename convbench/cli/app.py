@@ -25,6 +25,11 @@ err_console = Console(stderr=True)
 PluginOption = typer.Option(
     None, "--plugin", "-p", help="Plugin module or .py file registering algorithms (repeatable)."
 )
+AllowConfigPluginsOption = typer.Option(
+    False, "--allow-config-plugins",
+    help="Load the plugins the config (or the resumed folder's config.yaml) names: code that runs as you. "
+         "Without it a config with plugins is refused, listing them.",
+)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -73,12 +73,16 @@ def run_summary(best: Any, totals: Any) -> None:
         print_table(table)
 
 
-def layers_table(name: str, n_layers: int, algorithms: list[str], rows: list[dict[str, Any]]) -> Table:
+def layers_table(name: str, n_layers: int, algorithms: list[str], rows: list[dict[str, Any]],
+                 not_loaded: list[str] | None = None) -> Table:
+    """The layer table; ``not_loaded`` algorithms (of a config's plugins, never run to look) say so."""
+    not_loaded = not_loaded or []
     table = _table(f"{name}: {n_layers} layers, workspace in KiB (- = unsupported)",
-                   ("layer", "class", "count", "shape", "MFLOP", *algorithms), ("layer", "class", "shape"))
+                   ("layer", "class", "count", "shape", "MFLOP", *algorithms, *not_loaded), ("layer", "class", "shape"))
     for r in rows:
         ws = [fmt(None if b is None else b / 1024, ".1f") for b in r["workspace_bytes"].values()]
-        table.add_row(r["layer"], r["layer_class"], str(r["count"]), r["description"], f"{r['flops'] / 1e6:.1f}", *ws)
+        table.add_row(r["layer"], r["layer_class"], str(r["count"]), r["description"], f"{r['flops'] / 1e6:.1f}", *ws,
+                      *["not loaded"] * len(not_loaded))
     return table
 
 
@@ -187,6 +191,7 @@ def resume_command(config: str | None, options: dict[str, Any], out_dir: Any) ->
         again += [flag, options[flag]] if options.get(flag) else []
     again += ["--quick"] if options.get("--quick") else []
     again += [x for p in options.get("--plugin") or [] for x in ("--plugin", p)]
+    again += ["--allow-config-plugins"] if options.get("--allow-config-plugins") else []
     again += ["--no-isolation"] if options.get("--no-isolation") else []
     again += ["--case-timeout", options["--case-timeout"]] if options.get("--case-timeout") else []
     return again + ["--resume", str(out_dir)]

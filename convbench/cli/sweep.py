@@ -1,4 +1,5 @@
-"""``convbench run``, ``layers``, ``info`` and ``merge``: measuring sweeps and describing them."""
+"""``convbench run``, ``layers``, ``info``, ``merge`` and ``repair``: measuring sweeps, describing them,
+and the folders they write."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import typer
 from ..sweep.isolation import DEFAULT_CASE_TIMEOUT
 from ..sweep.measure import Monitor
 from ..sweep.plan import Group
-from .app import PluginOption, app, console, err_console, fail, load_plugins, option_error
+from .app import AllowConfigPluginsOption, PluginOption, app, console, err_console, fail, load_plugins, option_error
 from .options import parse_names, parse_shard, plan_overrides
 
 
@@ -42,6 +43,7 @@ def run(
     repeat: int = typer.Option(None, "--repeat", "-r", help="Repetitions of every case, each in a fresh worker process at another moment of the sweep (default: the config's timing.repeat, 3 unless set; 1 with --quick)."),
     shard: str = typer.Option(None, "--shard", help="Run shard I of N (1-based, e.g. 2/4): a deterministic 1/N of the layers; join with `convbench merge`."),
     plugin: list[str] = PluginOption,
+    allow_config_plugins: bool = AllowConfigPluginsOption,
     resume: str = typer.Option(None, "--resume", help="Finish an interrupted run: measure only the cases missing from this results folder and append them. Refused if the folder was made from a different config (or options)."),
     case_timeout: float = typer.Option(DEFAULT_CASE_TIMEOUT, "--case-timeout", help="Seconds a case may go without progress (its set-up, or any one sample) before it is stopped and written as a `timeout` row."),
     memory_limit: str = typer.Option(None, "--memory-limit", help="Most memory a case may hold, e.g. 2GiB or 500MB (default: what the system has available). A case whose input + output + weights + workspace exceeds it is a `skipped` row; the worker cannot allocate much beyond it."),
@@ -78,8 +80,8 @@ def run(
     except ValueError as exc:
         option_error("--case-timeout", exc)
     try:
-        setup = prepare_run(config, out=out, resume=resume, plugins=plugin, quick=quick, shard=parse_shard(shard),
-                            repeat=repeat, **plan_overrides(algorithms, threads, layers))
+        setup = prepare_run(config, out=out, resume=resume, plugins=plugin, allow_config_plugins=allow_config_plugins,
+                            quick=quick, shard=parse_shard(shard), repeat=repeat, **plan_overrides(algorithms, threads, layers))
     except FolderNotEmpty as exc:
         fail(f"{exc} with --resume {out}")
     except (ConfigError, ResultsError, PluginError, ValueError) as exc:
@@ -87,7 +89,7 @@ def run(
     again = render.resume_command(config, {
         "-a": algorithms, "-t": threads, "-l": layers, "--memory-limit": memory_limit, "--quick": quick,
         "--repeat": str(repeat) if repeat is not None else None,
-        "--plugin": plugin, "--no-isolation": not isolation,
+        "--plugin": plugin, "--allow-config-plugins": allow_config_plugins, "--no-isolation": not isolation,
         "--case-timeout": f"{case_timeout:g}" if case_timeout != DEFAULT_CASE_TIMEOUT else None,
     }, setup.out_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -137,18 +139,29 @@ def layers(
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
     plugin: list[str] = PluginOption,
 ) -> None:
-    """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace."""
+    """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace.
+
+    Never runs the config's plugins (a look at a config runs no code): their
+    algorithms show as "not loaded" unless the same plugin is given with --plugin.
+    """
     from ..config import ConfigError, load_config
+    from ..config.consent import describe_target, pending_plugins, set_aside_plugin_algorithms
     from ..sweep.plan import describe_layers, plan
     from .render import layers_table, print_table
 
     load_plugins(plugin)
     try:
-        the_plan = plan(load_config(config), algorithms=parse_names(algorithms), layers=parse_names(layers))
+        the_config, names, aside = set_aside_plugin_algorithms(load_config(config), parse_names(algorithms))
+        the_plan = plan(the_config, algorithms=names, layers=parse_names(layers))
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
     rows = describe_layers(the_plan)
-    print_table(layers_table(the_plan.config.name, len(the_plan.config.layers), the_plan.algorithms, rows))
+    print_table(layers_table(the_plan.config.name, len(the_plan.config.layers), the_plan.algorithms, rows, aside))
+    pending = pending_plugins(the_plan.config.model.plugins)
+    if pending:
+        console.print(f"not loaded: the config's plugins {', '.join(map(describe_target, pending))} "
+                      "(layers never runs a config's code; `convbench run` asks for --allow-config-plugins)",
+                      highlight=False, soft_wrap=True)
     total = sum(r["flops"] * r["count"] for r in rows)
     console.print(f"total (weighted by count, summed over variants): {total / 1e9:.3f} GFLOP", highlight=False)
 
@@ -212,3 +225,26 @@ def merge(
         fail(str(exc))
     note = "" if env.get("complete") else " (not every shard 1..N is present)"
     console.print(f"merged {len(folders)} folders into {path}{note}", highlight=False)
+
+
+@app.command()
+def repair(
+    results_dir: str = typer.Argument(..., help="A results folder that readers refuse as corrupt."),
+) -> None:
+    """Remove exact duplicate rows (keeping the first) from a results folder and log it in DIR/repair.log.
+
+    Refuses, changing nothing, what it cannot decide: one case written twice
+    with different values.
+    """
+    from ..results import ResultsError, repair as repair_folder
+
+    try:
+        report = repair_folder(results_dir)
+    except ResultsError as exc:
+        fail(str(exc))
+    if not report.changed:
+        console.print(f"{results_dir}: nothing to repair", highlight=False)
+        return
+    for line in report.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"repaired {results_dir}; logged in {report.log}", highlight=False)

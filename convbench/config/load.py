@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..hints import did_you_mean
-from ..registry import PluginError, load_plugin, plugin_target
+from ..registry import plugin_target
 from .expand import Config, expand
 from .schema import ConfigError, ConfigModel, LayerFields, LayerModel, SweepModel, TimingModel
 
@@ -66,7 +66,8 @@ def parse_config(
 ) -> Config:
     """Validate and expand config text; ``where`` names it in error messages.
 
-    Plugin files in ``plugins:`` are relative to ``base_dir`` (the config's folder).
+    Plugin files in ``plugins:`` are relative to ``base_dir`` (the config's folder);
+    they are resolved, not loaded (see :mod:`convbench.config.consent`).
     """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -84,12 +85,9 @@ def parse_config(
         model = ConfigModel.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, raw, node, where)) from None
+    # recorded, never imported here: a config is data until the user allows its
+    # plugins (convbench.config.consent.load_config_plugins)
     model.plugins = [plugin_target(p, base_dir) for p in model.plugins]
-    for plugin in model.plugins:
-        try:
-            load_plugin(plugin)
-        except PluginError as exc:
-            raise ConfigError(f"{where}: field 'plugins': {exc}") from None
     layers = expand(model, where, lambda *loc: _at(where, node, loc))
     if not layers:
         raise ConfigError(

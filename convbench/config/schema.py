@@ -11,7 +11,8 @@ A config file (every key is optional except that some layer must exist)::
     algorithms: all              # or a list of registered names
     baseline: im2col             # speedup_vs_baseline is relative to it
     threads: [1, 2]              # an int or a list: one case per count
-    plugins: [my_algos.py]       # modules / files that register algorithms
+    plugins: [my_algos.py]       # modules / files that register algorithms; loaded
+                                 # only with consent (--allow-config-plugins)
     defaults:                    # any layer field, applied to every layer
       batch: 1
       layout: [nchw, nhwc]       # lists of layouts / dtypes are sweep dimensions

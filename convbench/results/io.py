@@ -31,8 +31,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from .errors import ResultsError  # defined apart (the lock raises it too); imported from here as before
+from .integrity import KEYS, check_integrity
 from .schema import (
-    REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, added_since, check_rows,
+    LOCK_FILE, REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, added_since, check_rows,
 )
 from .errors import FolderNotEmpty, ResultsError
 from .tables import csv_text, read_csv, read_table  # noqa: F401  (csv_text, read_csv: resume reads through io)
@@ -73,7 +75,7 @@ def check_new_dir(out_dir: str | Path | None) -> None:
     if path.exists():
         if not path.is_dir():
             raise ResultsError(f"{path} exists and is not a folder; choose another results folder")
-        if any(path.iterdir()):
+        if any(p.name != LOCK_FILE for p in path.iterdir()):  # a lock file alone: a run that never wrote
             raise FolderNotEmpty(
                 f"{path} already exists and is not empty; results are never overwritten. "
                 "Choose another results folder (or none, for results/<config>/<timestamp>/), "
@@ -97,7 +99,9 @@ class ResultsWriter:
     """Creates a results folder and appends rows to its CSVs (flushed and fsynced per call).
 
     ``resume=True`` appends to an existing folder instead (after
-    :func:`open_resume` has checked and repaired it).
+    :func:`open_resume` has checked and repaired it). One writer per folder:
+    the caller holds the folder's :class:`~convbench.results.lock.FolderLock`
+    (a run, a merge), taken before it looks at what the folder holds.
     """
 
     def __init__(self, out_dir: str | Path, resume: bool = False):
@@ -269,11 +273,9 @@ def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) ->
             f"{folder / 'summary.csv'} has unknown status value(s) {', '.join(map(repr, bad))}; "
             f"a status is one of {', '.join(STATUSES)}"
         )
-    orphans = ~samples["case_id"].isin(set(summary["case_id"]))
-    if orphans.any():  # repetitions of groups whose last repetition is still to come
-        warnings.warn(f"{folder / 'samples.csv'}: ignored {int(orphans.sum())} samples of cases that have "
-                      "no summary row yet (an unfinished run: resume it to finish them)", stacklevel=2)
-        samples = samples[~orphans].reset_index(drop=True)
+    reps_path = folder / "repetitions.csv"  # a schema-1 folder has none
+    reps = read_csv(reps_path, list(KEYS["repetitions.csv"])) if reps_path.is_file() else None
+    samples = check_integrity(folder, summary, samples, reps)  # duplicates refused; unfinished cases' samples set aside
     config_path = folder / "config.yaml"
     try:
         config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .integrity import check_integrity
 from .io import ResultsError, csv_text, read_csv, read_env, write_text_atomic
 from .schema import REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, SUMMARY_COLUMNS
 
@@ -106,6 +108,9 @@ def open_resume(folder: str | Path, config_as_run: dict[str, Any], shard: Any = 
     summary = read_csv(paths["summary.csv"], SUMMARY_COLUMNS)
     samples = read_csv(paths["samples.csv"], SAMPLE_COLUMNS)
     reps = read_csv(paths["repetitions.csv"], REPETITION_COLUMNS)
+    with warnings.catch_warnings():  # samples of a torn repetition are dropped below, as a repair
+        warnings.simplefilter("ignore")
+        check_integrity(folder, summary, samples, reps)  # appending to a corrupt folder would bury the damage
     done = set(summary["case_id"].astype(str))
     keep = set(complete_groups(done)) if complete_groups is not None else done
     if keep != done:

@@ -109,6 +109,9 @@ VARIANT_KEYS = ["layer", "layout", "dtype", "threads"]
 
 FILES = ("summary.csv", "samples.csv", "env.json", "config.yaml")
 
+#: The writer's lock file in a results folder (runtime state, not results: see :mod:`.lock`).
+LOCK_FILE = ".convbench.lock"
+
 #: The columns that hold a ConvSpec (see :func:`spec_columns`).
 SPEC_COLUMNS = [
     "layout", "dtype", "batch", "in_channels", "out_channels", "height", "width", "kernel_h", "kernel_w",

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .. import registry
+from ..config.consent import load_config_plugins, require_loaded
 from ..config.load import dump_config, load_config
 from ..machine import metadata
 from ..machine.malloc_policy import keep_freed_memory
 from ..machine.threads import allowed_cores
+from ..results.lock import FolderLock
 from ..results.io import ResultsError, ResultsWriter, check_new_dir, default_out_dir, read_env
 from ..results.resume import open_resume
 from ..results.schema import STATUSES, SUMMARY_COLUMNS, repetition_row, summary_row
@@ -89,6 +91,7 @@ def prepare_run(
     out: str | Path | None = None,
     resume: str | Path | None = None,
     plugins: list[str] | None = None,
+    allow_config_plugins: bool = False,
     algorithms: list[str] | None = None,
     threads: list[int] | None = None,
     layers: list[str] | None = None,
@@ -102,7 +105,7 @@ def prepare_run(
     ``resume`` is an interrupted results folder instead: its own
     ``config.yaml`` and shard are the defaults, and :func:`run` later refuses
     it if the config as run now differs. Plugin files are taken relative to
-    the current folder.
+    the current folder. Config ``plugins:`` need consent: ``allow_config_plugins`` or the same in ``plugins``.
     """
     targets = [registry.plugin_target(p, Path.cwd()) for p in plugins or []]
     for target in targets:
@@ -117,7 +120,9 @@ def prepare_run(
         config = config if config is not None else Path(resume) / "config.yaml"
         if shard is None and env.get("shard"):
             shard = (env["shard"]["index"], env["shard"]["count"])
-    the_plan = make_plan(load_config(config), algorithms=algorithms, threads=threads, layers=layers, quick=quick,
+    the_config = load_config(config)
+    load_config_plugins(the_config, allow=allow_config_plugins, given=targets)
+    the_plan = make_plan(the_config, algorithms=algorithms, threads=threads, layers=layers, quick=quick,
                          shard=shard, plugins=targets, repeat=repeat)
     if resume is not None:
         return RunSetup(the_plan, Path(resume), resume=True)
@@ -245,6 +250,7 @@ def plan_plugins(plan: Plan) -> list[str]:
     """Plugin targets a worker must load to see what this process sees: the
     config's and the run's own first, then anything else loaded here."""
     named = list(plan.config_as_run()["plugins"])
+    require_loaded(named, plan.config.path)  # a worker loads only what was loaded here, with consent
     others = sorted(t for t in registry.loaded_plugins() if t not in named)
     return list(dict.fromkeys([*named, *others]))
 
@@ -346,19 +352,23 @@ def run(
     rows: list[Row] = []
     todo = plan
     state = None
-    if resume:
-        state = open_resume(out, plan.config_as_run(), shard, _whole_groups(plan), _whole_repetitions(plan))
-        todo = without_cases(plan, state.done)
-        rows = state.summary.to_dict("records")
-    else:
-        check_new_dir(out)
     with contextlib.ExitStack() as stack:
+        if resume:  # locked before reading what is done: a second writer would measure the same cases
+            read_env(out)  # a results folder at all, before a lock file is put in it
+            stack.enter_context(FolderLock(out))
+            state = open_resume(out, plan.config_as_run(), shard, _whole_groups(plan), _whole_repetitions(plan))
+            todo = without_cases(plan, state.done)
+            rows = state.summary.to_dict("records")
+        else:
+            check_new_dir(out)
         pool = None
         if isolation and todo.groups:
             check_loadable(plan.algorithms)
             pool = stack.enter_context(
                 WorkerPool(plan_plugins(plan), memory_limit=memory_limit, case_timeout=case_timeout))
             pool.check_algorithms(plan.algorithms)
+        if not resume:  # a new folder: locked as it is made, so a second run into it fails at once
+            stack.enter_context(FolderLock(out))
         writer = ResultsWriter(out, resume=resume)
         stack.callback(writer.close)
         if state is not None:

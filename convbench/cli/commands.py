@@ -9,12 +9,16 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from . import render
+
+render.hide_flag_metavars()
 app = typer.Typer(
     name="convbench",
     help="Benchmark convolution algorithms against each other, with every answer checked.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -29,6 +33,30 @@ def fail(message: str, code: int = 2) -> None:
 PluginOption = typer.Option(
     None, "--plugin", "-p", help="Plugin module or .py file registering algorithms (repeatable)."
 )
+FormatOption = typer.Option(
+    "table", "--format", "-f",
+    help="table (plain text when not a terminal), csv or json.",
+)
+
+
+def output_format(fmt: str) -> str:
+    try:
+        return render.check_format(fmt)
+    except ValueError as exc:
+        fail(str(exc))
+    raise AssertionError  # fail() does not return
+
+
+def run_folder(folder: str) -> str:
+    """A results folder; ``results/<config>`` (a folder of runs) means its newest run, said on stderr."""
+    from ..results.latest import newest_run, runs_in
+
+    newest = newest_run(folder)
+    if newest is None:
+        return folder
+    n = len(runs_in(folder))
+    render.say(err_console, f"{folder} holds {n} run{'s' if n != 1 else ''}; using the newest: {newest}")
+    return str(newest)
 
 
 def plugin_targets(plugins: list[str] | None) -> list[str]:
@@ -56,34 +84,37 @@ def load_plugins(plugins: list[str] | None) -> None:
 
 def resolve_algorithms(names: list[str] | None) -> list[str]:
     """Validated algorithm names (all registered ones when ``names`` is empty)."""
+    import difflib
+
     from ..registry import list_algorithms
 
     known = list_algorithms()
     unknown = [n for n in names or [] if n not in known]
     if unknown:
         plural = "s" if len(unknown) > 1 else ""
-        fail(f"Unknown algorithm{plural} {', '.join(map(repr, unknown))}. Known algorithms: {', '.join(known)}.")
+        close = [m for n in unknown for m in difflib.get_close_matches(n, known, n=1, cutoff=0.6)]
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        fail(f"Unknown algorithm{plural} {', '.join(map(repr, unknown))}.{hint} Known algorithms: {', '.join(known)}.")
     return list(names) if names else known
 
 
 @app.command("list")
-def list_cmd(plugin: list[str] = PluginOption) -> None:
+def list_cmd(plugin: list[str] = PluginOption, fmt: str = FormatOption) -> None:
     """List every registered algorithm with its description, layout and constraints."""
-    from rich.table import Table
-
     from ..registry import get_algorithm, list_algorithms, source_of
 
+    fmt = output_format(fmt)
     load_plugins(plugin)
-    table = Table(title="convbench algorithms")
+    table = render.Grid(title="convbench algorithms")
     for column in ("name", "description", "natural layout", "constraints", "float32 tol", "source"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, wrap=column in ("description", "constraints", "source"))
     for name in list_algorithms():
         algo = get_algorithm(name)
         table.add_row(
             name, algo.description, algo.natural_layout or "both", algo.constraints,
             f"{algo.tolerance_for('float32'):.0e}", source_of(name),
         )
-    console.print(table)
+    render.show(table, console, fmt)
 
 
 @app.command()
@@ -93,13 +124,11 @@ def verify(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every failed or errored case."),
 ) -> None:
     """Run the correctness battery (convbench.testing) and print a table; exit 1 on any failure."""
-    from rich.table import Table
-
     from ..testing import check_algorithm
 
     load_plugins(plugin)
     names = resolve_algorithms(algorithm)
-    table = Table(title="convbench verify: every algorithm against the float64 reference")
+    table = render.Grid(title="convbench verify: every algorithm against the float64 reference")
     for column in ("algorithm", "cases", "passed", "skipped", "failed", "worst error"):
         table.add_column(column, justify="right" if column != "algorithm" else "left")
     any_bad = False
@@ -117,7 +146,7 @@ def verify(
         )
         for r in bad if verbose else bad[:3]:
             err_console.print(f"[red]{r.status}[/] {name} {r.check} {r.spec_id}: {r.message}", highlight=False)
-    console.print(table)
+    render.show(table, console)
     if any_bad:
         raise typer.Exit(1)
 
@@ -136,7 +165,12 @@ def new_plugin(
         path = write_plugin_skeleton(name, Path(out) if out else None)
     except (ValueError, FileExistsError, OSError) as exc:
         fail(str(exc))
-    console.print(f"wrote {path}\nnext: convbench verify --plugin {path} -a {name}", highlight=False)
+    import shlex
+
+    # `path` is as the user gave it (or ./NAME.py): relative to this folder, so the
+    # command works where it is printed; one unwrapped line so it copies whole.
+    render.say(console, f"wrote {path}")
+    render.say(console, f"next: convbench verify --plugin {shlex.quote(str(path))} -a {shlex.quote(name)}")
 
 
 # -- sweeps: run, layers, info, merge --------------------------------------------------
@@ -154,11 +188,13 @@ def _plan(config: str | None, plugin: list[str] | None, **overrides):  # type: i
         fail(str(exc))
 
 
-def _print_table(table) -> None:  # type: ignore[no-untyped-def]
-    """A wide table stays readable when piped (rich assumes 80 columns there)."""
-    if not console.is_terminal:
-        console.width = max(console.width, 200)
-    console.print(table)
+def _print_table(table: render.Grid, fmt: str = "table", records=None) -> None:  # type: ignore[no-untyped-def]
+    """A table as rich (terminal), plain unwrapped text (piped), CSV or JSON."""
+    render.show(table, console, fmt, records)
+
+
+#: Columns that move to a header line when every row has the same value.
+HOIST = ("layout", "dtype", "threads")
 
 
 def _fmt_time(seconds) -> str:  # type: ignore[no-untyped-def]
@@ -207,8 +243,6 @@ def run(
 
     config_arg = config
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from ..config import ConfigError
     from ..machine.memory import parse_size
     from ..results import ResultsError, check_new_dir, default_out_dir, read_env
@@ -248,15 +282,12 @@ def run(
     again += ["--no-isolation"] if not isolation else []
     again += ["--case-timeout", f"{case_timeout:g}"] if case_timeout != 300.0 else []
     again += ["--resume", str(out_dir)]
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task("starting (worker, machine metadata)", total=the_plan.n_cases)
+    if quick:
+        render.say(err_console, "quick run: few samples per case; a smoke test of the sweep, not a measurement")
+    from .progress import cases_done, sweep_progress
 
-        def progress(case, done: bool) -> None:  # type: ignore[no-untyped-def]
-            label = f"{case.layer.name} {case.spec.layout}/{case.spec.dtype} t{case.threads}: {case.algorithm}"
-            bar.update(task, description=label, advance=1 if done else 0)
-
+    start = cases_done(the_plan, out_dir) if resume else 0
+    with sweep_progress(err_console, the_plan.n_cases, start) as progress:
         try:
             with warnings.catch_warnings():  # e.g. a torn line repaired on resume: one line, no source
                 warnings.showwarning = lambda msg, *a, **k: err_console.print(
@@ -266,13 +297,13 @@ def run(
         except (ResultsError, WorkerError, ConfigError, ValueError) as exc:
             fail(str(exc))
         except RunInterrupted as exc:
-            bar.stop()
+            progress.stop()
             err_console.print(
                 f"interrupted: {exc.cases_written} cases written to {exc.out_dir}; "
                 f"resume with: {shlex.join(again)}", highlight=False, soft_wrap=True)
             raise typer.Exit(130)
         except KeyboardInterrupt:
-            bar.stop()
+            progress.stop()
             err_console.print("interrupted before any case was measured", highlight=False)
             raise typer.Exit(130)
     if resume:
@@ -282,15 +313,16 @@ def run(
     _print_run_summary(outcome.rows)
     statuses = ("ok", "skipped", "failed", "error", "crashed", "timeout")
     counts = {s: sum(r["status"] == s for r in outcome.rows) for s in statuses}
-    console.print(
-        f"{len(outcome.rows)} cases: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok")
-        + f"\nresults: {outcome.out_dir}", highlight=False,
-    )
+    render.say(console, f"{len(outcome.rows)} cases: "
+               + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok"))
+    render.say(console, f"results: {outcome.out_dir}" + (" (quick run: not a measurement)" if quick else ""))
+    folder = shlex.quote(str(outcome.out_dir))
+    render.say(console, f"next: convbench plot {folder}   (figures in {outcome.out_dir / 'plots'})")
+    render.say(console, f"      convbench select {folder}   (the best algorithm per layer)")
 
 
 def _print_run_summary(rows: list[dict]) -> None:
     import pandas as pd
-    from rich.table import Table
 
     from ..results import network_totals
     from ..analysis.select import select_best
@@ -301,9 +333,10 @@ def _print_run_summary(rows: list[dict]) -> None:
     best = select_best(df)
     best = best[best["algorithm"] != ""]  # layers where no case is ok have no winner
     if len(best):
-        table = Table(title="best algorithm per layer")
+        table = render.Grid(title="best algorithm per layer")
         for col in ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "vs baseline"):
-            table.add_column(col, justify="left" if col in ("layer", "best") else "right")
+            table.add_column(col, justify="left" if col in ("layer", "best") else "right",
+                             hoist=col in HOIST)
         for r in best.itertuples():
             table.add_row(r.layer, r.layout, r.dtype, str(r.threads), r.algorithm,
                           _fmt_time(r.time_median_s), _fmt(r.gflops, ".1f"),
@@ -311,9 +344,9 @@ def _print_run_summary(rows: list[dict]) -> None:
         _print_table(table)
     totals = network_totals(df)
     if len(totals):
-        table = Table(title="network total per algorithm (sum of count x median)")
+        table = render.Grid(title="network total per algorithm (sum of count x median)")
         for col in ("algorithm", "layout", "dtype", "threads", "total", "GFLOP/s", "layers ok"):
-            table.add_column(col, justify="left" if col == "algorithm" else "right")
+            table.add_column(col, justify="left" if col == "algorithm" else "right", hoist=col in HOIST)
         for r in totals.sort_values(["layout", "dtype", "threads", "total_s"]).itertuples():
             total = _fmt_time(r.total_s) if r.complete else f"[dim]({_fmt_time(r.total_s)}, partial)[/]"
             table.add_row(r.algorithm, r.layout, r.dtype, str(r.threads), total,
@@ -327,23 +360,27 @@ def layers(
     algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
     plugin: list[str] = PluginOption,
+    fmt: str = FormatOption,
 ) -> None:
     """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace."""
-    from rich.table import Table
-
     from ..sweep.measure import describe_layers
 
+    fmt = output_format(fmt)
     the_plan = _plan(config, plugin, algorithms=algorithms, layers=layers)
     rows = describe_layers(the_plan)
-    table = Table(title=f"{the_plan.config.name}: {len(the_plan.config.layers)} layers, workspace in KiB (- = unsupported)")
+    table = render.Grid(title=f"{the_plan.config.name}: {len(the_plan.config.layers)} layers, workspace in KiB (- = unsupported)")
     for col in ("layer", "class", "count", "shape", "MFLOP", *the_plan.algorithms):
         table.add_column(col, justify="left" if col in ("layer", "class", "shape") else "right")
     for r in rows:
         ws = [_fmt(None if b is None else b / 1024, ".1f") for b in r["workspace_bytes"].values()]
         table.add_row(r["layer"], r["layer_class"], str(r["count"]), r["description"], f"{r['flops'] / 1e6:.1f}", *ws)
-    _print_table(table)
-    total = sum(r["flops"] * r["count"] for r in rows)
-    console.print(f"total (weighted by count, summed over variants): {total / 1e9:.3f} GFLOP", highlight=False)
+    records = [{"layer": r["layer"], "class": r["layer_class"], "count": r["count"], "shape": r["description"],
+                "layout": r["layout"], "dtype": r["dtype"], "flops": r["flops"],
+                **{f"workspace_bytes:{a}": b for a, b in r["workspace_bytes"].items()}} for r in rows]
+    _print_table(table, fmt, records if fmt != "table" else None)
+    if fmt == "table":
+        total = sum(r["flops"] * r["count"] for r in rows)
+        render.say(console, f"total (weighted by count, summed over variants): {total / 1e9:.3f} GFLOP")
 
 
 @app.command()
@@ -353,8 +390,6 @@ def info(
     """Describe this machine: CPU, memory, libraries, BLAS and thread pools, a quick calibration."""
     import json
 
-    from rich.table import Table
-
     from ..machine.metadata import collect_all
 
     with err_console.status("collecting metadata and calibrating ..."):
@@ -363,9 +398,9 @@ def info(
         console.print_json(json.dumps(env, default=str))
         return
     cpu, sysinfo, th, cal = env["cpu"], env["system"], env["threads"], env.get("calibration", {})
-    table = Table(title="convbench info", show_header=False)
+    table = render.Grid(title="convbench info")
     table.add_column("what")
-    table.add_column("value", overflow="fold")
+    table.add_column("value", wrap=True)
     for what, value in (
         ("CPU", cpu.get("model")), ("cores (available / logical)", f"{cpu.get('available_cores')} / {cpu.get('logical_cores')}"),
         ("SIMD", ", ".join(cpu.get("simd") or [])), ("memory", f"{env['memory'].get('total_gib')} GiB"),
@@ -380,7 +415,7 @@ def info(
                       f"{' (dirty)' if env['convbench'].get('dirty') else ''}"),
     ):
         table.add_row(what, str(value))
-    console.print(table)
+    render.show(table, console)
 
 
 @app.command()
@@ -414,7 +449,7 @@ def _read(folder: str):  # type: ignore[no-untyped-def]
 
 @app.command()
 def plot(
-    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run)."),
     out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
     only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network."),
     formats: str = typer.Option("png,svg", "--format", help="Comma-separated file formats (png, svg, pdf)."),
@@ -423,6 +458,7 @@ def plot(
     from ..plots import plot_all
     from ..results import ResultsError
 
+    results_dir = run_folder(results_dir)
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
     try:
@@ -444,14 +480,15 @@ def compare(
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit with status 1 if any case is significantly slower or broke."),
     show_all: bool = typer.Option(False, "--all", help="List every case, not only the changed ones."),
     csv_out: str = typer.Option(None, "--csv", help="Also write the per-case table to this CSV file."),
+    fmt: str = FormatOption,
 ) -> None:
     """Per matching case: ratio of medians B/A with a 95% CI, Mann-Whitney U, and a verdict."""
-    from rich.table import Table
-
     from ..analysis.compare import CompareError, compare_runs
 
+    fmt = output_format(fmt)
     if threshold < 0 or not 0 < alpha < 1:
         fail(f"--threshold must be >= 0 and --alpha in (0, 1); got {threshold} and {alpha}")
+    a, b = run_folder(a), run_folder(b)
     ra, rb = _read(a), _read(b)
     try:
         result = compare_runs(ra, rb, threshold=threshold, alpha=alpha, label_a=a, label_b=b)
@@ -461,19 +498,24 @@ def compare(
     if csv_out:
         df.to_csv(csv_out, index=False)
     shown = df if show_all else df[df["verdict"].isin(["slower", "faster", "broken", "fixed"])]
-    table = Table(title=f"B / A time: {b} against {a} (change > {threshold:.0%} and p < {alpha} to count)")
+    table = render.Grid(title=f"B / A time: {b} against {a} (change > {threshold:.0%} and p < {alpha} to count)")
     for col in ("layer", "algorithm", "layout", "dtype", "threads", "A median", "B median", "B/A [95% CI]", "p", "verdict"):
-        table.add_column(col, justify="left" if col in ("layer", "algorithm", "verdict") else "right")
+        table.add_column(col, justify="left" if col in ("layer", "algorithm", "verdict") else "right",
+                         hoist=col in HOIST)
     style = {"slower": "red", "broken": "bold red", "faster": "green", "fixed": "green"}
     for r in shown.to_dict("records"):
         ratio = "-" if r["ratio"] != r["ratio"] else f"{r['ratio']:.3f} [{_fmt(r['ci_low'], '.3f')}, {_fmt(r['ci_high'], '.3f')}]"
         verdict = r["verdict"] if r["verdict"] not in style else f"[{style[r['verdict']]}]{r['verdict']}[/]"
         table.add_row(str(r["layer"]), r["algorithm"], r["layout"], r["dtype"], str(r["threads"]),
                       _fmt_time(r["time_a_s"]), _fmt_time(r["time_b_s"]), ratio, _fmt(r["p_value"], ".2g"), verdict)
-    if len(shown):
+    if fmt != "table":
+        _print_table(table, fmt, shown.to_dict("records"))
+    elif len(shown):
         _print_table(table)
     counts = df["verdict"].value_counts().to_dict()
-    console.print(f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)
+    # With csv/json, stdout holds only the data; the tally goes to stderr.
+    render.say(console if fmt == "table" else err_console,
+               f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     for note in result.notes:
         err_console.print(f"note: {note}", highlight=False)
     if fail_on_regression and len(result.regressions):
@@ -483,35 +525,41 @@ def compare(
 
 @app.command("select")
 def select_cmd(
-    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run)."),
+    fmt: str = FormatOption,
 ) -> None:
     """The best algorithm per layer (fastest ok case within tolerance) -> RESULTS_DIR/selection.csv."""
-    from rich.table import Table
-
     from ..results import ResultsError
     from ..analysis.select import write_selection
 
+    fmt = output_format(fmt)
+    results_dir = run_folder(results_dir)
     try:
         path, selection, network = write_selection(results_dir)
     except ResultsError as exc:
         fail(str(exc))
-    table = Table(title="best algorithm per layer (fastest ok case within its error tolerance)")
+    table = render.Grid(title="best algorithm per layer (fastest ok case within its error tolerance)")
     for col in ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"):
-        table.add_column(col, justify="left" if col in ("layer", "best", "runner-up") else "right")
+        table.add_column(col, justify="left" if col in ("layer", "best", "runner-up") else "right",
+                         hoist=col in HOIST)
     for r in selection.to_dict("records"):
         margin = "-" if r["margin"] != r["margin"] else f"x{r['margin']:.2f}" + ("" if r["clear_winner"] else " (tie)")
         table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]), r["algorithm"] or "[red]none ok[/]",
                       _fmt_time(r["time_median_s"]), _fmt(r["gflops"], ".1f"), r["runner_up"] or "-", margin)
+    if fmt != "table":  # the selection itself, raw numbers; the network table is in selection_network.csv
+        _print_table(table, fmt, selection.to_dict("records"))
+        render.say(err_console, f"wrote {path}")
+        return
     _print_table(table)
-    net = Table(title="network time (sum of count x median): best per layer vs one algorithm everywhere")
+    net = render.Grid(title="network time (sum of count x median): best per layer vs one algorithm everywhere")
     for col in ("choice", "layout", "dtype", "threads", "total", "vs best", "layers ok"):
-        net.add_column(col, justify="left" if col == "choice" else "right")
+        net.add_column(col, justify="left" if col == "choice" else "right", hoist=col in HOIST)
     for r in network.to_dict("records"):
         vs = _fmt(r["vs_best"], ".2f") + "x" if r["vs_best"] == r["vs_best"] else ("-" if r["complete"] else "incomplete")
         net.add_row(r["choice"], r["layout"], r["dtype"], str(r["threads"]), _fmt_time(r["total_s"]), vs,
                     f"{r['layers_ok']}/{r['layers']}")
     _print_table(net)
-    console.print(f"wrote {path}", highlight=False)
+    render.say(console, f"wrote {path}")
 
 
 @app.command()

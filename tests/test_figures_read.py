@@ -82,3 +82,21 @@ def test_accuracy_class_labels_sit_above_every_tolerance_line(run, which):
             for line in lines:
                 y = ax.transData.transform((0, line.get_ydata()[0]))[1]
                 assert bottom > y, f"{t.get_text()!r} is struck by the tolerance line"
+
+
+def test_headline_figure_reads_at_readme_width():
+    """One panel, at most 8 inches wide (the README shows it at about its width), no text
+    under 9 pt: the per-layer figures are too tall and too small there."""
+    paper = read_results(SHIPPED / "paper")
+    fig = plots.figure_headline(paper.summary, paper.env)
+    assert len(fig.axes) == 1 and fig.get_figwidth() <= 8.0 and fig.get_figheight() <= 4.5
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+             if t.get_text().strip() and t.get_visible()]
+    assert sizes and min(sizes) >= 9
+    assert all(_inside_figure(fig, leg) for leg in fig.legends)
+    table = plots.headline.headline_table(paper.summary)
+    assert set(table["reference"]) == {"im2col-numba", "im2col"}
+    assert set(table["layer_class"]) == set(paper.summary["layer_class"])
+    readme = (SHIPPED.parent / "README.md").read_text()
+    assert "(results/paper/plots/headline.png)" in readme and (SHIPPED / "paper" / "plots" / "headline.png").is_file()

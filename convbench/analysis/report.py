@@ -343,7 +343,8 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
                 continue
             lines += [f"### Against {REFERENCE_LABEL[ref]}: {f.verdict}", "", f.headline, ""]
             lines += (_memory_table(f) if n == 3 else _speed_table(f)) + [""]
-    figures = [("speedup", "Speedup over the baseline per layer"), ("memory", "Extra memory per layer"),
+    figures = [("headline", "Indirect against im2col + GEMM per layer class"),
+               ("speedup", "Speedup over the baseline per layer"), ("memory", "Extra memory per layer"),
                ("gflops", "GFLOP/s per layer against the sgemm ceiling"), ("accuracy", "Accuracy"),
                ("roofline", "Roofline"), ("winner_map", "Fastest algorithm per layer"),
                ("network", "Network view")]

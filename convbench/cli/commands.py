@@ -145,7 +145,7 @@ def verify(
             f"{max(errors):.1e}" if errors else "-",
         )
         for r in bad if verbose else bad[:3]:
-            err_console.print(f"[red]{r.status}[/] {name} {r.check} {r.spec_id}: {r.message}", highlight=False)
+            render.say(err_console, f"[red]{r.status}[/] {name} {r.check} {r.spec_id}: {r.message}")
     render.show(table, console)
     if any_bad:
         raise typer.Exit(1)
@@ -308,8 +308,8 @@ def run(
             raise typer.Exit(130)
     if resume:
         measured = (outcome.env.get("resumes") or [{}])[-1].get("cases_to_measure", 0)
-        console.print(f"resumed {out_dir}: measured the {measured} missing cases"
-                      if measured else f"{out_dir} already holds every case; nothing was measured", highlight=False)
+        render.say(console, f"resumed {out_dir}: measured the {measured} missing cases"
+                   if measured else f"{out_dir} already holds every case; nothing was measured")
     _print_run_summary(outcome.rows)
     statuses = ("ok", "skipped", "failed", "error", "crashed", "timeout")
     counts = {s: sum(r["status"] == s for r in outcome.rows) for s in statuses}
@@ -432,7 +432,7 @@ def merge(
     except ResultsError as exc:
         fail(str(exc))
     note = "" if env.get("complete") else " (not every shard 1..N is present)"
-    console.print(f"merged {len(folders)} folders into {path}{note}", highlight=False)
+    render.say(console, f"merged {len(folders)} folders into {path}{note}")
 
 
 # -- figures and judgements: plot, compare, select, reproduce ---------------------------
@@ -451,7 +451,7 @@ def _read(folder: str):  # type: ignore[no-untyped-def]
 def plot(
     results_dir: str = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run)."),
     out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
-    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network."),
+    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network, headline."),
     formats: str = typer.Option("png,svg", "--format", help="Comma-separated file formats (png, svg, pdf)."),
 ) -> None:
     """Draw the figures of a results folder (PNG + SVG) from its CSVs."""
@@ -467,8 +467,8 @@ def plot(
     except (ResultsError, ValueError) as exc:
         fail(str(exc))
     for p in paths:
-        console.print(str(p), highlight=False)
-    console.print(f"{len(paths)} files", highlight=False)
+        render.say(console, str(p))
+    render.say(console, f"{len(paths)} files")
 
 
 @app.command()
@@ -517,7 +517,7 @@ def compare(
     render.say(console if fmt == "table" else err_console,
                f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     for note in result.notes:
-        err_console.print(f"note: {note}", highlight=False)
+        render.say(err_console, f"note: {note}")
     if fail_on_regression and len(result.regressions):
         err_console.print(f"[red]{len(result.regressions)} regression(s)[/]", highlight=False)
         raise typer.Exit(1)
@@ -586,7 +586,8 @@ def reproduce(
         fail(str(exc))
     for f in outcome.findings:
         color = {"holds": "green", "does not hold": "red", "mixed": "yellow"}.get(f.verdict, "dim")
-        console.print(f"claim {f.claim} vs {f.reference}: [{color}]{f.verdict}[/] - {f.headline}", highlight=False)
-    console.print(f"report: {outcome.report}\nfigures: {outcome.report.parent / 'plots'}", highlight=False)
+        render.say(console, f"claim {f.claim} vs {f.reference}: [{color}]{f.verdict}[/] - {f.headline}")
+    render.say(console, f"report: {outcome.report}")
+    render.say(console, f"figures: {outcome.report.parent / 'plots'}")
 
 

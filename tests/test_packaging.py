@@ -67,7 +67,7 @@ def test_config_paths_still_work(monkeypatch):
 def test_the_installed_copy_is_searched(tmp_path, monkeypatch):
     # A site-packages install has no ./configs and no checkout above the package,
     # only convbench/configs/ inside it: a name found only there must resolve.
-    from convbench.config import schema
+    from convbench.config import load as schema
 
     shipped = tmp_path / "pkg" / "configs"
     shipped.mkdir(parents=True)

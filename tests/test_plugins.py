@@ -191,20 +191,26 @@ def test_battery_catches_state_kept_between_calls_on_every_spec(plugin_file, lea
                     return out
                 return call""",
     }[leak]
+    name = f"test-leaky-{leak.replace('_', '-')}"
     path = plugin_file(
         f"""
         import numpy as np, convbench
         @convbench.register
         class Leaky(convbench.Algorithm):
-            name = "test-leaky"
+            name = "{name}"
             def prepare(self, spec, weight):{body}
         """,
-        registers=("test-leaky",),
+        registers=(name,),
     )
+    from convbench import registry
+
     load_plugin(path)
-    specs = conformance_specs()[:8]
-    results = [r for r in check_algorithm("test-leaky", specs) if r.check == "check_matches_reference"]
-    assert len(results) == len(specs) and {r.status for r in results} == {"failed"}, results[0].message
+    try:
+        specs = conformance_specs()[:8]
+        results = [r for r in check_algorithm(name, specs) if r.check == "check_matches_reference"]
+        assert len(results) == len(specs) and {r.status for r in results} == {"failed"}, results[0].message
+    finally:  # later sweeps' workers load every loaded plugin: this one must not be among them
+        registry._LOADED.discard(path)
 
 
 def test_config_plugins_are_relative_to_the_config_file(tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
 Off a terminal (``| tee``, nohup, CI logs) rich's bar prints nothing until
 the end; :class:`~.render.LineProgress` writes a line every few seconds
-instead. On ``--resume`` both start at the cases the folder already holds.
+instead. On ``--resume`` both start at the work the folder already holds.
+The unit is one case in one repetition (``n_cases x repeat`` in all).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from rich.console import Console
 
+from ..sweep.measure import Monitor
+from ..sweep.plan import Group
 from .render import LineProgress
 
 #: Seconds between progress lines when stderr is not a terminal.
@@ -24,59 +27,95 @@ def case_label(case: Any) -> str:
     return f"{case.layer.name} {case.spec.layout}/{case.spec.dtype} t{case.threads}: {case.algorithm}"
 
 
-def cases_done(plan: Any, folder: str | Path) -> int:
-    """How many of ``plan``'s cases ``--resume`` will not measure again: the cases of
-    whole groups already in ``folder``'s summary.csv (read only; the run repairs)."""
-    from ..results import SUMMARY_COLUMNS, ResultsError, read_csv
-    from ..sweep.measure import without_cases
+def work_done(plan: Any, folder: str | Path) -> int:
+    """Case-repetitions of ``plan`` that ``--resume`` will not measure again: every
+    repetition of the cases in ``folder``'s summary.csv (whole groups only, as the run
+    keeps them), plus the repetitions already in repetitions.csv of the other cases.
+    Read only; the run itself repairs torn lines (so a torn line may be counted once
+    too many or too few: the bar's start, not the results)."""
+    from ..results import SUMMARY_COLUMNS, ResultsError
+    from ..results.io import read_csv
+    from ..sweep.session import without_cases
 
-    path = Path(folder) / "summary.csv"
+    folder = Path(folder)
+    repeat = plan.timing.repeat
     try:
         with warnings.catch_warnings():  # a torn line is reported once, by the run itself
             warnings.simplefilter("ignore")
-            done = set(read_csv(path, SUMMARY_COLUMNS)["case_id"].astype(str))
+            done = set(read_csv(folder / "summary.csv", SUMMARY_COLUMNS)["case_id"].astype(str))
+            reps_path = folder / "repetitions.csv"
+            reps = read_csv(reps_path, ["case_id", "repetition"]) if reps_path.is_file() else None
     except (ResultsError, OSError):
         return 0
-    return plan.n_cases - without_cases(plan, done).n_cases
+    todo = without_cases(plan, done)
+    finished = (plan.n_cases - todo.n_cases) * repeat
+    if reps is None or reps.empty:
+        return finished
+    open_cases = {c.case_id for g in todo.groups for c in g.cases}
+    partial = reps[reps["case_id"].astype(str).isin(open_cases)].drop_duplicates(["case_id", "repetition"])
+    return finished + min(len(partial), todo.n_cases * repeat)
+
+
+class _LineMonitor(Monitor):
+    """The sweep's monitor writing :class:`LineProgress` lines."""
+
+    def __init__(self, lines: LineProgress):
+        self.lines, self.group = lines, None
+
+    def begin(self, group: Group) -> None:
+        self.group = group
+
+    def started(self, pos: int) -> None:
+        if self.group is not None and 0 <= pos < len(self.group.cases):
+            self.lines.current = case_label(self.group.cases[pos])
+
+    def finished(self, pos: int, row: dict, samples: list) -> None:
+        label = case_label(self.group.cases[pos]) if self.group is not None and pos >= 0 else self.lines.current
+        self.lines.update(label, advance=1)
+
+
+class _BarMonitor(Monitor):
+    """The live bar as a sweep monitor: the running case's name, one step per finished case."""
+
+    def __init__(self, bar: Any, task: Any):
+        self.bar, self.task, self.group = bar, task, None
+
+    def begin(self, group: Group) -> None:
+        self.group = group
+
+    def started(self, pos: int) -> None:
+        if self.group is not None and 0 <= pos < len(self.group.cases):
+            self.bar.update(self.task, description=case_label(self.group.cases[pos]))
+
+    def finished(self, pos: int, row: dict, samples: list) -> None:
+        self.bar.update(self.task, advance=1)
+
+
+class Progress:
+    """What :func:`sweep_progress` yields: ``monitor`` for the run, ``stop()`` before printing."""
+
+    def __init__(self, monitor: Monitor, stop: Any):
+        self.monitor, self.stop = monitor, stop
 
 
 @contextlib.contextmanager
 def sweep_progress(console: Console, total: int, start: int = 0,
-                   every: float = LINE_EVERY_S) -> Iterator[Any]:
-    """A ``progress(case, done)`` callback for :func:`convbench.sweep.measure.run`
-    (with a ``stop()`` for interruptions), drawing on ``console``."""
+                   every: float = LINE_EVERY_S) -> Iterator[Progress]:
+    """Progress of ``total`` units of work, ``start`` of them already done, on ``console``."""
     if console.is_terminal:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=False) as bar:
+        with Bar(*columns, console=console, transient=False) as bar:
             task = bar.add_task("starting (worker, machine metadata)", total=total, completed=start)
-
-            def on_bar(case: Any, done: bool) -> None:
-                bar.update(task, description=case_label(case), advance=1 if done else 0)
-
-            yield _Callback(on_bar, bar.stop)
+            yield Progress(_BarMonitor(bar, task), bar.stop)
         return
     lines = LineProgress(total, start, every, write=lambda line: console.print(line, highlight=False,
                                                                                 soft_wrap=True))
-
-    def on_line(case: Any, done: bool) -> None:
-        lines.update(case_label(case), advance=1 if done else 0)
-
     if start:
-        lines.write(f"resuming: {start}/{total} cases already done")
-    yield _Callback(on_line, lambda: None)
+        lines.write(f"resuming: {start}/{total} already done")
+    yield Progress(_LineMonitor(lines), lambda: None)
     if lines.last is not None and lines.done < total:
         lines.write(lines.line())
-
-
-class _Callback:
-    """The progress callback, plus ``stop()`` (end a live display before printing)."""
-
-    def __init__(self, call: Callable[[Any, bool], None], stop: Callable[[], None]):
-        self._call, self.stop = call, stop
-
-    def __call__(self, case: Any, done: bool) -> None:
-        self._call(case, done)

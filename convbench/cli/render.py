@@ -11,12 +11,15 @@ the same rows for programs. In every mode:
 
 Progress of a sweep is a live bar on a terminal and, without one, a plain
 line every few seconds (done/total, the current case, the ETA).
+
+The tables of each command are built here too, from library data
+(:func:`algorithms_table`, :func:`run_summary`, ...), as :class:`Grid`
+objects that :func:`show` renders in any of those modes.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import time
@@ -68,6 +71,7 @@ class Grid:
     title: str = ""
     columns: list[Column] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
+    caption: str = ""  # a line under the table
 
     def add_column(self, name: str, justify: str = "left", *, wrap: bool = False, hoist: bool = False) -> None:
         self.columns.append(Column(name, justify, wrap, hoist))
@@ -94,7 +98,8 @@ class Grid:
                 keep.append(i)
         if not constant:
             return self, []
-        grid = Grid(self.title, [self.columns[i] for i in keep], [[row[i] for i in keep] for row in self.rows])
+        grid = Grid(self.title, [self.columns[i] for i in keep], [[row[i] for i in keep] for row in self.rows],
+                    self.caption)
         return grid, constant
 
 
@@ -186,7 +191,7 @@ def _rich(grid: Grid, constant: Sequence[tuple[str, str]], console: Console) -> 
         console.file.write(plain_text(grid, constant))
         console.file.flush()
         return
-    caption = header_line(constant) or None
+    caption = "\n".join(c for c in (header_line(constant), grid.caption) if c) or None
     table = Table(title=grid.title or None, caption=caption, caption_justify="left")
     for i, col in enumerate(grid.columns):
         if col.wrap:
@@ -255,21 +260,159 @@ class LineProgress:
             self.write(self.line())
 
 
-def hide_flag_metavars() -> None:
-    """Show boolean flags as ``--quick``, not ``--quick <bool>``: typer's help prints
-    a type for every option, which reads as if a flag took a value."""
-    try:
-        from typer.core import TyperOption
-    except ImportError:  # pragma: no cover - another typer layout: keep its help as is
-        return
-    original = getattr(TyperOption, "display_type_rich", None)
-    if original is None or getattr(original, "_convbench_flags", False):
-        return
+# -- the tables of the commands -----------------------------------------------------
 
-    def display_type_rich(self: Any, ctx: Any) -> str | None:
-        if getattr(self, "is_flag", False) and getattr(self, "is_bool_flag", True):
-            return None
-        return original(self, ctx)
+#: Columns that move to a header line when every row has the same value.
+HOIST = ("layout", "dtype", "threads")
 
-    display_type_rich._convbench_flags = True  # type: ignore[attr-defined]
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+def print_table(table: Grid, fmt: str = "table", records: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """A command's table on stdout: rich (terminal), plain unwrapped text (piped), CSV or JSON."""
+    from .app import console
+
+    show(table, console, fmt, records)
+
+
+def fmt_time(seconds: Any) -> str:
+    if seconds is None or seconds != seconds:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt(value: Any, spec: str = ".3g", empty: str = "-") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return empty
+    return format(value, spec)
+
+
+def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Grid:
+    table = Grid(title=title)
+    for col in columns:
+        table.add_column(col, "left" if col in left else "right", hoist=col in HOIST)
+    return table
+
+
+def algorithms_table(rows: list[dict[str, str]]) -> Grid:
+    table = Grid(title="convbench algorithms")
+    for column in ("name", "description", "natural layout", "constraints", "float32 tol", "source"):
+        # names whole; only the prose columns may fold on a narrow terminal
+        table.add_column(column, wrap=column in ("description", "constraints", "source"))
+    for r in rows:
+        table.add_row(*r.values())
+    return table
+
+
+def verify_table() -> Grid:
+    return _table("convbench verify: every algorithm against the float64 reference",
+                  ("algorithm", "cases", "passed", "skipped", "failed", "worst error"), ("algorithm",))
+
+
+def run_summary(best: Any, totals: Any) -> None:
+    """The best algorithm per layer and the network totals at the end of a run."""
+    if len(best):
+        table = _table("best algorithm per layer",
+                       ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "vs baseline"),
+                       ("layer", "best"))
+        for r in best.itertuples():
+            table.add_row(r.layer, r.layout, r.dtype, str(r.threads), r.algorithm, fmt_time(r.time_median_s),
+                          fmt(r.gflops, ".1f"), fmt(r.speedup_vs_baseline, ".2f") + "x")
+        print_table(table)
+    if len(totals):
+        table = _table("network total per algorithm (sum of count x median)",
+                       ("algorithm", "layout", "dtype", "threads", "total", "GFLOP/s", "layers ok"), ("algorithm",))
+        for r in totals.sort_values(["layout", "dtype", "threads", "total_s"]).itertuples():
+            total = fmt_time(r.total_s) if r.complete else f"[dim]({fmt_time(r.total_s)}, partial)[/]"
+            table.add_row(r.algorithm, r.layout, r.dtype, str(r.threads), total,
+                          fmt(r.gflops, ".1f"), f"{r.layers_ok}/{r.layers}")
+        print_table(table)
+
+
+def layers_table(name: str, n_layers: int, algorithms: list[str], rows: list[dict[str, Any]]) -> Grid:
+    table = _table(f"{name}: {n_layers} layers, workspace in KiB (- = unsupported)",
+                   ("layer", "class", "count", "shape", "MFLOP", *algorithms), ("layer", "class", "shape"))
+    for r in rows:
+        ws = [fmt(None if b is None else b / 1024, ".1f") for b in r["workspace_bytes"].values()]
+        table.add_row(r["layer"], r["layer_class"], str(r["count"]), r["description"], f"{r['flops'] / 1e6:.1f}", *ws)
+    return table
+
+
+def info_table(env: dict[str, Any]) -> Grid:
+    cpu, sysinfo, th, cal = env["cpu"], env["system"], env["threads"], env.get("calibration", {})
+    table = Grid(title="convbench info")
+    table.add_column("what")
+    table.add_column("value", wrap=True)
+    for what, value in (
+        ("CPU", cpu.get("model")), ("cores (available / logical)", f"{cpu.get('available_cores')} / {cpu.get('logical_cores')}"),
+        ("SIMD", ", ".join(cpu.get("simd") or [])), ("memory", f"{env['memory'].get('total_gib')} GiB"),
+        ("OS", sysinfo.get("platform")), ("Python", env["python"].get("version")),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)),
+        ("BLAS", f"{th.get('blas')} {th.get('blas_version')}"),
+        ("thread pools", "; ".join(f"{p['internal_api']}: {p['num_threads']}" for p in th.get("pools", []))),
+        ("numba", f"{th.get('numba_max_threads')} threads, layer {th.get('numba_threading_layer')}"),
+        ("sgemm GFLOP/s by threads", ", ".join(f"{t}: {g}" for t, g in (cal.get("sgemm_gflops") or {}).items())),
+        ("memory copy GB/s", str(cal.get("memory_copy_gbs"))),
+        ("convbench", f"{env['convbench'].get('version')} {env['convbench'].get('commit') or ''}"
+                      f"{' (dirty)' if env['convbench'].get('dirty') else ''}"),
+    ):
+        table.add_row(what, str(value))
+    return table
+
+
+def doctor_table(findings: dict) -> Grid:
+    table = _table("this machine's steadiness (f32 sgemm 192^3, one thread, pinned to each core)",
+                   ("core", "median GFLOP/s", "p10", "p90", "spread p90/p10", "drift"), ("core",))
+    for core, c in findings.get("per_core", {}).items():
+        table.add_row(core, fmt(c["median_gflops"], ".1f"), fmt(c["p10_gflops"], ".1f"), fmt(c["p90_gflops"], ".1f"),
+                      fmt(c["spread"], ".0%"), fmt(c["drift"], "+.0%"))
+    sleep, load, freq = findings.get("sleep", {}), findings.get("load", {}), findings.get("frequency", {})
+    if sleep:
+        table.add_row("after 1 s sleep", fmt(sleep.get("after_gflops"), ".1f"), "", "", "", fmt(sleep.get("change"), "+.0%"))
+    table.caption = (f"load average {load.get('loadavg_1min', '-')}, other processes busy on "
+                     f"{load.get('others_busy_cores', '-')} cores; governor {freq.get('governor') or 'not exposed'}, "
+                     f"turbo {freq.get('turbo') if freq.get('turbo') is not None else 'not exposed'}")
+    return table
+
+
+def compare_table(shown: Any, title: str) -> Grid:
+    table = _table(title, ("layer", "algorithm", "layout", "dtype", "threads", "A median", "B median",
+                           "B/A [95% CI]", "spread A/B", "verdict"), ("layer", "algorithm", "verdict"))
+    style = {"slower": "red", "broken": "bold red", "faster": "green", "fixed": "green"}
+    for r in shown.to_dict("records"):
+        ratio = "-" if r["ratio"] != r["ratio"] else f"{r['ratio']:.3f} [{fmt(r['ci_low'], '.3f')}, {fmt(r['ci_high'], '.3f')}]"
+        verdict = r["verdict"] if r["verdict"] not in style else f"[{style[r['verdict']]}]{r['verdict']}[/]"
+        table.add_row(str(r["layer"]), r["algorithm"], r["layout"], r["dtype"], str(r["threads"]),
+                      fmt_time(r["time_a_s"]), fmt_time(r["time_b_s"]), ratio,
+                      f"{fmt(r['spread_a'], '.0%')}/{fmt(r['spread_b'], '.0%')}", verdict)
+    return table
+
+
+def selection_tables(selection: Any, network: Any) -> tuple[Grid, Grid]:
+    table = _table("best algorithm per layer (fastest ok case within its error tolerance)",
+                   ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"),
+                   ("layer", "best", "runner-up"))
+    for r in selection.to_dict("records"):
+        margin = "-" if r["margin"] != r["margin"] else f"x{r['margin']:.2f}" + ("" if r["clear_winner"] else " (tie)")
+        table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]), r["algorithm"] or "[red]none ok[/]",
+                      fmt_time(r["time_median_s"]), fmt(r["gflops"], ".1f"), r["runner_up"] or "-", margin)
+    net = _table("network time (sum of count x median): best per layer vs one algorithm everywhere",
+                 ("choice", "layout", "dtype", "threads", "total", "vs best", "layers ok"), ("choice",))
+    for r in network.to_dict("records"):
+        vs = fmt(r["vs_best"], ".2f") + "x" if r["vs_best"] == r["vs_best"] else ("-" if r["complete"] else "incomplete")
+        net.add_row(r["choice"], r["layout"], r["dtype"], str(r["threads"]), fmt_time(r["total_s"]), vs,
+                    f"{r['layers_ok']}/{r['layers']}")
+    return table, net
+
+
+def resume_command(config: str | None, options: dict[str, Any], out_dir: Any) -> list[str]:
+    """The ``convbench run`` line that resumes an interrupted run with the same options."""
+    again = ["convbench", "run", *([config] if config else [])]
+    for flag in ("-a", "-t", "-l", "--memory-limit"):
+        again += [flag, options[flag]] if options.get(flag) else []
+    again += ["--quick"] if options.get("--quick") else []
+    again += [x for p in options.get("--plugin") or [] for x in ("--plugin", p)]
+    again += ["--no-isolation"] if options.get("--no-isolation") else []
+    again += ["--case-timeout", options["--case-timeout"]] if options.get("--case-timeout") else []
+    return again + ["--resume", str(out_dir)]

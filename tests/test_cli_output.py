@@ -22,7 +22,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from convbench.cli import app
-from convbench.cli.render import Grid, LineProgress, plain_text, show
+from convbench.cli.progress import LineProgress
+from convbench.cli.render import Grid, plain_text, show
 from convbench.registry import list_algorithms
 
 cli = CliRunner()

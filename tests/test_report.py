@@ -140,18 +140,15 @@ def test_claim_3_on_the_whole_paper_sweep_follows_the_rule():
     import pandas as pd
 
     from convbench.config import load_config
+    from convbench.results import spec_columns
 
     rows = []
     for layer in load_config("paper").layers:
         spec = layer.spec("nhwc", "float32")
         for algo in ("im2col-numba", "indirect"):
-            rows.append({"layer": layer.name, "layer_class": layer.layer_class, "layout": "nhwc",
-                         "dtype": "float32", "threads": 1, "algorithm": algo, "status": "ok",
-                         "workspace_bytes": float(convbench.get_algorithm(algo).workspace_bytes(spec)),
-                         "in_channels": spec.in_channels, "groups": spec.groups,
-                         "kernel_h": spec.kernel_h, "kernel_w": spec.kernel_w, "stride_h": spec.stride[0],
-                         "stride_w": spec.stride[1], "pad_top": spec.pad_top, "pad_bottom": spec.pad_bottom,
-                         "pad_left": spec.pad_left, "pad_right": spec.pad_right})
+            rows.append({**spec_columns(spec), "layer": layer.name, "layer_class": layer.layer_class,
+                         "threads": 1, "algorithm": algo, "status": "ok",
+                         "workspace_bytes": float(convbench.get_algorithm(algo).workspace_bytes(spec))})
     f = claim_memory(pd.DataFrame(rows), "im2col-numba")
     assert len(f.table) >= 40  # the whole sweep's layers that need im2col
     assert f.verdict == _expected_memory_verdict(f), (f.verdict, f.headline)

@@ -57,14 +57,14 @@ def compare(
     from .render import compare_table, print_table, say
 
     fmt = output_format(fmt)
-    if threshold < 0:
-        fail(f"--threshold must be >= 0; got {threshold}")
     a, b = run_folder(a), run_folder(b)
     ra, rb = _read(a), _read(b)
     try:
         result = compare_runs(ra, rb, threshold=threshold, raw=raw, label_a=a, label_b=b)
     except CompareError as exc:
         fail(str(exc))
+    except ValueError as exc:  # "threshold must be >= 0, ...": the parameter is the option's name
+        fail(f"--{exc}")
     for note in result.notes:
         say(err_console, f"note: {note}")
     df = result.table

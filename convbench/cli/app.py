@@ -66,10 +66,10 @@ FormatOption = typer.Option("table", "--format", "-f", help="table (plain text w
 
 def output_format(fmt: str) -> str:
     """``--format`` checked: table, csv or json (exit 2 otherwise)."""
-    from .render import check_format
+    from .options import parse_format
 
     try:
-        return check_format(fmt)
+        return parse_format(fmt)
     except ValueError as exc:
         fail(str(exc))
 

@@ -1,7 +1,7 @@
 """Progress of ``convbench run``: a live bar on a terminal, plain lines without one.
 
 Off a terminal (``| tee``, nohup, CI logs) rich's bar prints nothing until
-the end; :class:`~.render.LineProgress` writes a line every few seconds
+the end; :class:`LineProgress` writes a line every few seconds
 instead. On ``--resume`` both start at the work the folder already holds.
 The unit is one case in one repetition (``n_cases x repeat`` in all).
 """
@@ -9,18 +9,66 @@ The unit is one case in one repetition (``n_cases x repeat`` in all).
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
 
 from ..sweep.measure import Monitor
 from ..sweep.plan import Group
-from .render import LineProgress
 
 #: Seconds between progress lines when stderr is not a terminal.
 LINE_EVERY_S = 5.0
+
+
+def fmt_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class LineProgress:
+    """Progress without a terminal: a plain line at most every ``every`` seconds,
+    and always for the first and the last case, so a log shows the sweep moving.
+
+    ``start`` is the number of cases already done (``--resume``): the count
+    starts there, and the ETA uses only the rate of the cases measured now.
+    """
+
+    def __init__(self, total: int, start: int = 0, every: float = 5.0,
+                 write: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
+        self.total, self.start, self.done = total, start, start
+        self.every, self.clock = every, clock
+        self.write = write or (lambda line: print(line, flush=True))
+        self.t0 = clock()
+        self.last: float | None = None
+        self.current = ""
+
+    def eta(self) -> float:
+        measured, elapsed = self.done - self.start, self.clock() - self.t0
+        if measured <= 0:
+            return math.nan
+        return (self.total - self.done) * elapsed / measured
+
+    def line(self) -> str:
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        return (f"[{self.done}/{self.total}] {pct:3.0f}%  {self.current}  "
+                f"elapsed {fmt_duration(self.clock() - self.t0)}  ETA {fmt_duration(self.eta())}")
+
+    def update(self, label: str, advance: int = 0) -> None:
+        self.current = label
+        self.done = min(self.total, self.done + advance)
+        now = self.clock()
+        first = self.last is None
+        if first or self.done >= self.total or now - self.last >= self.every:
+            self.last = now
+            self.write(self.line())
 
 
 def case_label(case: Any) -> str:

@@ -9,9 +9,6 @@ the same rows for programs. In every mode:
 - columns whose value is the same on every row (dtype, threads ...) move to
   one header line (``dtype: float32, threads: 1``) instead of taking width.
 
-Progress of a sweep is a live bar on a terminal and, without one, a plain
-line every few seconds (done/total, the current case, the ETA).
-
 The tables of each command are built here too, from library data
 (:func:`algorithms_table`, :func:`run_summary`, ...), as :class:`Grid`
 objects that :func:`show` renders in any of those modes.
@@ -22,23 +19,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 from rich.console import Console
 from rich.text import Text
-
-FORMATS = ("table", "csv", "json")
-
-
-def check_format(fmt: str) -> str:
-    """``fmt`` lower-cased if it is a known output format, else ``ValueError`` naming them."""
-    value = (fmt or "table").strip().lower()
-    if value not in FORMATS:
-        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    return value
-
 
 def plain(cell: Any) -> str:
     """A cell without rich markup (``[red]x[/]`` -> ``x``)."""
@@ -208,56 +193,6 @@ def _rich(grid: Grid, constant: Sequence[tuple[str, str]], console: Console) -> 
 def say(console: Console, text: str) -> None:
     """One message, never wrapped at the console width (paths and commands stay whole)."""
     console.print(text, highlight=False, soft_wrap=True)
-
-
-# -- progress of a sweep -----------------------------------------------------------
-
-
-def fmt_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-class LineProgress:
-    """Progress without a terminal: a plain line at most every ``every`` seconds,
-    and always for the first and the last case, so a log shows the sweep moving.
-
-    ``start`` is the number of cases already done (``--resume``): the count
-    starts there, and the ETA uses only the rate of the cases measured now.
-    """
-
-    def __init__(self, total: int, start: int = 0, every: float = 5.0,
-                 write: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
-        self.total, self.start, self.done = total, start, start
-        self.every, self.clock = every, clock
-        self.write = write or (lambda line: print(line, flush=True))
-        self.t0 = clock()
-        self.last: float | None = None
-        self.current = ""
-
-    def eta(self) -> float:
-        measured, elapsed = self.done - self.start, self.clock() - self.t0
-        if measured <= 0:
-            return math.nan
-        return (self.total - self.done) * elapsed / measured
-
-    def line(self) -> str:
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        return (f"[{self.done}/{self.total}] {pct:3.0f}%  {self.current}  "
-                f"elapsed {fmt_duration(self.clock() - self.t0)}  ETA {fmt_duration(self.eta())}")
-
-    def update(self, label: str, advance: int = 0) -> None:
-        self.current = label
-        self.done = min(self.total, self.done + advance)
-        now = self.clock()
-        first = self.last is None
-        if first or self.done >= self.total or now - self.last >= self.every:
-            self.last = now
-            self.write(self.line())
 
 
 # -- the tables of the commands -----------------------------------------------------

@@ -7,23 +7,7 @@ import typer
 from ..sweep.isolation import DEFAULT_CASE_TIMEOUT
 from .app import (FormatOption, PluginOption, app, console, err_console, fail, load_plugins, option_error,
                   output_format)
-from .options import parse_ints, parse_names, parse_shard
-
-
-def _typed(algorithms: str | None, threads: str | None, layers: str | None) -> dict:
-    """The typed overrides of a plan; a malformed option ends the command."""
-    from ..machine.threads import check_thread_count
-
-    try:
-        counts = parse_ints(threads, "--threads")
-    except ValueError as exc:
-        fail(str(exc))
-    for t in counts or []:
-        try:
-            check_thread_count(t)
-        except ValueError as exc:
-            option_error("--threads", exc)
-    return {"algorithms": parse_names(algorithms), "threads": counts, "layers": parse_names(layers)}
+from .options import parse_names, parse_shard, plan_overrides
 
 
 @app.command()
@@ -73,7 +57,7 @@ def run(
         option_error("--case-timeout", exc)
     try:
         setup = prepare_run(config, out=out, resume=resume, plugins=plugin, quick=quick, shard=parse_shard(shard),
-                            repeat=repeat, **_typed(algorithms, threads, layers))
+                            repeat=repeat, **plan_overrides(algorithms, threads, layers))
     except FolderNotEmpty as exc:
         fail(f"{exc} with --resume {out}")
     except (ConfigError, ResultsError, PluginError, ValueError) as exc:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..timing import geomean
 from . import _common as c
 
 #: The paper's best reported speedup over im2col + GEMM ("up to 62%").
@@ -70,7 +71,7 @@ def figure_headline(summary: Any, env: dict | None = None, algorithm: str = "ind
             if part.empty:
                 continue
             x = i - 0.4 + width * (j + 0.5)
-            mean = c.geomean(part)
+            mean = geomean(part)
             ax.bar(x, mean - 1.0, bottom=1.0, width=width * 0.9, color=colors[ref], alpha=0.35)
             ax.plot(x + rng.uniform(-width * 0.3, width * 0.3, len(part)), part, ls="none", marker="o", ms=3.5,
                     color=colors[ref], alpha=0.9)

@@ -17,7 +17,7 @@ _TEMPLATE = Template('''"""$name: a convbench algorithm plugin.
 Try it:
     convbench list --plugin $filename
     convbench verify --plugin $filename -a $name
-    convbench run configs/smoke.yaml --plugin $filename --algorithms $name,im2col
+    convbench run smoke --plugin $filename --algorithms $name,im2col
 
 Replace the body of ``prepare`` with your algorithm; keep ``verify`` green.
 """

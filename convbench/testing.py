@@ -142,11 +142,22 @@ def check_output_shape_and_dtype(algorithm: Algorithm, spec: ConvSpec) -> None:
 
 
 def check_matches_reference(algorithm: Algorithm, spec: ConvSpec) -> float:
-    """Max relative error against the float64 reference is within tolerance."""
+    """Max relative error against the float64 reference is within tolerance, for an
+    input the prepared call sees after another, different one.
+
+    So on every spec (not only on the sample of :func:`check_prepared_call_is_reusable`)
+    state kept from one call to the next shows up as a wrong answer, and an output
+    buffer reused by the next call shows up as the first answer changing.
+    """
     x, w, call = _prepared(algorithm, spec, seed=2)
+    other, _ = spec.random_inputs(6)
+    first = call(other)
+    kept = np.array(first, copy=True)
     err = conv_error(spec, call(x), x, w)
     tol = algorithm.tolerance_for(spec.dtype)
-    assert err <= tol, f"max relative error {err:.3g} > tolerance {tol:.3g}"
+    assert err <= tol, f"max relative error {err:.3g} > tolerance {tol:.3g} (on the second of two inputs)"
+    assert np.array_equal(np.asarray(first), kept, equal_nan=True), \
+        "the second call changed the array the first call returned (an output buffer reused between calls?)"
     return err
 
 
@@ -309,7 +320,8 @@ def run_check(
 def _battery(specs: list[tuple[str, ConvSpec]]) -> Iterator[tuple[Callable, str, ConvSpec]]:
     for i, (spec_id, spec) in enumerate(specs):
         for check in CHECKS:
-            # interface checks on every 7th spec keep the battery quick
+            # interface checks on every 7th spec keep the battery quick; a second input
+            # through one prepared call is checked on every spec by check_matches_reference
             if check in PER_SPEC_CHECKS or i % 7 == 0:
                 yield check, spec_id, spec
 

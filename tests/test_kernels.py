@@ -62,7 +62,15 @@ def _check(name: str, spec: ConvSpec, seed: int = 0) -> None:
     assert y.dtype == spec.np_dtype
     err = relative_error(y, reference(spec, x, w))
     assert err <= algo.tolerance_for(spec.dtype), f"{name} {spec.describe()}: error {err:.3g}"
-    # A second call on the same prepared state gives the same answer (no state leaks).
+    # No state leaks between calls: a second, different input gets its own right
+    # answer, the first answer is not overwritten (a reused output buffer), and the
+    # first input again gives the first answer. The same input twice could not
+    # catch an algorithm that keeps what it computed for the first input.
+    kept = y.copy()
+    x2, _ = spec.random_inputs(seed + 1)
+    err2 = relative_error(call(x2), reference(spec, x2, w))
+    assert err2 <= algo.tolerance_for(spec.dtype), f"{name} {spec.describe()}: second input's error {err2:.3g}"
+    np.testing.assert_array_equal(y, kept)
     np.testing.assert_array_equal(call(x), y)
 
 

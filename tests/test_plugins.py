@@ -162,8 +162,55 @@ def test_battery_reports_a_wrong_plugin_as_failed_not_passed(plugin_file):
     load_plugin(path)
     specs = conformance_specs()[:4]
     assert {r.status for r in check_algorithm("test-zeros", specs) if r.check == "check_matches_reference"} == {"failed"}
-    statuses = {r.status for r in check_algorithm("test-wrong-shape", specs)}
-    assert "passed" not in statuses - {"passed"} and statuses & {"failed", "error"}
+    by_check: dict[str, set[str]] = {}
+    for r in check_algorithm("test-wrong-shape", specs):
+        by_check.setdefault(r.check, set()).add(r.status)
+    # every check that looks at the output fails it on every spec; none passes it
+    for check in ("check_matches_reference", "check_output_shape_and_dtype", "check_prepared_call_is_reusable"):
+        assert by_check[check] and by_check[check] <= {"failed", "error"}, (check, by_check[check])
+
+
+@pytest.mark.parametrize("leak", ["keeps_first_answer", "reuses_output_buffer"])
+def test_battery_catches_state_kept_between_calls_on_every_spec(plugin_file, leak):
+    """An algorithm right on the first input of a prepared call, wrong after it: the
+    check of a second input must run on every spec, not a sample."""
+    body = {
+        # remembers its first answer and returns it for every later input
+        "keeps_first_answer": """
+                memo = []
+                def call(x):
+                    if not memo:
+                        memo.append(convbench.reference(spec, x, weight).astype(spec.dtype))
+                    return memo[0].copy()
+                return call""",
+        # right answers, but always in the same array: the caller's earlier result changes
+        "reuses_output_buffer": """
+                out = np.empty(spec.output_shape, spec.dtype)
+                def call(x):
+                    out[...] = convbench.reference(spec, x, weight)
+                    return out
+                return call""",
+    }[leak]
+    name = f"test-leaky-{leak.replace('_', '-')}"
+    path = plugin_file(
+        f"""
+        import numpy as np, convbench
+        @convbench.register
+        class Leaky(convbench.Algorithm):
+            name = "{name}"
+            def prepare(self, spec, weight):{body}
+        """,
+        registers=(name,),
+    )
+    from convbench import registry
+
+    load_plugin(path)
+    try:
+        specs = conformance_specs()[:8]
+        results = [r for r in check_algorithm(name, specs) if r.check == "check_matches_reference"]
+        assert len(results) == len(specs) and {r.status for r in results} == {"failed"}, results[0].message
+    finally:  # later sweeps' workers load every loaded plugin: this one must not be among them
+        registry._LOADED.discard(path)
 
 
 def test_config_plugins_are_relative_to_the_config_file(tmp_path, monkeypatch):

@@ -304,6 +304,8 @@ def compare_runs(
 
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     ra, rb = aligned_cases(a.summary, b.summary, label_a, label_b)
 
     def col(df: Any, name: str) -> np.ndarray:

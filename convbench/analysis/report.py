@@ -256,10 +256,17 @@ def _machine(env: dict) -> list[str]:
         f"- BLAS: {thr.get('blas') or 'unknown'} {thr.get('blas_version') or ''}".rstrip(),
         f"- calibration: sgemm {sgemm or 'not measured'}; memory copy {cal.get('memory_copy_gbs', 'not measured')} GB/s",
         f"- host: {(env.get('system') or {}).get('hostname', '?')}; convbench "
-        f"{(env.get('convbench') or {}).get('version', '?')} (commit {(env.get('convbench') or {}).get('commit') or 'unknown'})",
+        f"{(env.get('convbench') or {}).get('version', '?')} ({_source_state(env.get('convbench') or {})})",
         f"- run: {env.get('start_time') or '?'} to {env.get('end_time') or '?'}",
     ]
     return lines
+
+
+def _source_state(info: dict) -> str:
+    """The commit, and whether the tree had uncommitted changes (then the commit alone cannot reproduce it)."""
+    dirty = {True: ", **with uncommitted changes (dirty tree): not reproducible from the commit alone**",
+             False: ", clean tree"}.get(info.get("dirty"), ", tree state unknown")
+    return f"commit {info.get('commit') or 'unknown'}{dirty}"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -291,7 +298,11 @@ def _memory_table(f: Finding) -> list[str]:
 
 
 def render_report(results: Any, findings: list[Finding] | None = None, plots_dir: str = "plots") -> str:
-    """The markdown of ``report.md`` for a results folder (:class:`convbench.results.Results`)."""
+    """The markdown of ``report.md`` for a results folder (:class:`convbench.results.Results`).
+
+    Figures are those in the folder's ``plots/``, linked as ``{plots_dir}/NAME.png``:
+    ``plots`` in report.md (beside it); a notebook passes the path from its own folder.
+    """
     env, summary = results.env, results.summary
     if findings is None:
         findings = evaluate(summary, results.samples)
@@ -328,11 +339,12 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
     from .peers import report_lines
 
     lines += report_lines(results)  # best convbench vs best production peer, when peers ran
-    figures = [("speedup", "Speedup over the baseline per layer"), ("memory", "Extra memory per layer"),
+    figures = [("headline", "Indirect against im2col + GEMM per layer class"),
+               ("speedup", "Speedup over the baseline per layer"), ("memory", "Extra memory per layer"),
                ("gflops", "GFLOP/s per layer against the sgemm ceiling"), ("accuracy", "Accuracy"),
                ("roofline", "Roofline"), ("winner_map", "Fastest algorithm per layer"),
                ("network", "Network view")]
-    present = [(name, label) for name, label in figures if (Path(results.path) / plots_dir / f"{name}.png").is_file()]
+    present = [(name, label) for name, label in figures if (Path(results.path) / "plots" / f"{name}.png").is_file()]
     if present:
         lines += ["## Figures", ""]
         lines += [f"![{label}]({plots_dir}/{name}.png)" for name, label in present] + [""]

@@ -6,15 +6,16 @@ import os
 
 import typer
 
-from .app import PluginOption, app, console, err_console, fail, load_plugins
+from .app import FormatOption, PluginOption, app, console, err_console, fail, load_plugins, output_format
 
 
 @app.command("list")
-def list_cmd(plugin: list[str] = PluginOption) -> None:
+def list_cmd(plugin: list[str] = PluginOption, fmt: str = FormatOption) -> None:
     """List every registered algorithm with its description, layout and constraints."""
     from ..registry import get_algorithm, list_algorithms, source_of
-    from .render import algorithms_table
+    from .render import algorithms_table, print_table
 
+    fmt = output_format(fmt)
     load_plugins(plugin)
     rows = []
     for name in list_algorithms():
@@ -24,7 +25,7 @@ def list_cmd(plugin: list[str] = PluginOption) -> None:
                      "description": algo.description, "layout": algo.natural_layout or "both",
                      "constraints": algo.constraints, "tol": f"{algo.tolerance_for('float32'):.0e}",
                      "library": library or "", "source": source_of(name)})
-    console.print(algorithms_table(rows))
+    print_table(algorithms_table(rows), fmt)
 
 
 @app.command()
@@ -44,7 +45,7 @@ def verify(
 
     from ..registry import plugin_target, require_algorithms
     from ..testing import check_algorithm
-    from .render import verify_table
+    from .render import print_table, say, verify_table
 
     if boundscheck and os.environ.get("NUMBA_BOUNDSCHECK") != "1":
         args = ["verify", "--boundscheck", *(["-v"] if verbose else [])]
@@ -73,8 +74,8 @@ def verify(
             f"{max(errors):.1e}" if errors else "-",
         )
         for r in bad if verbose else bad[:3]:
-            err_console.print(f"[red]{r.status}[/] {name} {r.check} {r.spec_id}: {r.message}", highlight=False)
-    console.print(table)
+            say(err_console, f"[red]{r.status}[/] {name} {r.check} {r.spec_id}: {r.message}")
+    print_table(table)
     if any_bad:
         raise typer.Exit(1)
 
@@ -106,12 +107,17 @@ def new_plugin(
     out: str = typer.Option(None, "--out", "-o", help="File or folder to write (default ./<name>.py)."),
 ) -> None:
     """Write a commented, working plugin skeleton that passes `convbench verify` as is."""
+    import shlex
     from pathlib import Path
 
     from ..scaffold import write_plugin_skeleton
+    from .render import say
 
     try:
         path = write_plugin_skeleton(name, Path(out) if out else None)
     except (ValueError, FileExistsError, OSError) as exc:
         fail(str(exc))
-    console.print(f"wrote {path}\nnext: convbench verify --plugin {path} -a {name}", highlight=False)
+    # `path` is as the user gave it (or ./NAME.py): relative to this folder, so the
+    # command works where it is printed; one unwrapped line so it copies whole.
+    say(console, f"wrote {path}")
+    say(console, f"next: convbench verify --plugin {shlex.quote(str(path))} -a {shlex.quote(name)}")

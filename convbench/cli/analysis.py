@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from .app import app, console, err_console, fail, option_error
+from .app import FormatOption, app, console, err_console, fail, option_error, output_format, run_folder
 
 
 def _read(folder: str, samples: bool | list[str] = True):  # type: ignore[no-untyped-def]
@@ -18,16 +18,18 @@ def _read(folder: str, samples: bool | list[str] = True):  # type: ignore[no-unt
 
 @app.command()
 def plot(
-    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run)."),
     out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
-    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network."),
+    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network, headline."),
     formats: str = typer.Option("png", "--format", help="Comma-separated file formats: png (default), svg, pdf; e.g. png,svg."),
 ) -> None:
     """Draw the figures of a results folder (PNG; SVG or PDF on request) from its tables."""
     from ..plots import plot_all
     from ..results import ResultsError
     from .options import parse_names
+    from .render import say
 
+    results_dir = run_folder(results_dir)
     fmts = [f.lower() for f in parse_names(formats) or []]
     try:
         with console.status("drawing ..."):
@@ -35,8 +37,8 @@ def plot(
     except (ResultsError, ValueError) as exc:
         fail(str(exc))
     for p in paths:
-        console.print(str(p), highlight=False)
-    console.print(f"{len(paths)} files", highlight=False)
+        say(console, str(p))
+    say(console, f"{len(paths)} files")
 
 
 @app.command()
@@ -48,11 +50,14 @@ def compare(
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit with status 1 if any case is slower or broke."),
     show_all: bool = typer.Option(False, "--all", help="List every case, not only the changed ones."),
     csv_out: str = typer.Option(None, "--csv", help="Also write the per-case table to this CSV file."),
+    fmt: str = FormatOption,
 ) -> None:
     """Per matching case: B/A of the medians with a 95% CI, and a verdict that tells drift from change."""
     from ..analysis.compare import CompareError, compare_runs
-    from .render import MAX_TABLE_ROWS, compare_table, more_rows, print_table
+    from .render import MAX_TABLE_ROWS, compare_table, more_rows, print_table, say
 
+    fmt = output_format(fmt)
+    a, b = run_folder(a), run_folder(b)
     ra, rb = _read(a, samples=False), _read(b, samples=False)  # the verdicts use the summaries only
     try:
         result = compare_runs(ra, rb, threshold=threshold, raw=raw, label_a=a, label_b=b)
@@ -61,12 +66,14 @@ def compare(
     except ValueError as exc:  # "threshold must be >= 0, ...": the parameter is the option's name
         fail(f"--{exc}")
     for note in result.notes:
-        err_console.print(f"note: {note}", highlight=False)
+        say(err_console, f"note: {note}")
     df = result.table
     if csv_out:
         df.to_csv(csv_out, index=False)
     shown = df if show_all else df[df["verdict"].isin(["slower", "faster", "broken", "fixed"])]
-    if len(shown):
+    if fmt != "table":  # the per-case table with its raw numbers
+        print_table(compare_table(shown, ""), fmt, shown.to_dict("records"))
+    elif len(shown):
         what = "time in reference-kernel units" if result.normalised else "time"
         print_table(compare_table(shown if show_all else shown.head(MAX_TABLE_ROWS),
                                   f"B / A {what}: {b} against {a} (a change counts when its CI is beyond "
@@ -75,7 +82,8 @@ def compare(
         if more:
             console.print(more, highlight=False)
     counts = df["verdict"].value_counts().to_dict()
-    console.print(f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)
+    # with csv/json, stdout holds only the data; the tally goes to stderr
+    say(console if fmt == "table" else err_console, f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     if fail_on_regression and len(result.regressions):
         err_console.print(f"[red]{len(result.regressions)} regression(s)[/]", highlight=False)
         raise typer.Exit(1)
@@ -101,38 +109,45 @@ def convert(
 
 @app.command("select")
 def select_cmd(
-    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run)."),
+    fmt: str = FormatOption,
 ) -> None:
     """The best algorithm per layer (fastest ok case within tolerance) -> RESULTS_DIR/selection.csv."""
     from ..analysis.select import write_selection
     from ..results import ResultsError
-    from .render import more_rows, print_table, selection_tables
+    from .render import more_rows, print_table, say, selection_tables
 
+    fmt = output_format(fmt)
+    results_dir = run_folder(results_dir)
     try:
         path, selection, network = write_selection(results_dir)
     except ResultsError as exc:
         fail(str(exc))
-    table, net = selection_tables(selection, network)
-    print_table(table)
+    best, net = selection_tables(selection, network)
+    if fmt != "table":  # the selection itself, raw numbers; the network table is in selection_network.csv
+        print_table(best, fmt, selection.to_dict("records"))
+        say(err_console, f"wrote {path}")
+        return
+    print_table(best)
     more = more_rows(len(selection), f"every layer is in {path}")
     if more:
-        console.print(more, highlight=False)
+        say(console, more)
     print_table(net)
-    console.print(f"wrote {path}", highlight=False)
+    say(console, f"wrote {path}")
     _print_versus_peers(results_dir)
 
 
 def _print_versus_peers(results_dir: str) -> None:
     """select's third table: the best convbench algorithm against the best peer (when peers ran)."""
     from ..analysis.peers import write_versus_peers
-    from .render import print_table, versus_peers_table
+    from .render import print_table, say, versus_peers_table
 
     written = write_versus_peers(_read(results_dir))
     if written is None:
         return
     path, layers, network = written
     print_table(versus_peers_table(layers, network))
-    console.print(f"wrote {path}", highlight=False)
+    say(console, f"wrote {path}")
 
 
 @app.command()
@@ -145,6 +160,7 @@ def reproduce(
     from ..analysis.report import reproduce as run_reproduce, write_report
     from ..config import ConfigError
     from ..results import ResultsError, check_new_dir
+    from .render import say
 
     try:
         if from_results:
@@ -162,5 +178,6 @@ def reproduce(
         fail(str(exc))
     for f in outcome.findings:
         color = {"holds": "green", "does not hold": "red", "mixed": "yellow"}.get(f.verdict, "dim")
-        console.print(f"claim {f.claim} vs {f.reference}: [{color}]{f.verdict}[/] - {f.headline}", highlight=False)
-    console.print(f"report: {outcome.report}\nfigures: {outcome.report.parent / 'plots'}", highlight=False)
+        say(console, f"claim {f.claim} vs {f.reference}: [{color}]{f.verdict}[/] - {f.headline}")
+    say(console, f"report: {outcome.report}")
+    say(console, f"figures: {outcome.report.parent / 'plots'}")

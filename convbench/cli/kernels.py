@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .app import app, console, err_console
-from .render import tune_table
+from .render import print_table, tune_table
 
 
 @app.command()
@@ -22,5 +22,5 @@ def tune(
         return
     with err_console.status("tuning ...") as status:
         result = tuning.tune(seconds, progress=lambda msg: status.update(msg))
-    console.print(tune_table(result))
+    print_table(tune_table(result))
     console.print(f"chose {result.chosen} in {result.seconds:.0f} s; cached in {result.cache_file}", highlight=False)

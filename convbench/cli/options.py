@@ -51,3 +51,15 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         return check_shard(shard)
     except ValueError as exc:
         raise ValueError(f"--shard {exc}") from None
+
+
+#: What ``--format`` takes on list, layers, select and compare.
+FORMATS = ("table", "csv", "json")
+
+
+def parse_format(text: str | None) -> str:
+    """``--format``: table, csv or json (any case)."""
+    value = (text or "table").strip().lower()
+    if value not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {text!r}")
+    return value

@@ -1,20 +1,211 @@
-"""Tables and number formats of the command line: everything a command prints, built from library data."""
+"""How the command line shows tables and progress, on a terminal and off it.
+
+On a terminal a table is a rich table; piped or redirected (``| grep``,
+``| tee``, CI logs) it is plain text, one line per row, never wrapped, so
+names stay whole for ``grep`` and copy-paste. ``--format csv|json`` gives
+the same rows for programs. In every mode:
+
+- identifiers (algorithm and layer names) are never truncated or wrapped;
+- columns whose value is the same on every row (dtype, threads ...) move to
+  one header line (``dtype: float32, threads: 1``) instead of taking width.
+
+The tables of each command are built here too, from library data
+(:func:`algorithms_table`, :func:`run_summary`, ...), as :class:`Grid`
+objects that :func:`show` renders in any of those modes.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
 import math
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from rich.table import Table
+from rich.console import Console
+from rich.text import Text
 
-from .app import console
+def plain(cell: Any) -> str:
+    """A cell without rich markup (``[red]x[/]`` -> ``x``)."""
+    if isinstance(cell, Text):
+        return cell.plain
+    text = str(cell)
+    if "[" not in text:
+        return text
+    try:
+        return Text.from_markup(text).plain
+    except Exception:  # not markup after all (e.g. "[95% CI]")
+        return text
 
 
-def print_table(table: Table) -> None:
-    """A wide table stays readable when piped (rich assumes 80 columns there)."""
-    if not console.is_terminal:
-        console.width = max(console.width, 200)
+@dataclass
+class Column:
+    name: str
+    justify: str = "left"
+    #: Identifiers never wrap; only long prose columns (descriptions) may.
+    wrap: bool = False
+    #: May move to the header line when every row has the same value.
+    hoist: bool = False
+
+
+@dataclass
+class Grid:
+    """A table to show: the same calls as ``rich.table.Table`` (``add_column``,
+    ``add_row``) so call sites read as before, rendered by :func:`show`."""
+
+    title: str = ""
+    columns: list[Column] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    caption: str = ""  # a line under the table
+
+    def add_column(self, name: str, justify: str = "left", *, wrap: bool = False, hoist: bool = False) -> None:
+        self.columns.append(Column(name, justify, wrap, hoist))
+
+    def add_row(self, *cells: Any) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"row has {len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append(list(cells))
+
+    def records(self) -> list[dict[str, str]]:
+        """Every row as ``{column: plain text}`` (nothing hoisted)."""
+        return [{c.name: plain(v) for c, v in zip(self.columns, row)} for row in self.rows]
+
+    def hoisted(self) -> tuple["Grid", list[tuple[str, str]]]:
+        """A copy without the hoistable columns that are constant, and those (name, value)."""
+        if len(self.rows) < 2:
+            return self, []
+        keep, constant = [], []
+        for i, col in enumerate(self.columns):
+            values = {plain(row[i]) for row in self.rows}
+            if col.hoist and len(values) == 1:
+                constant.append((col.name, values.pop()))
+            else:
+                keep.append(i)
+        if not constant:
+            return self, []
+        grid = Grid(self.title, [self.columns[i] for i in keep], [[row[i] for i in keep] for row in self.rows],
+                    self.caption)
+        return grid, constant
+
+
+def show(grid: Grid, console: Console, fmt: str = "table",
+         records: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """Print ``grid`` as a rich table (terminal), plain aligned text (no terminal),
+    CSV or JSON. ``records`` replaces the grid's cells for csv/json when the caller
+    has the raw numbers (a DataFrame's rows)."""
+    if fmt in ("csv", "json"):
+        data = [dict(r) for r in records] if records is not None else grid.records()
+        write_records(data, console.file, fmt, [c.name for c in grid.columns] if records is None else None)
+        return
+    grid, constant = grid.hoisted()
+    if console.is_terminal:
+        _rich(grid, constant, console)
+    else:
+        console.file.write(plain_text(grid, constant))
+        console.file.flush()
+
+
+def write_records(data: list[dict[str, Any]], out: TextIO, fmt: str, columns: Sequence[str] | None = None) -> None:
+    """``data`` as CSV (a header, one line per record) or a JSON list of objects."""
+    if fmt == "json":
+        out.write(json.dumps([{k: _jsonable(v) for k, v in r.items()} for r in data], indent=2) + "\n")
+        return
+    names = list(columns) if columns is not None else list(dict.fromkeys(k for r in data for k in r))
+    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for r in data:
+        writer.writerow({k: "" if _missing(v) else v for k, v in r.items()})
+    out.flush()
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _jsonable(value: Any) -> Any:
+    if _missing(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def header_line(constant: Iterable[tuple[str, str]]) -> str:
+    return ", ".join(f"{name}: {value}" for name, value in constant)
+
+
+def plain_text(grid: Grid, constant: Sequence[tuple[str, str]] = ()) -> str:
+    """Aligned columns separated by two spaces; no line is ever wrapped or cut."""
+    lines = []
+    if grid.title:
+        lines.append(grid.title)
+    if constant:
+        lines.append(header_line(constant))
+    cells = [[c.name for c in grid.columns]] + [[plain(v) for v in row] for row in grid.rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(grid.columns))]
+    for k, row in enumerate(cells):
+        parts = []
+        for i, (col, text) in enumerate(zip(grid.columns, row)):
+            last = i == len(row) - 1
+            if col.justify == "right":
+                parts.append(text.rjust(widths[i]))
+            else:
+                parts.append(text if last else text.ljust(widths[i]))
+        lines.append("  ".join(parts).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+#: Narrowest a wrapping (prose) column may become in a rich table.
+MIN_PROSE_WIDTH = 12
+
+
+def _widths(grid: Grid) -> list[int]:
+    return [max([len(col.name), *(len(plain(r[i])) for r in grid.rows)]) for i, col in enumerate(grid.columns)]
+
+
+def _rich(grid: Grid, constant: Sequence[tuple[str, str]], console: Console) -> None:
+    from rich.table import Table
+
+    widths = _widths(grid)
+    # Each column costs its text plus 3 (padding, border); a name never shrinks.
+    needed = 1 + sum(3 + (min(w, MIN_PROSE_WIDTH) if col.wrap else w) for col, w in zip(grid.columns, widths))
+    if needed > console.width:
+        # Too narrow for the names: plain lines (the terminal may fold them; nothing is cut).
+        console.file.write(plain_text(grid, constant))
+        console.file.flush()
+        return
+    caption = "\n".join(c for c in (header_line(constant), grid.caption) if c) or None
+    table = Table(title=grid.title or None, caption=caption, caption_justify="left")
+    for i, col in enumerate(grid.columns):
+        if col.wrap:
+            table.add_column(col.name, justify=col.justify, overflow="fold")
+        else:
+            # The longest name sets the column's minimum: rich shrinks or wraps
+            # columns to fit the terminal, and names must stay whole.
+            table.add_column(col.name, justify=col.justify, no_wrap=True, min_width=widths[i])
+    for row in grid.rows:
+        table.add_row(*(v if isinstance(v, Text) else str(v) for v in row))
     console.print(table)
+
+
+def say(console: Console, text: str) -> None:
+    """One message, never wrapped at the console width (paths and commands stay whole)."""
+    console.print(text, highlight=False, soft_wrap=True)
+
+
+# -- the tables of the commands -----------------------------------------------------
+
+#: Columns that move to a header line when every row has the same value.
+HOIST = ("layout", "dtype", "threads")
+
+
+def print_table(table: Grid, fmt: str = "table", records: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """A command's table on stdout: rich (terminal), plain unwrapped text (piped), CSV or JSON."""
+    from .app import console
+
+    show(table, console, fmt, records)
 
 
 def fmt_time(seconds: Any) -> str:
@@ -32,23 +223,24 @@ def fmt(value: Any, spec: str = ".3g", empty: str = "-") -> str:
     return format(value, spec)
 
 
-def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Table:
-    table = Table(title=title)
+def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Grid:
+    table = Grid(title=title)
     for col in columns:
-        table.add_column(col, justify="left" if col in left else "right")
+        table.add_column(col, "left" if col in left else "right", hoist=col in HOIST)
     return table
 
 
-def algorithms_table(rows: list[dict[str, str]]) -> Table:
-    table = Table(title="convbench algorithms")
+def algorithms_table(rows: list[dict[str, str]]) -> Grid:
+    table = Grid(title="convbench algorithms")
     for column in ("name", "description", "natural layout", "constraints", "float32 tol", "library", "source"):
-        table.add_column(column, overflow="fold")
+        # names whole; only the prose columns may fold on a narrow terminal
+        table.add_column(column, wrap=column in ("description", "constraints", "source"))
     for r in rows:
         table.add_row(*r.values())
     return table
 
 
-def verify_table() -> Table:
+def verify_table() -> Grid:
     return _table("convbench verify: every algorithm against the float64 reference",
                   ("algorithm", "cases", "passed", "skipped", "failed", "worst error"), ("algorithm",))
 
@@ -74,7 +266,7 @@ def run_summary(best: Any, totals: Any) -> None:
 
 
 def layers_table(name: str, n_layers: int, algorithms: list[str], rows: list[dict[str, Any]],
-                 not_loaded: list[str] | None = None) -> Table:
+                 not_loaded: list[str] | None = None) -> Grid:
     """The layer table; ``not_loaded`` algorithms (of a config's plugins, never run to look) say so."""
     not_loaded = not_loaded or []
     table = _table(f"{name}: {n_layers} layers, workspace in KiB (- = unsupported)",
@@ -86,11 +278,11 @@ def layers_table(name: str, n_layers: int, algorithms: list[str], rows: list[dic
     return table
 
 
-def info_table(env: dict[str, Any]) -> Table:
+def info_table(env: dict[str, Any]) -> Grid:
     cpu, sysinfo, th, cal = env["cpu"], env["system"], env["threads"], env.get("calibration", {})
-    table = Table(title="convbench info", show_header=False)
+    table = Grid(title="convbench info")
     table.add_column("what")
-    table.add_column("value", overflow="fold")
+    table.add_column("value", wrap=True)
     for what, value in (
         ("CPU", cpu.get("model")), ("cores (available / logical)", f"{cpu.get('available_cores')} / {cpu.get('logical_cores')}"),
         ("SIMD", ", ".join(cpu.get("simd") or [])), ("memory", f"{env['memory'].get('total_gib')} GiB"),
@@ -110,7 +302,7 @@ def info_table(env: dict[str, Any]) -> Table:
     return table
 
 
-def doctor_table(findings: dict) -> Table:
+def doctor_table(findings: dict) -> Grid:
     table = _table("this machine's steadiness (f32 sgemm 192^3, one thread, pinned to each core)",
                    ("core", "median GFLOP/s", "p10", "p90", "spread p90/p10", "drift"), ("core",))
     for core, c in findings.get("per_core", {}).items():
@@ -135,7 +327,7 @@ def more_rows(n_rows: int, where: str) -> str | None:
     return f"... and {n_rows - MAX_TABLE_ROWS} more rows: {where}" if n_rows > MAX_TABLE_ROWS else None
 
 
-def compare_table(shown: Any, title: str) -> Table:
+def compare_table(shown: Any, title: str) -> Grid:
     table = _table(title, ("layer", "algorithm", "layout", "dtype", "threads", "A median", "B median",
                            "B/A [95% CI]", "spread A/B", "verdict"), ("layer", "algorithm", "verdict"))
     style = {"slower": "red", "broken": "bold red", "faster": "green", "fixed": "green"}
@@ -148,7 +340,7 @@ def compare_table(shown: Any, title: str) -> Table:
     return table
 
 
-def selection_tables(selection: Any, network: Any) -> tuple[Table, Table]:
+def selection_tables(selection: Any, network: Any) -> tuple[Grid, Grid]:
     table = _table("best algorithm per layer (fastest ok case within its error tolerance)",
                    ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"),
                    ("layer", "best", "runner-up"))
@@ -165,7 +357,7 @@ def selection_tables(selection: Any, network: Any) -> tuple[Table, Table]:
     return table, net
 
 
-def versus_peers_table(layers: Any, network: Any) -> Table:
+def versus_peers_table(layers: Any, network: Any) -> Grid:
     """select's table of the best convbench algorithm against the best peer, per layer then per network."""
     from ..analysis.peers import fmt_ratio
 
@@ -197,12 +389,12 @@ def resume_command(config: str | None, options: dict[str, Any], out_dir: Any) ->
     return again + ["--resume", str(out_dir)]
 
 
-def tune_table(result: Any) -> Table:
+def tune_table(result: Any) -> Grid:
     """The candidates ``convbench tune`` timed, fastest first (a :class:`~convbench.kernels.tune.TuneResult`)."""
-    table = Table(title=f"convbench tune: {result.key}")
+    table = Grid(title=f"convbench tune: {result.key}")
     shapes = list(next(iter(result.times.values())))
     for col in ("configuration", *shapes, "time / default"):
-        table.add_column(col, justify="left" if col == "configuration" else "right")
+        table.add_column(col, "left" if col == "configuration" else "right")
     for name, rel in sorted(result.relative.items(), key=lambda kv: kv[1]):
         mark = " (chosen)" if name == result.chosen else " (default)" if name == result.default else ""
         table.add_row(name + mark, *(f"{result.times[name][s] * 1e3:.3f} ms" for s in shapes), f"{rel:.3f}")

@@ -3,33 +3,12 @@ and the folders they write."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from ..sweep.isolation import DEFAULT_CASE_TIMEOUT
-from ..sweep.measure import Monitor
-from ..sweep.plan import Group
-from .app import AllowConfigPluginsOption, PluginOption, app, console, err_console, fail, load_plugins, option_error
+from .app import (AllowConfigPluginsOption, FormatOption, PluginOption, app, console, err_console, fail,
+                  load_plugins, option_error, output_format)
 from .options import parse_names, parse_shard, plan_overrides
-
-
-class _BarMonitor(Monitor):
-    """The progress bar as a sweep monitor: the running case's name, one step per finished case."""
-
-    def __init__(self, bar: Any, task: Any):
-        self.bar, self.task, self.group = bar, task, None
-
-    def begin(self, group: Group) -> None:
-        self.group = group
-
-    def started(self, pos: int) -> None:
-        case = self.group.cases[pos]
-        self.bar.update(self.task, description=f"{case.layer.name} {case.spec.layout}/{case.spec.dtype} "
-                                               f"t{case.threads}: {case.algorithm}")
-
-    def finished(self, pos: int, row: dict, samples: list) -> None:
-        self.bar.update(self.task, advance=1)
 
 
 @app.command()
@@ -60,8 +39,6 @@ def run(
     import shlex
     import warnings
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from ..analysis.select import network_totals, select_best
     from ..config import ConfigError
     from ..machine.memory import parse_size
@@ -70,6 +47,7 @@ def run(
     from ..sweep.isolation import WorkerError, check_case_timeout
     from ..sweep.session import RunInterrupted, prepare_run, run as run_setup
     from . import render
+    from .progress import sweep_progress, work_done
 
     try:
         limit = parse_size(memory_limit)
@@ -92,15 +70,16 @@ def run(
         "--plugin": plugin, "--allow-config-plugins": allow_config_plugins, "--no-isolation": not isolation,
         "--case-timeout": f"{case_timeout:g}" if case_timeout != DEFAULT_CASE_TIMEOUT else None,
     }, setup.out_dir)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task("starting (worker, machine metadata)", total=setup.plan.n_cases * setup.plan.timing.repeat)
+    if quick:
+        render.say(err_console, "quick run: few samples per case; a smoke test of the sweep, not a measurement")
+    total = setup.plan.n_cases * setup.plan.timing.repeat
+    start = work_done(setup.plan, setup.out_dir) if setup.resume else 0
+    with sweep_progress(err_console, total, start) as bar:
         try:
             with warnings.catch_warnings():  # e.g. a torn line repaired on resume: one line, no source
                 warnings.showwarning = lambda msg, *a, **k: err_console.print(
                     f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
-                outcome = run_setup(setup, monitor=_BarMonitor(bar, task), isolation=isolation,
+                outcome = run_setup(setup, monitor=bar.monitor, isolation=isolation,
                                     case_timeout=case_timeout, memory_limit=limit)
         except (ResultsError, WorkerError, ConfigError, ValueError) as exc:
             fail(str(exc))
@@ -116,9 +95,8 @@ def run(
             raise typer.Exit(130)
     if setup.resume:
         measured = outcome.cases_measured
-        console.print(f"resumed {setup.out_dir}: measured the {measured} missing cases"
-                      if measured else f"{setup.out_dir} already holds every case; nothing was measured",
-                      highlight=False)
+        render.say(console, f"resumed {setup.out_dir}: measured the {measured} missing cases"
+                   if measured else f"{setup.out_dir} already holds every case; nothing was measured")
     if outcome.rows:
         import pandas as pd
 
@@ -126,10 +104,12 @@ def run(
         best = select_best(df)
         render.run_summary(best[best["algorithm"] != ""], network_totals(df))  # no winner where no case is ok
     counts = outcome.status_counts
-    console.print(
-        f"{len(outcome.rows)} cases: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok")
-        + f"\nresults: {outcome.out_dir}", highlight=False,
-    )
+    render.say(console, f"{len(outcome.rows)} cases: "
+               + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok"))
+    render.say(console, f"results: {outcome.out_dir}" + (" (quick run: not a measurement)" if quick else ""))
+    folder = shlex.quote(str(outcome.out_dir))
+    render.say(console, f"next: convbench plot {folder}   (figures in {outcome.out_dir / 'plots'})")
+    render.say(console, f"      convbench select {folder}   (the best algorithm per layer)")
 
 
 @app.command()
@@ -138,6 +118,7 @@ def layers(
     algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
     plugin: list[str] = PluginOption,
+    fmt: str = FormatOption,
 ) -> None:
     """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace.
 
@@ -147,8 +128,9 @@ def layers(
     from ..config import ConfigError, load_config
     from ..config.consent import describe_target, pending_plugins, set_aside_plugin_algorithms
     from ..sweep.plan import describe_layers, plan
-    from .render import layers_table, print_table
+    from .render import layers_table, print_table, say
 
+    fmt = output_format(fmt)
     load_plugins(plugin)
     try:
         the_config, names, aside = set_aside_plugin_algorithms(load_config(config), parse_names(algorithms))
@@ -156,14 +138,18 @@ def layers(
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
     rows = describe_layers(the_plan)
-    print_table(layers_table(the_plan.config.name, len(the_plan.config.layers), the_plan.algorithms, rows, aside))
-    pending = pending_plugins(the_plan.config.model.plugins)
-    if pending:
-        console.print(f"not loaded: the config's plugins {', '.join(map(describe_target, pending))} "
-                      "(layers never runs a config's code; `convbench run` asks for --allow-config-plugins)",
-                      highlight=False, soft_wrap=True)
-    total = sum(r["flops"] * r["count"] for r in rows)
-    console.print(f"total (weighted by count, summed over variants): {total / 1e9:.3f} GFLOP", highlight=False)
+    records = [{"layer": r["layer"], "class": r["layer_class"], "count": r["count"], "shape": r["description"],
+                "layout": r["layout"], "dtype": r["dtype"], "flops": r["flops"],
+                **{f"workspace_bytes:{a}": b for a, b in r["workspace_bytes"].items()}} for r in rows]
+    print_table(layers_table(the_plan.config.name, len(the_plan.config.layers), the_plan.algorithms, rows, aside), fmt,
+                records if fmt != "table" else None)
+    if fmt == "table":
+        pending = pending_plugins(the_plan.config.model.plugins)
+        if pending:
+            say(console, f"not loaded: the config's plugins {', '.join(map(describe_target, pending))} "
+                         "(layers never runs a config's code; `convbench run` asks for --allow-config-plugins)")
+        total = sum(r["flops"] * r["count"] for r in rows)
+        say(console, f"total (weighted by count, summed over variants): {total / 1e9:.3f} GFLOP")
 
 
 @app.command()
@@ -174,14 +160,14 @@ def info(
     import json
 
     from ..machine.metadata import collect_all
-    from .render import info_table
+    from .render import info_table, print_table
 
     with err_console.status("collecting metadata and calibrating ..."):
         env = collect_all(calibration=True)
     if as_json:
         console.print_json(json.dumps(env, default=str))
         return
-    console.print(info_table(env))
+    print_table(info_table(env))
 
 
 @app.command()
@@ -194,7 +180,7 @@ def doctor(
     import json
 
     from ..machine.noise import diagnose
-    from .render import doctor_table
+    from .render import doctor_table, print_table
 
     if not seconds >= 10:
         fail(f"--seconds must be at least 10, got {seconds:g}")
@@ -203,7 +189,7 @@ def doctor(
     if as_json:
         console.print_json(json.dumps(findings, default=str))
         return
-    console.print(doctor_table(findings))
+    print_table(doctor_table(findings))
     verdict = findings["verdict"]
     console.print(f"verdict: {verdict['level']} (suggested --repeat {verdict['suggested_repeat']})", highlight=False)
     for line in verdict["advice"]:
@@ -224,7 +210,7 @@ def merge(
     except ResultsError as exc:
         fail(str(exc))
     note = "" if env.get("complete") else " (not every shard 1..N is present)"
-    console.print(f"merged {len(folders)} folders into {path}{note}", highlight=False)
+    console.print(f"merged {len(folders)} folders into {path}{note}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -2,11 +2,11 @@
 
 from .consent import PluginConsentError, check_consent, load_config_plugins, pending_plugins
 from .expand import Config, Layer, resolve_algorithms
-from .load import default_config_text, dump_config, find_config, load_config, parse_config
+from .load import config_folders, default_config_text, dump_config, find_config, load_config, parse_config
 from .schema import ConfigError
 
 __all__ = [
-    "Config", "ConfigError", "Layer", "default_config_text", "dump_config", "find_config", "load_config",
+    "Config", "ConfigError", "Layer", "config_folders", "default_config_text", "dump_config", "find_config", "load_config",
     "parse_config", "resolve_algorithms",
     "PluginConsentError", "check_consent", "load_config_plugins", "pending_plugins",
 ]

@@ -7,6 +7,7 @@ file, line, layer and field of the first problems it finds.
 
 from __future__ import annotations
 
+import difflib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,27 +26,49 @@ def default_config_text() -> str:
     return resources.files("convbench").joinpath("data/default.yaml").read_text()
 
 
+def _installed_configs() -> Path | None:
+    """The configs shipped inside the package (``convbench/configs/``, copied there by
+    setup.py's build hook), so config names work after a non-editable install."""
+    try:
+        folder = resources.files("convbench").joinpath("configs")
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - zipped or odd installs
+        return None
+    path = Path(str(folder))
+    return path if path.is_dir() else None
+
+
+def config_folders() -> list[Path]:
+    """Where a bare config name is looked up, in order: ``./configs``, the checkout's
+    ``configs/`` (editable installs), the package's own copy."""
+    repo_configs = Path(__file__).resolve().parents[2] / "configs"
+    folders = [Path("configs"), repo_configs, _installed_configs()]
+    return [f for f in dict.fromkeys(folders) if f is not None]
+
+
 def find_config(target: str | Path) -> Path:
-    """A config path, or a bare name found as ``configs/NAME.yaml`` (cwd, then the repo)."""
+    """A config path, or a bare name (``mobilenet``) found in :func:`config_folders`."""
     path = Path(target)
     if path.is_file():
         return path
     bare = not path.suffix and len(path.parts) == 1
-    repo_configs = Path(__file__).resolve().parents[2] / "configs"
-    folders = [Path("configs"), repo_configs] if bare else [path.parent]
+    folders = config_folders() if bare else [path.parent]
     if bare:
         for folder in folders:
             candidate = folder / f"{path.name}.yaml"
             if candidate.is_file():
                 return candidate
-    names = sorted({
-        (p.stem if bare else p.name)
-        for folder in folders if folder.is_dir()
-        for p in folder.iterdir() if p.suffix in (".yaml", ".yml")
-    })
-    hint = did_you_mean(path.name, names)
-    if bare and not hint and names:
-        hint = f". Configs: {', '.join(names)}"
+    # Compare stems: every config ends in ".yaml", and that shared suffix alone made
+    # "configs/nope.yaml" look close to "smoke.yaml".
+    stems = sorted({p.stem for folder in folders if folder.is_dir()
+                    for p in folder.iterdir() if p.suffix in (".yaml", ".yml")})
+    match = difflib.get_close_matches(path.stem, stems, n=1, cutoff=0.6)
+    if match:
+        suggestion = match[0] if bare else match[0] + path.suffix
+        hint = f". Did you mean {suggestion!r}?"
+    elif stems:
+        hint = f". Configs{'' if bare else f' in {path.parent}'}: {', '.join(stems)}"
+    else:
+        hint = ""
     raise ConfigError(f"{target}: no such config file{hint}")
 
 

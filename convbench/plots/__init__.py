@@ -19,18 +19,20 @@ from typing import Any
 
 from .choice import figure_network, figure_winner_map, plot_network, plot_winner_map
 from .cost import figure_accuracy, figure_memory, plot_accuracy, plot_memory
+from .headline import figure_headline, plot_headline
 from .machine import figure_roofline, figure_thread_scaling, plot_roofline, plot_thread_scaling
 from .speed import figure_gflops, figure_speedup, plot_gflops, plot_speedup
 
 __all__ = [
     "plot_all", "plot_speedup", "plot_gflops", "plot_memory", "plot_accuracy", "plot_roofline",
-    "plot_winner_map", "plot_thread_scaling", "plot_network",
+    "plot_winner_map", "plot_thread_scaling", "plot_network", "plot_headline", "figure_headline",
     "figure_speedup", "figure_gflops", "figure_memory", "figure_accuracy", "figure_roofline",
     "figure_winner_map", "figure_thread_scaling", "figure_network",
 ]
 
 #: The figures of ``convbench plot``, by file name.
-FIGURES = ("speedup", "gflops", "memory", "accuracy", "roofline", "winner_map", "thread_scaling", "network")
+FIGURES = ("speedup", "gflops", "memory", "accuracy", "roofline", "winner_map", "thread_scaling", "network",
+           "headline")
 
 
 def plot_all(results_dir: str | Path, out_dir: str | Path | None = None, *,
@@ -66,6 +68,10 @@ def plot_all(results_dir: str | Path, out_dir: str | Path | None = None, *,
         "winner_map": lambda: plot_winner_map(s, env, out, formats=formats),
         "thread_scaling": lambda: plot_thread_scaling(s, env, out, formats=formats),
         "network": lambda: plot_network(s, env, out, formats=formats),
+        # the README-sized summary of indirect against im2col; only for runs that have both
+        "headline": lambda: (plot_headline(s, env, out, formats=formats)
+                             if {"indirect"} <= set(s["algorithm"]) and {"im2col", "im2col-numba"} & set(s["algorithm"])
+                             else []),
     }
     names = [n for n in FIGURES if n in wanted]
     return [p for group in _draw(calls, names, jobs) for p in group]

@@ -155,6 +155,12 @@ def figure_accuracy(summary: Any, env: dict | None = None) -> Figure:
                     ax.text(1.0, tol, f" tol {tol:.0e}\n ({names})", transform=ax.get_yaxis_transform(),
                             fontsize=6, va="center", ha="left", clip_on=False)
         _log_panel(ax, floor, "max relative error (log)", f"{layout.upper()}, {dtype}")
+        # A band above the highest tolerance and error for the layer-class labels,
+        # which the tolerance line used to strike through.
+        tops = [*part.get("error_tolerance", []), *part["max_rel_err"]]
+        tops = [float(v) for v in tops if np.isfinite(v) and v > 0]
+        if tops:
+            ax.set_ylim(top=max(tops) * 30)
         c.decorate_layer_axis(ax, layers, classes, show_labels=len(rows) > 1 or ax is axes[-1])
     handles = c.algorithm_handles(algos)
     handles += [

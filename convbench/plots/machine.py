@@ -29,23 +29,26 @@ def traffic_bytes(summary: Any) -> Any:
 
 
 def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
-    """Arithmetic intensity against GFLOP/s, with the calibrated roof.
+    """Arithmetic intensity against GFLOP/s, with the measured roof.
 
     Intensity is direct-equivalent FLOPs per byte of compulsory traffic
     (:func:`traffic_bytes`); the roof is ``min(sgemm GFLOP/s, intensity x
-    copy GB/s)`` from the machine's calibration (sgemm at the panel's thread
-    count, bandwidth as measured). One panel per thread count; colour is the
-    algorithm, marker shape the layer class. Only ``ok`` cases are points.
+    copy GB/s)``, both as measured on the machine: sgemm at the panel's thread
+    count, the best of the run's calibrations when env.json has several
+    (:func:`~._common.sgemm_peak`); without a calibration, the best rate any
+    case reached. One panel per thread count; colour is the algorithm, marker
+    shape the layer class. Only ``ok`` cases are points.
     """
     ok = summary[summary["status"] == "ok"].copy()
     ok["intensity"] = ok["flops"] / traffic_bytes(ok)
     threads = sorted(summary["threads"].unique())
     algos = c.algorithms_of(summary)
     classes = list(dict.fromkeys(summary["layer_class"].astype(str)))
-    fig = c.new_figure(5.5 * len(threads) + 1.0, 5.6)
+    fig = c.new_figure(5.5 * len(threads) + 2.4, 5.6)
     c.title(fig, "Roofline: arithmetic intensity against throughput", env, threads)
     axes = fig.subplots(1, len(threads), squeeze=False, sharey=True)[0]
     bw = c.memory_bandwidth(env)
+    roof_label = "roof (measured)"
     for ax, t in zip(axes, threads):
         part = ok[ok["threads"] == t]
         for algo in algos:
@@ -59,15 +62,19 @@ def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
         hi = part["intensity"].max() * 2 if len(part) else 100.0
         x = np.logspace(np.log10(lo), np.log10(hi), 200)
         peak = c.sgemm_peak(env, int(t))
+        peak_text = f"sgemm {peak:.0f} GFLOP/s ({c.sgemm_peak_label(env)})"
+        if not np.isfinite(peak) and len(part):  # no calibration: the best rate any case reached
+            peak = float(part["gflops"].max())
+            peak_text = f"best observed rate {peak:.0f} GFLOP/s (no calibration)"
+            roof_label = "roof (best observed rate; no calibration)"
         if np.isfinite(peak) or np.isfinite(bw):
             roof = np.minimum(peak if np.isfinite(peak) else np.inf, x * bw if np.isfinite(bw) else np.inf)
             ax.plot(x, roof, color="black", lw=1.5)
-            text = []
-            if np.isfinite(peak):
-                text.append(f"sgemm {peak:.0f} GFLOP/s")
+            text = [peak_text] if np.isfinite(peak) else []
             if np.isfinite(bw):
                 text.append(f"copy {bw:.1f} GB/s")
-            ax.text(0.02, 0.98, "roof: " + ", ".join(text), transform=ax.transAxes, va="top", fontsize=8)
+            ax.text(0.02, 0.98, "roof, measured here:\n" + "\n".join(text), transform=ax.transAxes, va="top",
+                    fontsize=8, bbox={"fc": "white", "ec": "none", "alpha": 0.8})
         ax.set_xscale("log")
         ax.set_yscale("log")
         c.no_minor_ticks(ax, "x")
@@ -80,8 +87,9 @@ def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
     if len(classes) > 1 or classes[0]:
         handles += [Line2D([], [], ls="none", marker=MARKERS[k % len(MARKERS)], color="0.3",
                            label=f"class: {cls or '(none)'}") for k, cls in enumerate(classes)]
-    handles.append(Line2D([], [], color="black", label="roof (calibrated)"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
+    handles.append(Line2D([], [], color="black", label=roof_label))
+    # One column at the right: a row of 6 below was wider than the figure and was cut at both sides.
+    fig.legend(handles=handles, loc="outside right upper", ncol=1, fontsize=8)
     return fig
 
 

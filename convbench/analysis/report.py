@@ -294,6 +294,9 @@ def _memory_table(f: Finding) -> list[str]:
 
 def render_report(results: Any, findings: list[Finding] | None = None, plots_dir: str = "plots") -> str:
     """The markdown of ``report.md`` for a results folder (:class:`convbench.results.Results`)."""
+    from .machines import headline_results, machines_section
+
+    everything, results = results, headline_results(results)  # verdicts never pool machines
     env, summary = results.env, results.summary
     if findings is None:
         findings = evaluate(summary, results.samples)
@@ -327,6 +330,7 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
                 continue
             lines += [f"### Against {REFERENCE_LABEL[ref]}: {f.verdict}", "", f.headline, ""]
             lines += (_memory_table(f) if n == 3 else _speed_table(f)) + [""]
+    lines += machines_section(everything)
     figures = [("speedup", "Speedup over the baseline per layer"), ("memory", "Extra memory per layer"),
                ("gflops", "GFLOP/s per layer against the sgemm ceiling"), ("accuracy", "Accuracy"),
                ("roofline", "Roofline"), ("winner_map", "Fastest algorithm per layer"),
@@ -360,7 +364,10 @@ def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = N
 
     results = read_results(results_dir)
     plots = plot_all(results_dir, formats=formats) if draw else []
-    findings = evaluate(results.summary, results.samples)
+    from .machines import headline_results
+
+    headline = headline_results(results)
+    findings = evaluate(headline.summary, headline.samples)
     path = Path(results_dir) / "report.md"
     path.write_text(render_report(results, findings))
     return ReproduceOutcome(Path(results_dir), path, plots, findings)

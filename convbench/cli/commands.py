@@ -22,7 +22,10 @@ err_console = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-paragraph error and exit (status 2 = bad input)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: a message may hold brackets that are not markup (pip install -e ".[dask]")
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -192,6 +195,15 @@ def run(
     case_timeout: float = typer.Option(300.0, "--case-timeout", help="Seconds a case may go without progress (its set-up, or any one sample) before it is stopped and written as a `timeout` row."),
     memory_limit: str = typer.Option(None, "--memory-limit", help="Most memory a case may hold, e.g. 2GiB or 500MB (default: what the system has available). A case whose input + output + weights + workspace exceeds it is a `skipped` row; the worker cannot allocate much beyond it."),
     isolation: bool = typer.Option(True, "--isolation/--no-isolation", help="Measure in a worker process (default), so a crash (segfault, abort, out of memory) becomes a `crashed` row and the sweep goes on. --no-isolation measures in this process: needed for algorithms registered only at runtime; a crash then ends the sweep and --case-timeout does not apply."),
+    executor: str = typer.Option(None, "--executor", help="Where the sweep runs: local (default: here, as one run), dask or slurm (shards as tasks, each node writing its own shard folder under OUT/shards/, merged into OUT with a `machine` column). See docs/cluster.md."),
+    tasks: int = typer.Option(None, "--tasks", help="--executor dask|slurm: number of shards (tasks); default one per group (layer variant x thread count)."),
+    dask_scheduler: str = typer.Option(None, "--dask-scheduler", help="--executor dask: a running scheduler, tcp://HOST:PORT, whose workers offer the resource bench=1 (one per node). Default: a LocalCluster on this machine."),
+    dask_workers: int = typer.Option(1, "--dask-workers", help="--executor dask without a scheduler: LocalCluster workers. More than 1 measures side by side on this machine's cores."),
+    slurm_cluster: str = typer.Option(None, "--slurm-cluster", help="--executor slurm: slurm (default; sbatch a job array) or local (submitit's local executor: tasks one after another here, for tests and machines without SLURM)."),
+    slurm_partition: str = typer.Option(None, "--slurm-partition", help="--executor slurm: the partition to submit to."),
+    slurm_time: int = typer.Option(None, "--slurm-time", help="--executor slurm: minutes per task (default 60)."),
+    slurm_cpus: int = typer.Option(None, "--slurm-cpus", help="--executor slurm: cores per task (default: the largest thread count)."),
+    slurm_exclusive: bool = typer.Option(True, "--slurm-exclusive/--slurm-shared", help="--executor slurm: a whole node per task (default), so no other job shares its cores while it measures."),
 ) -> None:
     """Measure a sweep, check every answer, and write a results folder.
 
@@ -221,6 +233,24 @@ def run(
         fail(str(exc))
     if not case_timeout > 0:
         fail(f"--case-timeout must be a positive number of seconds, got {case_timeout:g}")
+    from ..executors import EXECUTORS, is_cluster_run
+
+    if executor not in (None, *EXECUTORS):
+        fail(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if (executor or "local") != "local" or (resume and is_cluster_run(resume)):
+        from .cluster import run_on_executor
+
+        if shard:
+            fail("--shard and --executor do not mix: the executor makes the shards itself (see --tasks)")
+        the_plan = _plan(config or (str(Path(resume) / "config.yaml") if resume else None), plugin,
+                         algorithms=algorithms, threads=threads, layers=layers, quick=quick,
+                         plugins=plugin_targets(plugin))
+        run_on_executor(the_plan, executor, out=out, resume=resume, tasks=tasks, options=dict(
+            dask_scheduler=dask_scheduler, dask_workers=dask_workers, slurm_cluster=slurm_cluster,
+            slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_cpus=slurm_cpus,
+            slurm_exclusive=slurm_exclusive), run_options=dict(
+            isolation=isolation, case_timeout=case_timeout, memory_limit=limit))
+        return
     if resume:
         if out and Path(out).resolve() != Path(resume).resolve():
             fail(f"give either --out (a new folder) or --resume (an interrupted one), not both: {out} and {resume}")
@@ -280,8 +310,9 @@ def run(
         console.print(f"resumed {out_dir}: measured the {measured} missing cases"
                       if measured else f"{out_dir} already holds every case; nothing was measured", highlight=False)
     _print_run_summary(outcome.rows)
-    statuses = ("ok", "skipped", "failed", "error", "crashed", "timeout")
-    counts = {s: sum(r["status"] == s for r in outcome.rows) for s in statuses}
+    from ..results import STATUSES
+
+    counts = {s: sum(r["status"] == s for r in outcome.rows) for s in STATUSES}
     console.print(
         f"{len(outcome.rows)} cases: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok")
         + f"\nresults: {outcome.out_dir}", highlight=False,
@@ -414,9 +445,9 @@ def _read(folder: str):  # type: ignore[no-untyped-def]
 
 @app.command()
 def plot(
-    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    results_dirs: list[str] = typer.Argument(..., help="A results folder written by `convbench run`; or results of several machines (a merged folder, or a folder per machine, with --out): a machine panel, and the figures per machine."),
     out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
-    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network."),
+    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network, machines."),
     formats: str = typer.Option("png,svg", "--format", help="Comma-separated file formats (png, svg, pdf)."),
 ) -> None:
     """Draw the figures of a results folder (PNG + SVG) from its CSVs."""
@@ -427,7 +458,7 @@ def plot(
     fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
     try:
         with console.status("drawing ..."):
-            paths = plot_all(results_dir, out, only=names, formats=fmts)
+            paths = plot_all(results_dirs, out, only=names, formats=fmts)
     except (ResultsError, ValueError) as exc:
         fail(str(exc))
     for p in paths:
@@ -437,43 +468,56 @@ def plot(
 
 @app.command()
 def compare(
-    a: str = typer.Argument(..., help="The reference run (results folder)."),
-    b: str = typer.Argument(..., help="The run compared with it (results folder)."),
+    folders: list[str] = typer.Argument(..., help="A B: the reference run and the run compared with it. Or results from several machines (one merged folder, or a folder per machine): each machine against the first."),
     threshold: float = typer.Option(0.05, "--threshold", help="Smallest relative change that counts (0.05 = 5%)."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the Mann-Whitney U test."),
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit with status 1 if any case is significantly slower or broke."),
     show_all: bool = typer.Option(False, "--all", help="List every case, not only the changed ones."),
     csv_out: str = typer.Option(None, "--csv", help="Also write the per-case table to this CSV file."),
 ) -> None:
-    """Per matching case: ratio of medians B/A with a 95% CI, Mann-Whitney U, and a verdict."""
+    """Per matching case: ratio of medians B/A with a 95% CI, Mann-Whitney U, and a verdict.
+
+    Two runs of the same machine(s) compare run against run (per machine).
+    Results of several machines compare each machine with the first, on the
+    cases both measured, and list the layers whose fastest algorithm changes.
+    """
     from rich.table import Table
 
-    from ..analysis.compare import CompareError, compare_runs
+    from ..analysis.compare import CompareError
+    from ..analysis.machines import compare_folders
+    from ..results import ResultsError
 
     if threshold < 0 or not 0 < alpha < 1:
         fail(f"--threshold must be >= 0 and --alpha in (0, 1); got {threshold} and {alpha}")
-    ra, rb = _read(a), _read(b)
     try:
-        result = compare_runs(ra, rb, threshold=threshold, alpha=alpha, label_a=a, label_b=b)
-    except CompareError as exc:
+        result = compare_folders(folders, threshold=threshold, alpha=alpha)
+    except (CompareError, ResultsError) as exc:
         fail(str(exc))
     df = result.table
     if csv_out:
         df.to_csv(csv_out, index=False)
     shown = df if show_all else df[df["verdict"].isin(["slower", "faster", "broken", "fixed"])]
-    table = Table(title=f"B / A time: {b} against {a} (change > {threshold:.0%} and p < {alpha} to count)")
-    for col in ("layer", "algorithm", "layout", "dtype", "threads", "A median", "B median", "B/A [95% CI]", "p", "verdict"):
-        table.add_column(col, justify="left" if col in ("layer", "algorithm", "verdict") else "right")
+    by_machine = "machine" in df.columns
+    if result.mode == "runs":
+        a, b = folders
+        title = f"B / A time: {b} against {a} (change > {threshold:.0%} and p < {alpha} to count)"
+    else:
+        title = (f"time on each machine / time on the first (change > {threshold:.0%} and p < {alpha} to count)")
+    table = Table(title=title)
+    for col in ("machine",) * by_machine + ("layer", "algorithm", "layout", "dtype", "threads", "A median", "B median", "B/A [95% CI]", "p", "verdict"):
+        table.add_column(col, justify="left" if col in ("machine", "layer", "algorithm", "verdict") else "right")
     style = {"slower": "red", "broken": "bold red", "faster": "green", "fixed": "green"}
     for r in shown.to_dict("records"):
         ratio = "-" if r["ratio"] != r["ratio"] else f"{r['ratio']:.3f} [{_fmt(r['ci_low'], '.3f')}, {_fmt(r['ci_high'], '.3f')}]"
         verdict = r["verdict"] if r["verdict"] not in style else f"[{style[r['verdict']]}]{r['verdict']}[/]"
-        table.add_row(str(r["layer"]), r["algorithm"], r["layout"], r["dtype"], str(r["threads"]),
+        table.add_row(*([str(r["machine"])] if by_machine else []), str(r["layer"]), r["algorithm"], r["layout"], r["dtype"], str(r["threads"]),
                       _fmt_time(r["time_a_s"]), _fmt_time(r["time_b_s"]), ratio, _fmt(r["p_value"], ".2g"), verdict)
     if len(shown):
         _print_table(table)
     counts = df["verdict"].value_counts().to_dict()
     console.print(f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)
+    if result.winners is not None and len(result.winners):
+        _print_winners(result.winners)
     for note in result.notes:
         err_console.print(f"note: {note}", highlight=False)
     if fail_on_regression and len(result.regressions):
@@ -481,35 +525,54 @@ def compare(
         raise typer.Exit(1)
 
 
+def _print_winners(winners) -> None:  # type: ignore[no-untyped-def]
+    """The fastest algorithm per layer variant on each machine; rows that differ first."""
+    from rich.table import Table
+
+    machines = [c for c in winners.columns if c not in ("layer", "layout", "dtype", "threads", "agree")]
+    table = Table(title="fastest algorithm per layer on each machine")
+    for col in ("layer", "layout", "dtype", "threads", *machines):
+        table.add_column(col, justify="right" if col == "threads" else "left")
+    for r in winners.sort_values("agree", kind="stable").to_dict("records"):
+        cells = [str(r[m]) if isinstance(r[m], str) and r[m] else "-" for m in machines]
+        style = "" if r["agree"] else "[yellow]"
+        table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]),
+                      *[f"{style}{c}[/]" if style else c for c in cells])
+    _print_table(table)
+
+
 @app.command("select")
 def select_cmd(
-    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    results_dirs: list[str] = typer.Argument(..., help="A results folder written by `convbench run`; or results of several machines (a merged folder, or a folder per machine): the best per layer on each."),
+    out: str = typer.Option(None, "--out", "-o", help="Folder for selection.csv (default: the results folder; needed with several folders)."),
 ) -> None:
     """The best algorithm per layer (fastest ok case within tolerance) -> RESULTS_DIR/selection.csv."""
     from rich.table import Table
 
     from ..results import ResultsError
-    from ..analysis.select import write_selection
+    from ..analysis.machines import write_selections
 
     try:
-        path, selection, network = write_selection(results_dir)
+        path, selection, network = write_selections(results_dirs, out)
     except ResultsError as exc:
         fail(str(exc))
+    by_machine = ("machine",) if "machine" in selection.columns else ()
     table = Table(title="best algorithm per layer (fastest ok case within its error tolerance)")
-    for col in ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"):
-        table.add_column(col, justify="left" if col in ("layer", "best", "runner-up") else "right")
+    for col in (*by_machine, "layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"):
+        table.add_column(col, justify="left" if col in ("machine", "layer", "best", "runner-up") else "right")
     for r in selection.to_dict("records"):
         margin = "-" if r["margin"] != r["margin"] else f"x{r['margin']:.2f}" + ("" if r["clear_winner"] else " (tie)")
-        table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]), r["algorithm"] or "[red]none ok[/]",
+        table.add_row(*[str(r[c]) for c in by_machine], str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]),
+                      r["algorithm"] or "[red]none ok[/]",
                       _fmt_time(r["time_median_s"]), _fmt(r["gflops"], ".1f"), r["runner_up"] or "-", margin)
     _print_table(table)
     net = Table(title="network time (sum of count x median): best per layer vs one algorithm everywhere")
-    for col in ("choice", "layout", "dtype", "threads", "total", "vs best", "layers ok"):
-        net.add_column(col, justify="left" if col == "choice" else "right")
+    for col in (*by_machine, "choice", "layout", "dtype", "threads", "total", "vs best", "layers ok"):
+        net.add_column(col, justify="left" if col in ("machine", "choice") else "right")
     for r in network.to_dict("records"):
         vs = _fmt(r["vs_best"], ".2f") + "x" if r["vs_best"] == r["vs_best"] else ("-" if r["complete"] else "incomplete")
-        net.add_row(r["choice"], r["layout"], r["dtype"], str(r["threads"]), _fmt_time(r["total_s"]), vs,
-                    f"{r['layers_ok']}/{r['layers']}")
+        net.add_row(*[str(r[c]) for c in by_machine], r["choice"], r["layout"], r["dtype"], str(r["threads"]),
+                    _fmt_time(r["total_s"]), vs, f"{r['layers_ok']}/{r['layers']}")
     _print_table(net)
     console.print(f"wrote {path}", highlight=False)
 

@@ -62,6 +62,11 @@ SUMMARY_COLUMNS = [
     "numba_threads", "blas_threads", "fft_workers", "seed",
 ]
 
+#: Merged folders (``convbench merge``, ``run --executor``) add a ``machine``
+#: column (:data:`convbench.machine.identity.MACHINE_COLUMN`) to both CSVs: the
+#: machine each row was measured on. A single run's folder has none; its
+#: machine is its env.json's.
+
 #: Columns of ``samples.csv``: one row per timed sample; ``time_s`` is per call.
 SAMPLE_COLUMNS = [
     "case_index", "case_id", "layer", "algorithm", "layout", "dtype", "threads",
@@ -71,8 +76,10 @@ SAMPLE_COLUMNS = [
 #: ``ok``: measured and right; ``skipped``: not run (unsupported, the memory
 #: guard, too many threads), ``failed``: a wrong answer; ``error``: raised;
 #: ``crashed``: killed the worker process (the reason names the signal);
-#: ``timeout``: no progress within ``--case-timeout``.
-STATUSES = ("ok", "skipped", "failed", "error", "crashed", "timeout")
+#: ``timeout``: no progress within ``--case-timeout``; ``missing``: the task of a
+#: distributed run (``run --executor``) that was to measure it failed or was
+#: lost (the reason says how); ``run --resume`` measures it.
+STATUSES = ("ok", "skipped", "failed", "error", "crashed", "timeout", "missing")
 
 FILES = ("summary.csv", "samples.csv", "env.json", "config.yaml")
 
@@ -296,7 +303,7 @@ def read_results(folder: str | Path) -> Results:
         if not path.is_file():
             raise ResultsError(f"{folder} has no {name}; the run may have failed before writing it")
         df = read_csv(path, columns)
-        for col in ("reason", "layer_class", "network", "description"):
+        for col in ("reason", "layer_class", "network", "description", "machine"):
             if col in df.columns:
                 df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
         frames[name] = df
@@ -437,12 +444,25 @@ def _rewrite(path: Path, text: str, keep: set[str]) -> None:
 
 
 def merge_results(folders: list[str | Path], out_dir: str | Path) -> Path:
-    """Join shard folders of one sweep into ``out_dir``; refuses different configs."""
+    """Join shard folders of one sweep into ``out_dir``; refuses different configs.
+
+    Every row gets a ``machine`` column (its folder's machine, or the one it
+    already has), and a case may appear once per machine: shards of one
+    sweep from several nodes, or whole runs of one config on several
+    machines, merge into one folder that the analysis splits by machine.
+    """
     import pandas as pd
+
+    from ..machine.identity import MACHINE_COLUMN, machine_env, machine_name
 
     if not folders:
         raise ResultsError("merge needs at least one results folder")
     parts = [read_results(f) for f in folders]
+    for i, p in enumerate(parts):  # a folder of one run names no machine in its rows: its env.json does
+        for df in (p.summary, p.samples):
+            if MACHINE_COLUMN not in df.columns:
+                df[MACHINE_COLUMN] = machine_name(p.env)
+            df["_part"] = i  # the same case of two machines: in the order the folders were given
     first = parts[0]
     for other in parts[1:]:
         if other.config != first.config:
@@ -451,21 +471,23 @@ def merge_results(folders: list[str | Path], out_dir: str | Path) -> Path:
                 "(compare their config.yaml); only shards of one sweep can be merged"
             )
     summary = pd.concat([p.summary for p in parts], ignore_index=True)
-    dup = summary["case_id"][summary["case_id"].duplicated()]
+    dup = summary[summary.duplicated(["case_id", MACHINE_COLUMN])]
     if len(dup):
-        owners = [str(p.path) for p in parts if dup.iloc[0] in set(p.summary["case_id"])]
+        case, machine = dup["case_id"].iloc[0], dup[MACHINE_COLUMN].iloc[0]
+        owners = [str(p.path) for p in parts
+                  if ((p.summary["case_id"] == case) & (p.summary[MACHINE_COLUMN] == machine)).any()]
         raise ResultsError(
-            f"case {dup.iloc[0]!r} appears in more than one folder ({', '.join(owners)}); "
+            f"case {case!r} on {machine} appears in more than one folder ({', '.join(owners)}); "
             "shards must not overlap"
         )
-    summary = summary.sort_values("case_index", kind="stable")
+    summary = summary.sort_values(["case_index", "_part"], kind="stable")
     samples = pd.concat([p.samples for p in parts], ignore_index=True)
-    samples = samples.sort_values(["case_index", "sample"], kind="stable")
+    samples = samples.sort_values(["case_index", "_part", "sample"], kind="stable")
 
     writer = ResultsWriter(out_dir)
     writer.close()
-    summary[SUMMARY_COLUMNS].to_csv(writer.dir / "summary.csv", index=False)
-    samples[SAMPLE_COLUMNS].to_csv(writer.dir / "samples.csv", index=False)
+    summary[[*SUMMARY_COLUMNS, MACHINE_COLUMN]].to_csv(writer.dir / "summary.csv", index=False)
+    samples[[*SAMPLE_COLUMNS, MACHINE_COLUMN]].to_csv(writer.dir / "samples.csv", index=False)
     (writer.dir / "config.yaml").write_text((first.path / "config.yaml").read_text())
     shards = [p.env.get("shard") for p in parts]
     totals = {s.get("count") for s in shards if s}
@@ -480,6 +502,9 @@ def merge_results(folders: list[str | Path], out_dir: str | Path) -> Path:
                  "cpu": p.env.get("cpu", {}).get("model"), "start_time": p.env.get("start_time"),
                  "end_time": p.env.get("end_time")} for p in parts],
         complete=bool(complete) or all(s is None for s in shards),
+        # each machine's own CPU, calibration, ...: the figures of one machine need its own roof
+        machines={k: v for p in parts
+                  for k, v in (p.env.get("machines") or {machine_name(p.env): machine_env(p.env)}).items()},
         start_time=min((p.env.get("start_time") or "" for p in parts), default=None),
         end_time=max((p.env.get("end_time") or "" for p in parts), default=None),
     )

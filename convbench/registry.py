@@ -2,9 +2,9 @@
 
 Every algorithm is registered with :func:`register` (usable as a class
 decorator) while its module is imported by :func:`load_plugin`. The
-built-ins are the modules of ``convbench.algorithms``; installed plugins are
-entry points of the group ``convbench.algorithms``; anything else is named
-with ``--plugin PATH_OR_MODULE`` or ``plugins:`` in a config.
+built-ins are the modules named in :data:`BUILTIN_MODULES`; installed plugins
+are entry points of the group ``convbench.algorithms``; anything else is named
+as a plugin of a run (``--plugin PATH_OR_MODULE``) or in a config's ``plugins:``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,18 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Iterator, TypeVar
 
-from .algorithms import BUILTIN_MODULES
 from .algorithm import Algorithm
+from .hints import did_you_mean
+
+#: The built-in algorithms, one module each, loaded through :func:`load_plugin`
+#: like any plugin (importing ``convbench.algorithms`` itself registers nothing).
+BUILTIN_MODULES = tuple(
+    f"convbench.algorithms.{module}"
+    for module in (
+        "naive", "im2col", "gemm_direct", "winograd", "fft", "indirect", "im2col_numba",
+        "torch_peer",  # registers only where torch imports
+    )
+)
 
 ENTRY_POINT_GROUP = "convbench.algorithms"
 REQUIRED_METHODS = ("supports", "prepare", "workspace_bytes", "tolerance_for")
@@ -85,6 +95,16 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def plugin_target(target: str, base_dir: str | Path | None = None) -> str:
+    """A plugin as it is loaded and recorded: a file path (``.py``, or containing a
+    slash) made absolute against ``base_dir``, so a results folder names it wherever
+    it is read from; a module name, or anything when ``base_dir`` is None, as given."""
+    looks_like_file = target.endswith(".py") or "/" in target or "\\" in target
+    if base_dir is None or not looks_like_file or Path(target).is_absolute():
+        return target
+    return str((Path(base_dir) / target).resolve())
+
+
 def load_plugin(target: str) -> None:
     """Import a plugin module (dotted name) or file (``.py`` path) so it registers.
 
@@ -148,8 +168,25 @@ def get_algorithm(name: str) -> Algorithm:
     try:
         return _REGISTRY[name].algorithm
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"Unknown algorithm {name!r}. Known algorithms: {known}.") from None
+        raise KeyError(_unknown(name)) from None
+
+
+def _unknown(name: str) -> str:
+    known = list(_REGISTRY)
+    return (f"unknown algorithm {name!r}{did_you_mean(name, known) or '.'} "
+            f"Known algorithms: {', '.join(known) or '(none registered)'}.")
+
+
+def require_algorithms(names: list[str] | None) -> list[str]:
+    """``names`` (every registered one when None), checked: ``ValueError`` names the
+    first unknown one, the nearest known name and every known name."""
+    _ensure_builtins()
+    if names is None:
+        return list(_REGISTRY)
+    for name in names:
+        if name not in _REGISTRY:
+            raise ValueError(_unknown(name))
+    return list(names)
 
 
 def source_of(name: str) -> str:

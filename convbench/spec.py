@@ -17,10 +17,17 @@ LAYOUTS = ("nchw", "nhwc")
 DTYPES = ("float32", "float64")
 
 
+class SpecFieldError(ValueError):
+    """A ConvSpec field has a bad value; ``field``, ``expected`` and ``got`` let callers
+    (a config file, the command line) word the message their way."""
+
+    def __init__(self, field: str, expected: str, got: Any):
+        super().__init__(f"The '{field}' parameter of ConvSpec must be {expected}. Got {got!r} instead.")
+        self.field, self.expected, self.got = field, expected, got
+
+
 def _bad(field: str, expected: str, got: Any) -> ValueError:
-    return ValueError(
-        f"The '{field}' parameter of ConvSpec must be {expected}. Got {got!r} instead."
-    )
+    return SpecFieldError(field, expected, got)
 
 
 def _is_int(v: Any) -> bool:
@@ -56,6 +63,51 @@ def _padding(value: Any) -> tuple[int, int, int, int]:
     raise _bad("padding", expected, value)
 
 
+def _positive_int(field: str, value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise _bad(field, "an int >= 1", value)
+    return int(value)
+
+
+def _layout(value: Any) -> str:
+    layout = value.lower() if isinstance(value, str) else value
+    if layout not in LAYOUTS:
+        raise _bad("layout", "one of 'nchw', 'nhwc'", value)
+    return layout
+
+
+def _dtype(value: Any) -> str:
+    try:
+        dtype = np.dtype(value).name if value is not None else None
+    except TypeError:
+        dtype = None
+    if dtype not in DTYPES:
+        raise _bad("dtype", "one of 'float32', 'float64'", value)
+    return dtype
+
+
+#: The rule of each field on its own (cross-field rules live in ConvSpec).
+_FIELD_RULES = {
+    **{name: (lambda v, name=name: _positive_int(name, v))
+       for name in ("batch", "in_channels", "out_channels", "height", "width", "groups")},
+    "kernel": lambda v: _pair("kernel", v, 1),
+    "stride": lambda v: _pair("stride", v, 1),
+    "dilation": lambda v: _pair("dilation", v, 1),
+    "padding": _padding,
+    "layout": _layout,
+    "dtype": _dtype,
+}
+
+
+def check_field(name: str, value: Any) -> Any:
+    """One ConvSpec field checked on its own and normalised (pairs as tuples,
+    padding as a 4-tuple, numpy integers as ints); :class:`SpecFieldError` if bad.
+
+    The one home of the field rules: ConvSpec and the config schema call it.
+    """
+    return _FIELD_RULES[name](value)
+
+
 @dataclass(frozen=True)
 class ConvSpec:
     """One 2-D convolution (cross-correlation, as in every DL framework).
@@ -81,26 +133,9 @@ class ConvSpec:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        for name in ("batch", "in_channels", "out_channels", "height", "width", "groups"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise _bad(name, "an int >= 1", value)
-            object.__setattr__(self, name, int(value))
-        object.__setattr__(self, "kernel", _pair("kernel", self.kernel, 1))
-        object.__setattr__(self, "stride", _pair("stride", self.stride, 1))
-        object.__setattr__(self, "dilation", _pair("dilation", self.dilation, 1))
-        object.__setattr__(self, "padding", _padding(self.padding))
-        layout = self.layout.lower() if isinstance(self.layout, str) else self.layout
-        if layout not in LAYOUTS:
-            raise _bad("layout", "one of 'nchw', 'nhwc'", self.layout)
-        object.__setattr__(self, "layout", layout)
-        try:
-            dtype = np.dtype(self.dtype).name if self.dtype is not None else None
-        except TypeError:
-            dtype = None
-        if dtype not in DTYPES:
-            raise _bad("dtype", "one of 'float32', 'float64'", self.dtype)
-        object.__setattr__(self, "dtype", dtype)
+        for name in ("batch", "in_channels", "out_channels", "height", "width", "groups",
+                     "kernel", "stride", "dilation", "padding", "layout", "dtype"):
+            object.__setattr__(self, name, check_field(name, getattr(self, name)))
         for name, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if channels % self.groups:
                 raise ValueError(

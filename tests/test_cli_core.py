@@ -44,4 +44,4 @@ def test_verify_exits_one_when_an_algorithm_is_wrong(tmp_path):
 def test_verify_unknown_algorithm_is_a_clear_error():
     result = runner.invoke(app, ["verify", "-a", "nope"])
     assert result.exit_code == 2
-    assert "Unknown algorithm 'nope'" in result.output and "im2col" in result.output
+    assert "unknown algorithm 'nope'" in result.output and "im2col" in result.output

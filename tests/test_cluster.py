@@ -26,7 +26,7 @@ from convbench.config import load_config
 from convbench.executors import LocalExecutor, execute, shard_plan
 from convbench.machine.identity import MACHINE_COLUMN, machine_name
 from convbench.results import read_results
-from convbench.sweep.measure import plan
+from convbench.sweep.plan import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -58,17 +58,17 @@ def local_run(tmp_path_factory):
 
 def test_shards_of_the_driver_are_those_of_run_shard():
     config = load_config(SMOKE)
-    whole = plan(config, algorithms="im2col", quick=True)
+    whole = plan(config, algorithms=["im2col"], quick=True)
     for i in (1, 2, 3):
         mine = shard_plan(whole, i, 3)
-        theirs = plan(config, algorithms="im2col", quick=True, shard=(i, 3))
+        theirs = plan(config, algorithms=["im2col"], quick=True, shard=(i, 3))
         assert [c.case_id for c in mine.cases] == [c.case_id for c in theirs.cases]
         assert mine.shard == (i, 3) and mine.timing == theirs.timing
 
 
 def _fast(out: Path, **kw):
     """A distributed run through the driver, in this process (no isolation, no calibration)."""
-    the_plan = plan(load_config(SMOKE), algorithms="im2col", layers="conv3x3", quick=True)
+    the_plan = plan(load_config(SMOKE), algorithms=["im2col"], layers=["conv3x3"], quick=True)
     options = {"isolation": False, "calibration": False, **kw.pop("run_options", {})}
     return execute(the_plan, out, LocalExecutor(), run_options=options, **kw)
 
@@ -79,7 +79,7 @@ def test_a_failed_task_is_missing_rows_with_the_reason_and_resume_measures_them(
     assert first.missing == 2 and {s.state for s in first.states.values()} == {"failed"}
     summary = read_results(out).summary
     assert (summary["status"] == "missing").all()
-    assert summary["reason"].str.contains("--case-timeout must be a positive number").all()
+    assert summary["reason"].str.contains("ValueError: must be a positive number of seconds").all()
     assert summary["reason"].str.contains("convbench run --resume").all()
     again = _fast(out, resume=True)
     assert again.missing == 0 and again.submitted == 2

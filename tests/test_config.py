@@ -122,10 +122,10 @@ def test_config_as_run_round_trips():
 
 def test_select_layers_by_glob():
     config = load_config(CONFIGS / "mobilenet.yaml")
-    assert [l.name for l in config.select_layers("conv_dw_1*").layers] == ["conv_dw_1", "conv_dw_12", "conv_dw_13"]
-    assert len(config.select_layers("conv1,conv_pw_13").layers) == 2
+    assert [l.name for l in config.select_layers(["conv_dw_1*"]).layers] == ["conv_dw_1", "conv_dw_12", "conv_dw_13"]
+    assert len(config.select_layers(["conv1", "conv_pw_13"]).layers) == 2
     with pytest.raises(ConfigError, match="no layer matches 'nope'"):
-        config.select_layers("nope")
+        config.select_layers(["nope"])
 
 
 def test_unknown_algorithm_suggests_the_nearest():
@@ -148,7 +148,7 @@ BAD_CONFIGS = [
     ("timing: {min_sample: 3}\nlayers:\n  - " + GOOD_LAYER + "\n", ["timing", "'min_sample'", "'min_samples'"]),
     ("layers:\n  - {name: a, channels: 8, size: 10, kernel: 0}\n", ["layer 'a'", "field 'kernel'", "int >= 1", "got 0"]),
     ("layers:\n  - name: a\n    channels: 8\n    size: 10\n    kernel: [3, 3, 3]\n", ["line 5", "field 'kernel'"]),
-    ("layers:\n  - {name: a, channels: 8, size: 10, kernel: 3, padding: [1, 2, 3]}\n", ["field 'padding'", "[top, bottom, left, right]"]),
+    ("layers:\n  - {name: a, channels: 8, size: 10, kernel: 3, padding: [1, 2, 3]}\n", ["field 'padding'", "(top, bottom, left, right)"]),
     ("layers:\n  - {name: a, channels: 8, size: 10, kernel: 3, layout: nhcw}\n", ["field 'layout'", "Did you mean 'nhwc'"]),
     ("layers:\n  - {name: a, channels: 8, size: 10, kernel: 3, dtype: float16}\n", ["field 'dtype'", "float32, float64"]),
     ("layers:\n  - {name: a, channels: 8, size: 10, kernel: 3, depthwise: 2}\n", ["field 'depthwise'", "true or false"]),

@@ -6,10 +6,11 @@ import math
 import pandas as pd
 import pytest
 
-from convbench.analysis.select import select_best
+from convbench.analysis.select import network_totals, select_best
 from convbench.results import (
+    sample_row,
     REQUIRED_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, SUMMARY_COLUMNS, ResultsError, ResultsWriter,
-    merge_results, network_totals, read_results,
+    merge_results, read_results,
 )
 
 
@@ -31,7 +32,7 @@ def _row(i, layer="L", algorithm="a", median=1.0, status="ok", **extra):
 
 def _folder(path, rows, config="name: x\n", shard=None):
     w = ResultsWriter(path)
-    w.append(rows, [{"case_index": r["case_index"], "case_id": r["case_id"], "sample": 0, "time_s": 1.0} for r in rows])
+    w.append(rows, [sample_row(case_index=r["case_index"], case_id=r["case_id"], sample=0, time_s=1.0) for r in rows])
     w.write_config(config)
     w.write_env({"shard": shard, "seed": 0})
     w.close()
@@ -123,3 +124,30 @@ def test_best_per_layer_and_network_totals():
     assert totals.loc["a", "total_s"] == pytest.approx(2.0 + 3 * 1.0)
     assert bool(totals.loc["a", "complete"]) and not bool(totals.loc["b", "complete"])
     assert totals.loc["b", "layers_ok"] == 1
+
+
+def test_a_row_with_an_unknown_or_missing_column_is_refused(tmp_path):
+    from convbench.results import SchemaError, summary_row
+
+    with pytest.raises(SchemaError, match="no column.*'gflop'"):
+        summary_row(case_id="x", gflop=1.0)  # a typo is caught where the row is built
+    w = ResultsWriter(tmp_path / "r")
+    good = _row(0)
+    with pytest.raises(SchemaError, match="has unknown gflop"):
+        w.append([{**good, "gflop": 1.0}])
+    del good["gflops"]
+    with pytest.raises(SchemaError, match="lacks gflops"):
+        w.append([good])
+    with pytest.raises(SchemaError, match="samples.csv row lacks"):
+        w.append([_row(0)], [{"case_id": "x"}])
+    w.close()
+    assert (tmp_path / "r" / "summary.csv").read_text().count("\n") == 1  # the header only: nothing half-written
+
+
+def test_spec_columns_and_spec_of_are_inverse():
+    from convbench import ConvSpec
+    from convbench.results.schema import spec_columns, spec_of
+
+    spec = ConvSpec(batch=2, in_channels=6, out_channels=4, height=9, width=7, kernel=(3, 1), stride=(2, 1),
+                    padding=(1, 0, 2, 1), dilation=(1, 2), groups=2, layout="nhwc", dtype="float64")
+    assert spec_of(spec_columns(spec)) == spec

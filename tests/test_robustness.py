@@ -24,19 +24,21 @@ import pytest
 from typer.testing import CliRunner
 
 import convbench
-from convbench.sweep import measure as rn
+from convbench.sweep import measure as rn, session
+from convbench.sweep.plan import plan as make_plan
 from convbench.cli import app
 from convbench.config import parse_config
 from convbench.machine.memory import check_fits, format_size, parse_size
 from convbench.registry import load_plugin, unregister
 from convbench.results import (
+    sample_row, summary_row,
     SAMPLE_COLUMNS, STATUSES, SUMMARY_COLUMNS, ResultsError, ResultsWriter, open_resume, read_results,
 )
 from convbench.timing import TimingSettings
 
 FAULTY = str(Path(__file__).resolve().parent / "plugins" / "faulty.py")
 cli = CliRunner()
-FAST_TIMING = "timing: {min_samples: 3, min_time_s: 0.0, max_time_s: 0.2, target_ci: null, min_sample_time_s: 0.0}\n"
+FAST_TIMING = "timing: {min_samples: 3, min_time_s: 0.0, max_time_s: 0.2, target_ci: null, min_sample_time_s: 0.0, repeat: 2}\n"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,7 +99,7 @@ def test_each_fault_is_its_own_row_and_the_sweep_completes(tmp_path, monkeypatch
         assert row("fault-wrong-shape")["status"] == "failed" and "output shape (1, 1, 1, 1)" in row("fault-wrong-shape")["reason"]
         assert row("fault-wrong-values")["status"] == "failed" and "exceeds tolerance" in row("fault-wrong-values")["reason"]
         assert row("fault-sleeps")["status"] == "timeout"
-        assert re.search(r"no progress for 1 s \(--case-timeout\) during the warm-up call \(at faulty.py:\d+ in call\)",
+        assert re.search(r"no progress for 1 s \(the case timeout\) during the warm-up call \(at faulty.py:\d+ in call\)",
                          row("fault-sleeps")["reason"])
         assert row("fault-abort")["status"] == "crashed" and "SIGABRT" in row("fault-abort")["reason"]
         assert row("fault-segv")["status"] == "crashed"
@@ -112,8 +114,8 @@ def test_each_fault_is_its_own_row_and_the_sweep_completes(tmp_path, monkeypatch
     counts = res.samples.groupby("case_id").size()
     for r in res.summary.itertuples():
         assert counts.get(r.case_id, 0) == r.n_samples
-    # one worker for the sweep plus one per crash / timeout (3 per layer)
-    assert res.env["worker"]["starts"] == 1 + 2 * 3
+    # per repetition (2): a worker for the pass plus one per crash / timeout (3 per layer)
+    assert res.env["worker"]["starts"] == 2 * (1 + 2 * 3)
     assert res.env["isolation"] is True and res.env["case_timeout_s"] == 1.0
     assert res.env["memory_limit_bytes"] == 256 * 2**20
     assert "crashed" in result.output and "timeout" in result.output
@@ -131,13 +133,13 @@ def test_runtime_registered_algorithms_need_no_isolation(tmp_path):
     try:
         config = parse_config(f"algorithms: [t-local-only]\nbaseline: null\n{FAST_TIMING}"
                               "layers:\n  - {name: a, channels: 2, size: 4, kernel: 1}\n", "t.yaml")
-        plan = rn.plan(config)
+        plan = make_plan(config)
         from convbench.sweep.isolation import WorkerError
 
-        with pytest.raises(WorkerError, match="registered in this process only.*--no-isolation"):
-            rn.run(plan, tmp_path / "iso", calibration=False)
+        with pytest.raises(WorkerError, match="registered in this process only.*without isolation"):
+            session.run(plan, tmp_path / "iso", calibration=False)
         assert not (tmp_path / "iso").exists()
-        outcome = rn.run(plan, tmp_path / "inproc", calibration=False, isolation=False)
+        outcome = session.run(plan, tmp_path / "inproc", calibration=False, isolation=False)
         assert [r["status"] for r in outcome.rows] == ["ok"]
     finally:
         unregister("t-local-only")
@@ -150,7 +152,7 @@ name: many
 algorithms: [fault-ok, fault-wrong-values]
 baseline: fault-ok
 plugins: [{FAULTY}]
-timing: {{min_samples: 3, min_time_s: 0.15, max_time_s: 0.5, target_ci: null, min_sample_time_s: 0.0}}
+timing: {{min_samples: 3, min_time_s: 0.15, max_time_s: 0.5, target_ci: null, min_sample_time_s: 0.0, repeat: 2}}
 sweeps:
   - {{name: g, kernel: 3, padding: 1, grid: {{channels: [2, 3, 4, 5], size: [4, 5, 6]}}}}
 """
@@ -206,7 +208,7 @@ def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_case_set(tmp_path,
     assert before.env["finished"] is False
     _check_consistent(before)
     time.sleep(0.3)
-    orphans = subprocess.run(["pgrep", "-f", f"convbench.sweep.isolation .* {proc.pid}$"], capture_output=True, text=True)
+    orphans = subprocess.run(["pgrep", "-f", f"convbench.sweep.worker .* {proc.pid}$"], capture_output=True, text=True)
     assert orphans.stdout.strip() == "", "the worker outlived its parent"
     # a kill in the middle of a write: a torn summary line, samples of a group whose rows never landed
     missing = sorted(set(full.summary["case_id"]) - set(before.summary["case_id"]))
@@ -261,14 +263,14 @@ def test_resume_refuses_another_config_and_what_is_not_a_results_folder(tmp_path
     result = _invoke("run", str(config), "--resume", str(tmp_path), "--no-isolation")
     assert result.exit_code == 2 and "not a convbench results folder (no env.json)" in _one_line(result.output)
     result = _invoke("run", str(config), "--resume", str(full.path), "--out", str(tmp_path / "x"))
-    assert result.exit_code == 2 and "either --out" in _one_line(result.output)
+    assert result.exit_code == 2 and "give either a new results folder or one to resume" in _one_line(result.output)
 
 
 def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path):
     w = ResultsWriter(tmp_path / "r")
     row = {c: None for c in SUMMARY_COLUMNS}
     row.update(case_index=0, case_id="L|a", layer="L", algorithm="a", status="ok", n_samples=1)
-    w.append([row], [{"case_index": 0, "case_id": "L|a", "sample": 0, "time_s": 1.0}])
+    w.append([row], [sample_row(case_index=0, case_id="L|a", sample=0, time_s=1.0)])
     w.write_env({"seed": 0})
     w.close()
     with open(tmp_path / "r" / "summary.csv", "a") as f:
@@ -284,7 +286,7 @@ def test_samples_are_on_disk_before_their_summary_rows(tmp_path, monkeypatch):
     real = ResultsWriter._flush
     monkeypatch.setattr(ResultsWriter, "_flush", staticmethod(lambda *f: (order.extend(Path(x.name).name for x in f),
                                                                          real(*f))))
-    w.append([{"case_id": "x"}], [{"case_id": "x"}])
+    w.append([summary_row(case_id="x")], [sample_row(case_id="x")])
     w.close()
     assert order == ["samples.csv", "summary.csv"]
 
@@ -298,15 +300,15 @@ def test_memory_guard_skips_with_the_numbers():
     reason = check_fits(spec, 10**9, 10**6)
     assert reason.startswith("memory guard: the case needs 955.3 MiB")
     assert f"input {format_size(spec.input_bytes)}" in reason and "workspace 953.7 MiB" in reason
-    assert "only 976.6 KiB (1000000 bytes) is available (--memory-limit 976.6 KiB)" in reason
+    assert "only 976.6 KiB (1000000 bytes) is available (the memory limit of 976.6 KiB)" in reason
     load_plugin(FAULTY)
     config = parse_config(f"algorithms: [fault-ok, fault-huge-workspace]\nbaseline: fault-ok\n{FAST_TIMING}"
                           "layers:\n  - {name: a, channels: 2, size: 4, kernel: 3}\n", "t.yaml")
-    (group,) = rn.plan(config).groups
+    (group,) = make_plan(config).groups
     rows = rn.measure_group(group, TimingSettings(min_samples=2, min_time_s=0, target_ci=None), baseline="fault-ok").rows
     assert [r["status"] for r in rows] == ["ok", "skipped"] and "1.0 PiB" in rows[1]["reason"]
     tiny = rn.measure_group(group, TimingSettings(min_samples=2, min_time_s=0, target_ci=None), memory_limit=100).rows
-    assert all(r["status"] == "skipped" and "--memory-limit 100 B" in r["reason"] for r in tiny)
+    assert all(r["status"] == "skipped" and "the memory limit of 100 B" in r["reason"] for r in tiny)
 
 
 @pytest.mark.parametrize("text, expected", [("2GiB", 2 * 2**30), ("500MB", 500 * 10**6), ("1.5g", 1_500_000_000),
@@ -323,7 +325,7 @@ def test_same_config_and_seed_give_the_same_inputs_and_the_seed_is_recorded(tmp_
     load_plugin(FAULTY)
     config = parse_config(f"seed: 7\nalgorithms: [fault-ok]\nbaseline: null\n{FAST_TIMING}"
                           "layers:\n  - {name: a, channels: 2, size: 4, kernel: 1}\n", "t.yaml")
-    outcome = rn.run(rn.plan(config), tmp_path / "r", calibration=False, isolation=False)
+    outcome = session.run(make_plan(config), tmp_path / "r", calibration=False, isolation=False)
     env = json.loads((outcome.out_dir / "env.json").read_text())
     assert env["seed"] == 7 and "default_rng(seed)" in env["rng"]
     assert outcome.rows[0]["seed"] == 7
@@ -370,7 +372,7 @@ def test_bad_options_on_the_command_line(tmp_path, many_config):
     cases = [
         (["-a", "nope"], ["unknown algorithm 'nope'", "Known algorithms:"]),
         (["--threads", "a"], ["--threads must be comma-separated integers"]),
-        (["--shard", "40/40"], ["--shard 40/40 is empty: the sweep has only 12 group(s)"]),
+        (["--shard", "40/40"], ["shard 40/40 is empty: the sweep has only 12 group(s)"]),
         (["--layers", "zzz"], ["no layer matches 'zzz'"]),
         (["--memory-limit", "lots"], ["--memory-limit must be a size such as 2GiB"]),
         (["--case-timeout", "0"], ["--case-timeout must be a positive number of seconds"]),
@@ -458,4 +460,4 @@ plugins: [{FAULTY}]
     s = read_results(out).summary.set_index("algorithm")
     assert s.loc["fault-ok", "status"] == "ok"
     assert s.loc["fault-hangs-later", "status"] == "timeout"
-    assert re.search(r"no progress for 1 s \(--case-timeout\) during sample \d+", s.loc["fault-hangs-later", "reason"])
+    assert re.search(r"no progress for 1 s \(the case timeout\) during sample \d+", s.loc["fault-hangs-later", "reason"])

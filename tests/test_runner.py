@@ -11,7 +11,9 @@ import yaml
 from typer.testing import CliRunner
 
 import convbench
+from convbench.cli.options import parse_shard
 from convbench.sweep import measure as rn
+from convbench.sweep.plan import plan as make_plan
 from convbench.cli import app
 from convbench.config import load_config, parse_config
 from convbench.registry import unregister
@@ -127,7 +129,7 @@ def _config(algorithms, threads="[1]", layers=None):
 
 
 def test_every_case_is_one_row_whatever_happens(test_algorithms):
-    plan = rn.plan(_config(test_algorithms))
+    plan = make_plan(_config(test_algorithms))
     (group,) = plan.groups
     result = rn.measure_group(group, FAST, seed=0, baseline="t-ref")
     rows = {r["algorithm"]: r for r in result.rows}
@@ -156,7 +158,7 @@ def test_every_case_is_one_row_whatever_happens(test_algorithms):
 
 
 def test_samples_are_interleaved_round_by_round_and_match_n_samples(test_algorithms):
-    plan = rn.plan(_config(["t-ref", "t-wrong"]))
+    plan = make_plan(_config(["t-ref", "t-wrong"]))
     result = rn.measure_group(plan.groups[0], FAST, seed=0, baseline="t-ref")
     samples = pd.DataFrame(result.samples)
     for row in result.rows:
@@ -171,7 +173,7 @@ def test_samples_are_interleaved_round_by_round_and_match_n_samples(test_algorit
 
 
 def test_statistics_and_rates_of_an_ok_row(test_algorithms):
-    plan = rn.plan(_config(["t-ref"]))
+    plan = make_plan(_config(["t-ref"]))
     result = rn.measure_group(plan.groups[0], FAST, seed=0, baseline="t-ref")
     (row,) = result.rows
     times = [s["time_s"] for s in result.samples]
@@ -182,7 +184,7 @@ def test_statistics_and_rates_of_an_ok_row(test_algorithms):
 
 
 def test_more_threads_than_the_pool_is_a_skipped_row(test_algorithms):
-    plan = rn.plan(_config(["t-ref"], threads="[1, 1000]"))
+    plan = make_plan(_config(["t-ref"], threads="[1, 1000]"))
     rows = [r for g in plan.groups for r in rn.measure_group(g, FAST, baseline="t-ref").rows]
     assert [r["status"] for r in rows] == ["ok", "skipped"]
     assert "threads=1000 exceeds numba's pool" in rows[1]["reason"]
@@ -190,13 +192,13 @@ def test_more_threads_than_the_pool_is_a_skipped_row(test_algorithms):
 
 def test_shards_partition_the_cases_deterministically():
     config = load_config(CONFIGS / "mobilenet.yaml")
-    full = rn.plan(config, algorithms="im2col,naive", threads="1,2")
+    full = make_plan(config, algorithms=["im2col", "naive"], threads=[1, 2])
     ids = [c.case_id for c in full.cases]
     assert [c.index for c in full.cases] == list(range(len(ids)))
-    parts = [rn.plan(config, algorithms="im2col,naive", threads="1,2", shard=f"{i}/3") for i in (1, 2, 3)]
+    parts = [make_plan(config, algorithms=["im2col", "naive"], threads=[1, 2], shard=(i, 3)) for i in (1, 2, 3)]
     seen = [c.index for p in parts for c in p.cases]
     assert sorted(seen) == list(range(len(ids)))  # disjoint and complete
-    again = rn.plan(config, algorithms="im2col,naive", threads="1,2", shard="2/3")
+    again = make_plan(config, algorithms=["im2col", "naive"], threads=[1, 2], shard=(2, 3))
     assert [c.case_id for c in again.cases] == [c.case_id for c in parts[1].cases]
     for p in parts:  # whole groups: the baseline sits beside every algorithm
         for g in p.groups:
@@ -206,7 +208,7 @@ def test_shards_partition_the_cases_deterministically():
 @pytest.mark.parametrize("text", ["1", "0/2", "3/2", "a/b", "1/0"])
 def test_bad_shard_is_refused(text):
     with pytest.raises(ValueError, match="--shard"):
-        rn.parse_shard(text)
+        parse_shard(text)
 
 
 @pytest.mark.parametrize("name", ["im2col", "indirect"])

@@ -6,14 +6,16 @@ Two uses share the statistics here:
   reference algorithm on the same layer (the speedup figure, the reproduce
   report);
 - :func:`compare_runs` — two runs of the same cases (``convbench compare A B``):
-  per case the ratio of medians B/A, its confidence interval, a Mann-Whitney
-  U test on the samples, and a verdict against a threshold.
+  per case the ratio B/A of the medians (times in units of the reference
+  kernel by default, so machine speed divides out), its confidence interval
+  from the two medians' intervals (which carry the between-repetition
+  spread), and a verdict by the rules of :mod:`.verdicts`.
 
-Confidence intervals of a ratio of medians are a seeded percentile bootstrap
-over the per-call samples of both cases (resampled independently), so they
-are reproducible. Where a case has too few samples (< 2), the interval falls
-back to the ratio of the summary's median CI bounds (conservative: the
-widest ratio the two intervals allow).
+In :func:`ratio_table`, confidence intervals of a ratio of medians are a
+seeded percentile bootstrap over the per-call samples of both cases
+(resampled independently), so they are reproducible. Where a case has too
+few samples (< 2), the interval falls back to the ratio of the summary's
+median CI bounds (conservative: the widest ratio the two intervals allow).
 """
 
 from __future__ import annotations
@@ -24,10 +26,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-#: Keys that identify one case across runs (together with the layer's shape).
-CASE_KEYS = ["layer", "algorithm", "layout", "dtype", "threads"]
-#: Keys of one layer variant within a run (the cases algorithms compete on).
-VARIANT_KEYS = ["layer", "layout", "dtype", "threads"]
+from ..results.schema import CASE_KEYS, VARIANT_KEYS
+from .verdicts import DEFAULT_THRESHOLD, judge, ratio_ci, speed_gap
 #: Shape columns that must agree for two cases of the same key to be compared.
 SHAPE_COLUMNS = [
     "batch", "in_channels", "out_channels", "height", "width", "kernel_h", "kernel_w",
@@ -76,20 +76,6 @@ def ratio_bounds_from_ci(
     if any(v is None or not np.isfinite(v) or v <= 0 for v in vals):
         return math.nan, math.nan
     return num_low / den_high, num_high / den_low
-
-
-def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided Mann-Whitney U p-value of samples ``a`` vs ``b`` (NaN if < 2 each)."""
-    from scipy.stats import mannwhitneyu
-
-    x = np.asarray(a, dtype=float)
-    y = np.asarray(b, dtype=float)
-    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    if x.size < 2 or y.size < 2:
-        return math.nan
-    if np.ptp(np.concatenate([x, y])) == 0:
-        return 1.0
-    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
 
 
 def samples_by_case(samples: Any) -> dict[str, np.ndarray]:
@@ -166,8 +152,8 @@ class Comparison:
 
     table: Any  # pandas.DataFrame, one row per matching case
     threshold: float
-    alpha: float
     confidence: float
+    normalised: bool  # whether ratios are of times in reference-kernel units (where both runs have them)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -224,55 +210,76 @@ def match_cases(a: Any, b: Any, label_a: str = "A", label_b: str = "B") -> list[
     return [(ia[k], ib[k]) for k in ia]
 
 
+def _calibration(env: Mapping[str, Any]) -> float | None:
+    """The machine's one-thread sgemm rate when the run started (median of its readings)."""
+    return ((env.get("calibration") or {}).get("sgemm_gflops") or {}).get("1")
+
+
 def compare_runs(
-    a: Any, b: Any, *, threshold: float = 0.05, alpha: float = 0.05, confidence: float = 0.95,
-    seed: int = 0, label_a: str = "A", label_b: str = "B",
+    a: Any, b: Any, *, threshold: float = DEFAULT_THRESHOLD, raw: bool = False, confidence: float = 0.95,
+    label_a: str = "A", label_b: str = "B",
 ) -> Comparison:
     """Compare two runs (:class:`convbench.results.Results`) case by case.
 
-    ``ratio`` is ``median(B) / median(A)`` of the per-call time (> 1: B is
-    slower). A case's ``verdict`` is ``slower``/``faster`` when the change is
-    beyond ``threshold`` AND significant (Mann-Whitney U ``p < alpha``),
-    ``same`` otherwise; ``broken`` when it was ``ok`` in A and is not in B,
-    ``fixed`` the other way, ``n/a`` when neither is ``ok``. Cases that do not
-    match raise :class:`CompareError`.
+    ``ratio`` is B/A of the median time (> 1: B is slower): of the time in
+    units of the reference kernel timed beside each sample
+    (``time_norm_median``) where both runs have it and ``raw`` is false, so
+    that a machine running at another speed is not a regression of the
+    code, else of the plain time (the ``metric`` column says which). A
+    case's ``verdict`` (see :mod:`.verdicts`) is ``slower``/``faster`` when
+    the ratio's CI lies beyond ``+-threshold`` and the change exceeds both
+    runs' spread between repetitions, ``same`` otherwise; ``broken`` when it
+    was ``ok`` in A and is not in B, ``fixed`` the other way, ``n/a`` when
+    neither is ``ok``. Cases that do not match raise :class:`CompareError`.
     """
     import pandas as pd
 
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
     pairs = match_cases(a.summary, b.summary, label_a, label_b)
-    sa, sb = samples_by_case(a.samples), samples_by_case(b.samples)
-    out = []
-    for i, (ra, rb) in enumerate(pairs):
-        rec = {k: ra[k] for k in CASE_KEYS}
-        rec.update(status_a=ra["status"], status_b=rb["status"], time_a_s=ra.get("time_median_s"),
-                   time_b_s=rb.get("time_median_s"), ratio=math.nan, ci_low=math.nan, ci_high=math.nan,
-                   p_value=math.nan, significant=False, verdict="n/a")
-        ok_a, ok_b = ra["status"] == "ok", rb["status"] == "ok"
-        if ok_a and ok_b:
-            ratio = rb["time_median_s"] / ra["time_median_s"]
-            xa, xb = sa.get(str(ra.get("case_id"))), sb.get(str(rb.get("case_id")))
-            if xa is not None and xb is not None and xa.size >= 2 and xb.size >= 2:
-                lo, hi = bootstrap_ratio_ci(xb, xa, confidence, seed=seed + i)
-                p = mann_whitney_p(xa, xb)
-            else:
-                lo, hi = ratio_bounds_from_ci(rb["time_ci_low_s"], rb["time_ci_high_s"],
-                                              ra["time_ci_low_s"], ra["time_ci_high_s"])
-                p = math.nan
-            significant = bool(np.isfinite(p) and p < alpha)
-            verdict = "same"
-            if significant and abs(ratio - 1.0) > threshold:
-                verdict = "slower" if ratio > 1.0 else "faster"
-            rec.update(ratio=ratio, ci_low=lo, ci_high=hi, p_value=p, significant=significant, verdict=verdict)
-        elif ok_a:
-            rec["verdict"] = "broken"
-        elif ok_b:
-            rec["verdict"] = "fixed"
-        out.append(rec)
+    ra = pd.DataFrame([p[0] for p in pairs]).reset_index(drop=True)
+    rb = pd.DataFrame([p[1] for p in pairs]).reset_index(drop=True)
+
+    def col(df: Any, name: str) -> np.ndarray:
+        return pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df else np.full(len(df), np.nan)
+
+    norm = ~raw & np.isfinite(col(ra, "time_norm_median")) & np.isfinite(col(rb, "time_norm_median"))
+    pick = lambda df, n, t: np.where(norm, col(df, n), col(df, t))  # noqa: E731
+    ratio, lo, hi = ratio_ci(
+        pick(ra, "time_norm_median", "time_median_s"), pick(ra, "time_norm_ci_low", "time_ci_low_s"),
+        pick(ra, "time_norm_ci_high", "time_ci_high_s"), pick(rb, "time_norm_median", "time_median_s"),
+        pick(rb, "time_norm_ci_low", "time_ci_low_s"), pick(rb, "time_norm_ci_high", "time_ci_high_s"))
+    verdict = judge(ratio, lo, hi, pick(ra, "norm_rep_spread", "rep_spread"),
+                    pick(rb, "norm_rep_spread", "rep_spread"), threshold)
+    ok_a, ok_b = (ra["status"] == "ok").to_numpy(), (rb["status"] == "ok").to_numpy()
+    both = ok_a & ok_b
+    verdict = np.where(both, verdict, np.where(ok_a, "broken", np.where(ok_b, "fixed", "n/a")))
+    table = ra[CASE_KEYS].copy()
+    table["status_a"], table["status_b"] = ra["status"], rb["status"]
+    table["time_a_s"], table["time_b_s"] = col(ra, "time_median_s"), col(rb, "time_median_s")
+    table["metric"] = np.where(norm, "normalised", "raw")
+    table["ratio"] = np.where(both, ratio, np.nan)
+    table["ci_low"], table["ci_high"] = np.where(both, lo, np.nan), np.where(both, hi, np.nan)
+    table["spread_a"], table["spread_b"] = pick(ra, "norm_rep_spread", "rep_spread"), pick(rb, "norm_rep_spread", "rep_spread")
+    table["verdict"] = verdict
+
     notes = []
+    gap = speed_gap(_calibration(a.env), _calibration(b.env))
+    if gap is not None and abs(gap) > threshold:
+        how = "plain times (--raw): expect differences that are the machine's" if raw else \
+            "times in reference-kernel units (--raw for plain times)"
+        notes.append(f"the machine ran at another speed: sgemm {_calibration(a.env)} GFLOP/s in {label_a}, "
+                     f"{_calibration(b.env)} in {label_b} ({gap:+.0%}); comparing {how}")
+    if not raw and both.any() and not norm[both].all():
+        notes.append(f"{int((both & ~norm).sum())} case(s) lack reference-kernel times (a run of an older "
+                     "convbench): compared on plain times")
+    single = both & ((col(ra, "n_repetitions") < 2) | (col(rb, "n_repetitions") < 2) |
+                     ~np.isfinite(col(ra, "n_repetitions")) | ~np.isfinite(col(rb, "n_repetitions")))
+    if single.any():
+        notes.append(f"{int(single.sum())} case(s) were measured in one repetition in a run: their intervals "
+                     "cover one burst of samples, not the drift between bursts (run with --repeat 3 or more)")
     ma = (a.env.get("cpu") or {}).get("model")
     mb = (b.env.get("cpu") or {}).get("model")
     if ma != mb:
-        notes.append(f"the runs are from different CPUs ({ma} vs {mb}): differences are not regressions of the code alone")
-    return Comparison(pd.DataFrame(out), threshold, alpha, confidence, notes)
+        notes.insert(0, f"the runs are from different CPUs ({ma} vs {mb}): differences are not regressions of the code alone")
+    return Comparison(table, threshold, confidence, not raw and bool(norm[both].all()) if both.any() else not raw, notes)

@@ -18,14 +18,14 @@ on that machine, and where machines disagree it says so:
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..machine.identity import MACHINE_COLUMN, machine_env, machine_name
-from .compare import VARIANT_KEYS, CompareError, compare_runs
+from ..results.schema import VARIANT_KEYS
+from .compare import CompareError, compare_runs
 
 
 def _with_machine(res: Any) -> Any:
@@ -167,8 +167,10 @@ class MachineComparison:
 
     mode: str  # "runs": B against A on each machine; "machines": each machine against the first
     table: Any
+    normalised: bool = False  # ratios of times in reference-kernel units (run against run only)
     notes: list[str] = field(default_factory=list)
     winners: Any = None  # winners_across(...) in "machines" mode
+    reference: str = ""  # the machine the others are compared with ("machines" mode)
 
     @property
     def regressions(self) -> Any:
@@ -179,43 +181,45 @@ class MachineComparison:
 
 
 def _case_keys(summary: Any) -> set[tuple]:
-    from .compare import CASE_KEYS
+    from ..results.schema import CASE_KEYS
 
     return {tuple(r) for r in summary[CASE_KEYS].itertuples(index=False)}
 
 
 def _restrict(res: Any, keys: set[tuple]) -> Any:
-    from .compare import CASE_KEYS
+    from ..results.schema import CASE_KEYS
 
     mask = [tuple(r) in keys for r in res.summary[CASE_KEYS].itertuples(index=False)]
     return replace(res, summary=res.summary[mask].reset_index(drop=True))
 
 
-def compare_folders(folders: Sequence[str | Path], *, threshold: float = 0.05, alpha: float = 0.05) -> MachineComparison:
+def compare_folders(folders: Sequence[str | Path], *, threshold: float = 0.10, raw: bool = False) -> MachineComparison:
     """``convbench compare``, for any number of folders and machines.
 
     Two folders with the same machine(s): run against run on each machine
     (:func:`~convbench.analysis.compare.compare_runs`; one machine: exactly
     the classic comparison). Otherwise the folders are pooled and each
-    machine is compared with the first on the cases both measured (ratio =
-    time on that machine / time on the first), with the layers whose winner
-    differs between machines.
+    machine is compared with the first on the cases both measured, in plain
+    time (ratio = time on that machine / time on the first: reference-kernel
+    units would divide out the very difference asked about), with the
+    layers whose winner differs between machines.
     """
     import pandas as pd
 
     parts = [load([f]) for f in folders]
     sets = [machines_of(p.summary) for p in parts]
     if len(parts) == 2 and set(sets[0]) == set(sets[1]):
-        tables, notes = [], []
+        tables, notes, normalised = [], [], False
         for m in sets[0]:
             a, b = only_machine(parts[0], m), only_machine(parts[1], m)
-            result = compare_runs(a, b, threshold=threshold, alpha=alpha, label_a=str(folders[0]), label_b=str(folders[1]))
+            result = compare_runs(a, b, threshold=threshold, raw=raw, label_a=str(folders[0]), label_b=str(folders[1]))
             t = result.table
             if len(sets[0]) > 1:
                 t.insert(0, MACHINE_COLUMN, m)
             tables.append(t)
             notes += [n for n in result.notes if n not in notes]
-        return MachineComparison("runs", pd.concat(tables, ignore_index=True), notes)
+            normalised = normalised or result.normalised
+        return MachineComparison("runs", pd.concat(tables, ignore_index=True), normalised, notes)
     res = load(folders)
     machines = machines_of(res.summary)
     if len(machines) < 2:
@@ -230,7 +234,7 @@ def compare_folders(folders: Sequence[str | Path], *, threshold: float = 0.05, a
             notes.append(f"{m} measured no case that {machines[0]} measured (shards of one sweep?): "
                          "nothing to set side by side")
             continue
-        result = compare_runs(_restrict(ref, common), _restrict(other, common), threshold=threshold, alpha=alpha,
+        result = compare_runs(_restrict(ref, common), _restrict(other, common), threshold=threshold, raw=True,
                               label_a=machines[0], label_b=m)
         t = result.table
         t.insert(0, MACHINE_COLUMN, m)
@@ -242,7 +246,7 @@ def compare_folders(folders: Sequence[str | Path], *, threshold: float = 0.05, a
         notes.append(f"the fastest algorithm differs between machines on {changed} of {len(winners)} layer variants")
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=[MACHINE_COLUMN, "layer", "algorithm", "layout", "dtype", "threads", "verdict"])
-    return MachineComparison("machines", table, notes, winners)
+    return MachineComparison("machines", table, False, notes, winners, machines[0])
 
 
 # -- the report: where a claim holds --------------------------------------------------------
@@ -296,10 +300,3 @@ def machines_section(res: Any) -> list[str]:
 def slug(machine: str) -> str:
     """A folder name for a machine: ``node17-amd-epyc-7b13``."""
     return re.sub(r"[^a-z0-9]+", "-", machine.lower()).strip("-")[:60] or "machine"
-
-
-def geomean(values: Any) -> float:
-    import numpy as np
-
-    v = np.asarray([x for x in values if isinstance(x, (int, float)) and math.isfinite(x) and x > 0], dtype=float)
-    return float(np.exp(np.log(v).mean())) if v.size else math.nan

@@ -38,11 +38,11 @@ REFERENCE_LABEL = {
 #: ``--quick``: layers of paper.yaml covering every claim (3x3 and 5x5 layers
 #: that need im2col, 1x1 stride-1 layers, a spread of input channels), the
 #: three algorithms the claims are about, and quick timing.
-QUICK_LAYERS = ",".join([
+QUICK_LAYERS = [
     "googlenet_4a_5x5", "googlenet_5a_5x5", "lenet5_conv2", "resnet50_res4_2_b",
     "grid3x3/s1_p1_c64_hw14", "grid3x3/s2_p1_c128_hw28", "resnet50_res4_2_a", "mobilenet_pw_7",
-])
-QUICK_ALGORITHMS = "im2col,im2col-numba,indirect"
+]
+QUICK_ALGORITHMS = ["im2col", "im2col-numba", "indirect"]
 QUICK_MIN_SAMPLES = 8
 
 HOLDS, FAILS, MIXED, UNTESTED = "holds", "does not hold", "mixed", "not tested"
@@ -373,13 +373,14 @@ def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = N
     return ReproduceOutcome(Path(results_dir), path, plots, findings)
 
 
-def reproduce(out: str | Path | None = None, *, quick: bool = False, progress: Any = None,
+def reproduce(out: str | Path | None = None, *, quick: bool = False, monitor: Any = None,
               calibration: bool = True, formats: Any = None) -> ReproduceOutcome:
     """Run ``configs/paper.yaml`` (``quick``: :data:`QUICK_LAYERS` x :data:`QUICK_ALGORITHMS`,
     quick timing), draw its figures into ``OUT/plots/`` and write ``OUT/report.md``."""
     from ..config import load_config
     from ..results import default_out_dir
-    from ..sweep.measure import plan, run
+    from ..sweep.plan import plan
+    from ..sweep.session import run
 
     config = load_config(CONFIG)
     the_plan = plan(config, layers=QUICK_LAYERS if quick else None,
@@ -387,6 +388,6 @@ def reproduce(out: str | Path | None = None, *, quick: bool = False, progress: A
     if quick:  # a few more samples than a plain --quick, so every speedup has an interval
         the_plan.timing = replace(the_plan.timing, min_samples=max(the_plan.timing.min_samples, QUICK_MIN_SAMPLES))
     out_dir = Path(out) if out is not None else default_out_dir(config.name + ("-quick" if quick else ""))
-    outcome = run(the_plan, out_dir, progress=progress, calibration=calibration,
+    outcome = run(the_plan, out_dir, monitor=monitor, calibration=calibration,
                   argv=["convbench", "reproduce", *(["--quick"] if quick else [])])
     return write_report(outcome.out_dir, formats=formats)

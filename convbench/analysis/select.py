@@ -7,6 +7,7 @@ tolerance. The tolerance is the registered algorithm's
 (a plugin not loaded), the run's ``error_tolerance`` column; if neither is
 known, the ``ok`` status alone decides.
 
+:func:`network_totals` sums ``count x median`` per algorithm;
 :func:`network_comparison` weighs each layer by its ``count`` and sets the
 network total of "best per layer" against "one algorithm everywhere".
 """
@@ -17,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .compare import VARIANT_KEYS
+from ..results.schema import VARIANT_KEYS
 
 SELECTION_FILE = "selection.csv"
 NETWORK_FILE = "selection_network.csv"
@@ -107,8 +108,6 @@ def network_comparison(summary: Any, selection: Any | None = None) -> Any:
     """
     import pandas as pd
 
-    from ..results import network_totals
-
     if selection is None:
         selection = select_best(summary)
     ok = eligible(summary)
@@ -129,6 +128,32 @@ def network_comparison(summary: Any, selection: Any | None = None) -> Any:
                              total_s=r["total_s"], layers_ok=r["layers_ok"], layers=r["layers"],
                              complete=r["complete"],
                              vs_best=r["total_s"] / best_total if r["complete"] and complete and best_total > 0 else math.nan))
+    return pd.DataFrame(rows)
+
+
+def network_totals(summary: Any) -> Any:
+    """Per algorithm x layout x dtype x threads: sum of ``count * median`` over layers.
+
+    ``complete`` says whether the algorithm was ``ok`` on every layer; an
+    incomplete total leaves out layers it skipped or failed, so it is not a
+    network time (``layers_ok`` / ``layers`` say how many it covers).
+    """
+    import pandas as pd
+
+    df = summary.copy()
+    df["weighted_s"] = df["count"] * df["time_median_s"]
+    df["weighted_flops"] = df["count"] * df["flops"]
+    df["is_ok"] = df["status"] == "ok"
+    rows = []
+    for key, g in df.groupby(["algorithm", "layout", "dtype", "threads"], sort=False):
+        ok = g[g["is_ok"]]
+        total = float(ok["weighted_s"].sum())
+        rows.append({
+            "algorithm": key[0], "layout": key[1], "dtype": key[2], "threads": key[3],
+            "total_s": total if len(ok) else math.nan,
+            "gflops": float(ok["weighted_flops"].sum()) / total / 1e9 if total > 0 else math.nan,
+            "layers_ok": int(len(ok)), "layers": int(len(g)), "complete": bool(len(ok) == len(g)),
+        })
     return pd.DataFrame(rows)
 
 

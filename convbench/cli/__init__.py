@@ -1,5 +1,10 @@
-"""The ``convbench`` command line (``convbench.cli:app``)."""
+"""The ``convbench`` command line: one module per command group, tables in :mod:`.render`.
 
-from .commands import app
+A command parses its options (:mod:`.options`), calls the library, and
+renders what it got back; it holds no program logic.
+"""
+
+from . import algorithms, analysis, sweep  # noqa: F401  (each registers its commands on app)
+from .app import app
 
 __all__ = ["app"]

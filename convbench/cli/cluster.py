@@ -11,10 +11,27 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from .commands import _print_run_summary, _print_table, console, err_console, fail
+from .app import console, err_console, fail
 
 #: Executor options a resume takes from the run it continues when not given again.
 RESUMED_OPTIONS = ("dask_scheduler", "slurm_cluster", "slurm_partition", "slurm_time", "slurm_cpus")
+
+
+def plan_for_executor(config: str | None, resume: str | None, plugins: list[str] | None, **overrides: Any) -> Any:
+    """The whole sweep's plan (plugins loaded): from ``config``, or from the folder being
+    resumed (its config.yaml); any user error ends the command."""
+    from ..config import ConfigError, load_config
+    from ..registry import PluginError, load_plugin, plugin_target
+    from ..sweep.plan import plan
+
+    try:
+        targets = [plugin_target(p, Path.cwd()) for p in plugins or []]
+        for target in targets:
+            load_plugin(target)
+        source = config if config is not None else (str(Path(resume) / "config.yaml") if resume else None)
+        return plan(load_config(source), plugins=targets, **overrides)
+    except (ConfigError, PluginError, ValueError) as exc:
+        fail(str(exc))
 
 
 def run_on_executor(plan: Any, executor: str | None, *, out: str | None, resume: str | None, tasks: int | None,
@@ -22,7 +39,7 @@ def run_on_executor(plan: Any, executor: str | None, *, out: str | None, resume:
     """Run ``plan`` on ``executor`` into ``out`` (or continue ``resume``); print the outcome.
 
     ``options`` are the executor's (see :func:`convbench.executors.get_executor`);
-    ``run_options`` go to every task's :func:`convbench.sweep.measure.run`.
+    ``run_options`` go to every task's :func:`convbench.sweep.session.run`.
     """
     import typer
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -77,6 +94,7 @@ def _print_outcome(outcome: Any, resume: str | None) -> None:
     from rich.table import Table
 
     from ..machine.identity import MACHINE_COLUMN
+    from .render import print_table
     from ..results import STATUSES
 
     rows = outcome.rows
@@ -88,7 +106,15 @@ def _print_outcome(outcome: Any, resume: str | None) -> None:
                       highlight=False)
     machines = sorted({r.get(MACHINE_COLUMN) for r in rows if r.get(MACHINE_COLUMN)})
     if len(machines) == 1:
-        _print_run_summary([r for r in rows if r["status"] != "missing"])
+        import pandas as pd
+
+        from ..analysis.select import network_totals, select_best
+        from . import render
+
+        df = pd.DataFrame([r for r in rows if r["status"] != "missing"])
+        if len(df):
+            best = select_best(df)
+            render.run_summary(best[best["algorithm"] != ""], network_totals(df))  # no winner where no case is ok
     elif machines:
         table = Table(title="cases per machine")
         for col in ("machine", "cases", "ok"):
@@ -96,7 +122,7 @@ def _print_outcome(outcome: Any, resume: str | None) -> None:
         for m in machines:
             mine = [r for r in rows if r.get(MACHINE_COLUMN) == m]
             table.add_row(m, str(len(mine)), str(sum(r["status"] == "ok" for r in mine)))
-        _print_table(table)
+        print_table(table)
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     console.print(f"{len(rows)} cases: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok")
                   + f"\nresults: {outcome.out_dir} (shards: {outcome.out_dir / 'shards'})", highlight=False)

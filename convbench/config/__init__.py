@@ -1,11 +1,10 @@
-"""Configs: a YAML file -> a validated, expanded sweep (see :mod:`.schema`)."""
+"""Configs: the file format (:mod:`.schema`), expanding it into layers (:mod:`.expand`), reading files (:mod:`.load`)."""
 
-from .schema import (
-    BUILTIN_DEFAULTS, LAYER_FIELDS, Config, ConfigError, ConfigModel, Layer, LayerFields, default_config_text,
-    dump_config, find_config, load_config, parse_config, resolve_algorithms,
-)
+from .expand import Config, Layer, resolve_algorithms
+from .load import default_config_text, dump_config, find_config, load_config, parse_config
+from .schema import ConfigError
 
 __all__ = [
-    "BUILTIN_DEFAULTS", "Config", "ConfigError", "ConfigModel", "LAYER_FIELDS", "Layer", "LayerFields",
-    "default_config_text", "dump_config", "find_config", "load_config", "parse_config", "resolve_algorithms",
+    "Config", "ConfigError", "Layer", "default_config_text", "dump_config", "find_config", "load_config",
+    "parse_config", "resolve_algorithms",
 ]

@@ -3,9 +3,9 @@
 An executor only decides *where* a piece of a plan runs. A piece is a shard
 of the sweep (``I/N``, the same partition as ``convbench run --shard I/N``:
 whole groups, so every speedup has its baseline beside it), and each task
-simply calls the library's :func:`convbench.sweep.measure.run` for it, so it
-measures exactly as a local run does (isolated worker, interleaving, whatever
-the sweep session does), on whatever node it lands on.
+simply calls the library's :func:`convbench.sweep.session.run` for it, so it
+measures exactly as a local run does (isolated worker, interleaving,
+repetitions, whatever the sweep session does), on whatever node it lands on.
 
 A distributed run's folder::
 
@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..sweep.measure import Plan
+from ..sweep.plan import Plan
 
 #: The file that marks a folder as a distributed run (and records it).
 CLUSTER_FILE = "cluster.json"
@@ -79,7 +79,7 @@ class Task:
     count: int  # number of shards
     plan: Plan  # the shard's plan (its groups only)
     shards_dir: str  # OUT/shards, absolute: a node's working directory may differ
-    run_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of sweep.measure.run
+    run_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of sweep.session.run
     argv: list[str] = field(default_factory=list)
 
     @property
@@ -90,7 +90,7 @@ class Task:
 
 
 def shard_plan(plan: Plan, index: int, count: int) -> Plan:
-    """Shard ``index``/``count`` of ``plan``: the groups :func:`~convbench.sweep.measure.plan`
+    """Shard ``index``/``count`` of ``plan``: the groups :func:`~convbench.sweep.plan.plan`
     keeps for ``--shard I/N`` (every N-th group, by the group's index in the whole sweep).
 
     ``dataclasses.replace`` keeps every other field of the plan (timing,
@@ -149,24 +149,23 @@ def run_task(task: Task) -> dict[str, Any]:
     Returns a small report; any exception is the task's failure reason.
     """
     from ..registry import load_plugin
-    from ..results import open_resume, read_env
-    from ..sweep.measure import run, without_cases
+    from ..results import read_env
+    from ..sweep.session import run, without_cases
 
     for target in task.plan.config_as_run().get("plugins") or []:
         load_plugin(target)  # as the driver did: the task's own checks see the same algorithms
     shards = Path(task.shards_dir)
     shards.mkdir(parents=True, exist_ok=True)
     plan, host = task.plan, _host()
-    shard = {"index": task.index, "count": task.count}
     done: dict[Path, set[str]] = {}
     for folder in attempts(shards, task.key):
-        if not (folder / "env.json").is_file():
+        if not (folder / "env.json").is_file() and not cases_on_disk(folder):
             # killed before its metadata was written, so before any row: nothing to keep
-            if not cases_on_disk(folder):
-                shutil.rmtree(folder)
-                continue
-        state = open_resume(folder, plan.config_as_run(), shard, _complete_groups(plan))
-        done[folder] = set(state.done)
+            shutil.rmtree(folder)
+            continue
+        # whole groups only: a group torn by a kill is measured again whole (in place, the
+        # session's resume repairs the folder; elsewhere, the new attempt measures it)
+        done[folder] = _complete_groups(plan)(cases_on_disk(folder))
     last = list(done)[-1] if done else None
     same_machine = last is not None and (read_env(last).get("system") or {}).get("hostname") == host
     if same_machine:
@@ -384,7 +383,7 @@ def execute(
     ``tasks`` defaults to one per group (the most parallel). ``resume=True``:
     ``out_dir`` is an earlier distributed run of the same plan; only shards
     with missing cases are submitted (with the shard count it was made with).
-    ``run_options`` are passed to every task's :func:`convbench.sweep.measure.run`.
+    ``run_options`` are passed to every task's :func:`convbench.sweep.session.run`.
     """
     from ..config import dump_config
     from ..results import ResultsError, check_new_dir
@@ -466,7 +465,8 @@ def assemble(out: Path, plan: Plan, tasks: list[Task], states: Mapping[str, Task
     import pandas as pd
 
     from ..machine.identity import MACHINE_COLUMN
-    from ..results import SAMPLE_COLUMNS, SCHEMA_VERSION, SUMMARY_COLUMNS, ResultsWriter, merge_results, read_csv
+    from ..results import SAMPLE_COLUMNS, SCHEMA_VERSION, SUMMARY_COLUMNS, ResultsWriter, merge_results
+    from ..results.io import read_csv
     from ..sweep.measure import base_row
 
     folders = [f for t in tasks for f in attempts(Path(t.shards_dir), t.key) if (f / "env.json").is_file()]
@@ -500,8 +500,9 @@ def assemble(out: Path, plan: Plan, tasks: list[Task], states: Mapping[str, Task
     env.update(executor=dict(where), tasks=len(tasks), n_cases=plan.n_cases, missing_cases=len(lost),
                complete=not lost, shards_dir=SHARDS)
     _write_json(scratch / "env.json", env)
-    for name in ("samples.csv", "summary.csv", "config.yaml", "env.json"):  # env.json last: it says "complete"
-        os.replace(scratch / name, out / name)
+    for name in ("samples.csv", "repetitions.csv", "summary.csv", "config.yaml", "env.json"):  # env.json last
+        if (scratch / name).is_file():
+            os.replace(scratch / name, out / name)
     shutil.rmtree(scratch)
     return summary.to_dict("records"), len(lost)
 

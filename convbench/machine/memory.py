@@ -1,9 +1,9 @@
 """The memory guard: how much memory a case needs, how much there is, sizes as text.
 
-Before a case is prepared the runner compares what it will hold (input +
+Before a case is prepared the sweep compares what it will hold (input +
 output + weights + the algorithm's declared workspace) with what is
 available: ``MemAvailable`` of ``/proc/meminfo`` (psutil where there is no
-/proc), capped by ``--memory-limit``. A case that would not fit becomes a
+/proc), capped by the run's memory limit. A case that would not fit becomes a
 ``skipped`` row that states both numbers, instead of a machine brought to
 its knees. The isolated worker also caps its own data segment
 (``RLIMIT_DATA``) so an algorithm that allocates far beyond what it declared
@@ -22,22 +22,22 @@ _UNITS = {
 }
 
 
-def parse_size(text: str | int | None, what: str = "--memory-limit") -> int | None:
+def parse_size(text: str | int | None) -> int | None:
     """``"2GiB"``, ``"500MB"``, ``"1.5G"`` or a byte count as bytes; ``ValueError`` says what is accepted."""
     if text is None or isinstance(text, int):
         if isinstance(text, int) and text < 1:
-            raise ValueError(f"{what} must be a positive size, got {text}")
+            raise ValueError(f"must be a positive size, got {text}")
         return text
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
     unit = m.group(2).lower() if m else ""
     if not m or unit not in _UNITS:
         raise ValueError(
-            f"{what} must be a size such as 2GiB, 500MB or 1048576 (bytes); got {text!r}. "
+            f"must be a size such as 2GiB, 500MB or 1048576 (bytes); got {text!r}. "
             "Units: B, KB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB, TiB (powers of 1024)."
         )
     value = int(float(m.group(1)) * _UNITS[unit])
     if value < 1:
-        raise ValueError(f"{what} must be a positive size, got {text!r}")
+        raise ValueError(f"must be a positive size, got {text!r}")
     return value
 
 
@@ -82,7 +82,7 @@ def available(limit: int | None = None) -> tuple[int | None, str]:
     """``(bytes, where from)``: the smaller of MemAvailable and ``limit``."""
     system = system_available()
     if limit is not None and (system is None or limit <= system):
-        return limit, f"--memory-limit {format_size(limit)}"
+        return limit, f"the memory limit of {format_size(limit)}"
     return system, "MemAvailable"
 
 
@@ -108,7 +108,7 @@ def check_fits(spec: object, workspace: int, limit: int | None) -> str | None:
     return (
         f"memory guard: the case needs {format_size(need['total'])} ({need['total']} bytes: {detail}) "
         f"but only {format_size(have)} ({have} bytes) is available ({source}); "
-        "raise --memory-limit or free memory to run it"
+        "raise the memory limit or free memory to run it"
     )
 
 

@@ -45,6 +45,14 @@ def sync_torch_threads() -> None:
         torch.set_num_threads(fft_workers())
 
 
+def check_thread_count(n: Any) -> int:
+    """``n`` if it is a thread count (an int >= 1), else ``ValueError``; whether the
+    machine can run that many is :func:`check_threads`' question, asked per case."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"must be a thread count (an int >= 1), got {n!r}")
+    return n
+
+
 def check_threads(n: int) -> str | None:
     """``None`` if ``n`` threads can be set, else a reason (for a ``skipped`` row)."""
     if n < 1:
@@ -116,3 +124,32 @@ def _threading_layer() -> str | None:
         return numba.threading_layer()
     except ValueError:  # no parallel region has run yet
         return None
+
+
+@contextlib.contextmanager
+def pinned(cpu: int | None) -> Iterator[int | None]:
+    """Run the block on core ``cpu`` alone (``None``: as it is); restore the affinity after.
+
+    A one-thread case is pinned so the scheduler cannot move it between two
+    vCPUs that run at different speeds in the middle of a measurement. Yields
+    the core it runs on, or ``None`` where affinity cannot be set.
+    """
+    if cpu is None or not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    old = os.sched_getaffinity(0)
+    if cpu not in old:
+        raise ValueError(f"cannot pin to core {cpu}: this process may run on cores {sorted(old)}")
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, old)
+
+
+def allowed_cores() -> list[int]:
+    """The cores this process may run on, in order (``[0 .. n-1]`` where unknown)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return list(range(os.cpu_count() or 1))

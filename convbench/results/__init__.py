@@ -1,13 +1,18 @@
-"""Results folders: the schema, writing and reading them, merging shards (see :mod:`.io`)."""
+"""Results folders: the schema (columns, keys, statuses), writing and reading, merging shards."""
 
 from .io import (
-    FILES, REQUIRED_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, Results, ResultsError,
-    ResultsWriter, ResumeState, check_new_dir, check_writable, default_out_dir, merge_results, network_totals,
-    open_resume, read_csv, read_env, read_results,
+    FolderNotEmpty, Results, ResultsError, ResultsWriter, ResumeState, check_new_dir, default_out_dir, open_resume,
+    read_env, read_results,
+)
+from .merge import merge_results
+from .schema import (
+    CASE_KEYS, FILES, REQUIRED_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, VARIANT_KEYS,
+    SchemaError, sample_row, spec_columns, spec_of, summary_row,
 )
 
 __all__ = [
-    "FILES", "REQUIRED_COLUMNS", "Results", "ResultsError", "ResultsWriter", "ResumeState", "SAMPLE_COLUMNS",
-    "SCHEMA_VERSION", "STATUSES", "SUMMARY_COLUMNS", "check_new_dir", "check_writable", "default_out_dir",
-    "merge_results", "network_totals", "open_resume", "read_csv", "read_env", "read_results",
+    "CASE_KEYS", "FILES", "FolderNotEmpty", "REQUIRED_COLUMNS", "Results", "ResultsError", "ResultsWriter",
+    "ResumeState", "SAMPLE_COLUMNS", "SCHEMA_VERSION", "STATUSES", "SUMMARY_COLUMNS", "SchemaError", "VARIANT_KEYS",
+    "check_new_dir", "default_out_dir", "merge_results", "open_resume", "read_env", "read_results", "sample_row",
+    "spec_columns", "spec_of", "summary_row",
 ]

@@ -2,15 +2,16 @@
 
 A numba kernel can segfault, a plugin can call ``abort()``, hang, or
 allocate the machine away. None of that may cost a sweep the rows it has
-already measured, so :func:`convbench.sweep.measure.run` hands each group of
-cases to a worker (``python -m convbench.sweep.isolation``) and only writes rows.
+already measured, so :func:`convbench.sweep.session.run` hands each group of
+cases to a worker (``python -m convbench.sweep.worker``, :mod:`.worker`) and
+only writes rows. This module is the parent's side: :class:`WorkerPool`.
 
 - The worker is started once per sweep and reused while healthy: imports
   and numba's JIT happen once, and timing happens inside it exactly as
   in-process (:func:`convbench.sweep.measure.measure_group`).
 - It loads the same plugins as the parent; an algorithm registered only in
   the parent's memory (a class defined at runtime) cannot be seen there and
-  is refused up front with a pointer to ``--no-isolation``.
+  is refused up front, with the advice to run without isolation.
 - It reports which case is running (and which sample) through a small
   shared "heartbeat" file, outside the timed regions; finished cases' rows
   come back over a pipe as soon as they are final.
@@ -32,7 +33,6 @@ import mmap
 import os
 import re
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -41,14 +41,29 @@ from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from typing import Any
 
-from ..machine.malloc_policy import BLAS_ENV, keep_freed_memory
-from .measure import DEFAULT_CASE_TIMEOUT, Case, Group, GroupResult, Monitor, Progress, Row, base_row, finish_rows
+from .. import registry
+from ..machine.malloc_policy import BLAS_ENV
 from ..timing import TimingSettings
+from .measure import GroupResult, Monitor, Row, base_row, finish_rows
+from .plan import Case, Group
+from .worker import BEAT
 
-#: heartbeat layout: beat counter, case position, sample number, stage text
-_BEAT = struct.Struct("<qqq104s")
+#: Seconds a case may go without progress (its set-up, or any one sample) in
+#: the isolated worker before it is stopped and becomes a ``timeout`` row.
+DEFAULT_CASE_TIMEOUT = 300.0
 #: seconds a new worker may take to import and load plugins (at least)
 START_TIMEOUT = 120.0
+
+
+def check_case_timeout(seconds: float) -> float:
+    """The case timeout as a float; ``ValueError`` unless it is a positive number of seconds."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0:
+        raise ValueError(f"must be a positive number of seconds, got {seconds!r}")
+    return value
 
 
 class WorkerError(Exception):
@@ -74,7 +89,7 @@ class _Failure:
 
 @dataclasses.dataclass
 class _Attempt:
-    done: dict[int, tuple[Row, list[Row]]] = dataclasses.field(default_factory=dict)
+    done: dict[int, tuple[Row, list[tuple[int, Row]]]] = dataclasses.field(default_factory=dict)
     failure: _Failure | None = None
 
 
@@ -83,8 +98,7 @@ class WorkerPool:
 
     def __init__(self, plugins: list[str] | None = None, *, memory_limit: int | None = None,
                  case_timeout: float = DEFAULT_CASE_TIMEOUT, start_timeout: float | None = None):
-        if not case_timeout > 0:
-            raise ValueError(f"case_timeout must be > 0 seconds, got {case_timeout}")
+        case_timeout = check_case_timeout(case_timeout)
         self.plugins = list(plugins or [])
         self.memory_limit = memory_limit
         self.case_timeout = float(case_timeout)
@@ -115,21 +129,19 @@ class WorkerPool:
         self._start()
 
     def _start(self) -> None:
-        import convbench
-
         self._beat_file = tempfile.TemporaryFile()
-        self._beat_file.write(b"\0" * _BEAT.size)
+        self._beat_file.write(b"\0" * BEAT.size)
         self._beat_file.flush()
-        self._beat_map = mmap.mmap(self._beat_file.fileno(), _BEAT.size)
+        self._beat_map = mmap.mmap(self._beat_file.fileno(), BEAT.size)
         self._fault_file = tempfile.TemporaryFile()
         parent, child = Pipe(duplex=True)
-        root = str(Path(convbench.__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])  # the folder holding the convbench package
         env = {**BLAS_ENV, **os.environ}  # a user's own setting wins
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
         fds = (child.fileno(), self._beat_file.fileno(), self._fault_file.fileno())
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "convbench.sweep.isolation", *map(str, fds), str(os.getpid())],
+                [sys.executable, "-m", "convbench.sweep.worker", *map(str, fds), str(os.getpid())],
                 pass_fds=fds, stdin=subprocess.DEVNULL, env=env,
             )
         except OSError as exc:
@@ -182,6 +194,11 @@ class WorkerPool:
                 pass
         self._proc = self._conn = self._beat_map = self._beat_file = self._fault_file = None
 
+    def restart(self) -> None:
+        """Stop the worker; the next group starts a fresh one (a new repetition
+        is measured in a new process: other memory, other JIT state)."""
+        self.close()
+
     def close(self) -> None:
         """Stop the worker: ask politely, then kill."""
         if self._proc is not None and self._proc.poll() is None and self._conn is not None:
@@ -201,16 +218,22 @@ class WorkerPool:
     # measuring
     def _read_beat(self) -> tuple[int, int, int, str]:
         assert self._beat_map is not None
-        beat, pos, sample, stage = _BEAT.unpack(self._beat_map[: _BEAT.size])
+        beat, pos, sample, stage = BEAT.unpack(self._beat_map[: BEAT.size])
         return beat, pos, sample, stage.rstrip(b"\0").decode("utf-8", "replace")
 
     def measure(self, group: Group, timing: TimingSettings, seed: int = 0, baseline: str | None = None,
-                progress: Progress | None = None) -> GroupResult:
-        """Measure ``group`` in the worker; every case ends as one row whatever the worker does."""
-        note = progress or (lambda case, done: None)
+                monitor: Monitor | None = None, *, repetition: int = 0, pin: int | None = None) -> GroupResult:
+        """Measure ``group`` in the worker; every case ends as one row whatever the worker does.
+
+        ``monitor`` hears ``begin``, ``started`` and ``finished`` (positions in
+        ``group.cases``) as the worker reports them. ``repetition`` and
+        ``pin`` go to :func:`~.measure.measure_group`.
+        """
+        mon = monitor or Monitor()
+        mon.begin(group)
         n = len(group.cases)
         final: dict[int, Row] = {}
-        samples: list[tuple[int, Row]] = []
+        samples: list[tuple[int, int, Row]] = []
         failures = 0
         attempt_no = 0
         while len(final) < n:
@@ -218,10 +241,10 @@ class WorkerPool:
             batches = [[p] for p in pending] if failures >= 2 else [pending]
             for batch in batches:
                 sub = dataclasses.replace(group, cases=tuple(group.cases[p] for p in batch))
-                attempt = self._attempt(sub, timing, seed, baseline, note)
+                attempt = self._attempt(sub, timing, seed, baseline, mon, batch, repetition, pin)
                 for i, (row, smp) in attempt.done.items():
                     final[batch[i]] = row
-                    samples.extend((attempt_no, s) for s in smp)
+                    samples.extend((attempt_no, seq, s) for seq, s in smp)
                 attempt_no += 1
                 f = attempt.failure
                 if f is None:
@@ -234,14 +257,14 @@ class WorkerPool:
                 blamed = [batch[f.pos]] if 0 <= f.pos < len(batch) else [p for p in batch if p not in final]
                 for p in blamed:
                     final[p] = self._failed_row(group.cases[p], seed, baseline, f.status, f.reason)
-                    note(group.cases[p], True)
+                    mon.finished(p, final[p], [])
                 if len(batches) > 1:
                     continue
                 break  # re-plan the rest of the group after a failure
         rows = [final[p] for p in range(n)]
         finish_rows(rows, group.spec.flops, baseline)
-        samples.sort(key=lambda item: (item[0], item[1].get("seq", 0)))
-        return GroupResult(rows=rows, samples=[s for _, s in samples])
+        samples.sort(key=lambda item: item[:2])  # in the order taken
+        return GroupResult(rows=rows, samples=[s for _, _, s in samples])
 
     @staticmethod
     def _failed_row(case: Case, seed: int, baseline: str | None, status: str, reason: str) -> Row:
@@ -250,9 +273,11 @@ class WorkerPool:
         return row
 
     def _attempt(self, group: Group, timing: TimingSettings, seed: int, baseline: str | None,
-                 note: Progress) -> _Attempt:
+                 mon: Monitor, positions: list[int], repetition: int = 0, pin: int | None = None) -> _Attempt:
+        """Measure ``group`` (the cases at ``positions`` of the whole group) in the worker once."""
         out = _Attempt()
-        job = {"group": group, "timing": timing, "seed": seed, "baseline": baseline}
+        job = {"group": group, "timing": timing, "seed": seed, "baseline": baseline,
+               "repetition": repetition, "pin": pin}
         for retry in (False, True):  # a worker that died between groups is replaced once
             self._ensure()
             assert self._conn is not None and self._proc is not None
@@ -280,10 +305,10 @@ class WorkerPool:
                     return out
                 kind = msg[0]
                 if kind == "start":
-                    note(group.cases[msg[1]], False)
+                    mon.started(positions[msg[1]])
                 elif kind == "done":
                     out.done[msg[1]] = (msg[2], msg[3])
-                    note(group.cases[msg[1]], True)
+                    mon.finished(positions[msg[1]], msg[2], msg[3])
                 elif kind == "group-error":
                     out.failure = _Failure("error", msg[1], -1)
                     return out
@@ -303,7 +328,7 @@ class WorkerPool:
                 where = self._dump_stack()
                 self._discard()
                 at = f" (at {where})" if where else ""
-                reason = (f"no progress for {timeout:g} s (--case-timeout) during {stage or 'the case'}{at}; "
+                reason = (f"no progress for {timeout:g} s (the case timeout) during {stage or 'the case'}{at}; "
                           "the worker was stopped")
                 out.failure = _Failure("timeout", reason, pos)
                 return out
@@ -370,7 +395,7 @@ def _refuse(missing: list[str]) -> None:
         raise WorkerError(
             f"algorithm(s) {', '.join(map(repr, missing))} are registered in this process only, so the "
             "isolated worker cannot load them; register them from a plugin module or .py file "
-            "(--plugin or 'plugins:' in the config), or run in-process with --no-isolation "
+            "(a plugin of the run or 'plugins:' in the config), or run without isolation, in this process "
             "(a crash then ends the sweep)"
         )
 
@@ -378,115 +403,4 @@ def _refuse(missing: list[str]) -> None:
 def check_loadable(names: list[str]) -> None:
     """Refuse, before any worker starts, algorithms registered at runtime (not by loading
     a module, a file or an entry point): a worker cannot load them."""
-    from .. import registry
-
     _refuse(registry.registered_at_runtime(names))
-
-
-# -- the worker's side ---------------------------------------------------------------
-
-
-class _WorkerMonitor(Monitor):
-    def __init__(self, conn: Connection, beat: mmap.mmap):
-        self.conn = conn
-        self.beat = beat
-        self.count = 0
-        self.pos = -2
-
-    def _write(self, pos: int, sample: int, stage: str, bump: bool) -> None:
-        if bump:
-            self.count += 1
-        self.beat[: _BEAT.size] = _BEAT.pack(self.count, pos, sample, stage.encode("utf-8")[:104])
-
-    def stage(self, pos: int, stage: str) -> None:
-        new = pos != self.pos
-        self.pos = pos
-        self._write(pos, -1, stage, new)
-        if new and pos >= 0:
-            self.conn.send(("start", pos))
-
-    def sample(self, pos: int, n: int) -> None:
-        self.pos = pos
-        self._write(pos, n, f"sample {n}", True)
-
-    def sampling(self, n_live: int) -> None:
-        self.pos = -1
-        self._write(-1, -1, "the interleaved sampling", True)
-
-    def finished(self, pos: int, row: Row, samples: list[Row]) -> None:
-        self.conn.send(("done", pos, dict(row), list(samples)))
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except Exception:  # pragma: no cover - not Linux
-        pass
-    if os.getppid() != parent_pid:
-        os._exit(0)  # the parent is already gone
-
-
-def serve(conn: Connection, beat: mmap.mmap) -> int:
-    """The worker loop: init, then one group per message until ``stop`` or EOF."""
-    try:
-        _, init = conn.recv()
-        from . import measure as runner
-        from ..machine.memory import cap_process_memory
-        from ..registry import list_algorithms, load_plugin
-
-        for target in init["plugins"]:
-            load_plugin(target)
-        names = list_algorithms()
-        limits = cap_process_memory(init["memory_limit"])
-        conn.send(("ready", {"algorithms": names, "pid": os.getpid(), **limits}))
-    except EOFError:
-        return 0
-    except BaseException as exc:
-        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
-        return 1
-    monitor = _WorkerMonitor(conn, beat)
-    while True:
-        try:
-            kind, job = conn.recv()
-        except (EOFError, OSError):
-            return 0
-        if kind == "stop":
-            return 0
-        try:
-            runner.measure_group(job["group"], job["timing"], job["seed"], job["baseline"],
-                                 memory_limit=init["memory_limit"], monitor=monitor)
-            conn.send(("end", None))
-        except (BrokenPipeError, ConnectionResetError):
-            return 0
-        except BaseException as exc:  # outside any case: the inputs, the thread pools
-            text = str(exc).strip().splitlines()
-            conn.send(("group-error", f"the group's set-up raised {type(exc).__name__}: {text[0] if text else ''}"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    fd, beat_fd, fault_fd, parent_pid = (int(a) for a in args[:4])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _die_with_parent(parent_pid)
-    try:
-        import faulthandler
-        import resource
-
-        # a crash writes the Python stacks to a file the parent reads: the culprit's frame goes
-        # into the crashed row, the whole report to stderr
-        report = os.fdopen(fault_fd, "w", closefd=False)
-        faulthandler.enable(file=report, all_threads=True)
-        faulthandler.register(signal.SIGUSR1, file=report, all_threads=True)  # "where are you?" before a timeout kill
-        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
-    except Exception:  # pragma: no cover
-        pass
-    keep_freed_memory()
-    beat = mmap.mmap(beat_fd, _BEAT.size)
-    return serve(Connection(fd), beat)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

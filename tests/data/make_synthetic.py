@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from convbench.config import dump_config
-from convbench.results import ResultsWriter
+from convbench.results import ResultsWriter, sample_row, summary_row
 from convbench.spec import ConvSpec
 from convbench.timing import summarize
 
@@ -94,7 +94,7 @@ def make_results(
                 layer_rows = []
                 for algo in algorithms:
                     case_id = f"{name}|{algo}|nhwc|float32|t{t}"
-                    row = dict(
+                    row = summary_row(
                         case_index=case_index, case_id=case_id, layer=name, layer_class=layer_class,
                         network="Synthetic", description=spec.describe(), count=count, algorithm=algo,
                         status="ok", reason="", layout=spec.layout, dtype=spec.dtype, threads=t,
@@ -138,7 +138,7 @@ def make_results(
                         base_median = stats["time_median_s"]
                     layer_rows.append(row)
                     for i, x in enumerate(times):
-                        samples.append(dict(case_index=row["case_index"], case_id=case_id, layer=name,
+                        samples.append(sample_row(case_index=row["case_index"], case_id=case_id, layer=name,
                                             algorithm=algo, layout="nhwc", dtype="float32", threads=t,
                                             round=i, sample=i, loops=1, time_s=float(x)))
                 for row in layer_rows:

@@ -1,0 +1,147 @@
+"""``convbench plot``, ``compare``, ``select`` and ``reproduce``: figures and judgements from results folders."""
+
+from __future__ import annotations
+
+import typer
+
+from .app import app, console, err_console, fail, option_error
+
+
+def _read(folder: str):  # type: ignore[no-untyped-def]
+    from ..results import ResultsError, read_results
+
+    try:
+        return read_results(folder)
+    except ResultsError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def plot(
+    results_dirs: list[str] = typer.Argument(..., help="A results folder written by `convbench run`; or results of several machines (a merged folder, or a folder per machine, with --out): a machine panel, and the figures per machine."),
+    out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
+    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network, machines."),
+    formats: str = typer.Option("png,svg", "--format", help="Comma-separated file formats (png, svg, pdf)."),
+) -> None:
+    """Draw the figures of a results folder (PNG + SVG) from its CSVs."""
+    from ..plots import plot_all
+    from ..results import ResultsError
+    from .options import parse_names
+
+    fmts = [f.lower() for f in parse_names(formats) or []]
+    try:
+        with console.status("drawing ..."):
+            paths = plot_all(results_dirs, out, only=parse_names(only), formats=fmts)
+    except (ResultsError, ValueError) as exc:
+        fail(str(exc))
+    for p in paths:
+        console.print(str(p), highlight=False)
+    console.print(f"{len(paths)} files", highlight=False)
+
+
+@app.command()
+def compare(
+    folders: list[str] = typer.Argument(..., help="A B: the reference run and the run compared with it. Or results of several machines (one merged folder, or a folder per machine): each machine against the first."),
+    threshold: float = typer.Option(0.10, "--threshold", help="Smallest relative change that counts (0.10 = 10%): a change counts when its whole 95% CI lies beyond it and it exceeds both runs' spread between repetitions."),
+    raw: bool = typer.Option(False, "--raw", help="Compare plain times instead of times in units of the reference kernel timed beside each sample (which divide out a machine running at another speed). Machines against each other always compare plain times."),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit with status 1 if any case is slower or broke (run against run only: another machine is not a regression)."),
+    show_all: bool = typer.Option(False, "--all", help="List every case, not only the changed ones."),
+    csv_out: str = typer.Option(None, "--csv", help="Also write the per-case table to this CSV file."),
+) -> None:
+    """Per matching case: B/A of the medians with a 95% CI, and a verdict that tells drift from change.
+
+    Two runs of the same machine(s) compare run against run (per machine).
+    Results of several machines compare each machine with the first, on the
+    cases both measured, and list the layers whose fastest algorithm changes.
+    """
+    from ..analysis.compare import CompareError
+    from ..analysis.machines import compare_folders
+    from ..results import ResultsError
+    from .render import compare_table, print_table, winners_table
+
+    if threshold < 0:
+        fail(f"--threshold must be >= 0; got {threshold}")
+    try:
+        result = compare_folders(folders, threshold=threshold, raw=raw)
+    except (CompareError, ResultsError) as exc:
+        fail(str(exc))
+    for note in result.notes:
+        err_console.print(f"note: {note}", highlight=False)
+    df = result.table
+    if csv_out:
+        df.to_csv(csv_out, index=False)
+    shown = df if show_all else df[df["verdict"].isin(["slower", "faster", "broken", "fixed"])]
+    what = "time in reference-kernel units" if result.normalised else "time"
+    for machine, part in (shown.groupby("machine", sort=False) if "machine" in shown.columns else [(None, shown)]):
+        if result.mode == "runs":
+            a, b = folders
+            title = (f"B / A {what}: {b} against {a}" + (f" on {machine}" if machine else "")
+                     + f" (a change counts when its CI is beyond +-{threshold:.0%} and above both runs' repetition spread)")
+        else:
+            title = f"{machine} / {result.reference} {what} (a change counts when its CI is beyond +-{threshold:.0%})"
+        if len(part):
+            print_table(compare_table(part, title))
+    counts = df["verdict"].value_counts().to_dict()
+    console.print(f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)
+    if result.winners is not None and len(result.winners):
+        print_table(winners_table(result.winners))
+    if fail_on_regression and len(result.regressions):
+        err_console.print(f"[red]{len(result.regressions)} regression(s)[/]", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("select")
+def select_cmd(
+    results_dirs: list[str] = typer.Argument(..., help="A results folder written by `convbench run`; or results of several machines (a merged folder, or a folder per machine): the best per layer on each."),
+    out: str = typer.Option(None, "--out", "-o", help="Folder for selection.csv (default: the results folder; needed with several folders)."),
+) -> None:
+    """The best algorithm per layer (fastest ok case within tolerance) -> RESULTS_DIR/selection.csv."""
+    from ..analysis.machines import write_selections
+    from ..results import ResultsError
+    from .render import print_table, selection_tables
+
+    try:
+        path, selection, network = write_selections(results_dirs, out)
+    except ResultsError as exc:
+        fail(str(exc))
+    if "machine" not in selection.columns:
+        parts = [(None, selection, network)]
+    else:  # one pair of tables per machine
+        parts = [(m, sel, network[network["machine"] == m]) for m, sel in selection.groupby("machine", sort=False)]
+    for machine, sel, net in parts:
+        if machine:
+            console.print(f"[bold]{machine}[/]", highlight=False)
+        for table in selection_tables(sel, net):
+            print_table(table)
+    console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def reproduce(
+    out: str = typer.Option(None, "--out", "-o", help="Results folder to create (default: results/paper/<timestamp>/)."),
+    quick: bool = typer.Option(False, "--quick", help="A few layers, the three algorithms of the claims, few samples: checks it all runs (well under 2 minutes)."),
+    from_results: str = typer.Option(None, "--from", help="Do not run: redraw the figures and rewrite report.md of this existing results folder."),
+) -> None:
+    """Run configs/paper.yaml, draw its figures and write report.md judging the paper's claims."""
+    from ..analysis.report import reproduce as run_reproduce, write_report
+    from ..config import ConfigError
+    from ..results import ResultsError, check_new_dir
+
+    try:
+        if from_results:
+            _read(from_results)
+            with console.status("drawing and judging ..."):
+                outcome = write_report(from_results)
+        else:
+            try:
+                check_new_dir(out)
+            except ResultsError as exc:
+                option_error("--out", exc)
+            with console.status("running configs/paper.yaml" + (" (quick)" if quick else "") + " ..."):
+                outcome = run_reproduce(out, quick=quick)
+    except (ConfigError, ResultsError, ValueError) as exc:
+        fail(str(exc))
+    for f in outcome.findings:
+        color = {"holds": "green", "does not hold": "red", "mixed": "yellow"}.get(f.verdict, "dim")
+        console.print(f"claim {f.claim} vs {f.reference}: [{color}]{f.verdict}[/] - {f.headline}", highlight=False)
+    console.print(f"report: {outcome.report}\nfigures: {outcome.report.parent / 'plots'}", highlight=False)

@@ -1,0 +1,41 @@
+"""Command-line strings -> the typed values the library takes ("1,2" -> [1, 2], "2/4" -> (2, 4)).
+
+Each parser raises ``ValueError`` naming its option; the library then
+checks the values themselves (thread counts, shards) in one place.
+"""
+
+from __future__ import annotations
+
+from ..sweep.plan import check_shard
+
+
+def parse_names(text: str | None) -> list[str] | None:
+    """``"a, b"`` -> ``["a", "b"]`` (None stays None: the config's choice)."""
+    if text is None:
+        return None
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def parse_ints(text: str | None, flag: str) -> list[int] | None:
+    """``"1,2"`` -> ``[1, 2]``."""
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} must be comma-separated integers, got {text!r}") from None
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` (1-based: 1/4 ... 4/4) as ``(I, N)``."""
+    if text is None:
+        return None
+    try:
+        i_text, n_text = text.split("/")
+        shard = int(i_text), int(n_text)
+    except ValueError:
+        raise ValueError(f"--shard must look like I/N, e.g. 1/4; got {text!r}") from None
+    try:
+        return check_shard(shard)
+    except ValueError as exc:
+        raise ValueError(f"--shard {text}: {exc}") from None

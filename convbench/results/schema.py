@@ -1,0 +1,191 @@
+"""The results schema: every column, key and status a results folder holds, defined once.
+
+``summary.csv`` has one row per case (:data:`SUMMARY_COLUMNS`, in that
+order), ``samples.csv`` one row per timed sample (:data:`SAMPLE_COLUMNS`).
+Rows are built with :func:`summary_row` / :func:`sample_row`, which give
+every column (``None`` where unknown) and refuse a name the schema lacks,
+and the writer refuses a row with a missing or unknown column, so a typo
+cannot silently drop a value. :func:`spec_columns` and :func:`spec_of` are
+the two directions between a :class:`~convbench.spec.ConvSpec` and its
+columns: readers ask the spec (its FLOPs, bytes, ``is_pointwise``) instead
+of re-deriving them from columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from ..spec import ConvSpec
+
+#: Version of the results format; bump when a column changes meaning or goes.
+#: 2: repetitions (``repetitions.csv``; summary columns on their agreement,
+#: per-round speedups, the reference kernel; samples' ``repetition`` and
+#: ``ref_time_s``). Folders of version 1 are read with those columns empty.
+SCHEMA_VERSION = 2
+
+#: Columns ``summary.csv`` must have (the documented contract).
+REQUIRED_COLUMNS = [
+    "layer", "layer_class", "network", "count", "algorithm", "status", "reason",
+    "layout", "dtype", "threads", "batch", "in_channels", "out_channels", "height", "width",
+    "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_top", "pad_bottom", "pad_left",
+    "pad_right", "dilation_h", "dilation_w", "groups", "output_height", "output_width",
+    "flops", "prepare_s", "compile_s", "n_samples", "time_median_s", "time_iqr_s",
+    "time_min_s", "time_ci_low_s", "time_ci_high_s", "gflops", "speedup_vs_baseline",
+    "workspace_bytes", "peak_bytes", "max_rel_err",
+]
+
+#: Every column of ``summary.csv``, in order: the single source of the schema.
+#: Beyond the required ones: ``case_index`` (position in the unsharded sweep),
+#: ``case_id`` (stable key), ``description`` (ConvSpec.describe()),
+#: ``baseline`` (the algorithm speedups refer to), ``error_tolerance``,
+#: ``time_mean_s``, ``time_std_s``, ``ci_rel_halfwidth`` (CI half-width / median),
+#: ``loops`` (calls per sample), ``prepare_bytes`` (memory the prepared call
+#: keeps), ``measured_workspace_bytes`` (prepare_bytes beyond the weights +
+#: peak_bytes beyond the output: comparable to ``workspace_bytes``),
+#: ``numba_allocs`` (NRT allocations in one call), the thread pools as
+#: verified during the case (``numba_threads``, ``blas_threads``,
+#: ``fft_workers``) and ``seed``.
+#:
+#: Repetitions (see :mod:`convbench.sweep.repeats`): the median and its CI
+#: pool every repetition (the CI by a bootstrap over repetitions);
+#: ``n_repetitions``, ``reps_agree`` (repetitions whose own median is within
+#: 10% of the pooled one), ``rep_spread`` (max / min of the repetitions'
+#: medians - 1); ``speedup_vs_baseline`` is the median of per-round ratios,
+#: ``speedup_ci_low``/``speedup_ci_high`` its CI; ``time_norm_*`` the time in
+#: units of the reference kernel timed in the same round, and
+#: ``norm_rep_spread`` its spread over repetitions; ``ref_gflops`` that
+#: kernel's rate while the case ran, ``ref_drift`` how far it moved within
+#: a repetition (worst one), ``unstable`` whether it moved beyond the limit
+#: even after ``remeasured`` extra attempts; ``pinned_cpus`` the cores a
+#: one-thread case ran on.
+REPETITION_SUMMARY_COLUMNS = [
+    "n_repetitions", "reps_agree", "rep_spread", "speedup_ci_low", "speedup_ci_high",
+    "time_norm_median", "time_norm_ci_low", "time_norm_ci_high", "norm_rep_spread",
+    "ref_gflops", "ref_drift", "unstable", "remeasured", "pinned_cpus",
+]
+SUMMARY_COLUMNS = [
+    "case_index", "case_id", *REQUIRED_COLUMNS[:3], "description", *REQUIRED_COLUMNS[3:],
+    "baseline", "error_tolerance", "time_mean_s", "time_std_s", "ci_rel_halfwidth", "loops",
+    "prepare_bytes", "measured_workspace_bytes", "numba_allocs",
+    "numba_threads", "blas_threads", "fft_workers", "seed", *REPETITION_SUMMARY_COLUMNS,
+]
+
+#: Columns of ``repetitions.csv``: one row per case and repetition, written as
+#: each repetition of a group ends (the summary row comes after the last).
+REPETITION_COLUMNS = ["repetition", "pinned_cpu", *SUMMARY_COLUMNS]
+
+#: Merged folders (``convbench merge``, ``run --executor``) add a ``machine``
+#: column (:data:`convbench.machine.identity.MACHINE_COLUMN`) to summary.csv and
+#: samples.csv: the machine each row was measured on. A single run's folder
+#: has none; its machine is its env.json's.
+
+#: Columns of ``samples.csv``: one row per timed sample; ``time_s`` is per
+#: call, ``ref_time_s`` the reference kernel's time in the same round.
+SAMPLE_COLUMNS = [
+    "case_index", "case_id", "layer", "algorithm", "layout", "dtype", "threads",
+    "repetition", "round", "sample", "loops", "time_s", "ref_time_s",
+]
+
+#: Columns a schema-1 folder lacks; read as empty (repetition 0) so old runs stay readable.
+ADDED_IN_2 = {"summary.csv": REPETITION_SUMMARY_COLUMNS, "samples.csv": ["repetition", "ref_time_s"]}
+
+#: ``ok``: measured and right; ``skipped``: not run (unsupported, the memory
+#: guard, too many threads), ``failed``: a wrong answer; ``error``: raised;
+#: ``crashed``: killed the worker process (the reason names the signal);
+#: ``timeout``: no progress within the case timeout; ``missing``: the task of a
+#: distributed run (``run --executor``) that was to measure it failed or was
+#: lost (the reason says how); ``run --resume`` measures it.
+STATUSES = ("ok", "skipped", "failed", "error", "crashed", "timeout", "missing")
+
+#: What identifies a case across runs (compare matches runs on it) ...
+CASE_KEYS = ["layer", "algorithm", "layout", "dtype", "threads"]
+#: ... and a layer variant, whose algorithms are set against each other.
+VARIANT_KEYS = ["layer", "layout", "dtype", "threads"]
+
+FILES = ("summary.csv", "samples.csv", "env.json", "config.yaml")
+
+#: The columns that hold a ConvSpec (see :func:`spec_columns`).
+SPEC_COLUMNS = [
+    "layout", "dtype", "batch", "in_channels", "out_channels", "height", "width", "kernel_h", "kernel_w",
+    "stride_h", "stride_w", "pad_top", "pad_bottom", "pad_left", "pad_right", "dilation_h", "dilation_w",
+    "groups", "output_height", "output_width", "flops",
+]
+
+
+class SchemaError(ValueError):
+    """A row does not fit the schema (a missing or unknown column): a bug, never dropped silently."""
+
+
+def case_id(layer: str, layout: str, dtype: str, threads: int, algorithm: str) -> str:
+    """The stable key of a case, e.g. ``conv1|nhwc|float32|t1|im2col``."""
+    return f"{layer}|{layout}|{dtype}|t{threads}|{algorithm}"
+
+
+def spec_columns(spec: ConvSpec) -> dict[str, Any]:
+    """The columns of a row that describe ``spec`` (:data:`SPEC_COLUMNS`)."""
+    s = spec
+    return {
+        "layout": s.layout, "dtype": s.dtype, "batch": s.batch, "in_channels": s.in_channels,
+        "out_channels": s.out_channels, "height": s.height, "width": s.width, "kernel_h": s.kernel_h,
+        "kernel_w": s.kernel_w, "stride_h": s.stride_h, "stride_w": s.stride_w, "pad_top": s.pad_top,
+        "pad_bottom": s.pad_bottom, "pad_left": s.pad_left, "pad_right": s.pad_right,
+        "dilation_h": s.dilation_h, "dilation_w": s.dilation_w, "groups": s.groups,
+        "output_height": s.output_height, "output_width": s.output_width, "flops": s.flops,
+    }
+
+
+def spec_of(row: Mapping[str, Any]) -> ConvSpec:
+    """The ConvSpec a summary row describes (the inverse of :func:`spec_columns`)."""
+    def n(key: str) -> int:
+        return int(row[key])
+
+    return ConvSpec(
+        batch=n("batch"), in_channels=n("in_channels"), out_channels=n("out_channels"),
+        height=n("height"), width=n("width"), kernel=(n("kernel_h"), n("kernel_w")),
+        stride=(n("stride_h"), n("stride_w")),
+        padding=(n("pad_top"), n("pad_bottom"), n("pad_left"), n("pad_right")),
+        dilation=(n("dilation_h"), n("dilation_w")), groups=n("groups"),
+        layout=str(row["layout"]), dtype=str(row["dtype"]),
+    )
+
+
+def specs_of(summary: Any) -> list[ConvSpec]:
+    """:func:`spec_of` for every row of a summary DataFrame, in order."""
+    return [spec_of(r) for r in summary[SPEC_COLUMNS].to_dict("records")]
+
+
+def _row(columns: list[str], values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    unknown = [k for k in values if k not in columns]
+    if unknown:
+        raise SchemaError(f"{what} has no column(s) {', '.join(map(repr, unknown))}; the columns are {', '.join(columns)}")
+    row = dict.fromkeys(columns)
+    row.update(values)
+    return row
+
+
+def summary_row(**values: Any) -> dict[str, Any]:
+    """A ``summary.csv`` row: every column, ``None`` where not given; an unknown name is a :class:`SchemaError`."""
+    return _row(SUMMARY_COLUMNS, values, "summary.csv")
+
+
+def repetition_row(repetition: int, pinned_cpu: int | None, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``repetitions.csv`` row: a case's summary row as measured in one repetition."""
+    return _row(REPETITION_COLUMNS, {"repetition": repetition, "pinned_cpu": pinned_cpu, **row}, "repetitions.csv")
+
+
+def sample_row(**values: Any) -> dict[str, Any]:
+    """A ``samples.csv`` row, as :func:`summary_row`."""
+    return _row(SAMPLE_COLUMNS, values, "samples.csv")
+
+
+def check_rows(rows: Iterable[Mapping[str, Any]], columns: list[str], what: str) -> None:
+    """Raise :class:`SchemaError` unless every row has exactly ``columns``."""
+    expected = set(columns)
+    for row in rows:
+        keys = set(row)
+        if keys != expected:
+            missing = [c for c in columns if c not in keys]
+            unknown = sorted(keys - expected)
+            parts = ([f"lacks {', '.join(missing)}"] if missing else []) + (
+                [f"has unknown {', '.join(unknown)}"] if unknown else [])
+            raise SchemaError(f"a {what} row {' and '.join(parts)}; build rows with summary_row()/sample_row()")

@@ -1,0 +1,166 @@
+"""A plan: everything a run will measure, decided before anything is measured.
+
+:func:`plan` expands a :class:`~convbench.config.Config` (with typed
+overrides: algorithm names, thread counts, layer globs, a shard) into
+:class:`Group` s of :class:`Case` s. The unit of measurement is a group: one
+layer in one layout and dtype at one thread count, with every algorithm to
+compare on it, measured interleaved (:mod:`.measure`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..config.expand import Config, ConfigError, Layer, resolve_algorithms
+from ..machine.threads import check_thread_count
+from ..registry import get_algorithm
+from ..results import schema
+from ..spec import ConvSpec
+from ..timing import TimingSettings, quick as quick_settings
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: a layer variant, an algorithm, a thread count."""
+
+    index: int  # position in the whole (unsharded) sweep
+    layer: Layer
+    spec: ConvSpec
+    algorithm: str
+    threads: int
+
+    @property
+    def case_id(self) -> str:
+        return schema.case_id(self.layer.name, self.spec.layout, self.spec.dtype, self.threads, self.algorithm)
+
+
+@dataclass(frozen=True)
+class Group:
+    """The cases measured together, interleaved: same spec, same threads."""
+
+    index: int
+    layer: Layer
+    spec: ConvSpec
+    threads: int
+    cases: tuple[Case, ...]
+
+
+@dataclass
+class Plan:
+    """Everything a run will do, decided before anything is measured."""
+
+    config: Config
+    algorithms: list[str]
+    threads: list[int]
+    timing: TimingSettings
+    groups: list[Group]
+    quick: bool = False
+    shard: tuple[int, int] | None = None
+    plugins: list[str] = field(default_factory=list)  # plugins named beside the config, recorded in config.yaml
+
+    @property
+    def cases(self) -> list[Case]:
+        return [c for g in self.groups for c in g.cases]
+
+    @property
+    def n_cases(self) -> int:
+        return sum(len(g.cases) for g in self.groups)
+
+    def config_as_run(self) -> dict[str, Any]:
+        data = self.config.as_run(self.algorithms, self.threads, self.timing)
+        data["plugins"] = list(dict.fromkeys([*data["plugins"], *self.plugins]))
+        return data
+
+
+def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    """``(I, N)``, shard I of N numbered 1..N; ``ValueError`` names the problem."""
+    try:
+        i, n = shard
+    except (TypeError, ValueError):
+        raise ValueError(f"a shard is a pair (I, N), got {shard!r}") from None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (i, n)):
+        raise ValueError(f"a shard is a pair of ints (I, N), got {shard!r}")
+    if n < 1 or not 1 <= i <= n:
+        raise ValueError(f"shard {i}/{n}: need 1 <= I <= N (shards are numbered 1..N)")
+    return i, n
+
+
+def plan(
+    config: Config,
+    *,
+    algorithms: list[str] | None = None,
+    threads: list[int] | None = None,
+    layers: list[str] | None = None,
+    quick: bool = False,
+    shard: tuple[int, int] | None = None,
+    plugins: list[str] | None = None,
+    repeat: int | None = None,
+) -> Plan:
+    """Expand a config (with overrides) into groups of cases.
+
+    ``algorithms`` replaces the config's (the baseline is always added),
+    ``threads`` its thread counts, ``layers`` keeps the layers matching any
+    of these globs. Cases are numbered in sweep order (layer, layout, dtype,
+    threads, algorithm). ``shard=(I, N)`` keeps every N-th group starting at
+    I-1, so the N shards partition the sweep and each keeps whole groups
+    (speedups need the baseline measured beside the others). ``repeat``
+    replaces the config's number of repetitions (``quick`` implies 1 unless given).
+    """
+    config = config.select_layers(layers)
+    names = (
+        resolve_algorithms(algorithms, config.baseline, "algorithms")
+        if algorithms is not None
+        else config.algorithm_names()
+    )
+    if threads is not None and not threads:
+        raise ValueError("thread counts: give at least one")
+    counts = [check_thread_count(t) for t in threads] if threads is not None else config.threads
+    timing = quick_settings(config.timing) if quick else config.timing
+    if repeat is not None:
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
+        timing = replace(timing, repeat=repeat)
+    shard = check_shard(shard) if shard is not None else None
+    groups: list[Group] = []
+    index = 0
+    gi = 0
+    for layer in config.layers:
+        for spec in layer.variants():
+            for t in counts:
+                cases = []
+                for name in names:
+                    cases.append(Case(index, layer, spec, name, t))
+                    index += 1
+                if shard is None or gi % shard[1] == shard[0] - 1:
+                    groups.append(Group(gi, layer, spec, t, tuple(cases)))
+                gi += 1
+    if not groups:
+        raise ConfigError(
+            f"{config.path}: shard {shard[0]}/{shard[1]} is empty: the sweep has only {gi} group(s) "
+            "(layer variants x thread counts); use at most that many shards"
+            if shard else f"{config.path}: the sweep is empty: no layer to measure"
+        )
+    return Plan(config, names, counts, timing, groups, quick, shard, list(plugins or []))
+
+
+def describe_layers(plan: Plan) -> list[dict[str, Any]]:
+    """The expanded layer table: one row per layer variant, FLOPs and each
+    algorithm's analytic workspace (``None`` where it does not support it)."""
+    rows = []
+    for layer in plan.config.layers:
+        for spec in layer.variants():
+            row: dict[str, Any] = {
+                "layer": layer.name, "layer_class": layer.layer_class, "count": layer.count,
+                "description": spec.describe(), "layout": spec.layout, "dtype": spec.dtype,
+                "flops": spec.flops, "workspace_bytes": {},
+            }
+            for name in plan.algorithms:
+                algo = get_algorithm(name)
+                try:
+                    why = algo.supports(spec)
+                    row["workspace_bytes"][name] = None if why else int(algo.workspace_bytes(spec))
+                except Exception:
+                    row["workspace_bytes"][name] = None
+            rows.append(row)
+    return rows

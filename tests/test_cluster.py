@@ -287,6 +287,13 @@ def test_two_machines_select_and_report_per_machine(two_machines, tmp_path):
     assert result.exit_code == 2 and "--out" in result.output
     section = "\n".join(machines_section(load([a, b])))
     assert "## Across machines" in section and "phone-b (Cortex-X1)" in section
+    # the reproduce report of a merged folder judges the first machine and adds the section
+    from convbench.analysis.report import write_report
+
+    merged = tmp_path / "merged"
+    assert cli.invoke(app, ["merge", str(a), str(b), "--out", str(merged)]).exit_code == 0
+    text = write_report(merged, draw=False).report.read_text()
+    assert "## Across machines" in text and "The verdicts above are those of" in text
 
 
 def test_two_machines_plot_a_machine_panel_and_each_machine(two_machines, tmp_path):

@@ -109,14 +109,14 @@ def conv_call(name: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> Callab
 
 def numpy_im2col_call(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> Callable[[], object]:
     """Fallback BLAS im2col (used only if the ``im2col`` algorithm is missing)."""
-    from convbench.kernels.im2row import im2row, needs_copy
+    from convbench.kernels.im2row import im2row
 
     oh, ow, kh, kw = spec.output_height, spec.output_width, *spec.kernel
     wm = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(kh * kw * spec.in_channels, -1))
     geo = (kh, kw, *spec.stride, *spec.dilation, spec.pad_top, spec.pad_left, oh, ow)
 
     def call() -> np.ndarray:
-        if needs_copy(spec):
+        if not spec.is_pointwise:  # a 1x1 stride-1 unpadded NHWC input already is the matrix
             col = np.empty((oh * ow, kh * kw * spec.in_channels), x.dtype)
             im2row(x, *geo, 1, col)
         else:

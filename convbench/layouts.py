@@ -1,7 +1,7 @@
 """Layout conversion for algorithms that compute in one layout only.
 
 An algorithm whose natural layout differs from the spec's converts inside the
-timed call (DESIGN.md: that cost is part of its time). ``adapt`` wraps such a
+timed call: that cost is part of its time, as it would be in a framework. ``adapt`` wraps such a
 call so it takes and returns arrays in the spec's layout.
 """
 

@@ -1,7 +1,7 @@
 """How one case is measured: sampling rules and the statistics of its samples.
 
 Everything here is a pure function of numbers (or a tiny state object) so it
-can be tested on synthetic samples; the runner owns the clock and the calls.
+can be tested on synthetic samples; sweep/measure owns the clock and the calls.
 
 A case is measured as: one warm-up call (its time is ``compile_s``), then
 samples until *all* of these hold, or until ``max_time_s`` of sampling is
@@ -151,6 +151,12 @@ def ci_rel_halfwidth(samples: Sequence[float], confidence: float = 0.95) -> floa
     if math.isnan(lo) or med <= 0:
         return math.nan
     return (hi - lo) / 2.0 / med
+
+
+def geomean(values: Any) -> float:
+    """Geometric mean of the finite, positive values (ratios, speedups); NaN when there are none."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
+    return float(np.exp(np.log(v).mean())) if v.size else math.nan
 
 
 def summarize(samples: Sequence[float], confidence: float = 0.95) -> dict[str, float]:

@@ -275,6 +275,7 @@ def test_two_machines_compare_per_machine(two_machines, tmp_path):
 
 def test_two_machines_select_and_report_per_machine(two_machines, tmp_path):
     from convbench.analysis.machines import load, machines_section
+    from convbench.analysis.report import REFERENCE_LABEL, evaluate
 
     a, b = two_machines
     result = cli.invoke(app, ["select", str(a), str(b), "--out", str(tmp_path / "sel")], env={"COLUMNS": "250"})
@@ -285,7 +286,7 @@ def test_two_machines_select_and_report_per_machine(two_machines, tmp_path):
     # several folders and no --out: a message, not a file written somewhere surprising
     result = cli.invoke(app, ["select", str(a), str(b)])
     assert result.exit_code == 2 and "--out" in result.output
-    section = "\n".join(machines_section(load([a, b])))
+    section = "\n".join(machines_section(load([a, b]), evaluate, REFERENCE_LABEL))
     assert "## Across machines" in section and "phone-b (Cortex-X1)" in section
     # the reproduce report of a merged folder judges the first machine and adds the section
     from convbench.analysis.report import write_report

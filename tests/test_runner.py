@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import convbench
 from convbench.cli.options import parse_shard
 from convbench.sweep import measure as rn
+from convbench.sweep.footprint import measure_memory
 from convbench.sweep.plan import plan as make_plan
 from convbench.cli import app
 from convbench.config import load_config, parse_config
@@ -218,7 +219,7 @@ def test_measured_workspace_agrees_with_analytic(name):
     algo = convbench.get_algorithm(name)
     x, w = spec.random_inputs(0)
     algo.prepare(spec, w)(x)  # compile first: the measurement must not see the JIT
-    measured = rn.measure_memory(algo, spec, w, x)
+    measured = measure_memory(algo, spec, w, x)
     analytic = algo.workspace_bytes(spec)
     assert analytic > 0
     assert measured["measured_workspace_bytes"] == pytest.approx(analytic, rel=0.25)
@@ -248,7 +249,7 @@ def test_measure_memory_sees_numba_allocations():
 
     spec = convbench.ConvSpec(batch=1, in_channels=2, out_channels=2, height=4, width=4, kernel=1)
     x, w = spec.random_inputs(0)
-    m = rn.measure_memory(NumbaAlloc(), spec, w, x)
+    m = measure_memory(NumbaAlloc(), spec, w, x)
     assert m["peak_bytes"] >= 8_000_000
     assert m["numba_allocs"] is None or m["numba_allocs"] >= 1
 

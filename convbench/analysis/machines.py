@@ -13,7 +13,7 @@ on that machine, and where machines disagree it says so:
   machines (run against run, per machine), or one machine against another
   on the cases both measured;
 - :func:`machines_section`: the report's "does a claim hold on one machine and
-  not another".
+  not another" (the report passes its judge in, so this module never imports it).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..machine.identity import MACHINE_COLUMN, machine_env, machine_name
 from ..results.schema import VARIANT_KEYS
@@ -206,6 +206,8 @@ def compare_folders(folders: Sequence[str | Path], *, threshold: float = 0.10, r
     """
     import pandas as pd
 
+    if threshold < 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold}")
     parts = [load([f]) for f in folders]
     sets = [machines_of(p.summary) for p in parts]
     if len(parts) == 2 and set(sets[0]) == set(sets[1]):
@@ -259,37 +261,35 @@ def headline_results(res: Any) -> Any:
     return only_machine(res, machines[0]) if len(machines) > 1 else res
 
 
-def claims_by_machine(res: Any) -> dict[str, list[Any]]:
-    """The reproduce report's findings on each machine separately."""
-    from .report import evaluate
+def machines_section(res: Any, judge: Callable[[Any, Any], list[Any]], labels: Mapping[str, str]) -> list[str]:
+    """Markdown lines: each claim's verdict on each machine, and where they differ ([] for one machine).
 
-    return {m: evaluate(only_machine(res, m).summary, only_machine(res, m).samples) for m in machines_of(res.summary)}
-
-
-def machines_section(res: Any) -> list[str]:
-    """Markdown lines: each claim's verdict on each machine, and where they differ ([] for one machine)."""
-    from .report import CLAIMS, REFERENCE_LABEL, REFERENCES
-
+    ``judge(summary, samples)`` returns the report's findings (objects with
+    ``claim``, ``reference`` and ``verdict``) for one machine's rows;
+    ``labels`` names each reference. (The report passes its own, so this
+    module does not import it back.)
+    """
     machines = machines_of(res.summary)
     if len(machines) < 2:
         return []
-    by_machine = claims_by_machine(res)
+    by_machine = {}
+    for m in machines:
+        mine = only_machine(res, m)
+        by_machine[m] = {(f.claim, f.reference): f.verdict for f in judge(mine.summary, mine.samples)}
+    keys = sorted({k for found in by_machine.values() for k in found},
+                  key=lambda k: (k[0], list(labels).index(k[1]) if k[1] in labels else len(labels)))
     lines = ["## Across machines", "",
              f"The verdicts above are those of {machines[0]}; here each of the {len(machines)} machines is judged "
              "on its own rows (speedups are ratios on one machine, never across).", ""]
     header = ["claim", "against", *machines]
     rows, differ = [], []
-    for n in sorted(CLAIMS):
-        for ref in REFERENCES:
-            verdicts = []
-            for m in machines:
-                f = next((f for f in by_machine[m] if f.claim == n and f.reference == ref), None)
-                verdicts.append(f.verdict if f else "-")
-            rows.append([str(n), REFERENCE_LABEL[ref], *[f"**{v}**" for v in verdicts]])
-            tested = {m: v for m, v in zip(machines, verdicts) if v not in ("-", "not tested")}
-            if len(set(tested.values())) > 1:
-                where = "; ".join(f"{v} on {m}" for m, v in tested.items())
-                differ.append(f"- Claim {n} against {REFERENCE_LABEL[ref]}: {where}.")
+    for claim, ref in keys:
+        verdicts = [by_machine[m].get((claim, ref), "-") for m in machines]
+        rows.append([str(claim), labels.get(ref, ref), *[f"**{v}**" for v in verdicts]])
+        tested = {m: v for m, v in zip(machines, verdicts) if v not in ("-", "not tested")}
+        if len(set(tested.values())) > 1:
+            where = "; ".join(f"{v} on {m}" for m, v in tested.items())
+            differ.append(f"- Claim {claim} against {labels.get(ref, ref)}: {where}.")
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
     lines += (["Where the verdict depends on the machine:", "", *differ, ""] if differ

@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..results.schema import specs_of
+from ..timing import geomean
 from .compare import ratio_table
 
 PAPER = 'Marat Dukhan, "The Indirect Convolution Algorithm", arXiv:1907.02129 (2019)'
@@ -86,9 +88,10 @@ class Finding:
 
 
 def is_pointwise_s1(df: Any) -> Any:
-    """1x1, stride 1, no padding, no dilation: im2col needs no copy."""
-    return ((df["kernel_h"] == 1) & (df["kernel_w"] == 1) & (df["stride_h"] == 1) & (df["stride_w"] == 1)
-            & (df[["pad_top", "pad_bottom", "pad_left", "pad_right"]].sum(axis=1) == 0))
+    """1x1, stride 1, no padding (:attr:`ConvSpec.is_pointwise`): im2col needs no copy."""
+    import pandas as pd
+
+    return pd.Series([s.is_pointwise for s in specs_of(df)], index=df.index, dtype=bool)
 
 
 def needs_im2col(df: Any) -> Any:
@@ -104,11 +107,6 @@ def _fmt_speedup(s: float, lo: float, hi: float) -> str:
         return "-"
     ci = f" [{_fmt_pct(lo)}, {_fmt_pct(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else " [no CI]"
     return f"{_fmt_pct(s)}{ci}"
-
-
-def _geomean(values: Any) -> float:
-    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], dtype=float)
-    return float(np.exp(np.log(v).mean())) if v.size else math.nan
 
 
 def _classify(row: Any) -> str:
@@ -144,7 +142,7 @@ def claim_speed_im2col_layers(summary: Any, samples: Any, reference: str) -> Fin
     else:
         verdict = MIXED
     best = t.loc[t["speedup"].idxmax()]
-    gm = _geomean(t["speedup"])
+    gm = geomean(t["speedup"])
     headline = (f"faster on {faster}/{n} layers, slower on {slower}; best {_fmt_speedup(best['speedup'], best['ci_low'], best['ci_high'])} "
                 f"({best['layer']}; paper: up to +62%); geometric mean {_fmt_pct(gm)}")
     return Finding(1, reference, verdict, headline, t, {"max": best["speedup"], "geomean": gm,
@@ -157,7 +155,7 @@ def claim_speed_pointwise(summary: Any, samples: Any, reference: str) -> Finding
         return Finding(2, reference, UNTESTED, f"no 1x1 stride-1 layer has both indirect and {reference} ok", t)
     n = len(t)
     faster, slower = int((t["result"] == "faster").sum()), int((t["result"] == "slower").sum())
-    gm = _geomean(t["speedup"])
+    gm = geomean(t["speedup"])
     if slower >= n / 2 and faster == 0 and 0.75 <= gm < 1.0:
         verdict = HOLDS
     elif faster >= n / 2 or (gm >= 1.0 and slower == 0):
@@ -330,7 +328,7 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
                 continue
             lines += [f"### Against {REFERENCE_LABEL[ref]}: {f.verdict}", "", f.headline, ""]
             lines += (_memory_table(f) if n == 3 else _speed_table(f)) + [""]
-    lines += machines_section(everything)
+    lines += machines_section(everything, evaluate, REFERENCE_LABEL)
     figures = [("speedup", "Speedup over the baseline per layer"), ("memory", "Extra memory per layer"),
                ("gflops", "GFLOP/s per layer against the sgemm ceiling"), ("accuracy", "Accuracy"),
                ("roofline", "Roofline"), ("winner_map", "Fastest algorithm per layer"),

@@ -59,12 +59,12 @@ def compare(
     from ..results import ResultsError
     from .render import compare_table, print_table, winners_table
 
-    if threshold < 0:
-        fail(f"--threshold must be >= 0; got {threshold}")
     try:
         result = compare_folders(folders, threshold=threshold, raw=raw)
     except (CompareError, ResultsError) as exc:
         fail(str(exc))
+    except ValueError as exc:  # "threshold must be >= 0, ...": the parameter is the option's name
+        fail(f"--{exc}")
     for note in result.notes:
         err_console.print(f"note: {note}", highlight=False)
     df = result.table

@@ -6,6 +6,7 @@ checks the values themselves (thread counts, shards) in one place.
 
 from __future__ import annotations
 
+from ..machine.threads import check_thread_count
 from ..sweep.plan import check_shard
 
 
@@ -26,6 +27,17 @@ def parse_ints(text: str | None, flag: str) -> list[int] | None:
         raise ValueError(f"{flag} must be comma-separated integers, got {text!r}") from None
 
 
+def plan_overrides(algorithms: str | None, threads: str | None, layers: str | None) -> dict:
+    """``-a``, ``-t`` and ``-l`` as :func:`convbench.sweep.plan.plan`'s keyword arguments."""
+    counts = parse_ints(threads, "--threads")
+    for t in counts or []:
+        try:
+            check_thread_count(t)
+        except ValueError as exc:
+            raise ValueError(f"--threads {exc}") from None
+    return {"algorithms": parse_names(algorithms), "threads": counts, "layers": parse_names(layers)}
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"I/N"`` (1-based: 1/4 ... 4/4) as ``(I, N)``."""
     if text is None:
@@ -38,4 +50,4 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     try:
         return check_shard(shard)
     except ValueError as exc:
-        raise ValueError(f"--shard {text}: {exc}") from None
+        raise ValueError(f"--shard {exc}") from None

@@ -10,23 +10,7 @@ from ..sweep.isolation import DEFAULT_CASE_TIMEOUT
 from ..sweep.measure import Monitor
 from ..sweep.plan import Group
 from .app import PluginOption, app, console, err_console, fail, load_plugins, option_error
-from .options import parse_ints, parse_names, parse_shard
-
-
-def _typed(algorithms: str | None, threads: str | None, layers: str | None) -> dict:
-    """The typed overrides of a plan; a malformed option ends the command."""
-    from ..machine.threads import check_thread_count
-
-    try:
-        counts = parse_ints(threads, "--threads")
-    except ValueError as exc:
-        fail(str(exc))
-    for t in counts or []:
-        try:
-            check_thread_count(t)
-        except ValueError as exc:
-            option_error("--threads", exc)
-    return {"algorithms": parse_names(algorithms), "threads": counts, "layers": parse_names(layers)}
+from .options import parse_names, parse_shard, plan_overrides
 
 
 class _BarMonitor(Monitor):
@@ -111,8 +95,11 @@ def run(
 
         if shard:
             fail("--shard and --executor do not mix: the executor makes the shards itself (see --tasks)")
-        the_plan = plan_for_executor(config, resume, plugin, quick=quick, repeat=repeat,
-                                     **_typed(algorithms, threads, layers))
+        try:
+            overrides = plan_overrides(algorithms, threads, layers)
+        except ValueError as exc:
+            fail(str(exc))
+        the_plan = plan_for_executor(config, resume, plugin, quick=quick, repeat=repeat, **overrides)
         run_on_executor(the_plan, executor, out=out, resume=resume, tasks=tasks, options=dict(
             dask_scheduler=dask_scheduler, dask_workers=dask_workers, slurm_cluster=slurm_cluster,
             slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_cpus=slurm_cpus,
@@ -121,7 +108,7 @@ def run(
         return
     try:
         setup = prepare_run(config, out=out, resume=resume, plugins=plugin, quick=quick, shard=parse_shard(shard),
-                            repeat=repeat, **_typed(algorithms, threads, layers))
+                            repeat=repeat, **plan_overrides(algorithms, threads, layers))
     except FolderNotEmpty as exc:
         fail(f"{exc} with --resume {out}")
     except (ConfigError, ResultsError, PluginError, ValueError) as exc:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import (
-    CLUSTER_FILE, ClusterInterrupted, ClusterOutcome, Executor, ExecutorError, LocalExecutor, MissingExtra,
-    Progress, Task, TaskState, execute, is_cluster_run, read_cluster, run_task, shard_plan,
-)
+from .base import CLUSTER_FILE, Executor, ExecutorError, MissingExtra, Task, TaskState
+from .driver import ClusterInterrupted, ClusterOutcome, Progress, execute, is_cluster_run, read_cluster
+from .local import LocalExecutor
+from .tasks import run_task, shard_plan
 
 EXECUTORS = ("local", "dask", "slurm")
 

@@ -15,7 +15,8 @@ import logging
 import uuid
 from typing import Any
 
-from .base import Executor, ExecutorError, MissingExtra, Task, TaskState, failure_reason, run_task
+from .base import Executor, ExecutorError, MissingExtra, Task, TaskState, failure_reason
+from .tasks import run_task
 
 #: The worker resource a benchmark task holds: give each node exactly one.
 RESOURCE = "bench"

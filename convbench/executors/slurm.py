@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import Executor, ExecutorError, MissingExtra, Task, TaskState, failure_reason, run_task
+from .base import Executor, ExecutorError, MissingExtra, Task, TaskState, failure_reason
+from .tasks import run_task
 
 CLUSTERS = ("slurm", "local")
 

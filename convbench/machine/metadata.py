@@ -124,7 +124,7 @@ def _numpy_config(np: Any) -> Any:
 
 
 def collect_convbench() -> dict[str, Any]:
-    from .. import __version__
+    from .._version import __version__
 
     root = Path(__file__).resolve().parents[2]
     commit = dirty = None

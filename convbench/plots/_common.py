@@ -244,17 +244,21 @@ def no_data(fig: Figure, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, color="0.3", wrap=True)
 
 
-def geomean(values: Iterable[float]) -> float:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
-    return float(np.exp(np.log(v).mean())) if v.size else math.nan
+def bar_geometry(n_algos: int) -> tuple[float, np.ndarray]:
+    """Bar width and each algorithm's offset within a layer's group of bars."""
+    width = min(0.8 / max(n_algos, 1), 0.3)
+    offsets = (np.arange(n_algos) - (n_algos - 1) / 2) * width
+    return width, offsets
 
 
-def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+def panel_height(n_panels: int, n_rows: int = 1) -> float:
+    """Figure height: 3.2 in per panel, more when every panel carries its layer names."""
+    return (3.2 + (1.1 if n_rows > 1 else 0.0)) * n_panels + 1.6
+
+
+def figure_width(n_layers: int, n_algos: int) -> float:
+    """Figure width for grouped bars: grows with layers x algorithms, 8 to 30 in."""
+    return float(np.clip(1.8 + n_layers * (0.09 * n_algos + 0.2), 8, 30))
 
 
 def log_ticks(ax: Any, axis: str = "y") -> None:

@@ -11,7 +11,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import _common as c
-from .speed import _bar_geometry, _panel_height, _width
 
 
 
@@ -48,9 +47,9 @@ def figure_memory(summary: Any, env: dict | None = None) -> Figure:
     rows = c.layer_rows(df)
     measured_col = "measured_workspace_bytes" if "measured_workspace_bytes" in df.columns else "peak_bytes"
     panels = c.layer_panels(panels, rows)
-    fig = c.new_figure(_width(max(len(r[0]) for r in rows), len(algos)), _panel_height(len(panels), len(rows)))
+    fig = c.new_figure(c.figure_width(max(len(r[0]) for r in rows), len(algos)), c.panel_height(len(panels), len(rows)))
     c.title(fig, "Extra memory per layer: analytic workspace (bars) and measured (diamonds)", env)
-    width, offsets = _bar_geometry(len(algos))
+    width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     positive = df.loc[df["status"] == "ok", ["workspace_bytes", measured_col]].to_numpy(dtype=float).ravel()
     positive = positive[np.isfinite(positive) & (positive > 0)]
@@ -113,9 +112,9 @@ def figure_accuracy(summary: Any, env: dict | None = None) -> Figure:
     panels = _layout_dtype_panels(df)
     rows = c.layer_rows(df)
     panels = c.layer_panels(panels, rows)
-    fig = c.new_figure(_width(max(len(r[0]) for r in rows), len(algos)), _panel_height(len(panels), len(rows)))
+    fig = c.new_figure(c.figure_width(max(len(r[0]) for r in rows), len(algos)), c.panel_height(len(panels), len(rows)))
     c.title(fig, "Accuracy: max relative error against the float64 reference", env)
-    width, offsets = _bar_geometry(len(algos))
+    width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     errs = df["max_rel_err"].to_numpy(dtype=float)
     errs = errs[np.isfinite(errs) & (errs > 0)]

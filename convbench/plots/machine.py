@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..results.schema import specs_of
+from ..timing import geomean
 from . import _common as c
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
@@ -20,12 +22,9 @@ def traffic_bytes(summary: Any) -> Any:
     Input + weights + output, plus the analytic workspace counted twice
     (written once, read once). A lower bound: caches may force more.
     """
-    item = np.where(summary["dtype"].astype(str) == "float64", 8, 4)
-    inp = summary["batch"] * summary["in_channels"] * summary["height"] * summary["width"]
-    wts = summary["out_channels"] * (summary["in_channels"] // summary["groups"]) * summary["kernel_h"] * summary["kernel_w"]
-    out = summary["batch"] * summary["out_channels"] * summary["output_height"] * summary["output_width"]
+    sizes = [s.input_bytes + s.weight_bytes + s.output_bytes for s in specs_of(summary)]
     ws = summary["workspace_bytes"].fillna(0).astype(float)
-    return (inp + wts + out) * item + 2 * ws
+    return np.asarray(sizes, dtype=float) + 2 * ws
 
 
 def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
@@ -131,7 +130,7 @@ def figure_thread_scaling(summary: Any, env: dict | None = None) -> Figure:
                 g = g.sort_values("threads")
                 ax_s.plot(g["threads"], g["speedup"], color=color, lw=0.5, alpha=0.25)
                 ax_e.plot(g["threads"], g["efficiency"], color=color, lw=0.5, alpha=0.25)
-            mean = a.groupby("threads").agg(speedup=("speedup", c.geomean), efficiency=("efficiency", c.geomean))
+            mean = a.groupby("threads").agg(speedup=("speedup", geomean), efficiency=("efficiency", geomean))
             ax_s.plot(mean.index, mean["speedup"], color=color, lw=2, marker="o", label=algo)
             ax_e.plot(mean.index, mean["efficiency"], color=color, lw=2, marker="o", label=algo)
         t0 = threads[0]

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from ..analysis.machines import machines_of, only_machine, select_per_machine, slug
 from ..machine.identity import MACHINE_COLUMN
+from ..timing import geomean
 from . import _common as c
 
 
@@ -83,7 +84,7 @@ def figure_machines(summary: Any, env: dict | None = None) -> Figure:
             vals = mine.loc[mine["algorithm"] == algo, "speedup_vs_baseline"].astype(float).to_numpy()
             x = k - 0.4 + width * (j + 0.5)
             if vals.size:
-                ax_s.bar(x, c.geomean(vals), width * 0.9, color=c.color_of(algo, algos), alpha=shade,
+                ax_s.bar(x, geomean(vals), width * 0.9, color=c.color_of(algo, algos), alpha=shade,
                          edgecolor="black", linewidth=0.4, label=m if k == 0 else None)
                 ax_s.plot(np.full(vals.size, x), vals, "k.", markersize=3)
             else:

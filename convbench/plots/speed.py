@@ -13,21 +13,6 @@ from ..analysis.compare import ratio_table
 from . import _common as c
 
 
-def _bar_geometry(n_algos: int) -> tuple[float, np.ndarray]:
-    width = min(0.8 / max(n_algos, 1), 0.3)
-    offsets = (np.arange(n_algos) - (n_algos - 1) / 2) * width
-    return width, offsets
-
-
-def _panel_height(n_panels: int, n_rows: int = 1) -> float:
-    """Figure height: 3.2 in per panel, more when every panel carries its layer names."""
-    return (3.2 + (1.1 if n_rows > 1 else 0.0)) * n_panels + 1.6
-
-
-def _width(n_layers: int, n_algos: int) -> float:
-    return float(np.clip(1.8 + n_layers * (0.09 * n_algos + 0.2), 8, 30))
-
-
 def figure_speedup(
     summary: Any, env: dict | None = None, *, samples: Any = None, baseline: str | None = None,
     confidence: float = 0.95,
@@ -47,7 +32,7 @@ def figure_speedup(
     variants = c.variants_of(summary)
     rows = c.layer_rows(summary)
     panels = c.layer_panels(variants, rows)
-    fig = c.new_figure(_width(max(len(r[0]) for r in rows), len(algos)), _panel_height(len(panels), len(rows)))
+    fig = c.new_figure(c.figure_width(max(len(r[0]) for r in rows), len(algos)), c.panel_height(len(panels), len(rows)))
     c.title(fig, f"Speedup over {baseline} per layer ({int(confidence * 100)}% CI whiskers)",
             env, summary["threads"].unique(), baseline)
     if not algos:
@@ -55,7 +40,7 @@ def figure_speedup(
         return fig
     finite = table["speedup"][np.isfinite(table["speedup"])]
     log = len(finite) > 0 and finite.max() / max(finite.min(), 1e-12) > 8
-    width, offsets = _bar_geometry(len(algos))
+    width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (variant, layers, classes) in zip(axes, panels):
         part = table[(table["layout"] == variant[0]) & (table["dtype"] == variant[1]) & (table["threads"] == variant[2])]
@@ -111,10 +96,10 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
     variants = c.variants_of(summary)
     rows = c.layer_rows(summary)
     panels = c.layer_panels(variants, rows)
-    fig = c.new_figure(_width(max(len(r[0]) for r in rows), len(algos)), _panel_height(len(panels), len(rows)))
+    fig = c.new_figure(c.figure_width(max(len(r[0]) for r in rows), len(algos)), c.panel_height(len(panels), len(rows)))
     c.title(fig, "Throughput per layer: direct-equivalent GFLOP/s", env, summary["threads"].unique(),
             c.baseline_of(summary))
-    width, offsets = _bar_geometry(len(algos))
+    width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (variant, layers, classes) in zip(axes, panels):
         part = summary[(summary["layout"] == variant[0]) & (summary["dtype"] == variant[1])

@@ -194,13 +194,8 @@ class WorkerPool:
                 pass
         self._proc = self._conn = self._beat_map = self._beat_file = self._fault_file = None
 
-    def restart(self) -> None:
-        """Stop the worker; the next group starts a fresh one (a new repetition
-        is measured in a new process: other memory, other JIT state)."""
-        self.close()
-
     def close(self) -> None:
-        """Stop the worker: ask politely, then kill."""
+        """Stop the worker: ask politely, then kill. A later group starts a fresh one."""
         if self._proc is not None and self._proc.poll() is None and self._conn is not None:
             try:
                 self._conn.send(("stop", None))
@@ -226,8 +221,7 @@ class WorkerPool:
         """Measure ``group`` in the worker; every case ends as one row whatever the worker does.
 
         ``monitor`` hears ``begin``, ``started`` and ``finished`` (positions in
-        ``group.cases``) as the worker reports them. ``repetition`` and
-        ``pin`` go to :func:`~.measure.measure_group`.
+        ``group.cases``) as the worker reports them; ``repetition``, ``pin``: see ``measure_group``.
         """
         mon = monitor or Monitor()
         mon.begin(group)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import gc
 import math
 import time
-import tracemalloc
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,6 +38,7 @@ from ..reference import error_floor, reference, relative_error
 from ..registry import get_algorithm
 from ..results.schema import sample_row, spec_columns, summary_row
 from ..spec import ConvSpec
+from .footprint import measure_memory
 from ..timing import Sampler, TimingSettings, loops_for, summarize
 from .plan import Case, Group
 
@@ -87,61 +87,6 @@ def base_row(case: Case, seed: int, baseline: str | None) -> Row:
         status=None, reason="", threads=case.threads, **spec_columns(case.spec),
         baseline=baseline or "", seed=seed, n_samples=0,
     )
-
-
-def _nrt_allocs() -> int | None:
-    """numba's runtime allocation count (NRT stats); None where unavailable.
-
-    NRT statistics are off unless NUMBA_NRT_STATS=1 was set before numba
-    initialised its runtime; ``memsys_enable_stats`` switches them on at any
-    time (checked with numba 0.68), and the runner only uses differences.
-    The *bytes* numba allocates are seen by tracemalloc: numba's NRT
-    allocator is ``PyMem_RawMalloc`` (``memsys_use_cpython_allocator``),
-    which tracemalloc traces, so ``peak_bytes`` covers numpy and numba alike.
-    """
-    try:
-        from numba.core.runtime import _nrt_python, rtsys
-
-        _nrt_python.memsys_enable_stats()
-        return int(rtsys.get_allocation_stats().alloc)
-    except Exception:  # pragma: no cover - other numba versions
-        return None
-
-
-def measure_memory(algorithm: Any, spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> Row:
-    """One untimed prepare + call under tracemalloc: what they allocated.
-
-    ``prepare_bytes``: memory the prepared call keeps (packed weights,
-    indirection buffer, transforms). ``peak_bytes``: peak of what one call
-    allocated, its output included. ``measured_workspace_bytes``: the part
-    of both beyond a copy of the weights and the output, comparable with the
-    analytic ``workspace_bytes``.
-    """
-    # No gc.collect() here: it costs ~0.2 s per call once numba has compiled
-    # (many live objects), and a collection during tracing can only lower the peak.
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        call = algorithm.prepare(spec, weight)
-        prepared = tracemalloc.get_traced_memory()[0] - start
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        a0 = _nrt_allocs()
-        y = call(x)
-        a1 = _nrt_allocs()
-        peak = tracemalloc.get_traced_memory()[1] - before
-        del y, call
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
-    return {
-        "prepare_bytes": int(prepared),
-        "peak_bytes": int(peak),
-        "measured_workspace_bytes": int(max(0, prepared - spec.weight_bytes) + max(0, peak - spec.output_bytes)),
-        "numba_allocs": (a1 - a0) if a0 is not None and a1 is not None else None,
-    }
 
 
 def _check_output(y: Any, spec: ConvSpec, ref: np.ndarray, floor: float, tol: float) -> tuple[str, str, float]:

@@ -75,14 +75,13 @@ class Plan:
 
 def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
     """``(I, N)``, shard I of N numbered 1..N; ``ValueError`` names the problem."""
-    try:
-        i, n = shard
-    except (TypeError, ValueError):
-        raise ValueError(f"a shard is a pair (I, N), got {shard!r}") from None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (i, n)):
-        raise ValueError(f"a shard is a pair of ints (I, N), got {shard!r}")
+    ints = isinstance(shard, tuple) and len(shard) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in shard)
+    if not ints:
+        raise ValueError(f"must be a pair (I, N) of ints, got {shard!r}")
+    i, n = shard
     if n < 1 or not 1 <= i <= n:
-        raise ValueError(f"shard {i}/{n}: need 1 <= I <= N (shards are numbered 1..N)")
+        raise ValueError(f"must be I/N with 1 <= I <= N (shards are numbered 1..N), got {i}/{n}")
     return i, n
 
 

@@ -21,8 +21,9 @@ from .. import registry
 from ..config.load import dump_config, load_config
 from ..machine import metadata
 from ..machine.malloc_policy import keep_freed_memory
-from ..results.io import ResultsError, ResultsWriter, check_new_dir, default_out_dir, open_resume, read_env
 from ..machine.threads import allowed_cores
+from ..results.io import ResultsError, ResultsWriter, check_new_dir, default_out_dir, read_env
+from ..results.resume import open_resume
 from ..results.schema import STATUSES, SUMMARY_COLUMNS, repetition_row, summary_row
 from ..timing import repetition_schedule
 from .isolation import DEFAULT_CASE_TIMEOUT, WorkerPool, check_case_timeout, check_loadable
@@ -203,7 +204,7 @@ def iter_results(
         if rep in got:
             continue
         if pool is not None and current is not None and rep != current:
-            pool.restart()
+            pool.close()  # a new repetition in a new process: other memory, other JIT state
         current = rep
         pin = _pin(group, rep, cores)
 

@@ -303,6 +303,9 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
     Figures are those in the folder's ``plots/``, linked as ``{plots_dir}/NAME.png``:
     ``plots`` in report.md (beside it); a notebook passes the path from its own folder.
     """
+    from .machines import headline_results, machines_section
+
+    everything, results = results, headline_results(results)  # verdicts never pool machines
     env, summary = results.env, results.summary
     if findings is None:
         findings = evaluate(summary, results.samples)
@@ -339,6 +342,7 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
     from .peers import report_lines
 
     lines += report_lines(results)  # best convbench vs best production peer, when peers ran
+    lines += machines_section(everything, evaluate, REFERENCE_LABEL)
     figures = [("headline", "Indirect against im2col + GEMM per layer class"),
                ("speedup", "Speedup over the baseline per layer"), ("memory", "Extra memory per layer"),
                ("gflops", "GFLOP/s per layer against the sgemm ceiling"), ("accuracy", "Accuracy"),
@@ -373,7 +377,10 @@ def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = N
 
     results = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS)
     plots = plot_all(results_dir, formats=formats) if draw else []
-    findings = evaluate(results.summary, results.samples)
+    from .machines import headline_results
+
+    headline = headline_results(results)
+    findings = evaluate(headline.summary, headline.samples)
     path = Path(results_dir) / "report.md"
     path.write_text(render_report(results, findings))
     return ReproduceOutcome(Path(results_dir), path, plots, findings)

@@ -18,9 +18,9 @@ def _read(folder: str, samples: bool | list[str] = True):  # type: ignore[no-unt
 
 @app.command()
 def plot(
-    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run)."),
+    results_dirs: list[str] = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run); or results of several machines (a merged folder, or a folder per machine, with --out): a machine panel, and the figures per machine."),
     out: str = typer.Option(None, "--out", "-o", help="Folder for the figures (default: RESULTS_DIR/plots/)."),
-    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network, headline."),
+    only: str = typer.Option(None, "--only", help="Comma-separated figures: speedup, gflops, memory, accuracy, roofline, winner_map, thread_scaling, network, headline, machines."),
     formats: str = typer.Option("png", "--format", help="Comma-separated file formats: png (default), svg, pdf; e.g. png,svg."),
 ) -> None:
     """Draw the figures of a results folder (PNG; SVG or PDF on request) from its tables."""
@@ -29,11 +29,11 @@ def plot(
     from .options import parse_names
     from .render import say
 
-    results_dir = run_folder(results_dir)
+    folders = [run_folder(d) for d in results_dirs]
     fmts = [f.lower() for f in parse_names(formats) or []]
     try:
         with console.status("drawing ..."):
-            paths = plot_all(results_dir, out, only=parse_names(only), formats=fmts)
+            paths = plot_all(folders if len(folders) > 1 else folders[0], out, only=parse_names(only), formats=fmts)
     except (ResultsError, ValueError) as exc:
         fail(str(exc))
     for p in paths:
@@ -43,25 +43,30 @@ def plot(
 
 @app.command()
 def compare(
-    a: str = typer.Argument(..., help="The reference run (results folder)."),
-    b: str = typer.Argument(..., help="The run compared with it (results folder)."),
+    folders: list[str] = typer.Argument(..., help="A B: the reference run and the run compared with it (or results/<config>: its newest run). Or results of several machines (one merged folder, or a folder per machine): each machine against the first."),
     threshold: float = typer.Option(0.10, "--threshold", help="Smallest relative change that counts (0.10 = 10%): a change counts when its whole 95% CI lies beyond it and it exceeds both runs' spread between repetitions."),
-    raw: bool = typer.Option(False, "--raw", help="Compare plain times instead of times in units of the reference kernel timed beside each sample (which divide out a machine running at another speed)."),
-    fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit with status 1 if any case is slower or broke."),
+    raw: bool = typer.Option(False, "--raw", help="Compare plain times instead of times in units of the reference kernel timed beside each sample (which divide out a machine running at another speed). Machines against each other always compare plain times."),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit with status 1 if any case is slower or broke (run against run only: another machine is not a regression)."),
     show_all: bool = typer.Option(False, "--all", help="List every case, not only the changed ones."),
     csv_out: str = typer.Option(None, "--csv", help="Also write the per-case table to this CSV file."),
     fmt: str = FormatOption,
 ) -> None:
-    """Per matching case: B/A of the medians with a 95% CI, and a verdict that tells drift from change."""
-    from ..analysis.compare import CompareError, compare_runs
-    from .render import MAX_TABLE_ROWS, compare_table, more_rows, print_table, say
+    """Per matching case: B/A of the medians with a 95% CI, and a verdict that tells drift from change.
+
+    Two runs of the same machine(s) compare run against run (per machine).
+    Results of several machines compare each machine with the first, on the
+    cases both measured, and list the layers whose fastest algorithm changes.
+    """
+    from ..analysis.compare import CompareError
+    from ..analysis.machines import compare_folders
+    from ..results import ResultsError
+    from .render import MAX_TABLE_ROWS, compare_table, more_rows, print_table, say, winners_table
 
     fmt = output_format(fmt)
-    a, b = run_folder(a), run_folder(b)
-    ra, rb = _read(a, samples=False), _read(b, samples=False)  # the verdicts use the summaries only
+    folders = [run_folder(f) for f in folders]
     try:
-        result = compare_runs(ra, rb, threshold=threshold, raw=raw, label_a=a, label_b=b)
-    except CompareError as exc:
+        result = compare_folders(folders, threshold=threshold, raw=raw)
+    except (CompareError, ResultsError) as exc:
         fail(str(exc))
     except ValueError as exc:  # "threshold must be >= 0, ...": the parameter is the option's name
         fail(f"--{exc}")
@@ -73,68 +78,68 @@ def compare(
     shown = df if show_all else df[df["verdict"].isin(["slower", "faster", "broken", "fixed"])]
     if fmt != "table":  # the per-case table with its raw numbers
         print_table(compare_table(shown, ""), fmt, shown.to_dict("records"))
-    elif len(shown):
+    else:
         what = "time in reference-kernel units" if result.normalised else "time"
-        print_table(compare_table(shown if show_all else shown.head(MAX_TABLE_ROWS),
-                                  f"B / A {what}: {b} against {a} (a change counts when its CI is beyond "
-                                  f"+-{threshold:.0%} and above both runs' repetition spread)"))
-        more = None if show_all else more_rows(len(shown), "see them all with --all, or every case with --csv FILE")
-        if more:
-            console.print(more, highlight=False)
+        for machine, part in (shown.groupby("machine", sort=False) if "machine" in shown.columns else [(None, shown)]):
+            if result.mode == "runs":
+                a, b = folders
+                title = (f"B / A {what}: {b} against {a}" + (f" on {machine}" if machine else "")
+                         + f" (a change counts when its CI is beyond +-{threshold:.0%} and above both runs' "
+                         "repetition spread)")
+            else:
+                title = f"{machine} / {result.reference} {what} (a change counts when its CI is beyond +-{threshold:.0%})"
+            if len(part):
+                print_table(compare_table(part if show_all else part.head(MAX_TABLE_ROWS), title))
+                more = None if show_all else more_rows(len(part), "see them all with --all, or every case with --csv FILE")
+                if more:
+                    say(console, more)
     counts = df["verdict"].value_counts().to_dict()
     # with csv/json, stdout holds only the data; the tally goes to stderr
     say(console if fmt == "table" else err_console, f"{len(df)} cases: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    if fmt == "table" and result.winners is not None and len(result.winners):
+        print_table(winners_table(result.winners))
     if fail_on_regression and len(result.regressions):
         err_console.print(f"[red]{len(result.regressions)} regression(s)[/]", highlight=False)
         raise typer.Exit(1)
 
 
-@app.command()
-def convert(
-    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
-    to: str = typer.Option("parquet", "--to", help="parquet: write summary.parquet and samples.parquet beside the CSVs (needs the `parquet` extra); csv: write the CSVs back from them."),
-) -> None:
-    """Write a results folder's tables as Parquet (read by every command, far faster for big runs), or back to CSV."""
-    from ..results import ResultsError
-    from ..results.convert import convert as convert_tables
-
-    try:
-        with console.status(f"converting to {to} ..."):
-            paths = convert_tables(results_dir, to.strip().lower())
-    except ResultsError as exc:
-        fail(str(exc))
-    for p in paths:
-        console.print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)", highlight=False)
-
-
 @app.command("select")
 def select_cmd(
-    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run)."),
+    results_dirs: list[str] = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run); or results of several machines (a merged folder, or a folder per machine): the best per layer on each."),
+    out: str = typer.Option(None, "--out", "-o", help="Folder for selection.csv (default: the results folder; needed with several folders)."),
     fmt: str = FormatOption,
 ) -> None:
     """The best algorithm per layer (fastest ok case within tolerance) -> RESULTS_DIR/selection.csv."""
-    from ..analysis.select import write_selection
+    from ..analysis.machines import write_selections
     from ..results import ResultsError
     from .render import more_rows, print_table, say, selection_tables
 
     fmt = output_format(fmt)
-    results_dir = run_folder(results_dir)
+    folders = [run_folder(d) for d in results_dirs]
     try:
-        path, selection, network = write_selection(results_dir)
+        path, selection, network = write_selections(folders, out)
     except ResultsError as exc:
         fail(str(exc))
-    best, net = selection_tables(selection, network)
     if fmt != "table":  # the selection itself, raw numbers; the network table is in selection_network.csv
-        print_table(best, fmt, selection.to_dict("records"))
+        print_table(selection_tables(selection, network)[0], fmt, selection.to_dict("records"))
         say(err_console, f"wrote {path}")
         return
-    print_table(best)
-    more = more_rows(len(selection), f"every layer is in {path}")
-    if more:
-        say(console, more)
-    print_table(net)
+    if "machine" not in selection.columns:
+        parts = [(None, selection, network)]
+    else:  # one pair of tables per machine
+        parts = [(m, sel, network[network["machine"] == m]) for m, sel in selection.groupby("machine", sort=False)]
+    for machine, sel, net in parts:
+        if machine:
+            console.print(f"[bold]{machine}[/]", highlight=False)
+        best, totals = selection_tables(sel, net)
+        print_table(best)
+        more = more_rows(len(sel), f"every layer is in {path}")
+        if more:
+            say(console, more)
+        print_table(totals)
     say(console, f"wrote {path}")
-    _print_versus_peers(results_dir)
+    if len(folders) == 1:
+        _print_versus_peers(folders[0])
 
 
 def _print_versus_peers(results_dir: str) -> None:

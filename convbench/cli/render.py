@@ -340,6 +340,18 @@ def compare_table(shown: Any, title: str) -> Grid:
     return table
 
 
+def winners_table(winners: Any) -> Grid:
+    """The fastest algorithm per layer variant on each machine; the rows where machines differ first."""
+    machines = [c for c in winners.columns if c not in ("layer", "layout", "dtype", "threads", "agree")]
+    table = _table("fastest algorithm per layer on each machine (yellow: the machines differ)",
+                   ("layer", "layout", "dtype", "threads", *machines), ("layer", *machines))
+    for r in winners.sort_values("agree", kind="stable").to_dict("records"):
+        cells = [str(r[m]) if isinstance(r[m], str) and r[m] else "-" for m in machines]
+        table.add_row(str(r["layer"]), r["layout"], r["dtype"], str(r["threads"]),
+                      *[c if r["agree"] else f"[yellow]{c}[/]" for c in cells])
+    return table
+
+
 def selection_tables(selection: Any, network: Any) -> tuple[Grid, Grid]:
     table = _table("best algorithm per layer (fastest ok case within its error tolerance)",
                    ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"),

@@ -27,6 +27,15 @@ def run(
     case_timeout: float = typer.Option(DEFAULT_CASE_TIMEOUT, "--case-timeout", help="Seconds a case may go without progress (its set-up, or any one sample) before it is stopped and written as a `timeout` row."),
     memory_limit: str = typer.Option(None, "--memory-limit", help="Most memory a case may hold, e.g. 2GiB or 500MB (default: what the system has available). A case whose input + output + weights + workspace exceeds it is a `skipped` row; the worker cannot allocate much beyond it."),
     isolation: bool = typer.Option(True, "--isolation/--no-isolation", help="Measure in a worker process (default), so a crash (segfault, abort, out of memory) becomes a `crashed` row and the sweep goes on. --no-isolation measures in this process: needed for algorithms registered only at runtime; a crash then ends the sweep and --case-timeout does not apply."),
+    executor: str = typer.Option(None, "--executor", help="Where the sweep runs: local (default: here, as one run), dask or slurm (shards as tasks, each node writing its own shard folder under OUT/shards/, merged into OUT with a `machine` column). See docs/cluster.md."),
+    tasks: int = typer.Option(None, "--tasks", help="--executor dask|slurm: number of shards (tasks); default one per group (layer variant x thread count)."),
+    dask_scheduler: str = typer.Option(None, "--dask-scheduler", help="--executor dask: a running scheduler, tcp://HOST:PORT, whose workers offer the resource bench=1 (one per node). Default: a LocalCluster on this machine."),
+    dask_workers: int = typer.Option(1, "--dask-workers", help="--executor dask without a scheduler: LocalCluster workers. More than 1 measures side by side on this machine's cores."),
+    slurm_cluster: str = typer.Option(None, "--slurm-cluster", help="--executor slurm: slurm (default; sbatch a job array) or local (submitit's local executor: tasks one after another here, for tests and machines without SLURM)."),
+    slurm_partition: str = typer.Option(None, "--slurm-partition", help="--executor slurm: the partition to submit to."),
+    slurm_time: int = typer.Option(None, "--slurm-time", help="--executor slurm: minutes per task (default 60)."),
+    slurm_cpus: int = typer.Option(None, "--slurm-cpus", help="--executor slurm: cores per task (default: the largest thread count)."),
+    slurm_exclusive: bool = typer.Option(True, "--slurm-exclusive/--slurm-shared", help="--executor slurm: a whole node per task (default), so no other job shares its cores while it measures."),
 ) -> None:
     """Measure a sweep, check every answer, and write a results folder.
 
@@ -57,6 +66,26 @@ def run(
         check_case_timeout(case_timeout)
     except ValueError as exc:
         option_error("--case-timeout", exc)
+    from ..executors import EXECUTORS, is_cluster_run
+
+    if executor not in (None, *EXECUTORS):
+        fail(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if (executor or "local") != "local" or (resume and is_cluster_run(resume)):
+        from .cluster import plan_for_executor, run_on_executor
+
+        if shard:
+            fail("--shard and --executor do not mix: the executor makes the shards itself (see --tasks)")
+        try:
+            overrides = plan_overrides(algorithms, threads, layers)
+        except ValueError as exc:
+            fail(str(exc))
+        the_plan = plan_for_executor(config, resume, plugin, quick=quick, repeat=repeat, **overrides)
+        run_on_executor(the_plan, executor, out=out, resume=resume, tasks=tasks, options=dict(
+            dask_scheduler=dask_scheduler, dask_workers=dask_workers, slurm_cluster=slurm_cluster,
+            slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_cpus=slurm_cpus,
+            slurm_exclusive=slurm_exclusive), run_options=dict(
+            isolation=isolation, case_timeout=case_timeout, memory_limit=limit))
+        return
     try:
         setup = prepare_run(config, out=out, resume=resume, plugins=plugin, allow_config_plugins=allow_config_plugins,
                             quick=quick, shard=parse_shard(shard), repeat=repeat, **plan_overrides(algorithms, threads, layers))
@@ -198,7 +227,7 @@ def doctor(
 
 @app.command()
 def merge(
-    folders: list[str] = typer.Argument(..., help="Shard results folders of one sweep."),
+    folders: list[str] = typer.Argument(..., help="Shard results folders of one sweep, or runs of one config on several machines (rows get a `machine` column)."),
     out: str = typer.Option(..., "--out", "-o", help="Folder to create for the merged results."),
 ) -> None:
     """Join shard folders (from `run --shard I/N`) into one; refuses different configs."""

@@ -21,44 +21,59 @@ from .choice import figure_network, figure_winner_map, plot_network, plot_winner
 from .cost import figure_accuracy, figure_memory, plot_accuracy, plot_memory
 from .headline import figure_headline, plot_headline
 from .machine import figure_roofline, figure_thread_scaling, plot_roofline, plot_thread_scaling
+from .machines import figure_machines, plot_machines
 from .speed import figure_gflops, figure_speedup, plot_gflops, plot_speedup
 
 __all__ = [
     "plot_all", "plot_speedup", "plot_gflops", "plot_memory", "plot_accuracy", "plot_roofline",
     "plot_winner_map", "plot_thread_scaling", "plot_network", "plot_headline", "figure_headline",
     "figure_speedup", "figure_gflops", "figure_memory", "figure_accuracy", "figure_roofline",
-    "figure_winner_map", "figure_thread_scaling", "figure_network",
+    "figure_winner_map", "figure_thread_scaling", "figure_network", "figure_machines", "plot_machines",
 ]
 
-#: The figures of ``convbench plot``, by file name.
+#: The figures of ``convbench plot``, by file name (``machines`` too, with several machines).
 FIGURES = ("speedup", "gflops", "memory", "accuracy", "roofline", "winner_map", "thread_scaling", "network",
            "headline")
 
 
-def plot_all(results_dir: str | Path, out_dir: str | Path | None = None, *,
+def plot_all(results_dir: str | Path | list[str | Path], out_dir: str | Path | None = None, *,
              only: list[str] | None = None, formats: Any = None, jobs: int | None = None) -> list[Path]:
     """Draw every figure of a results folder into ``out_dir`` (default ``DIR/plots/``).
 
     ``only`` limits the figures (names from :data:`FIGURES`). Returns the
     files written, one per format per figure (thread scaling only when the
     run has more than one thread count), in :data:`FIGURES` order. ``jobs``
-    processes draw (default: the usable cores, at most one per figure); the
-    data is read once, before they fork.
+    processes draw (default: the usable cores, at most one per figure).
+    Results of more than one machine (a merged folder, or a list of folders;
+    then ``out_dir`` is needed) get the ``machines`` panel, and every other
+    figure once per machine in ``OUT/<machine>/`` (:mod:`convbench.plots.machines`).
     """
-    from ..results import read_results
+    from ..analysis.machines import load, machines_of
+    from .machines import plot_across
 
-    from ..results import ANALYSIS_SAMPLE_COLUMNS
-
-    unknown = [n for n in only or [] if n not in FIGURES]
+    folders = list(results_dir) if isinstance(results_dir, (list, tuple)) else [results_dir]
+    if out_dir is None and len(folders) > 1:
+        raise ValueError("several results folders: say where the figures go with --out DIR")
+    unknown = [n for n in only or [] if n not in (*FIGURES, "machines")]
     if unknown:
-        raise ValueError(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+        raise ValueError(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}, machines")
+    res = load(folders)
+    out = Path(out_dir) if out_dir is not None else Path(folders[0]) / "plots"
+    if res.summary.empty:
+        raise ValueError(f"{', '.join(map(str, folders))}: summary.csv has no rows; nothing to draw")
+    if len(machines_of(res.summary)) > 1:
+        return plot_across(res, out, lambda r, o, names: _plot_one(r, o, names, formats, jobs), only=only,
+                           formats=formats)
+    singles = [n for n in only or [] if n != "machines"]
+    if only and not singles:
+        return []  # only the machine panel asked for, and there is one machine
+    return _plot_one(res, out, singles or None, formats, jobs)
+
+
+def _plot_one(res: Any, out: Path, only: list[str] | None, formats: Any, jobs: int | None = None) -> list[Path]:
+    """Every figure (or ``only`` these) of one machine's results."""
     wanted = set(only or FIGURES)
-    # only the speedup figure's whiskers need the samples (and only two of their columns)
-    res = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS if "speedup" in wanted else False)
-    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "plots"
     s, env = res.summary, res.env
-    if s.empty:
-        raise ValueError(f"{results_dir}: summary.csv has no rows; nothing to draw")
     calls = {
         "speedup": lambda: plot_speedup(s, env, out, samples=res.samples, formats=formats),
         "gflops": lambda: plot_gflops(s, env, out, formats=formats),

@@ -250,7 +250,7 @@ def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) ->
         return added_since(name, env["schema_version"])
 
     summary = read_table(folder, "summary", SUMMARY_COLUMNS, added("summary.csv"))
-    for col in ("reason", "layer_class", "network", "description", "implementation"):
+    for col in ("reason", "layer_class", "network", "description", "implementation", "machine"):
         if col in summary.columns:
             summary[col] = summary[col].astype(object).where(summary[col].notna(), "").astype(str)
     frames = {"summary.csv": summary}

@@ -78,6 +78,11 @@ SUMMARY_COLUMNS = [
 #: each repetition of a group ends (the summary row comes after the last).
 REPETITION_COLUMNS = ["repetition", "pinned_cpu", *SUMMARY_COLUMNS]
 
+#: Merged folders (``convbench merge``, ``run --executor``) add a ``machine``
+#: column (:data:`convbench.machine.identity.MACHINE_COLUMN`) to summary.csv and
+#: samples.csv: the machine each row was measured on. A single run's folder
+#: has none; its machine is its env.json's.
+
 #: Columns of ``samples.csv``: one row per timed sample; ``time_s`` is per
 #: call, ``ref_time_s`` the reference kernel's time in the same round.
 SAMPLE_COLUMNS = [
@@ -99,8 +104,10 @@ def added_since(name: str, version: int) -> list[str]:
 #: ``ok``: measured and right; ``skipped``: not run (unsupported, the memory
 #: guard, too many threads), ``failed``: a wrong answer; ``error``: raised;
 #: ``crashed``: killed the worker process (the reason names the signal);
-#: ``timeout``: no progress within the case timeout.
-STATUSES = ("ok", "skipped", "failed", "error", "crashed", "timeout")
+#: ``timeout``: no progress within the case timeout; ``missing``: the task of a
+#: distributed run (``run --executor``) that was to measure it failed or was
+#: lost (the reason says how); ``run --resume`` measures it.
+STATUSES = ("ok", "skipped", "failed", "error", "crashed", "timeout", "missing")
 
 #: What identifies a case across runs (compare matches runs on it) ...
 CASE_KEYS = ["layer", "algorithm", "layout", "dtype", "threads"]

@@ -30,6 +30,7 @@ def blas() -> str:
 
 def numba_gemm(dtype: str | np.dtype) -> str:
     """The numba GEMM micro-kernel for ``dtype``: ``numba:gemm-MRxNR``."""
-    from .kernels.gemm import MR, nr_for
+    from .kernels.configs import active_config
 
-    return f"numba:gemm-{MR}x{nr_for(dtype)}"
+    cfg = active_config()
+    return f"numba:gemm-{cfg.mr}x{cfg.nr(np.dtype(dtype))}-{cfg.isa}"

@@ -26,7 +26,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .compare import N_BOOT, VARIANT_KEYS, _ratio_ci, samples_by_case
+from .compare import N_BOOT, VARIANT_KEYS, samples_by_case
+from .verdicts import ratio_ci
 
 #: Peers shipped with convbench, recognised in a results folder even where
 #: their packages are not installed (older folders record no ``peers``).
@@ -75,7 +76,6 @@ def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
 
     peers = peer_names(summary["algorithm"].unique(), env)
     ok = eligible(summary)
-    by_case = samples_by_case(samples)
     rows = []
     for i, (key, g) in enumerate(summary.groupby(VARIANT_KEYS, sort=False)):
         good = g[ok.loc[g.index]]
@@ -95,8 +95,11 @@ def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
             rec.update(peer=theirs["algorithm"], peer_time_s=float(theirs["time_median_s"]),
                        peer_impl=str(theirs.get("implementation", "") or ""))
         if ours is not None and theirs is not None:
-            lo, hi, how = _ratio_ci(theirs, ours, by_case, confidence, seed + i)
-            ratio = rec["peer_time_s"] / rec["convbench_time_s"]
+            # both medians' CIs (a bootstrap over repetitions) combined: the spread between runs, not one burst's
+            ratio, lo, hi = (float(v[0]) for v in ratio_ci(
+                [ours["time_median_s"]], [ours["time_ci_low_s"]], [ours["time_ci_high_s"]],
+                [theirs["time_median_s"]], [theirs["time_ci_low_s"]], [theirs["time_ci_high_s"]]))
+            how = "summary-ci"
             verdict = "tie" if not (lo > 1 or hi < 1) else ("convbench faster" if lo > 1 else "peer faster")
             rec.update(ratio=ratio, ci_low=lo, ci_high=hi, ci_method=how, verdict=verdict)
         rows.append(rec)

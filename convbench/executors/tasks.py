@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..sweep.plan import Plan
+from ..sweep.session import whole_groups
 from .base import ExecutorError, Task
 
 
@@ -51,19 +52,6 @@ def cases_on_disk(folder: Path) -> set[str]:
     if text and not text.endswith("\n"):  # killed in the middle of a write
         text = text[: text.rfind("\n") + 1]
     return {r["case_id"] for r in csv.DictReader(io.StringIO(text)) if r.get("case_id")}
-
-
-def _complete_groups(plan: Plan) -> Callable[[set[str]], set[str]]:
-    """For repairing an attempt: keep only the cases of groups written whole
-    (a group is appended at once; a torn write leaves part of one)."""
-    def keep(done: set[str]) -> set[str]:
-        kept = set(done)
-        for g in plan.groups:
-            ids = {c.case_id for c in g.cases}
-            if ids & done and not ids <= done:
-                kept -= ids
-        return kept
-    return keep
 
 
 def _host() -> str:
@@ -99,7 +87,7 @@ def run_task(task: Task) -> dict[str, Any]:
             continue
         # whole groups only: a group torn by a kill is measured again whole (in place, the
         # session's resume repairs the folder; elsewhere, the new attempt measures it)
-        done[folder] = _complete_groups(plan)(cases_on_disk(folder))
+        done[folder] = whole_groups(plan)(cases_on_disk(folder))
     last = list(done)[-1] if done else None
     same_machine = last is not None and (read_env(last).get("system") or {}).get("hostname") == host
     if same_machine:

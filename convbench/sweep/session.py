@@ -279,7 +279,7 @@ def _whole_repetitions(plan: Plan) -> Callable[[set[tuple[str, int]]], set[tuple
     return keep
 
 
-def _whole_groups(plan: Plan) -> Callable[[set[str]], set[str]]:
+def whole_groups(plan: Plan) -> Callable[[set[str]], set[str]]:
     """For resuming: keep only the cases of groups that are entirely present
     (a group is written at once; a torn write leaves part of one)."""
     def keep(done: set[str]) -> set[str]:
@@ -356,7 +356,7 @@ def run(
         if resume:  # locked before reading what is done: a second writer would measure the same cases
             read_env(out)  # a results folder at all, before a lock file is put in it
             stack.enter_context(FolderLock(out))
-            state = open_resume(out, plan.config_as_run(), shard, _whole_groups(plan), _whole_repetitions(plan))
+            state = open_resume(out, plan.config_as_run(), shard, whole_groups(plan), _whole_repetitions(plan))
             todo = without_cases(plan, state.done)
             rows = state.summary.to_dict("records")
         else:

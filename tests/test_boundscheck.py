@@ -64,7 +64,7 @@ except IndexError as exc:
 # 3. the pointer kernels, with an indirection buffer one pixel past the input
 import convbench
 from convbench.kernels.depthwise import depthwise, pack_depthwise
-from convbench.kernels.gemm import conv_gemm, k_blocks, nc_panels_for, pack_weights
+from convbench.kernels.gemm import gemm_kernel
 from convbench.kernels.indirection import indirection_buffer
 
 spec = convbench.ConvSpec(batch=1, in_channels=4, out_channels=4, height=5, width=5, kernel=3,
@@ -76,8 +76,9 @@ offs[-1, 4] = img  # the centre tap of the last pixel reads the pixel after the 
 zero = np.zeros(spec.in_channels, np.float32)
 res = np.empty(spec.output_shape, np.float32)
 try:
-    conv_gemm(xs.reshape(-1), zero, offs, 1, img, 1, 4, 4, pack_weights(ws, 1, np.float32),
-              k_blocks(9, 4), nc_panels_for(np.float32), res.reshape(-1))
+    kernel = gemm_kernel(np.float32)
+    kernel.run(xs.reshape(-1), zero, offs, 1, img, 1, 4, 4, kernel.pack(ws, 1), kernel.k_blocks(9, 4),
+               res.reshape(-1))
     out["conv_gemm"] = "returned"
 except IndexError as exc:
     out["conv_gemm"] = f"IndexError: {exc}"

@@ -39,8 +39,12 @@ def skeleton(tmp_path_factory) -> str:
     unregister("guard-skeleton")
 
 
-def _names(skeleton: str) -> list[str]:
-    return convbench.list_algorithms()  # built-ins, torch where installed, plugins, the skeleton
+def _names(skeleton: str, spec: convbench.ConvSpec) -> list[str]:
+    """Every registered algorithm that runs ``spec`` (built-ins, peers where installed, plugins, the
+    skeleton); one that refuses it (a peer without NHWC) is refused at prepare, tested below."""
+    names = [n for n in convbench.list_algorithms() if convbench.get_algorithm(n).supports(spec) is None]
+    assert skeleton in names and "indirect" in names
+    return names
 
 
 def _raised_here(exc_info: pytest.ExceptionInfo) -> None:
@@ -59,7 +63,7 @@ def _prepared(name: str, spec: convbench.ConvSpec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.layout)
 def test_every_algorithm_refuses_an_input_one_row_short(skeleton, spec):
-    for name in _names(skeleton):
+    for name in _names(skeleton, spec):
         x, _, call = _prepared(name, spec)
         short = np.ascontiguousarray(x[:, :, :8] if spec.layout == "nchw" else x[:, :8])
         with pytest.raises(ValueError) as info:
@@ -74,7 +78,7 @@ def test_every_algorithm_refuses_an_input_one_row_short(skeleton, spec):
 def test_every_algorithm_refuses_a_weight_with_one_channel_too_few(skeleton, spec):
     _, w = spec.random_inputs(0)
     bad = np.ascontiguousarray(w[:, :-1])
-    for name in _names(skeleton):
+    for name in _names(skeleton, spec):
         with pytest.raises(ValueError) as info:
             convbench.get_algorithm(name).prepare(spec, bad)
         _raised_here(info)
@@ -84,7 +88,7 @@ def test_every_algorithm_refuses_a_weight_with_one_channel_too_few(skeleton, spe
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.layout)
 def test_every_algorithm_refuses_float64_for_a_float32_spec_without_converting(skeleton, spec):
-    for name in _names(skeleton):
+    for name in _names(skeleton, spec):
         x, w, call = _prepared(name, spec)
         with pytest.raises(TypeError) as info:
             call(x.astype(np.float64))
@@ -110,7 +114,7 @@ def test_valid_inputs_still_give_the_reference_answer(skeleton):
     for spec in SPECS:
         x, w = spec.random_inputs(1)
         ref = convbench.reference(spec, x, w)
-        for name in _names(skeleton):
+        for name in _names(skeleton, spec):
             y = convbench.get_algorithm(name).prepare(spec, w)(x)
             assert convbench.relative_error(y, ref) < 1e-3, name
 

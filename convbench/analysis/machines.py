@@ -41,8 +41,9 @@ def _with_machine(res: Any) -> Any:
     return res
 
 
-def load(folders: Sequence[str | Path]) -> Any:
-    """One or several results folders as one :class:`~convbench.results.Results` with a machine column.
+def load(folders: Sequence[str | Path], samples: bool | Sequence[str] = True) -> Any:
+    """One or several results folders as one :class:`~convbench.results.Results` with a machine column
+    (``samples`` as :func:`~convbench.results.read_results` takes it).
 
     A case may appear once per machine; the same case twice on one machine
     (the same run given twice, or overlapping shards) is refused.
@@ -54,7 +55,7 @@ def load(folders: Sequence[str | Path]) -> Any:
 
     if not folders:
         raise ResultsError("give at least one results folder")
-    parts = [_with_machine(read_results(f)) for f in folders]
+    parts = [_with_machine(read_results(f, samples=samples)) for f in folders]
     if len(parts) == 1:
         return parts[0]
     summary = pd.concat([p.summary for p in parts], ignore_index=True)
@@ -140,7 +141,7 @@ def write_selections(folders: Sequence[str | Path], out: str | Path | None = Non
 
     if out is None and len(folders) > 1:
         raise ResultsError("several folders: say where selection.csv goes with --out DIR")
-    res = load(folders)
+    res = load(folders, samples=False)  # the selection needs the summary only
     machines = machines_of(res.summary)
     if len(folders) == 1 and len(machines) <= 1 and out is None:
         return write_selection(folders[0])
@@ -208,7 +209,7 @@ def compare_folders(folders: Sequence[str | Path], *, threshold: float = 0.10, r
 
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
-    parts = [load([f]) for f in folders]
+    parts = [load([f], samples=False) for f in folders]  # verdicts come from the summaries
     sets = [machines_of(p.summary) for p in parts]
     if len(parts) == 2 and set(sets[0]) == set(sets[1]):
         tables, notes, normalised = [], [], False
@@ -222,7 +223,7 @@ def compare_folders(folders: Sequence[str | Path], *, threshold: float = 0.10, r
             notes += [n for n in result.notes if n not in notes]
             normalised = normalised or result.normalised
         return MachineComparison("runs", pd.concat(tables, ignore_index=True), normalised, notes)
-    res = load(folders)
+    res = load(folders, samples=False)
     machines = machines_of(res.summary)
     if len(machines) < 2:
         raise CompareError("compare needs two runs (A B) or results from more than one machine; "

@@ -26,8 +26,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .compare import N_BOOT, VARIANT_KEYS, samples_by_case
-from .verdicts import ratio_ci
+from .compare import N_BOOT, VARIANT_KEYS, pair_ratio_cis, sample_groups, samples_by_case
 
 #: Peers shipped with convbench, recognised in a results folder even where
 #: their packages are not installed (older folders record no ``peers``).
@@ -76,8 +75,8 @@ def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
 
     peers = peer_names(summary["algorithm"].unique(), env)
     ok = eligible(summary)
-    rows = []
-    for i, (key, g) in enumerate(summary.groupby(VARIANT_KEYS, sort=False)):
+    rows, pairs = [], []
+    for key, g in summary.groupby(VARIANT_KEYS, sort=False):
         good = g[ok.loc[g.index]]
         is_p = good["algorithm"].isin(peers)
         ours, theirs = _best(good[~is_p]), _best(good[is_p])
@@ -95,14 +94,19 @@ def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
             rec.update(peer=theirs["algorithm"], peer_time_s=float(theirs["time_median_s"]),
                        peer_impl=str(theirs.get("implementation", "") or ""))
         if ours is not None and theirs is not None:
-            # both medians' CIs (a bootstrap over repetitions) combined: the spread between runs, not one burst's
-            ratio, lo, hi = (float(v[0]) for v in ratio_ci(
-                [ours["time_median_s"]], [ours["time_ci_low_s"]], [ours["time_ci_high_s"]],
-                [theirs["time_median_s"]], [theirs["time_ci_low_s"]], [theirs["time_ci_high_s"]]))
-            how = "summary-ci"
-            verdict = "tie" if not (lo > 1 or hi < 1) else ("convbench faster" if lo > 1 else "peer faster")
-            rec.update(ratio=ratio, ci_low=lo, ci_high=hi, ci_method=how, verdict=verdict)
+            rec["ratio"] = rec["peer_time_s"] / rec["convbench_time_s"]
+            pairs.append((len(rows), str(theirs["case_id"]), str(ours["case_id"]),
+                          theirs["time_ci_low_s"], theirs["time_ci_high_s"],
+                          ours["time_ci_low_s"], ours["time_ci_high_s"]))
         rows.append(rec)
+    if pairs:  # every pair's interval at once: one vectorised bootstrap
+        at, peer_ids, our_ids, plo, phi, olo, ohi = (np.asarray(c) for c in zip(*pairs))
+        groups = sample_groups(samples)
+        lo, hi, how = pair_ratio_cis(groups, peer_ids, (plo.astype(float), phi.astype(float)),
+                                     groups, our_ids, (olo.astype(float), ohi.astype(float)), confidence, seed)
+        for i, a in enumerate(at):
+            verdict = "tie" if not (lo[i] > 1 or hi[i] < 1) else ("convbench faster" if lo[i] > 1 else "peer faster")
+            rows[a].update(ci_low=float(lo[i]), ci_high=float(hi[i]), ci_method=str(how[i]), verdict=verdict)
     return pd.DataFrame(rows)
 
 

@@ -28,6 +28,8 @@ import numpy as np
 from ..results.schema import specs_of
 from ..timing import geomean
 from .compare import ratio_table
+from .machines import headline_results, machines_section
+from .peers import report_lines
 
 PAPER = 'Marat Dukhan, "The Indirect Convolution Algorithm", arXiv:1907.02129 (2019)'
 CONFIG = "paper"
@@ -250,7 +252,7 @@ def _machine(env: dict) -> list[str]:
     thr = env.get("threads") or {}
     sgemm = ", ".join(f"{v} GFLOP/s on {k} thread{'s' if str(k) != '1' else ''}"
                       for k, v in (cal.get("sgemm_gflops") or {}).items())
-    lines = [
+    return [
         f"- CPU: **{cpu.get('model') or 'unknown'}**, {cpu.get('available_cores') or cpu.get('logical_cores') or '?'} "
         f"cores available, SIMD: {', '.join(cpu.get('simd') or []) or 'unknown'}",
         f"- BLAS: {thr.get('blas') or 'unknown'} {thr.get('blas_version') or ''}".rstrip(),
@@ -259,7 +261,6 @@ def _machine(env: dict) -> list[str]:
         f"{(env.get('convbench') or {}).get('version', '?')} ({_source_state(env.get('convbench') or {})})",
         f"- run: {env.get('start_time') or '?'} to {env.get('end_time') or '?'}",
     ]
-    return lines
 
 
 def _source_state(info: dict) -> str:
@@ -278,11 +279,10 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _speed_table(f: Finding) -> list[str]:
     if f.table is None or f.table.empty:
         return [f"_{f.headline}_"]
-    rows = []
-    for r in f.table.sort_values(["layer_class", "layer"]).to_dict("records"):
-        rows.append([r["layer"], r["layer_class"], r["threads"], int(r["in_channels"]),
-                     f"{r['reference_time_s'] * 1e3:.3g}", f"{r['time_s'] * 1e3:.3g}",
-                     _fmt_speedup(r["speedup"], r["ci_low"], r["ci_high"]), r["result"]])
+    rows = [[r["layer"], r["layer_class"], r["threads"], int(r["in_channels"]),
+             f"{r['reference_time_s'] * 1e3:.3g}", f"{r['time_s'] * 1e3:.3g}",
+             _fmt_speedup(r["speedup"], r["ci_low"], r["ci_high"]), r["result"]]
+            for r in f.table.sort_values(["layer_class", "layer"]).to_dict("records")]
     return _md_table(["layer", "class", "threads", "C", f"{f.reference} (ms)", "indirect (ms)",
                       "indirect faster by [95% CI]", "result"], rows)
 
@@ -303,8 +303,6 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
     Figures are those in the folder's ``plots/``, linked as ``{plots_dir}/NAME.png``:
     ``plots`` in report.md (beside it); a notebook passes the path from its own folder.
     """
-    from .machines import headline_results, machines_section
-
     everything, results = results, headline_results(results)  # verdicts never pool machines
     env, summary = results.env, results.summary
     if findings is None:
@@ -323,13 +321,8 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
               "Each claim judged against the same numba micro-kernel under im2col (the paper's method: the "
               "difference is the algorithm) and against im2col on this machine's BLAS.", ""]
     by = {(f.claim, f.reference): f for f in findings}
-    rows = []
-    for n in (1, 2, 3):
-        cells = [str(n), CLAIMS[n]]
-        for ref in REFERENCES:
-            f = by.get((n, ref))
-            cells.append(f"**{f.verdict}**: {f.headline}" if f else "-")
-        rows.append(cells)
+    rows = [[str(n), CLAIMS[n], *(f"**{f.verdict}**: {f.headline}" if f else "-"
+                                  for f in (by.get((n, ref)) for ref in REFERENCES))] for n in (1, 2, 3)]
     lines += _md_table(["#", "claim (paper)", *[REFERENCE_LABEL[r] for r in REFERENCES]], rows) + [""]
     for n in (1, 2, 3):
         lines += [f"## Claim {n}", "", f"> {CLAIMS[n]}", "", f"Rule: {RULES[n]}", ""]
@@ -339,8 +332,6 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
                 continue
             lines += [f"### Against {REFERENCE_LABEL[ref]}: {f.verdict}", "", f.headline, ""]
             lines += (_memory_table(f) if n == 3 else _speed_table(f)) + [""]
-    from .peers import report_lines
-
     lines += report_lines(results)  # best convbench vs best production peer, when peers ran
     lines += machines_section(everything, evaluate, REFERENCE_LABEL)
     figures = [("headline", "Indirect against im2col + GEMM per layer class"),
@@ -364,6 +355,8 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
 
 @dataclass
 class ReproduceOutcome:
+    """What ``reproduce``/``write_report`` made: the folder, its report.md, the figures, the verdicts."""
+
     out_dir: Path
     report: Path
     plots: list[Path]
@@ -377,8 +370,6 @@ def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = N
 
     results = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS)
     plots = plot_all(results_dir, formats=formats) if draw else []
-    from .machines import headline_results
-
     headline = headline_results(results)
     findings = evaluate(headline.summary, headline.samples)
     path = Path(results_dir) / "report.md"

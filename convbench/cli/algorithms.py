@@ -21,7 +21,9 @@ def list_cmd(plugin: list[str] = PluginOption, fmt: str = FormatOption) -> None:
     for name in list_algorithms():
         algo = get_algorithm(name)
         library = algo.library_version() if callable(getattr(algo, "library_version", None)) else None
-        rows.append({"name": name + (" (peer)" if getattr(algo, "peer", False) else ""),
+        if getattr(algo, "peer", False):  # the name stays the one -a takes; the library column says "peer"
+            library = f"peer: {library or 'version unknown'}"
+        rows.append({"name": name,
                      "description": algo.description, "layout": algo.natural_layout or "both",
                      "constraints": algo.constraints, "tol": f"{algo.tolerance_for('float32'):.0e}",
                      "library": library or "", "source": source_of(name)})

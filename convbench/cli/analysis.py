@@ -1,4 +1,4 @@
-"""``convbench plot``, ``compare``, ``select`` and ``reproduce``: figures and judgements from results folders."""
+"""``convbench plot``, ``compare``, ``convert``, ``select`` and ``reproduce``: figures and judgements from results folders."""
 
 from __future__ import annotations
 
@@ -103,6 +103,24 @@ def compare(
         raise typer.Exit(1)
 
 
+@app.command()
+def convert(
+    results_dir: str = typer.Argument(..., help="A results folder written by `convbench run`."),
+    to: str = typer.Option("parquet", "--to", help="parquet: write summary.parquet and samples.parquet beside the CSVs (needs the `parquet` extra); csv: write the CSVs back from them."),
+) -> None:
+    """Write a results folder's tables as Parquet (read by every command, far faster for big runs), or back to CSV."""
+    from ..results import ResultsError
+    from ..results.convert import convert as convert_tables
+
+    try:
+        with console.status(f"converting to {to} ..."):
+            paths = convert_tables(results_dir, to.strip().lower())
+    except ResultsError as exc:
+        fail(str(exc))
+    for p in paths:
+        console.print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)", highlight=False, soft_wrap=True)
+
+
 @app.command("select")
 def select_cmd(
     results_dirs: list[str] = typer.Argument(..., help="A results folder written by `convbench run` (or results/<config>: its newest run); or results of several machines (a merged folder, or a folder per machine): the best per layer on each."),
@@ -147,7 +165,13 @@ def _print_versus_peers(results_dir: str) -> None:
     from ..analysis.peers import write_versus_peers
     from .render import print_table, say, versus_peers_table
 
-    written = write_versus_peers(_read(results_dir))
+    from ..analysis.peers import peer_names
+    from ..results import ANALYSIS_SAMPLE_COLUMNS
+
+    summary_only = _read(results_dir, samples=False)
+    if not peer_names(summary_only.summary["algorithm"].unique(), summary_only.env):
+        return  # no peer ran: nothing to compare, and no need to read the samples
+    written = write_versus_peers(_read(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS))
     if written is None:
         return
     path, layers, network = written

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from .app import app, console, err_console
-from .render import print_table, tune_table
+from .render import Grid, print_table
 
 
 @app.command()
@@ -24,3 +26,15 @@ def tune(
         result = tuning.tune(seconds, progress=lambda msg: status.update(msg))
     print_table(tune_table(result))
     console.print(f"chose {result.chosen} in {result.seconds:.0f} s; cached in {result.cache_file}", highlight=False)
+
+
+def tune_table(result: Any) -> Grid:
+    """The candidates ``convbench tune`` timed, fastest first (a :class:`~convbench.kernels.tune.TuneResult`)."""
+    table = Grid(title=f"convbench tune: {result.key}")
+    shapes = list(next(iter(result.times.values())))
+    for col in ("configuration", *shapes, "time / default"):
+        table.add_column(col, "left" if col == "configuration" else "right")
+    for name, rel in sorted(result.relative.items(), key=lambda kv: kv[1]):
+        mark = " (chosen)" if name == result.chosen else " (default)" if name == result.default else ""
+        table.add_row(name + mark, *(f"{result.times[name][s] * 1e3:.3f} ms" for s in shapes), f"{rel:.3f}")
+    return table

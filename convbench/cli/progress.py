@@ -83,7 +83,7 @@ def work_done(plan: Any, folder: str | Path) -> int:
     too many or too few: the bar's start, not the results)."""
     from ..results import SUMMARY_COLUMNS, ResultsError
     from ..results.io import read_csv
-    from ..sweep.session import without_cases
+    from ..sweep.plan import without_cases
 
     folder = Path(folder)
     repeat = plan.timing.repeat

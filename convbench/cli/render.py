@@ -386,28 +386,3 @@ def versus_peers_table(layers: Any, network: Any) -> Grid:
                       fmt_time(r["convbench_total_s"]), fmt_time(r["peer_total_s"]),
                       fmt_ratio(r["ratio"], r["ci_low"], r["ci_high"]), f"{r['layers_compared']}/{r['layers']} layers")
     return table
-
-
-def resume_command(config: str | None, options: dict[str, Any], out_dir: Any) -> list[str]:
-    """The ``convbench run`` line that resumes an interrupted run with the same options."""
-    again = ["convbench", "run", *([config] if config else [])]
-    for flag in ("-a", "-t", "-l", "--memory-limit"):
-        again += [flag, options[flag]] if options.get(flag) else []
-    again += ["--quick"] if options.get("--quick") else []
-    again += [x for p in options.get("--plugin") or [] for x in ("--plugin", p)]
-    again += ["--allow-config-plugins"] if options.get("--allow-config-plugins") else []
-    again += ["--no-isolation"] if options.get("--no-isolation") else []
-    again += ["--case-timeout", options["--case-timeout"]] if options.get("--case-timeout") else []
-    return again + ["--resume", str(out_dir)]
-
-
-def tune_table(result: Any) -> Grid:
-    """The candidates ``convbench tune`` timed, fastest first (a :class:`~convbench.kernels.tune.TuneResult`)."""
-    table = Grid(title=f"convbench tune: {result.key}")
-    shapes = list(next(iter(result.times.values())))
-    for col in ("configuration", *shapes, "time / default"):
-        table.add_column(col, "left" if col == "configuration" else "right")
-    for name, rel in sorted(result.relative.items(), key=lambda kv: kv[1]):
-        mark = " (chosen)" if name == result.chosen else " (default)" if name == result.default else ""
-        table.add_row(name + mark, *(f"{result.times[name][s] * 1e3:.3f} ms" for s in shapes), f"{rel:.3f}")
-    return table

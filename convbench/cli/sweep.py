@@ -3,6 +3,8 @@ and the folders they write."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ..sweep.isolation import DEFAULT_CASE_TIMEOUT
@@ -93,7 +95,7 @@ def run(
         fail(f"{exc} with --resume {out}")
     except (ConfigError, ResultsError, PluginError, ValueError) as exc:
         fail(str(exc))
-    again = render.resume_command(config, {
+    again = resume_command(config, {
         "-a": algorithms, "-t": threads, "-l": layers, "--memory-limit": memory_limit, "--quick": quick,
         "--repeat": str(repeat) if repeat is not None else None,
         "--plugin": plugin, "--allow-config-plugins": allow_config_plugins, "--no-isolation": not isolation,
@@ -263,3 +265,16 @@ def repair(
     for line in report.lines():
         console.print(line, highlight=False, soft_wrap=True)
     console.print(f"repaired {results_dir}; logged in {report.log}", highlight=False)
+
+
+def resume_command(config: str | None, options: dict[str, Any], out_dir: Any) -> list[str]:
+    """The ``convbench run`` line that resumes an interrupted run with the same options."""
+    again = ["convbench", "run", *([config] if config else [])]
+    for flag in ("-a", "-t", "-l", "--repeat", "--memory-limit"):
+        again += [flag, options[flag]] if options.get(flag) else []
+    again += ["--quick"] if options.get("--quick") else []
+    again += [x for p in options.get("--plugin") or [] for x in ("--plugin", p)]
+    again += ["--allow-config-plugins"] if options.get("--allow-config-plugins") else []
+    again += ["--no-isolation"] if options.get("--no-isolation") else []
+    again += ["--case-timeout", options["--case-timeout"]] if options.get("--case-timeout") else []
+    return again + ["--resume", str(out_dir)]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..sweep.plan import Plan
-from ..sweep.session import whole_groups
+from ..sweep.plan import whole_groups, without_cases
 from .base import ExecutorError, Task
 
 
@@ -72,7 +72,7 @@ def run_task(task: Task) -> dict[str, Any]:
     """
     from ..registry import load_plugin
     from ..results import read_env
-    from ..sweep.session import run, without_cases
+    from ..sweep.session import run
 
     for target in task.plan.config_as_run().get("plugins") or []:
         load_plugin(target)  # as the driver did: the task's own checks see the same algorithms

@@ -49,6 +49,7 @@ def plot_all(results_dir: str | Path | list[str | Path], out_dir: str | Path | N
     figure once per machine in ``OUT/<machine>/`` (:mod:`convbench.plots.machines`).
     """
     from ..analysis.machines import load, machines_of
+    from ..results import ANALYSIS_SAMPLE_COLUMNS
     from .machines import plot_across
 
     folders = list(results_dir) if isinstance(results_dir, (list, tuple)) else [results_dir]
@@ -57,7 +58,7 @@ def plot_all(results_dir: str | Path | list[str | Path], out_dir: str | Path | N
     unknown = [n for n in only or [] if n not in (*FIGURES, "machines")]
     if unknown:
         raise ValueError(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}, machines")
-    res = load(folders)
+    res = load(folders, samples=ANALYSIS_SAMPLE_COLUMNS)  # figures need each case's times, nothing more
     out = Path(out_dir) if out_dir is not None else Path(folders[0]) / "plots"
     if res.summary.empty:
         raise ValueError(f"{', '.join(map(str, folders))}: summary.csv has no rows; nothing to draw")

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from .errors import ResultsError  # defined apart (the lock raises it too); imported from here as before
-from .integrity import KEYS, check_integrity
+from .integrity import SAMPLE_KEY_COLUMNS, check_integrity
 from .schema import (
     LOCK_FILE, REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, added_since, check_rows,
 )
@@ -236,14 +236,15 @@ def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) ->
     """Read a results folder, checking its schema version and columns.
 
     ``samples``: ``True`` reads every sample column, ``False`` none (an empty
-    frame, for commands that need only the summary), a list of column names
-    only those (plus ``case_id``), with string keys as categoricals. Each
-    table is read from ``<name>.parquet`` when ``convbench convert`` wrote an
+    frame, for commands that need only the summary; the key columns are still
+    read, to refuse a corrupt folder), a list of column names only those (plus
+    ``case_id``, and ``machine`` in a merged folder), with string keys as
+    categoricals. Each table is read from ``<name>.parquet`` when ``convbench convert`` wrote an
     up-to-date one (:mod:`.tables`), else from ``<name>.csv``.
     """
     import pandas as pd
 
-    folder = Path(folder)
+    folder, samples_arg = Path(folder), samples
     env = read_env(folder)
 
     def added(name: str) -> list[str]:
@@ -254,13 +255,10 @@ def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) ->
         if col in summary.columns:
             summary[col] = summary[col].astype(object).where(summary[col].notna(), "").astype(str)
     frames = {"summary.csv": summary}
-    if samples is False:
-        frames["samples.csv"] = pd.DataFrame({c: pd.Series(dtype=float if c == "time_s" else object)
-                                              for c in SAMPLE_COLUMNS})
-    elif samples is True:
+    if samples is True:
         frames["samples.csv"] = read_table(folder, "samples", SAMPLE_COLUMNS, added("samples.csv"))
-    else:
-        cols = list(dict.fromkeys(["case_id", *samples]))
+    else:  # the keys too, even for no samples: a reader refuses stray or doubled samples (integrity)
+        cols = list(dict.fromkeys([*SAMPLE_KEY_COLUMNS, *(samples or [])]))
         keys = [c for c in cols if c in ("case_id", "layer", "algorithm", "layout", "dtype")]
         frames["samples.csv"] = read_table(folder, "samples", SAMPLE_COLUMNS, added("samples.csv"), usecols=cols,
                                            categorical=keys)
@@ -274,8 +272,13 @@ def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) ->
             f"a status is one of {', '.join(STATUSES)}"
         )
     reps_path = folder / "repetitions.csv"  # a schema-1 folder has none
-    reps = read_csv(reps_path, list(KEYS["repetitions.csv"])) if reps_path.is_file() else None
+    reps = read_csv(reps_path, ["case_id", "repetition"]) if reps_path.is_file() else None
     samples = check_integrity(folder, summary, samples, reps)  # duplicates refused; unfinished cases' samples set aside
+    if samples_arg is False:
+        samples = pd.DataFrame({c: pd.Series(dtype=float if c == "time_s" else object) for c in SAMPLE_COLUMNS})
+    elif samples_arg is not True:  # the keys were read for the check; keep what was asked
+        asked = ["machine", *dict.fromkeys(["case_id", *samples_arg])]
+        samples = samples[[c for c in asked if c in samples.columns]]
     config_path = folder / "config.yaml"
     try:
         config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}

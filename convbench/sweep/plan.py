@@ -10,7 +10,7 @@ compare on it, measured interleaved (:mod:`.measure`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from ..config.expand import Config, ConfigError, Layer, resolve_algorithms
 from ..machine.threads import check_thread_count
@@ -163,3 +163,39 @@ def describe_layers(plan: Plan) -> list[dict[str, Any]]:
                     row["workspace_bytes"][name] = None
             rows.append(row)
     return rows
+
+
+# -- resuming: what of a plan is still to measure -----------------------------------
+
+
+def without_cases(plan: Plan, done: set[str]) -> Plan:
+    """``plan`` without the groups whose every case is in ``done`` (case ids)."""
+    groups = [g for g in plan.groups if not all(c.case_id in done for c in g.cases)]
+    return replace(plan, groups=groups)
+
+
+def whole_repetitions(plan: Plan) -> Callable[[set[tuple[str, int]]], set[tuple[str, int]]]:
+    """For resuming: keep a repetition of a group only if every case of it is on disk."""
+    def keep(done: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        kept = set(done)
+        reps = {r for _, r in done}
+        for g in plan.groups:
+            for r in reps:
+                keys = {(c.case_id, r) for c in g.cases}
+                if keys & done and not keys <= done:
+                    kept -= keys
+        return kept
+    return keep
+
+
+def whole_groups(plan: Plan) -> Callable[[set[str]], set[str]]:
+    """For resuming: keep only the cases of groups that are entirely present
+    (a group is written at once; a torn write leaves part of one)."""
+    def keep(done: set[str]) -> set[str]:
+        kept = set(done)
+        for g in plan.groups:
+            ids = {c.case_id for c in g.cases}
+            if ids & done and not ids <= done:
+                kept -= ids
+        return kept
+    return keep

@@ -30,7 +30,7 @@ from ..results.schema import STATUSES, SUMMARY_COLUMNS, repetition_row, summary_
 from ..timing import repetition_schedule
 from .isolation import DEFAULT_CASE_TIMEOUT, WorkerPool, check_case_timeout, check_loadable
 from .measure import REF_FLOPS, GroupResult, Monitor, Row, measure_group
-from .plan import Group, Plan, plan as make_plan
+from .plan import Group, Plan, plan as make_plan, whole_groups, whole_repetitions, without_cases
 from .repeats import DRIFT_LIMIT, combine, repetition_drift
 
 #: Extra attempts at a group's repetition whose reference kernel moved beyond
@@ -259,39 +259,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def without_cases(plan: Plan, done: set[str]) -> Plan:
-    """``plan`` without the groups whose every case is in ``done`` (case ids)."""
-    groups = [g for g in plan.groups if not all(c.case_id in done for c in g.cases)]
-    return replace(plan, groups=groups)
-
-
-def _whole_repetitions(plan: Plan) -> Callable[[set[tuple[str, int]]], set[tuple[str, int]]]:
-    """For resuming: keep a repetition of a group only if every case of it is on disk."""
-    def keep(done: set[tuple[str, int]]) -> set[tuple[str, int]]:
-        kept = set(done)
-        reps = {r for _, r in done}
-        for g in plan.groups:
-            for r in reps:
-                keys = {(c.case_id, r) for c in g.cases}
-                if keys & done and not keys <= done:
-                    kept -= keys
-        return kept
-    return keep
-
-
-def whole_groups(plan: Plan) -> Callable[[set[str]], set[str]]:
-    """For resuming: keep only the cases of groups that are entirely present
-    (a group is written at once; a torn write leaves part of one)."""
-    def keep(done: set[str]) -> set[str]:
-        kept = set(done)
-        for g in plan.groups:
-            ids = {c.case_id for c in g.cases}
-            if ids & done and not ids <= done:
-                kept -= ids
-        return kept
-    return keep
-
-
 def _new_env(plan: Plan, argv: list[str], settings: dict[str, Any], shard: dict | None) -> dict[str, Any]:
     return {
         "config_name": plan.config.name, "config_path": plan.config.path, "argv": argv,
@@ -356,7 +323,7 @@ def run(
         if resume:  # locked before reading what is done: a second writer would measure the same cases
             read_env(out)  # a results folder at all, before a lock file is put in it
             stack.enter_context(FolderLock(out))
-            state = open_resume(out, plan.config_as_run(), shard, whole_groups(plan), _whole_repetitions(plan))
+            state = open_resume(out, plan.config_as_run(), shard, whole_groups(plan), whole_repetitions(plan))
             todo = without_cases(plan, state.done)
             rows = state.summary.to_dict("records")
         else:

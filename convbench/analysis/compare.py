@@ -236,8 +236,6 @@ def compare_runs(
 
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     pairs = match_cases(a.summary, b.summary, label_a, label_b)
     ra = pd.DataFrame([p[0] for p in pairs]).reset_index(drop=True)
     rb = pd.DataFrame([p[1] for p in pairs]).reset_index(drop=True)

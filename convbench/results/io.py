@@ -135,27 +135,25 @@ class ResultsWriter:
         """Samples first, then the summary rows, each file flushed and fsynced:
         a summary row on disk always has its samples on disk. A row with a
         missing or unknown column is a :class:`~.schema.SchemaError` (nothing is written)."""
-        rows, samples = list(rows), list(samples)
-        check_rows(samples, SAMPLE_COLUMNS, "samples.csv")
-        check_rows(rows, SUMMARY_COLUMNS, "summary.csv")
-        for s in samples:
-            self._pw.writerow({k: _cell(s.get(k)) for k in SAMPLE_COLUMNS})
-        self._flush(self._samples)
-        for row in rows:
-            self._sw.writerow({k: _cell(row.get(k)) for k in SUMMARY_COLUMNS})
-        self._flush(self._summary)
+        self._write_pair(rows, samples, self._sw, self._summary, SUMMARY_COLUMNS, "summary.csv")
 
     def append_repetition(self, rows: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]]) -> None:
         """One repetition of a group: its samples, then its rows (``repetitions.csv``), each fsynced."""
+        self._write_pair(rows, samples, self._rw, self._reps, REPETITION_COLUMNS, "repetitions.csv")
+
+    def _write_pair(self, rows: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]],
+                    writer: Any, file: Any, columns: list[str], name: str) -> None:
+        """Check every row first (nothing is written on a schema error), then the
+        samples and the rows, each file fsynced, samples before their rows."""
         rows, samples = list(rows), list(samples)
         check_rows(samples, SAMPLE_COLUMNS, "samples.csv")
-        check_rows(rows, REPETITION_COLUMNS, "repetitions.csv")
+        check_rows(rows, columns, name)
         for s in samples:
             self._pw.writerow({k: _cell(s.get(k)) for k in SAMPLE_COLUMNS})
         self._flush(self._samples)
         for row in rows:
-            self._rw.writerow({k: _cell(row.get(k)) for k in REPETITION_COLUMNS})
-        self._flush(self._reps)
+            writer.writerow({k: _cell(row.get(k)) for k in columns})
+        self._flush(file)
 
     def write_env(self, env: Mapping[str, Any]) -> None:
         write_json(self.dir / "env.json", {"schema_version": SCHEMA_VERSION, **env})

@@ -21,7 +21,7 @@ def run(
     threads: str = typer.Option(None, "--threads", "-t", help="Comma-separated thread counts, e.g. 1,2 (default: the config's)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
     quick: bool = typer.Option(False, "--quick", help="Few samples: a smoke run, not a measurement (marked in env.json)."),
-    repeat: int = typer.Option(None, "--repeat", "-r", help="Repetitions of every case, each in a fresh worker process at another moment of the sweep (default: the config's timing.repeat, 3 unless set; 1 with --quick)."),
+    repeat: int = typer.Option(None, "--repeat", "-r", help="Repetitions of every case, each in a fresh worker process at another moment of the sweep (default: the config's timing.repeat, 5 unless set; 1 with --quick)."),
     shard: str = typer.Option(None, "--shard", help="Run shard I of N (1-based, e.g. 2/4): a deterministic 1/N of the layers; join with `convbench merge`."),
     plugin: list[str] = PluginOption,
     allow_config_plugins: bool = AllowConfigPluginsOption,

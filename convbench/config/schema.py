@@ -17,7 +17,7 @@ A config file (every key is optional except that some layer must exist)::
       batch: 1
       layout: [nchw, nhwc]       # lists of layouts / dtypes are sweep dimensions
       dtype: float32
-    timing: {min_samples: 10, min_time_s: 0.2, max_time_s: 5, target_ci: null, repeat: 3}
+    timing: {min_samples: 10, min_time_s: 0.1, max_time_s: 5, target_ci: null, repeat: 5}
     layers:                      # explicit layers, in order
       - {name: conv1, in_channels: 3, out_channels: 32, size: 224,
          kernel: 3, stride: 2, padding: 1, count: 1}

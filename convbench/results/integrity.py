@@ -66,7 +66,10 @@ def first_keys(keys: list[str]) -> str:
 def key_text(values: tuple, columns: tuple[str, ...]) -> str:
     """``a|nchw|float32|t1|im2col``, ``... repetition 1``, ``... repetition 1 sample 3``: a key's
     values named by their ``columns`` (the case id first, as it is)."""
-    return " ".join(str(v) if c == "case_id" else f"{c} {v}" for c, v in zip(columns, values))
+    def text(v: Any) -> str:  # a number read back as a float where its column has gaps: 1.0 is repetition 1
+        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+    return " ".join(text(v) if c == "case_id" else f"{c} {text(v)}" for c, v in zip(columns, values))
 
 
 def trailing_start(keys: list[tuple]) -> int:
@@ -77,33 +80,60 @@ def trailing_start(keys: list[tuple]) -> int:
     return start
 
 
-def _key_frame(df: Any, columns: tuple[str, ...]) -> Any:
-    """``df``'s ``columns`` as strings, one spelling per value: a number read back
-    as a float where its column has gaps (1.0) is the same key as 1."""
+def _column_codes(cols: list[Any]) -> list[Any]:
+    """One key column of several frames as integer codes shared by all of them.
+
+    Numbers compare as numbers (1.0 read back from a column with gaps is 1);
+    anything else by its text, categoricals recoded through their categories,
+    so a column of millions of samples never becomes millions of strings.
+    """
+    import numpy as np
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype, union_categoricals
+
+    if all(is_numeric_dtype(c) and not is_bool_dtype(c) for c in cols):
+        values = np.concatenate([c.to_numpy(dtype=float, na_value=np.nan) for c in cols])
+        codes = pd.factorize(values, use_na_sentinel=False)[0]
+    else:
+        cats = []
+        for c in cols:
+            if not isinstance(c.dtype, pd.CategoricalDtype):
+                c = c.astype(object).where(c.notna(), "").astype(str).astype("category")
+            names = c.cat.categories.astype(str)
+            if not names.is_unique:  # e.g. 1 and "1": the same text, one category
+                c = c.astype(str).astype("category")
+                names = c.cat.categories
+            cats.append(pd.Categorical.from_codes(c.cat.codes, categories=names))
+        codes = union_categoricals(cats, ignore_order=True).codes.astype(np.int64)
+    return np.split(codes, np.cumsum([len(c) for c in cols])[:-1])
+
+
+def _keys(frames: list[Any], columns: tuple[str, ...]) -> list[Any]:
+    """Each frame's ``columns`` as one int64 array, equal where the rows' keys are equal
+    (across the frames too)."""
+    import numpy as np
     import pandas as pd
 
-    out = {}
+    sizes = [len(f) for f in frames]
+    key = np.zeros(sum(sizes), np.int64)
     for c in columns:
-        col = df[c]
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            whole = col.dropna()
-            if (whole == whole.round()).all():
-                col = col.astype("Int64")
-        out[c] = col.astype(object).where(col.notna(), "").astype(str).to_numpy()
-    return pd.DataFrame(out, index=range(len(df)))
+        codes = np.concatenate(_column_codes([f[c] for f in frames]))
+        key = pd.factorize(key * (int(codes.max(initial=0)) + 2) + codes + 1)[0]  # stays small: refactorised
+    return np.split(key, np.cumsum(sizes)[:-1])
 
 
 def _present(df: Any, name: str) -> tuple[str, ...]:
     return tuple(c for c in KEYS[name] if c in df.columns)
 
 
-def _member(keys: Any, of: Any) -> Any:
-    """A bool array: is each row of the key frame ``keys`` a row of ``of``?"""
-    import pandas as pd
+def _member(rows: Any, of: Any, columns: tuple[str, ...]) -> Any:
+    """A bool array: is each row of frame ``rows`` a row of frame ``of`` (on ``columns``)?"""
+    import numpy as np
 
-    if not len(keys.columns):
-        return pd.Series(True, index=keys.index).to_numpy()
-    return pd.MultiIndex.from_frame(keys).isin(pd.MultiIndex.from_frame(of))
+    if not columns:
+        return np.ones(len(rows), bool)
+    mine, theirs = _keys([rows, of], columns)
+    return np.isin(mine, theirs)
 
 
 def check_integrity(folder: str | Path, summary: Any, samples: Any, repetitions: Any) -> Any:
@@ -114,6 +144,7 @@ def check_integrity(folder: str | Path, summary: Any, samples: Any, repetitions:
     :data:`SAMPLE_KEY_COLUMNS` the folder has (any others are not looked at);
     vectorised, so a folder of millions of samples is checked in seconds."""
     import numpy as np
+    import pandas as pd
 
     folder = Path(folder)
     problems = []
@@ -122,21 +153,20 @@ def check_integrity(folder: str | Path, summary: Any, samples: Any, repetitions:
         if df is None or not len(df):
             continue
         columns = _present(df, name)
-        keys = _key_frame(df, columns)
-        repeated = keys.duplicated(keep="first").to_numpy()
+        repeated = pd.Index(_keys([df], columns)[0]).duplicated(keep="first")
         if repeated.any():
-            texts = [key_text(tuple(k), columns) for k in keys[repeated].itertuples(index=False)]
+            texts = [key_text(tuple(k), columns) for k in df.loc[repeated, list(columns)].itertuples(index=False)]
             distinct = list(dict.fromkeys(texts))
             what = "case key(s)" if name == "summary.csv" else "key(s)"
             problems.append(f"{name} has {int(repeated.sum())} duplicate row(s) of {len(distinct)} {what} "
                             f"(first: {first_keys(distinct)})")
     case = tuple(c for c in ("machine", "case_id") if c in samples.columns and c in summary.columns)
-    finished = _member(_key_frame(samples, case), _key_frame(summary, case))
+    finished = _member(samples, summary, case)
     owned = finished.copy()
     if repetitions is not None and len(samples):  # a repetition on disk owns its samples until the case is finished
         pair = tuple(c for c in ("machine", "case_id", "repetition")
                      if c in samples.columns and c in repetitions.columns)
-        owned |= _member(_key_frame(samples, pair), _key_frame(repetitions, pair))
+        owned |= _member(samples, repetitions, pair)
     tail = _trailing_group_start(samples)
     stray = np.flatnonzero(~owned[:tail])
     if len(stray):
@@ -158,6 +188,6 @@ def _trailing_group_start(samples: Any) -> int:
 
     if not len(samples):
         return 0
-    keys = _key_frame(samples, tuple(c for c in GROUP_COLUMNS if c in samples.columns)).to_numpy()
-    other = np.flatnonzero((keys != keys[-1]).any(axis=1))
+    keys = _keys([samples], tuple(c for c in GROUP_COLUMNS if c in samples.columns))[0]
+    other = np.flatnonzero(keys != keys[-1])
     return int(other[-1]) + 1 if len(other) else 0

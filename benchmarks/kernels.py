@@ -345,7 +345,11 @@ def torch_vs_best(rows: list[Row], specs: list[ConvSpec], min_rounds: int, min_t
                   clock: Callable[[], float]) -> None:
     """Per layer: torch's time over the fastest convbench algorithm's, all measured
     interleaved; then the geometric mean with a bootstrap interval."""
-    ours = [a for a in convbench.list_algorithms() if a not in ("torch", "naive")]
+    from convbench.registry import BUILTIN_MODULES, source_of
+
+    # convbench's own: not a peer (onednn, onnxruntime are libraries too), not a plugin, not naive
+    ours = [a for a in convbench.list_algorithms() if a != "naive" and source_of(a) in BUILTIN_MODULES
+            and not getattr(get_algorithm(a), "peer", False)]
     per_layer: list[np.ndarray] = []
     for spec in specs:
         x, w = spec.random_inputs(7)

@@ -77,8 +77,8 @@ def test_without_pyarrow_the_extra_is_named_and_csv_still_works(folder, monkeypa
     (folder / "samples.csv").unlink()
     with pytest.raises(ResultsError, match=r"convbench\[parquet\]"):
         read_results(folder)
-    select = cli.invoke(app, ["select", str(folder)])  # reads the samples' keys: a corrupt folder is refused
-    assert select.exit_code == 2 and "convbench[parquet]" in select.output and "Traceback" not in select.output
+    select = cli.invoke(app, ["select", str(folder)])
+    assert select.exit_code == 0, select.output  # select reads no samples
 
 
 def test_convert_refuses_bad_input(folder, tmp_path):

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ResultsError
-from .schema import VARIANT_KEYS
 
 #: The key of a row in each CSV. Columns a folder lacks are left out: a schema-1
 #: folder has no ``repetition``, a single run's folder no ``machine`` (a merged
@@ -38,10 +37,14 @@ KEYS = {
 }
 
 #: The sample columns :func:`check_integrity` needs; readers that load only some columns load these too.
-SAMPLE_KEY_COLUMNS = ("machine", "case_id", "repetition", "sample", *VARIANT_KEYS)
+SAMPLE_KEY_COLUMNS = ("machine", "case_id", "repetition", "sample")
 
-#: Columns that name one repetition of a group in ``samples.csv`` (written at once).
-GROUP_COLUMNS = (*VARIANT_KEYS, "repetition")
+
+def group_of(case_id: str) -> str:
+    """The layer variant a case belongs to: its id without the algorithm
+    (``layer|layout|dtype|tN|algorithm``); a group's cases are written at once."""
+    return case_id.rsplit("|", 1)[0]
+
 
 #: How many keys a message shows.
 SHOWN = 3
@@ -183,11 +186,18 @@ def check_integrity(folder: str | Path, summary: Any, samples: Any, repetitions:
 
 
 def _trailing_group_start(samples: Any) -> int:
-    """Where the samples of the last group repetition written start (:func:`trailing_start`, vectorised)."""
-    import numpy as np
+    """Where the samples of the last group repetition written start (as :func:`trailing_start`,
+    looking at the last rows only)."""
+    import math
 
-    if not len(samples):
-        return 0
-    keys = _keys([samples], tuple(c for c in GROUP_COLUMNS if c in samples.columns))[0]
-    other = np.flatnonzero(keys != keys[-1])
-    return int(other[-1]) + 1 if len(other) else 0
+    ids = samples["case_id"]
+    reps = samples["repetition"] if "repetition" in samples.columns else None
+
+    def group(i: int) -> tuple:
+        rep = None if reps is None else float(reps.iat[i])
+        return group_of(str(ids.iat[i])), (None if rep is None or math.isnan(rep) else rep)
+
+    start = len(samples)
+    while start > 0 and group(start - 1) == group(len(samples) - 1):  # the last group repetition only: few rows
+        start -= 1
+    return start

@@ -234,8 +234,8 @@ def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) ->
     """Read a results folder, checking its schema version and columns.
 
     ``samples``: ``True`` reads every sample column, ``False`` none (an empty
-    frame, for commands that need only the summary; the key columns are still
-    read, to refuse a corrupt folder), a list of column names only those (plus
+    frame, for commands that need only the summary; the summary and
+    repetitions are still checked), a list of column names only those (plus
     ``case_id``, and ``machine`` in a merged folder), with string keys as
     categoricals. Each table is read from ``<name>.parquet`` when ``convbench convert`` wrote an
     up-to-date one (:mod:`.tables`), else from ``<name>.csv``.
@@ -253,10 +253,13 @@ def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) ->
         if col in summary.columns:
             summary[col] = summary[col].astype(object).where(summary[col].notna(), "").astype(str)
     frames = {"summary.csv": summary}
-    if samples is True:
+    if samples is False:  # a command of the summary only: what it does not read cannot mislead it
+        frames["samples.csv"] = pd.DataFrame({c: pd.Series(dtype=float if c == "time_s" else object)
+                                              for c in SAMPLE_COLUMNS})
+    elif samples is True:
         frames["samples.csv"] = read_table(folder, "samples", SAMPLE_COLUMNS, added("samples.csv"))
-    else:  # the keys too, even for no samples: a reader refuses stray or doubled samples (integrity)
-        cols = list(dict.fromkeys([*SAMPLE_KEY_COLUMNS, *(samples or [])]))
+    else:  # the keys too: a reader of samples refuses stray or doubled ones (integrity)
+        cols = list(dict.fromkeys([*SAMPLE_KEY_COLUMNS, *samples]))
         keys = [c for c in cols if c in ("case_id", "layer", "algorithm", "layout", "dtype")]
         frames["samples.csv"] = read_table(folder, "samples", SAMPLE_COLUMNS, added("samples.csv"), usecols=cols,
                                            categorical=keys)
@@ -272,9 +275,7 @@ def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) ->
     reps_path = folder / "repetitions.csv"  # a schema-1 folder has none
     reps = read_csv(reps_path, ["case_id", "repetition"]) if reps_path.is_file() else None
     samples = check_integrity(folder, summary, samples, reps)  # duplicates refused; unfinished cases' samples set aside
-    if samples_arg is False:
-        samples = pd.DataFrame({c: pd.Series(dtype=float if c == "time_s" else object) for c in SAMPLE_COLUMNS})
-    elif samples_arg is not True:  # the keys were read for the check; keep what was asked
+    if samples_arg is not True and samples_arg is not False:  # the keys were read for the check; keep what was asked
         asked = ["machine", *dict.fromkeys(["case_id", *samples_arg])]
         samples = samples[[c for c in asked if c in samples.columns]]
     config_path = folder / "config.yaml"

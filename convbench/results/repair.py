@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import ResultsError
-from .integrity import GROUP_COLUMNS, KEYS, first_keys, key_text, trailing_start
+from .integrity import KEYS, first_keys, group_of, key_text, trailing_start
 from .io import csv_text, read_env, read_results, write_text_atomic
 from .lock import FolderLock
 
@@ -121,8 +121,7 @@ def repair(folder: str | Path) -> RepairReport:
         if "repetitions.csv" in files:
             rheader, rrecords = files["repetitions.csv"]
             reps = {(r[rheader.index("case_id")], r[rheader.index("repetition")]) for r in rrecords}
-        group = [header.index(c) for c in GROUP_COLUMNS if c in header]
-        tail = trailing_start([tuple(r[i] for i in group) for r in samples])
+        tail = trailing_start([(group_of(r[pair[0]]), *(r[i] for i in pair[1:])) for r in samples])
         body = [r for r in samples[:tail] if r[pair[0]] in done or tuple(r[i] for i in pair) in reps]
         report.stray_removed = tail - len(body)  # the last group repetition's are left to resume
         files["samples.csv"] = (header, body + samples[tail:])

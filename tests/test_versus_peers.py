@@ -53,7 +53,7 @@ def test_per_layer_best_convbench_against_best_peer(run):
 
 def test_network_ratio_weighs_layers_by_count(run):
     layers = versus_peers(run.summary, run.samples)
-    net = network_versus_peers(layers, run.summary, run.samples)
+    net = network_versus_peers(layers, run.summary)
     assert len(net) == 1
     r = net.iloc[0]
     ours = (layers["count"] * layers["convbench_time_s"]).sum()
@@ -72,7 +72,7 @@ def test_a_layer_no_peer_got_right_is_left_out_of_the_network(run):
     layers = versus_peers(summary, run.samples).set_index("layer")
     assert layers.loc["pw/c64", "peer"] == "" and math.isnan(layers.loc["pw/c64", "ratio"])
     assert layers.loc["conv1", "peer"] == "torch"  # the best peer that is ok
-    net = network_versus_peers(layers.reset_index(), summary, run.samples).iloc[0]
+    net = network_versus_peers(layers.reset_index(), summary).iloc[0]
     assert (net["layers_compared"], net["layers"]) == (3, 4)
 
 

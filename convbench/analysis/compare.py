@@ -104,13 +104,6 @@ def sample_groups(samples: Any) -> gs.Groups:
     return gs.Groups.from_arrays(samples["time_s"].to_numpy(dtype=float), ids)
 
 
-def samples_by_case(samples: Any) -> dict[str, np.ndarray]:
-    """``case_id -> per-call times`` from a samples frame (empty dict for None)."""
-    if samples is None or len(samples) == 0:
-        return {}
-    return {str(k): g.to_numpy(dtype=float) for k, g in samples.groupby("case_id", sort=False)["time_s"]}
-
-
 def pair_ratio_cis(
     num: gs.Groups, num_ids: Any, num_ci: tuple[Any, Any], den: gs.Groups, den_ids: Any, den_ci: tuple[Any, Any],
     confidence: float, seed: int,

@@ -12,8 +12,8 @@ faster, with a 95% percentile-bootstrap interval from the per-call samples
 
 :func:`network_versus_peers` weighs the layers by ``count``: the network
 time with the best convbench algorithm on each layer against the best peer
-on each layer, over the layers where both have one, with a bootstrap
-interval that resamples every layer's samples. Picking the fastest of
+on each layer, over the layers where both have one, with an interval that
+draws every layer's median from its summary interval. Picking the fastest of
 several algorithms from the same samples favours the winner slightly on
 each side (the "winner's curse"); both sides get the same treatment.
 """
@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .compare import N_BOOT, VARIANT_KEYS, pair_ratio_cis, sample_groups, samples_by_case
+from .compare import N_BOOT, VARIANT_KEYS, pair_ratio_cis, sample_groups
 
 #: Peers shipped with convbench, recognised in a results folder even where
 #: their packages are not installed (older folders record no ``peers``).
@@ -52,10 +52,6 @@ def peer_names(algorithms: Iterable[str], env: dict | None = None) -> set[str]:
     return {a for a in algorithms if is_peer(str(a), env)}
 
 
-def _best(rows: Any) -> Any | None:
-    return rows.sort_values("time_median_s", kind="stable").iloc[0] if len(rows) else None
-
-
 def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
                  confidence: float = 0.95, seed: int = 0) -> Any:
     """One row per layer variant with both a convbench algorithm and a peer measured.
@@ -74,81 +70,85 @@ def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
     from .select import eligible
 
     peers = peer_names(summary["algorithm"].unique(), env)
-    ok = eligible(summary)
-    rows, pairs = [], []
-    for key, g in summary.groupby(VARIANT_KEYS, sort=False):
-        good = g[ok.loc[g.index]]
-        is_p = good["algorithm"].isin(peers)
-        ours, theirs = _best(good[~is_p]), _best(good[is_p])
-        if not g["algorithm"].isin(peers).any():
-            continue  # no peer was run on this variant: nothing to compare
-        first = g.iloc[0]
-        rec = dict(zip(VARIANT_KEYS, key))
-        rec.update(layer_class=first["layer_class"], count=int(first["count"]), convbench="", peer="",
-                   convbench_time_s=math.nan, peer_time_s=math.nan, convbench_impl="", peer_impl="",
-                   ratio=math.nan, ci_low=math.nan, ci_high=math.nan, ci_method="", verdict="")
-        if ours is not None:
-            rec.update(convbench=ours["algorithm"], convbench_time_s=float(ours["time_median_s"]),
-                       convbench_impl=str(ours.get("implementation", "") or ""))
-        if theirs is not None:
-            rec.update(peer=theirs["algorithm"], peer_time_s=float(theirs["time_median_s"]),
-                       peer_impl=str(theirs.get("implementation", "") or ""))
-        if ours is not None and theirs is not None:
-            rec["ratio"] = rec["peer_time_s"] / rec["convbench_time_s"]
-            pairs.append((len(rows), str(theirs["case_id"]), str(ours["case_id"]),
-                          theirs["time_ci_low_s"], theirs["time_ci_high_s"],
-                          ours["time_ci_low_s"], ours["time_ci_high_s"]))
-        rows.append(rec)
-    if pairs:  # every pair's interval at once: one vectorised bootstrap
-        at, peer_ids, our_ids, plo, phi, olo, ohi = (np.asarray(c) for c in zip(*pairs))
+    df = summary.assign(_ok=eligible(summary).to_numpy(), _peer=summary["algorithm"].isin(peers).to_numpy())
+    df = df[df.groupby(VARIANT_KEYS, sort=False)["_peer"].transform("any")]  # variants where a peer ran
+    if not len(df):
+        return pd.DataFrame()
+    out = df.groupby(VARIANT_KEYS, sort=False)[["layer_class", "count"]].first().reset_index()
+    out["count"] = out["count"].astype(int)
+    if "implementation" not in df.columns:
+        df = df.assign(implementation="")
+    # the fastest eligible case of each side of each variant, all variants at once
+    best = df[df["_ok"]].sort_values("time_median_s", kind="stable").groupby([*VARIANT_KEYS, "_peer"]).head(1)
+    at = pd.MultiIndex.from_frame(out[VARIANT_KEYS])
+    for side, is_peer_side in (("convbench", False), ("peer", True)):
+        b = best[best["_peer"] == is_peer_side].set_index(VARIANT_KEYS).reindex(at)
+        out[side] = b["algorithm"].fillna("").astype(str).to_numpy()
+        out[f"{side}_time_s"] = b["time_median_s"].astype(float).to_numpy()
+        out[f"{side}_impl"] = b["implementation"].fillna("").astype(str).to_numpy()
+        out[f"_{side}_id"] = b["case_id"].astype(object).to_numpy()
+        out[f"_{side}_ci"] = list(zip(b["time_ci_low_s"].astype(float), b["time_ci_high_s"].astype(float)))
+    out["ratio"] = out["peer_time_s"] / out["convbench_time_s"]
+    out["ci_low"], out["ci_high"], out["ci_method"], out["verdict"] = math.nan, math.nan, "", ""
+    both = np.flatnonzero(((out["convbench"] != "") & (out["peer"] != "")).to_numpy())
+    if len(both):  # every pair's interval at once: one vectorised bootstrap
         groups = sample_groups(samples)
-        lo, hi, how = pair_ratio_cis(groups, peer_ids, (plo.astype(float), phi.astype(float)),
-                                     groups, our_ids, (olo.astype(float), ohi.astype(float)), confidence, seed)
-        for i, a in enumerate(at):
-            verdict = "tie" if not (lo[i] > 1 or hi[i] < 1) else ("convbench faster" if lo[i] > 1 else "peer faster")
-            rows[a].update(ci_low=float(lo[i]), ci_high=float(hi[i]), ci_method=str(how[i]), verdict=verdict)
-    return pd.DataFrame(rows)
+        pci = np.array([out["_peer_ci"].iat[i] for i in both]).reshape(-1, 2)
+        oci = np.array([out["_convbench_ci"].iat[i] for i in both]).reshape(-1, 2)
+        lo, hi, how = pair_ratio_cis(groups, out["_peer_id"].to_numpy()[both].astype(str), (pci[:, 0], pci[:, 1]),
+                                     groups, out["_convbench_id"].to_numpy()[both].astype(str), (oci[:, 0], oci[:, 1]),
+                                     confidence, seed)
+        verdict = np.where(lo > 1, "convbench faster", np.where(hi < 1, "peer faster", "tie"))
+        out.loc[both, "ci_low"], out.loc[both, "ci_high"] = lo, hi
+        out.loc[both, "ci_method"], out.loc[both, "verdict"] = how, verdict
+    return out.drop(columns=[c for c in out.columns if c.startswith("_")])
 
 
-def _boot_medians(times: np.ndarray | None, fallback: float, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    if times is None or times.size < 2:
-        return np.full(n_boot, fallback)  # no samples: the median as a constant (no spread known)
-    return np.median(times[rng.integers(0, times.size, (n_boot, times.size))], axis=1)
-
-
-def network_versus_peers(layers: Any, summary: Any, samples: Any = None, confidence: float = 0.95,
+def network_versus_peers(layers: Any, summary: Any, confidence: float = 0.95,
                          n_boot: int = N_BOOT, seed: int = 0) -> Any:
     """Per layout x dtype x threads: sum of ``count x median`` of the best convbench
     algorithm per layer against that of the best peer per layer (``layers`` from
     :func:`versus_peers`), over the layers where both exist; ``ratio`` > 1 means
-    convbench is faster, with a bootstrap interval; ``layers_compared`` / ``layers``."""
+    convbench is faster; ``layers_compared`` / ``layers``.
+
+    The interval draws every layer's median from its own interval in the
+    summary (a bootstrap over repetitions, so it carries the drift between
+    them; log-normal, all layers at once) and takes quantiles of the ratio of
+    the weighted sums: milliseconds for tens of thousands of layers.
+    """
+    from statistics import NormalDist
+
     import pandas as pd
 
     if layers is None or not len(layers):
         return pd.DataFrame(columns=["layout", "dtype", "threads", "convbench_total_s", "peer_total_s", "ratio",
                                      "ci_low", "ci_high", "layers_compared", "layers"])
-    by_case = samples_by_case(samples)
-    ids = {(r["layer"], r["layout"], r["dtype"], r["threads"], r["algorithm"]): str(r["case_id"])
-           for r in summary[[*VARIANT_KEYS, "algorithm", "case_id"]].to_dict("records")}
+    ci = summary.set_index([*VARIANT_KEYS, "algorithm"])[["time_ci_low_s", "time_ci_high_s"]]
+    ci = ci[~ci.index.duplicated(keep="last")]
     rng = np.random.default_rng(seed)
     alpha = (1 - confidence) / 2
+    z = NormalDist().inv_cdf(1 - alpha)
+
+    def draws(rows: Any, side: str) -> np.ndarray:
+        """(layers, n_boot) medians of the ``side`` winner of each layer."""
+        at = pd.MultiIndex.from_arrays([rows[k] for k in VARIANT_KEYS] + [rows[side]])
+        bounds = ci.reindex(at).to_numpy(dtype=float)
+        med = rows[f"{side}_time_s"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sigma = np.nan_to_num((np.log(bounds[:, 1]) - np.log(bounds[:, 0])) / (2 * z), nan=0.0)
+        return med[:, None] * np.exp(sigma[:, None] * rng.standard_normal((len(rows), n_boot)))
+
     rows = []
     for key, g in layers.groupby(["layout", "dtype", "threads"], sort=False):
         both = g[(g["convbench"] != "") & (g["peer"] != "")]
         rec = dict(layout=key[0], dtype=key[1], threads=key[2], convbench_total_s=math.nan, peer_total_s=math.nan,
                    ratio=math.nan, ci_low=math.nan, ci_high=math.nan, layers_compared=len(both), layers=len(g))
         if len(both):
+            count = both["count"].to_numpy(dtype=float)[:, None]
             ours = float((both["count"] * both["convbench_time_s"]).sum())
             theirs = float((both["count"] * both["peer_time_s"]).sum())
-            boot_ours = np.zeros(n_boot)
-            boot_theirs = np.zeros(n_boot)
-            for r in both.to_dict("records"):
-                k = (r["layer"], r["layout"], r["dtype"], r["threads"])
-                boot_ours += r["count"] * _boot_medians(by_case.get(ids.get((*k, r["convbench"]), "")),
-                                                        r["convbench_time_s"], rng, n_boot)
-                boot_theirs += r["count"] * _boot_medians(by_case.get(ids.get((*k, r["peer"]), "")),
-                                                          r["peer_time_s"], rng, n_boot)
-            lo, hi = np.quantile(boot_theirs / boot_ours, [alpha, 1 - alpha])
+            boot = (count * draws(both, "peer")).sum(axis=0) / (count * draws(both, "convbench")).sum(axis=0)
+            lo, hi = np.quantile(boot, [alpha, 1 - alpha])
             rec.update(convbench_total_s=ours, peer_total_s=theirs, ratio=theirs / ours,
                        ci_low=float(lo), ci_high=float(hi))
         rows.append(rec)
@@ -161,7 +161,7 @@ def write_versus_peers(results: Any) -> tuple[Path, Any, Any] | None:
     layers = versus_peers(results.summary, results.samples, results.env)
     if not len(layers):
         return None
-    network = network_versus_peers(layers, results.summary, results.samples)
+    network = network_versus_peers(layers, results.summary)
     path = Path(results.path) / LAYERS_FILE
     layers.to_csv(path, index=False)
     network.to_csv(Path(results.path) / NETWORK_FILE, index=False)
@@ -181,7 +181,7 @@ def report_lines(results: Any) -> list[str]:
     layers = versus_peers(results.summary, results.samples, results.env)
     if not len(layers):
         return []
-    network = network_versus_peers(layers, results.summary, results.samples)
+    network = network_versus_peers(layers, results.summary)
     lines = ["## Against production peers", "",
              "The fastest convbench algorithm against the fastest peer (production library) on each layer: "
              "ratio = peer time / convbench time, so above 1 convbench is faster; 95% bootstrap interval. "

@@ -121,20 +121,27 @@ def paper_layers() -> list[tuple[str, ConvSpec]]:
     return out
 
 
-def two_vs_one(call: Callable[[], object], min_rounds: int, min_time: float
+def two_vs_one(make: Callable[[], Callable[[], object]], min_rounds: int, min_time: float
                ) -> tuple[float, float, float]:
-    """Median (and CI) of time(1 thread) / time(2 threads), alternating call by call."""
+    """Median (and CI) of time(1 thread) / time(2 threads), alternating call by call.
+
+    ``make`` prepares the call; it is called under each thread count, as a
+    sweep prepares each case under its own: a library that sizes its thread
+    pool at prepare (oneDNN through torch) ran a call prepared for two
+    threads 22-30x slower on one, which is not its one-thread speed."""
     times: list[list[float]] = [[], []]
+    calls = {}
     for t in (1, 2):
         with limit_threads(t):
-            call()
+            calls[t] = make()
+            calls[t]()
     start = time.perf_counter()
     n = 0
     while n < min_rounds or time.perf_counter() - start < min_time:
         for i, t in enumerate((1, 2)):
             with limit_threads(t):
                 t0 = time.perf_counter()
-                call()
+                calls[t]()
                 times[i].append(time.perf_counter() - t0)
         n += 1
         if n >= 50 * min_rounds:

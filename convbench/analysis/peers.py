@@ -87,16 +87,18 @@ def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
         out[f"{side}_time_s"] = b["time_median_s"].astype(float).to_numpy()
         out[f"{side}_impl"] = b["implementation"].fillna("").astype(str).to_numpy()
         out[f"_{side}_id"] = b["case_id"].astype(object).to_numpy()
-        out[f"_{side}_ci"] = list(zip(b["time_ci_low_s"].astype(float), b["time_ci_high_s"].astype(float)))
+        out[f"_{side}_lo"] = b["time_ci_low_s"].astype(float).to_numpy()
+        out[f"_{side}_hi"] = b["time_ci_high_s"].astype(float).to_numpy()
     out["ratio"] = out["peer_time_s"] / out["convbench_time_s"]
     out["ci_low"], out["ci_high"], out["ci_method"], out["verdict"] = math.nan, math.nan, "", ""
     both = np.flatnonzero(((out["convbench"] != "") & (out["peer"] != "")).to_numpy())
     if len(both):  # every pair's interval at once: one vectorised bootstrap
         groups = sample_groups(samples)
-        pci = np.array([out["_peer_ci"].iat[i] for i in both]).reshape(-1, 2)
-        oci = np.array([out["_convbench_ci"].iat[i] for i in both]).reshape(-1, 2)
-        lo, hi, how = pair_ratio_cis(groups, out["_peer_id"].to_numpy()[both].astype(str), (pci[:, 0], pci[:, 1]),
-                                     groups, out["_convbench_id"].to_numpy()[both].astype(str), (oci[:, 0], oci[:, 1]),
+        pick = out.iloc[both]
+        lo, hi, how = pair_ratio_cis(groups, pick["_peer_id"].astype(str).to_numpy(),
+                                     (pick["_peer_lo"].to_numpy(), pick["_peer_hi"].to_numpy()),
+                                     groups, pick["_convbench_id"].astype(str).to_numpy(),
+                                     (pick["_convbench_lo"].to_numpy(), pick["_convbench_hi"].to_numpy()),
                                      confidence, seed)
         verdict = np.where(lo > 1, "convbench faster", np.where(hi < 1, "peer faster", "tie"))
         out.loc[both, "ci_low"], out.loc[both, "ci_high"] = lo, hi

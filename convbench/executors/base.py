@@ -59,6 +59,16 @@ class MissingExtra(ExecutorError):
         )
 
 
+def import_extra(executor: str, extra: str, module: str) -> Any:
+    """``module``, imported when the executor first needs it; :class:`MissingExtra` if it is not installed."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtra(executor, extra, module) from None
+
+
 @dataclass
 class Task:
     """One shard of a plan, as handed to a worker (pickled; plain data)."""

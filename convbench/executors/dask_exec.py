@@ -15,7 +15,7 @@ import logging
 import uuid
 from typing import Any
 
-from .base import Executor, ExecutorError, MissingExtra, Task, TaskState, failure_reason
+from .base import Executor, ExecutorError, Task, TaskState, failure_reason, import_extra
 from .tasks import run_task
 
 #: The worker resource a benchmark task holds: give each node exactly one.
@@ -25,11 +25,7 @@ CONNECT_TIMEOUT_S = 20
 
 
 def _distributed() -> Any:
-    try:
-        import distributed
-    except ImportError:
-        raise MissingExtra("dask", "dask", "distributed") from None
-    return distributed
+    return import_extra("dask", "dask", "distributed")
 
 
 class DaskExecutor(Executor):

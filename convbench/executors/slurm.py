@@ -17,18 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import Executor, ExecutorError, MissingExtra, Task, TaskState, failure_reason
+from .base import Executor, ExecutorError, Task, TaskState, failure_reason, import_extra
 from .tasks import run_task
 
 CLUSTERS = ("slurm", "local")
 
 
 def _submitit() -> Any:
-    try:
-        import submitit
-    except ImportError:
-        raise MissingExtra("slurm", "slurm", "submitit") from None
-    return submitit
+    return import_extra("slurm", "slurm", "submitit")
 
 
 class SlurmExecutor(Executor):

@@ -329,3 +329,12 @@ def algorithm_handles(algos: Sequence[str]) -> list[Patch]:
     peers hatched and labelled as peers."""
     return [Patch(facecolor=color_of(a, algos), label=f"{a} (peer)" if is_peer(a) else a, **peer_style(a))
             for a in algos]
+
+
+def log_floor(values: Any, default: float) -> float:
+    """The bottom of a log axis: the decade below half the smallest finite
+    positive of ``values`` (``default`` when there is none), where a zero or
+    missing value is drawn."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(10 ** np.floor(np.log10(v.min() / 2))) if v.size else default

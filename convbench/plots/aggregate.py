@@ -91,9 +91,7 @@ def memory_by_class(df: Any, env: dict | None, panels: list[tuple]) -> Figure:
     fig = _figure(len(panels), len(classes), len(algos))
     c.title(fig, "Extra memory per layer class: analytic workspace, geometric mean over layers (bars); "
                  "0 bytes on the bottom edge\n" + s.note(df) + "; measured bytes: summary.csv", env)
-    ws = df["workspace_bytes"].to_numpy(dtype=float)
-    positive = ws[np.isfinite(ws) & (ws > 0)]
-    floor = 10 ** np.floor(np.log10(positive.min() / 2)) if positive.size else 1.0
+    floor = c.log_floor(df["workspace_bytes"], 1.0)
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (layout, dtype) in zip(axes, panels):
         part = df[(df["layout"] == layout) & (df["dtype"] == dtype)].copy()
@@ -115,9 +113,7 @@ def accuracy_by_class(df: Any, env: dict | None, panels: list[tuple]) -> Figure:
     fig = _figure(len(panels), len(classes), len(algos))
     c.title(fig, "Accuracy per layer class: max relative error against float64, median over layers\n"
                  + s.note(df), env)
-    errs = df["max_rel_err"].to_numpy(dtype=float)
-    errs = errs[np.isfinite(errs) & (errs > 0)]
-    floor = 10 ** np.floor(np.log10(errs.min() / 2)) if errs.size else 1e-12
+    floor = c.log_floor(df["max_rel_err"], 1e-12)
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (layout, dtype) in zip(axes, panels):
         part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]

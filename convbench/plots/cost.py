@@ -56,9 +56,7 @@ def figure_memory(summary: Any, env: dict | None = None) -> Figure:
     c.title(fig, "Extra memory per layer: analytic workspace (bars) and measured (diamonds)", env)
     width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-    positive = df.loc[df["status"] == "ok", ["workspace_bytes", measured_col]].to_numpy(dtype=float).ravel()
-    positive = positive[np.isfinite(positive) & (positive > 0)]
-    floor = 10 ** np.floor(np.log10(positive.min() / 2)) if positive.size else 1.0
+    floor = c.log_floor(df.loc[df["status"] == "ok", ["workspace_bytes", measured_col]], 1.0)
     for ax, ((layout, dtype), layers, classes) in zip(axes, panels):
         part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]
         rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}
@@ -124,9 +122,7 @@ def figure_accuracy(summary: Any, env: dict | None = None) -> Figure:
     c.title(fig, "Accuracy: max relative error against the float64 reference", env)
     width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-    errs = df["max_rel_err"].to_numpy(dtype=float)
-    errs = errs[np.isfinite(errs) & (errs > 0)]
-    floor = 10 ** np.floor(np.log10(errs.min() / 2)) if errs.size else 1e-12
+    floor = c.log_floor(df["max_rel_err"], 1e-12)
     for ax, ((layout, dtype), layers, classes) in zip(axes, panels):
         part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]
         rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}

@@ -116,9 +116,7 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
         part = summary[(summary["layout"] == variant[0]) & (summary["dtype"] == variant[1])
                        & (summary["threads"] == variant[2])]
         # each panel its own decades: a slow panel does not squash a fast one
-        rates = part.loc[(part["status"] == "ok") & part["layer"].isin(layers), "gflops"].to_numpy(dtype=float)
-        rates = rates[np.isfinite(rates) & (rates > 0)]
-        floor = 10 ** np.floor(np.log10(rates.min() / 2)) if rates.size else 0.1
+        floor = c.log_floor(part.loc[(part["status"] == "ok") & part["layer"].isin(layers), "gflops"], 0.1)
         rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}
         for j, algo in enumerate(algos):
             color = c.color_of(algo, algos)

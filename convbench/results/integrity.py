@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ResultsError
 
@@ -75,10 +75,11 @@ def key_text(values: tuple, columns: tuple[str, ...]) -> str:
     return " ".join(text(v) if c == "case_id" else f"{c} {text(v)}" for c, v in zip(columns, values))
 
 
-def trailing_start(keys: list[tuple]) -> int:
-    """Where the last run of equal ``keys`` starts (``len(keys)`` if empty)."""
-    start = len(keys)
-    while start > 0 and keys[start - 1] == keys[-1]:  # walks back over the last group repetition only
+def trailing_start(n: int, key: Callable[[int], Any]) -> int:
+    """Where the last run of rows with an equal ``key(i)`` starts among ``n`` rows
+    (``n`` if none): the last group repetition written. Looks at those rows only."""
+    start = n
+    while start > 0 and key(start - 1) == key(n - 1):
         start -= 1
     return start
 
@@ -186,8 +187,7 @@ def check_integrity(folder: str | Path, summary: Any, samples: Any, repetitions:
 
 
 def _trailing_group_start(samples: Any) -> int:
-    """Where the samples of the last group repetition written start (as :func:`trailing_start`,
-    looking at the last rows only)."""
+    """Where the samples of the last group repetition written start (:func:`trailing_start`)."""
     import math
 
     ids = samples["case_id"]
@@ -197,7 +197,4 @@ def _trailing_group_start(samples: Any) -> int:
         rep = None if reps is None else float(reps.iat[i])
         return group_of(str(ids.iat[i])), (None if rep is None or math.isnan(rep) else rep)
 
-    start = len(samples)
-    while start > 0 and group(start - 1) == group(len(samples) - 1):  # the last group repetition only: few rows
-        start -= 1
-    return start
+    return trailing_start(len(samples), group)

@@ -121,7 +121,8 @@ def repair(folder: str | Path) -> RepairReport:
         if "repetitions.csv" in files:
             rheader, rrecords = files["repetitions.csv"]
             reps = {(r[rheader.index("case_id")], r[rheader.index("repetition")]) for r in rrecords}
-        tail = trailing_start([(group_of(r[pair[0]]), *(r[i] for i in pair[1:])) for r in samples])
+        tail = trailing_start(len(samples), lambda i: (group_of(samples[i][pair[0]]),
+                                                       *(samples[i][j] for j in pair[1:])))
         body = [r for r in samples[:tail] if r[pair[0]] in done or tuple(r[i] for i in pair) in reps]
         report.stray_removed = tail - len(body)  # the last group repetition's are left to resume
         files["samples.csv"] = (header, body + samples[tail:])

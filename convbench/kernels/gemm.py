@@ -45,6 +45,7 @@ def _build(mr_: int, nvec_: int, vbytes_: int) -> Callable:
     NVEC = nvec_
     VB = vbytes_
     NACC = MR * NVEC
+    KU = 4
 
     @njit(nogil=True, fastmath=True, cache=True)
     def conv_gemm_jobs(lo, hi, a, zero, offs, nimg, img_stride, groups, cg, kg, packed,
@@ -113,10 +114,23 @@ def _build(mr_: int, nvec_: int, vbytes_: int) -> Callable:
                                 o = offs[p0 + min(i, mr - 1), t]
                                 rows[i] = zp if o < 0 else ptr_add(ap, o)
                             bt = ptr_add(bp, t * cg * NR)
-                            for c in range(c0, c1):
+                            # KU channels per trip: the loop's own instructions (a
+                            # pointer increment per row) are paid once per KU steps,
+                            # or they and not the FMAs would bound the issue rate
+                            c = c0
+                            while c + KU <= c1:
                                 bc = ptr_add(bt, c * NR)
-                                # constant trip counts: LLVM unrolls both loops and
+                                # constant trip counts: LLVM unrolls these loops and
                                 # keeps the accumulators in registers
+                                for u in range(KU):
+                                    for i in range(MR):
+                                        x = rows[i][c + u]
+                                        for v in range(NVEC):
+                                            vfma(ptr_add(acc, (i * NVEC + v) * W), x,
+                                                 ptr_add(bc, u * NR + v * W), VB)
+                                c += KU
+                            for c in range(c, c1):
+                                bc = ptr_add(bt, c * NR)
                                 for i in range(MR):
                                     x = rows[i][c]
                                     for v in range(NVEC):

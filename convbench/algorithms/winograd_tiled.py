@@ -114,11 +114,11 @@ class WinogradF4(_WinogradTiled):
     Tolerance (max relative error against the float64 reference, see
     ``convbench.reference.relative_error``), measured: on the conformance
     battery (``convbench.testing.conformance_specs``: its 72 3x3 stride-1
-    cases, both layouts and dtypes) float32 F(4x4) reached at most 3.1e-6
-    where F(2x2) (``winograd``) reached 2.1e-7, 15x more; on the four
-    ResNet-50 3x3 layers (64..512 channels, uniform(-1, 1) data) 1.2e-5
-    against F(2x2)'s 6.2e-7. 2e-4 keeps a 17x margin over the worst seen
-    for deeper reductions and other data. float64: 6.1e-15, held to 1e-10.
+    cases, both layouts and dtypes) float32 F(4x4) reached at most 2.9e-6
+    where F(2x2) (``winograd``) reached 2.4e-7, 12x more; on the four
+    ResNet-50 3x3 layers (64..512 channels, uniform(-1, 1) data) 1.4e-5
+    against F(2x2)'s 7.5e-7. 2e-4 keeps a 14x margin over the worst seen
+    for deeper reductions and other data. float64: 5.9e-15, held to 1e-10.
     """
 
     name = "winograd-f4"
@@ -133,9 +133,9 @@ class WinogradF6(_WinogradTiled):
 
     Larger tiles, larger transform coefficients (up to 32 in A, 21/4 in
     B), measured: on the conformance battery float32 F(6x6) reached at most
-    5.3e-6 (F(4x4): 3.1e-6, F(2x2): 2.1e-7), on the ResNet-50 3x3 layers
-    2.5e-5 (F(4x4): 1.2e-5); float64 1.2e-14. Tolerance 1e-3 (float32, a
-    40x margin), 1e-9 (float64). It holds its accuracy at these sizes;
+    5.2e-6 (F(4x4): 2.9e-6, F(2x2): 2.4e-7), on the ResNet-50 3x3 layers
+    2.6e-5 (F(4x4): 1.4e-5); float64 2.9e-14. Tolerance 1e-3 (float32, a
+    38x margin), 1e-9 (float64). It holds its accuracy at these sizes;
     error grows with the reduction (C) and the data's dynamic range.
     """
 

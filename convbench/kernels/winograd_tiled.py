@@ -12,8 +12,9 @@ blocking and dynamic threads, and :func:`output_transform` reads the
 product ``M[t, q, k]`` back with the same layout.
 
 Transforms are written once for any ``m`` as two passes of small constant
-matrices (``B^T d B``, ``A^T M A``), vectorised over channels; the matrices
-are module constants that numba freezes into the code. The points are
+matrices (``B^T d B``, ``A^T M A``) on explicit SIMD vectors of channels
+(the configuration's vector width); the matrices are closure constants that
+LLVM folds into the unrolled code (see :func:`_build`). The points are
 0, +-1, +-2, +-1/2 (and infinity), the choice of Lavin & Gray and NNPACK that
 keeps float32 error growth moderate.
 """
@@ -26,7 +27,9 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
+from ._intrinsics import data_ptr, lanes, ptr_add, stack_vectors, vcopy, vfma, vzero
 from ._parallel import parallel_for
+from .configs import active_config
 
 #: F(4x4, 3x3) (Lavin & Gray 2016, points 0, +-1, +-2, inf).
 BT4 = np.array([[4, 0, -5, 0, 1, 0],
@@ -85,85 +88,138 @@ def weight_transform(weight: np.ndarray, m: int, groups: int) -> np.ndarray:
     return u.reshape(a * a * groups * kg, cg, 1, 1)
 
 
-def _build(m_: int) -> tuple[Callable, Callable]:
+def _build(m_: int, dtype_: str, vbytes_: int) -> tuple[Callable, Callable]:
+    """The jitted transform pair of F(m_ x m_, 3x3) for ``dtype_`` arrays,
+    ``vbytes_``-byte vectors of channels at a time.
+
+    The matrices are closure constants of the array's dtype, and every loop
+    over them has a constant trip count, so LLVM unrolls the transforms and
+    folds the constant coefficients in: multiplies by 0 and 1 disappear
+    (about half of B^T's entries are 0), which a loop reading the
+    coefficients from an array at run time cannot do. A tile's ``a x a``
+    vectors of channels live in two stack buffers; a channel tail shorter
+    than a vector goes through the same buffers, zero-padded."""
     M = m_
     A = m_ + 2
-    BT = MATRICES[m_][0].copy()
-    AT = MATRICES[m_][2].copy()
+    NP = A * A
+    VB = vbytes_
+    BT = MATRICES[m_][0].astype(dtype_)
+    AT = MATRICES[m_][2].astype(dtype_)
 
     @njit(nogil=True, fastmath=True, cache=True)
     def input_jobs(lo, hi, x, pad_top, pad_left, tiles_h, tiles_w, v):  # pragma: no cover
         """Tiles ``lo..hi``: ``v[t, i*A + j, :] = (B^T d B)[i, j, :]``."""
         _, h, w, c = x.shape
-        bt = BT.astype(x.dtype)  # compute in the input's precision
-        zero = bt[0, 0] * 0
-        d = np.empty((A, A, c), x.dtype)
-        tmp = np.empty((A, A, c), x.dtype)
+        W = lanes(v, VB)
+        d = stack_vectors(v, NP, VB)
+        tmp = stack_vectors(v, NP, VB)
+        xp = data_ptr(x)
+        vp = data_ptr(v)
         per_img = tiles_h * tiles_w
         for t in range(lo, hi):
             n = t // per_img
             rem = t - n * per_img
             row0 = (rem // tiles_w) * M - pad_top
             col0 = (rem % tiles_w) * M - pad_left
-            for i in range(A):
-                hi_ = row0 + i
-                for j in range(A):
-                    wj = col0 + j
-                    if hi_ < 0 or hi_ >= h or wj < 0 or wj >= w:
-                        for ch in range(c):
-                            d[i, j, ch] = 0
-                    else:
-                        for ch in range(c):
-                            d[i, j, ch] = x[n, hi_, wj, ch]
-            for i in range(A):
-                for j in range(A):
-                    for ch in range(c):
-                        s = zero
+            for c0 in range(0, c, W):
+                cw = min(W, c - c0)
+                # d: the a x a input tile (zero outside the image)
+                for i in range(A):
+                    hh = row0 + i
+                    for j in range(A):
+                        ww = col0 + j
+                        dp = ptr_add(d, (i * A + j) * W)
+                        if hh < 0 or hh >= h or ww < 0 or ww >= w:
+                            vzero(dp, VB)
+                        else:
+                            src = ptr_add(xp, ((n * h + hh) * w + ww) * c + c0)
+                            if cw == W:
+                                vcopy(dp, src, VB)
+                            else:
+                                vzero(dp, VB)
+                                for e in range(cw):
+                                    dp[e] = src[e]
+                # tmp = B^T d, then d = tmp B
+                for i in range(A):
+                    for j in range(A):
+                        tp = ptr_add(tmp, (i * A + j) * W)
+                        vzero(tp, VB)
                         for k in range(A):
-                            s += bt[i, k] * d[k, j, ch]
-                        tmp[i, j, ch] = s
-            for i in range(A):
-                for j in range(A):
-                    for ch in range(c):
-                        s = zero
+                            vfma(tp, BT[i, k], ptr_add(d, (k * A + j) * W), VB)
+                for i in range(A):
+                    for j in range(A):
+                        dp = ptr_add(d, (i * A + j) * W)
+                        vzero(dp, VB)
                         for k in range(A):
-                            s += tmp[i, k, ch] * bt[j, k]
-                        v[t, i * A + j, ch] = s
+                            vfma(dp, BT[j, k], ptr_add(tmp, (i * A + k) * W), VB)
+                        dst = ptr_add(vp, (t * NP + i * A + j) * c + c0)
+                        if cw == W:
+                            vcopy(dst, dp, VB)
+                        else:
+                            for e in range(cw):
+                                dst[e] = dp[e]
 
     @njit(nogil=True, fastmath=True, cache=True)
     def output_jobs(lo, hi, mm, tiles_h, tiles_w, y):  # pragma: no cover
         """Tiles ``lo..hi``: ``y[n, M-tile] = A^T M A``, cropped to ``y``."""
         _, oh, ow, k_all = y.shape
-        at = AT.astype(y.dtype)
-        zero = at[0, 0] * 0
-        tmp = np.empty((M, A, k_all), y.dtype)
+        W = lanes(y, VB)
+        d = stack_vectors(y, NP, VB)
+        tmp = stack_vectors(y, NP, VB)
+        mp = data_ptr(mm)
+        yp = data_ptr(y)
         per_img = tiles_h * tiles_w
         for t in range(lo, hi):
             n = t // per_img
             rem = t - n * per_img
             r0 = (rem // tiles_w) * M
             c0 = (rem % tiles_w) * M
-            for i in range(M):
-                for j in range(A):
-                    for ch in range(k_all):
-                        s = zero
+            rows = min(M, oh - r0)
+            cols = min(M, ow - c0)
+            for k0 in range(0, k_all, W):
+                kw = min(W, k_all - k0)
+                for q in range(NP):
+                    dp = ptr_add(d, q * W)
+                    src = ptr_add(mp, (t * NP + q) * k_all + k0)
+                    if kw == W:
+                        vcopy(dp, src, VB)
+                    else:
+                        vzero(dp, VB)
+                        for e in range(kw):
+                            dp[e] = src[e]
+                # tmp = A^T M (M x A), then out = tmp A (M x M)
+                for i in range(M):
+                    for j in range(A):
+                        tp = ptr_add(tmp, (i * A + j) * W)
+                        vzero(tp, VB)
                         for k in range(A):
-                            s += at[i, k] * mm[t, k * A + j, ch]
-                        tmp[i, j, ch] = s
-            for i in range(min(M, oh - r0)):
-                for j in range(min(M, ow - c0)):
-                    for ch in range(k_all):
-                        s = zero
+                            vfma(tp, AT[i, k], ptr_add(d, (k * A + j) * W), VB)
+                for i in range(M):
+                    for j in range(M):
+                        dp = ptr_add(d, (i * A + j) * W)
+                        vzero(dp, VB)
                         for k in range(A):
-                            s += tmp[i, k, ch] * at[j, k]
-                        y[n, r0 + i, c0 + j, ch] = s
+                            vfma(dp, AT[j, k], ptr_add(tmp, (i * A + k) * W), VB)
+                for i in range(rows):
+                    for j in range(cols):
+                        dp = ptr_add(d, (i * A + j) * W)
+                        dst = ptr_add(yp, ((n * oh + r0 + i) * ow + c0 + j) * k_all + k0)
+                        if kw == W:
+                            vcopy(dst, dp, VB)
+                        else:
+                            for e in range(kw):
+                                dst[e] = dp[e]
 
     return input_jobs, output_jobs
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(m: int) -> tuple[Callable, Callable]:
-    return _build(m)
+def _compiled(m: int, dtype: str, vbytes: int) -> tuple[Callable, Callable]:
+    return _build(m, dtype, vbytes)
+
+
+def _jobs(m: int, arr: np.ndarray) -> tuple[Callable, Callable]:
+    return _compiled(m, arr.dtype.name, active_config().vector_bytes)
 
 
 def input_transform(m: int, x: np.ndarray, pad_top: int, pad_left: int, tiles_h: int,
@@ -171,11 +227,21 @@ def input_transform(m: int, x: np.ndarray, pad_top: int, pad_left: int, tiles_h:
     """``v`` ``(N*tiles, a*a, C)`` = B^T d B of each ``a x a`` input tile of NHWC ``x``."""
     if v.shape != (x.shape[0] * tiles_h * tiles_w, (m + 2) ** 2, x.shape[3]):
         raise ValueError(f"V has shape {v.shape} for input {x.shape} and F({m}x{m},3x3)")
-    parallel_for(_compiled(m)[0], v.shape[0], x, pad_top, pad_left, tiles_h, tiles_w, v)
+    _require_contiguous(x, v)
+    parallel_for(_jobs(m, v)[0], v.shape[0], x, pad_top, pad_left, tiles_h, tiles_w, v)
 
 
 def output_transform(m: int, mm: np.ndarray, tiles_h: int, tiles_w: int, y: np.ndarray) -> None:
     """``y`` (N, OH, OW, K) from ``mm`` ``(N*tiles, a*a, K)``, cropped."""
     if mm.shape != (y.shape[0] * tiles_h * tiles_w, (m + 2) ** 2, y.shape[3]):
         raise ValueError(f"M has shape {mm.shape} for output {y.shape} and F({m}x{m},3x3)")
-    parallel_for(_compiled(m)[1], mm.shape[0], mm, tiles_h, tiles_w, y)
+    _require_contiguous(mm, y)
+    parallel_for(_jobs(m, y)[1], mm.shape[0], mm, tiles_h, tiles_w, y)
+
+
+def _require_contiguous(src: np.ndarray, dst: np.ndarray) -> None:
+    # the kernels address both arrays through raw pointers, as C-contiguous
+    # buffers of one dtype
+    if src.dtype != dst.dtype or not (src.flags.c_contiguous and dst.flags.c_contiguous):
+        raise ValueError(f"Winograd transforms need C-contiguous arrays of one dtype, got "
+                         f"{src.dtype} {src.flags.c_contiguous} and {dst.dtype} {dst.flags.c_contiguous}")

@@ -51,12 +51,13 @@ except IndexError as exc:
 
 # 2. a real, cache=True kernel (whose default cache holds unchecked code)
 #    given an input with fewer channels than its weights read
+from convbench.kernels._parallel import new_work
 from convbench.kernels.direct import direct_jobs
 x = np.ones((1, 4, 4, 2), np.float32)
 w = np.ones((1, 3, 3, 3, 2), np.float32)  # (G, R, S, Cg=3, Kg)
 y = np.zeros((1, 2, 2, 2), np.float32)
 try:
-    direct_jobs(0, 2, x, w, 1, 1, 1, 1, 0, 0, y)
+    direct_jobs(new_work(2, 1), x, w, 1, 1, 1, 1, 0, 0, y)
     out["direct"] = "returned"
 except IndexError as exc:
     out["direct"] = f"IndexError: {exc}"

@@ -16,7 +16,7 @@ import convbench
 from convbench import ConvSpec, reference, relative_error
 from convbench.kernels import depthwise as dw_mod
 from convbench.kernels import gemm as gemm_mod
-from convbench.kernels._parallel import chunk_count, chunks, parallel_for, run_dynamic
+from convbench.kernels._parallel import new_work
 from convbench.kernels.configs import TABLE, active_config, compile_target
 from convbench.kernels.gemm import PackedGemm, gemm, gemm_kernel, k_blocks, pack_weights
 from convbench.kernels.indirection import indirection_buffer, indirection_bytes
@@ -170,7 +170,7 @@ def _fma_count(isa: str, width: str) -> int:
     out = np.zeros(cfg.mr * kern.nr, np.float32)
     # numba cannot show the assembly of cached code: compile an uncached twin
     twin = numba.njit(nogil=True, fastmath=True)(gemm_mod.jobs_for(cfg).py_func)
-    twin(0, 1, a, a, offs, 1, 0, 1, k, kern.nr, b, kern.k_blocks(1, k), 1, out)
+    twin(new_work(1, 1), a, a, offs, 1, 0, 1, k, kern.nr, b, kern.k_blocks(1, k), 1, out)
     assert np.all(out == k)
     asm = twin.inspect_asm(twin.signatures[0])
     return len(re.findall(rf"vfmadd\d+ps\s+[^\n]*{width}", asm))
@@ -254,68 +254,6 @@ def test_im2col_numba_skips_copy_for_1x1(monkeypatch):
 
 
 # -- threads -------------------------------------------------------------------
-
-def test_chunks_split_evenly():
-    assert chunks(10, 3) == [(0, 4), (4, 7), (7, 10)]
-    assert chunks(1, 4) == [(0, 1)]
-    assert chunks(0, 2) == [(0, 0)]
-
-
-def test_chunk_count_gives_several_chunks_per_thread():
-    assert chunk_count(1000, 1) == 1
-    assert chunk_count(1000, 2) == 16
-    assert chunk_count(7, 2) == 3  # never below MIN_JOBS_PER_CHUNK jobs a chunk
-    assert chunk_count(1, 2) == 1
-
-
-@pytest.mark.parametrize("njobs,nthreads", [(0, 2), (1, 2), (5, 2), (97, 2), (1000, 3), (50, 1)])
-def test_dynamic_schedule_covers_every_job_once(njobs, nthreads):
-    import threading
-
-    seen = np.zeros(max(njobs, 1), int)
-    lock = threading.Lock()
-
-    def work(lo: int, hi: int) -> None:
-        with lock:
-            seen[lo:hi] += 1
-
-    run_dynamic(work, chunks(njobs, chunk_count(njobs, nthreads)), nthreads)
-    assert np.all(seen[:njobs] == 1)
-
-
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
-def test_a_fast_thread_takes_more_chunks():
-    """The caller's chunks are slow (as on a slower core): the pool thread takes more."""
-    import threading
-    import time
-
-    me = threading.get_ident()
-    taken = {"caller": 0, "other": 0}
-    lock = threading.Lock()
-
-    def work(lo: int, hi: int) -> None:
-        slow = threading.get_ident() == me
-        time.sleep(0.02 if slow else 0.002)
-        with lock:
-            taken["caller" if slow else "other"] += 1
-
-    run_dynamic(work, chunks(32, 32), 2)
-    assert taken["caller"] + taken["other"] == 32
-    assert taken["other"] > 2 * taken["caller"]
-
-
-def test_parallel_for_reraises_kernel_errors():
-    def bad(lo: int, hi: int) -> None:
-        raise RuntimeError("boom")
-
-    old = numba.get_num_threads()
-    try:
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        with pytest.raises(RuntimeError, match="boom"):
-            parallel_for(bad, 100)
-    finally:
-        numba.set_num_threads(old)
-
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 @pytest.mark.parametrize("name", ALGORITHMS)

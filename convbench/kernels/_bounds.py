@@ -33,7 +33,7 @@ def enabled() -> bool:
 
 
 def require(kernel: str, name: str, array: np.ndarray, lo: int, hi: int) -> None:
-    """``IndexError`` unless elements ``lo..hi`` of the flat ``array`` exist."""
+    """``IndexError`` unless elements from ``work`` of the flat ``array`` exist."""
     if hi >= lo and (lo < 0 or hi >= array.size):
         raise IndexError(
             f"{kernel} would touch {name}[{lo}..{hi}], outside its {array.size} elements"

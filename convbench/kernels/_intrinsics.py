@@ -215,3 +215,37 @@ def vmuladd(typingctx, acc, a, b, vbytes):
         return context.get_dummy_value()
 
     return types.void(acc, a, b, vbytes), codegen
+
+
+@intrinsic
+def fetch_add(typingctx, arr, index, value):
+    """``fetch_add(arr, i, v)``: atomically ``arr[i] += v``, returning the old
+    ``arr[i]`` (``arr`` a 1-D int64 array; threads share it without the GIL)."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64
+            and isinstance(index, types.Integer) and isinstance(value, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        i = context.cast(builder, args[1], signature.args[1], types.intp)
+        v = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.atomic_rmw("add", builder.gep(data, [i]), v, "monotonic")
+
+    return types.int64(arr, index, value), codegen
+
+
+@intrinsic
+def atomic_read(typingctx, arr, index):
+    """``atomic_read(arr, i)``: ``arr[i]`` of a 1-D int64 array that another
+    thread writes, read afresh every time (a plain read in a loop may be
+    hoisted out of it by the compiler)."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64
+            and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        i = context.cast(builder, args[1], signature.args[1], types.intp)
+        return builder.load_atomic(builder.gep(data, [i]), "monotonic", 8)
+
+    return types.int64(arr, index), codegen

@@ -4,109 +4,253 @@ Why not ``prange``: every ``parallel=True`` function costs about 1.5 s more
 to compile than the same loop without it (measured 2.1 s against 0.6 s for
 the GEMM driver), and with four kernels in two dtypes that alone exceeded
 the 20 s cold-compile budget. The kernels here are plain
-``@njit(nogil=True)`` functions of a job range ``[lo, hi)``; this module
-runs them on a persistent pool (the calling thread works too). It honours
+``@njit(nogil=True)`` functions whose first argument is a *work counter*
+(:func:`new_work`); this module calls each kernel once on every thread of a
+persistent pool of polling helpers (:class:`_Pool`; the calling thread
+works too). It honours
 ``numba.set_num_threads`` exactly as ``prange`` does, so
-``convbench.machine.threads.limit_threads`` governs these kernels too, and with one
-thread the kernel is called directly with no pool involved.
+``convbench.machine.threads.limit_threads`` governs these kernels too, and
+with one thread the kernel is called directly with no pool involved.
 
 Why dynamic: on a VM the cores do not run at the same speed (measured on
 the 2-vCPU Xeon: 25 against 54 GFLOP/s at the same moment), so one equal
-chunk per thread runs at the slow core's pace. The range is cut into
+chunk per thread runs at the slow core's pace. The jobs are cut into
 :func:`chunk_count` chunks, several per thread, and every thread takes the
-next chunk from a shared counter until none is left: a fast core simply
-takes more chunks. The counter is ``next()`` on an ``itertools.count``,
-which is atomic under the GIL; the kernel itself runs without the GIL, so
-taking a chunk costs one Python call (a few microseconds) per chunk, which
-is why chunks are not made smaller than :data:`MIN_JOBS_PER_CHUNK` jobs.
+next chunk from the shared counter until none is left, so a fast core
+simply takes more chunks. The counter is claimed inside the compiled
+kernel with an atomic add (:func:`next_chunk`), not in Python: taking a
+chunk in Python meant taking the GIL between chunks, and the two threads
+waking each other for it cost more than the chunks gained (the Winograd
+F(4x4) input transform of a 64-channel 56x56 layer: 251 us on 2 threads
+with 16 Python-claimed chunks, 209 us with 2 static halves, 335 us on one).
+
+A kernel reads::
+
+    @njit(nogil=True, cache=True)
+    def my_jobs(work, ...):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                return
+            for job in range(lo, hi):
+                ...
+            chunk_done(work, lo, hi)
 """
 
 from __future__ import annotations
 
-import itertools
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numba
+import numpy as np
+from numba import njit
+
+from ._intrinsics import atomic_read, fetch_add
 
 #: Chunks per thread: enough that a core twice as fast as the other ends
-#: within about one chunk of it, few enough that the per-chunk Python call
-#: stays negligible.
-CHUNKS_PER_THREAD = 8
-#: No chunk smaller than this many jobs (a job is a tile, a row or a plane).
-MIN_JOBS_PER_CHUNK = 2
+#: within about one chunk of it; a chunk costs two atomic adds.
+CHUNKS_PER_THREAD = 16
+#: How long an idle helper polls for the next task before it sleeps on a
+#: condition variable, in reads of an atomic (about a millisecond). Waking a
+#: sleeping thread took 18 us on the 2-vCPU VM, 40% of a 50 us transform; a
+#: sweep's calls follow each other within microseconds, so polling briefly
+#: catches them (as OpenMP runtimes do, KMP_BLOCKTIME), and a helper left
+#: idle still goes to sleep.
+SPIN_POLLS = 1 << 20
+#: Reads a helper waits after seeing a task before it takes the GIL, so the
+#: poster has reached its own kernel and released the GIL: a helper that
+#: asks for the GIL while the poster holds it sleeps, and pays the wake-up.
+SETTLE_POLLS = 1 << 12
 
-_pool: ThreadPoolExecutor | None = None
+# work[]: the shared state of one parallel_for
+NEXT, NJOBS, SIZE, FINISHED = 0, 1, 2, 3
+# ctl[]: the helpers of one parallel_for
+TICKETS, ACTIVE, FAILED = 0, 1, 2
+
+
+def chunk_count(njobs: int, nthreads: int, min_chunk: int = 1) -> int:
+    """How many chunks ``njobs`` are cut into for ``nthreads`` threads: up to
+    :data:`CHUNKS_PER_THREAD` a thread, none under ``min_chunk`` jobs unless
+    that would leave a thread without one."""
+    if nthreads <= 1:
+        return 1
+    many = min(nthreads * CHUNKS_PER_THREAD, njobs // max(1, min_chunk))
+    return max(1, many, min(nthreads, njobs))
+
+
+def new_work(njobs: int, nchunks: int) -> np.ndarray:
+    """The shared counters of ``[0, njobs)`` cut into about ``nchunks`` equal
+    chunks: ``[next job, njobs, chunk size, jobs finished]`` (int64)."""
+    size = max(1, -(-njobs // max(1, nchunks)))
+    return np.array([0, njobs, size, 0], dtype=np.int64)
+
+
+@njit(nogil=True, cache=True)
+def next_chunk(work):  # pragma: no cover - compiled
+    """Claim the next chunk ``(lo, hi)`` of ``work``; ``lo >= hi`` when none is left."""
+    size = work[SIZE]
+    lo = fetch_add(work, NEXT, size)
+    return lo, min(lo + size, work[NJOBS])
+
+
+@njit(nogil=True, cache=True)
+def chunk_done(work, lo, hi):  # pragma: no cover - compiled
+    """Report the chunk ``(lo, hi)`` written: :func:`parallel_for` returns
+    once every job is, without waiting for the threads themselves to return."""
+    fetch_add(work, FINISHED, hi - lo)
+
+
+@njit(nogil=True, cache=True)
+def _add(arr, i, v):  # pragma: no cover - compiled
+    return fetch_add(arr, i, v)
+
+
+@njit(nogil=True, cache=True)
+def _poll_while(arr, i, value, polls):  # pragma: no cover - compiled
+    """Poll ``arr[i]`` until it is not ``value`` or ``polls`` reads have passed; return it."""
+    for _ in range(polls):
+        now = atomic_read(arr, i)
+        if now != value:
+            return now
+    return atomic_read(arr, i)
+
+
+@njit(nogil=True, cache=True)
+def _release_and_poll(ctl, generation, seen, polls):  # pragma: no cover - compiled
+    """``ctl[ACTIVE] -= 1`` (this helper has returned), then :func:`_poll_while`
+    the generation: one compiled call, so the helper holds no GIL meanwhile."""
+    if ctl.shape[0] > ACTIVE:
+        fetch_add(ctl, ACTIVE, -1)
+    return _poll_while(generation, 0, seen, polls)
+
+
+@njit(nogil=True, cache=True)
+def _wait_finished(work, ctl):  # pragma: no cover - compiled
+    """Poll until every job of ``work`` is finished or a helper failed."""
+    while atomic_read(work, FINISHED) < work[NJOBS] and atomic_read(ctl, FAILED) == 0:
+        pass
+
+
+@njit(nogil=True, cache=True)
+def _wait_returned(ctl):  # pragma: no cover - compiled
+    """Poll until no helper is running this task (after a failure)."""
+    while atomic_read(ctl, ACTIVE) != 0:
+        pass
+
+
+_NO_TASK = np.zeros(0, np.int64)
+
+
+class _Pool:
+    """``NUMBA_NUM_THREADS - 1`` persistent helper threads.
+
+    A task is posted by bumping ``generation``; each helper takes one of the
+    task's tickets (so only ``nthreads - 1`` join), counts itself in
+    ``ctl[ACTIVE]`` while it runs the task, and goes back to polling. The
+    poster runs the task too and then waits until every job is finished
+    (``work[FINISHED]``), not until the helpers have returned: a helper
+    needs the GIL to return from a kernel, and the poster holds it. A helper
+    that joins late finds no chunk left and returns.
+    """
+
+    def __init__(self, nhelpers: int) -> None:
+        self.generation = np.zeros(1, np.int64)
+        self.cond = threading.Condition()
+        self.task: tuple[Callable[[], Any], np.ndarray, int, list[BaseException]] | None = None
+        for i in range(nhelpers):
+            threading.Thread(target=self._helper, name=f"convbench-{i}", daemon=True).start()
+
+    def _helper(self) -> None:
+        seen = 0
+        done = _NO_TASK  # the ctl of the task just run, released by the next poll
+        while True:
+            now = _release_and_poll(done, self.generation, seen, SPIN_POLLS)
+            if now == seen:
+                with self.cond:
+                    while self.generation[0] == seen:
+                        self.cond.wait()
+            else:
+                _poll_while(self.generation, 0, now, SETTLE_POLLS)
+            done = _NO_TASK
+            seen = int(self.generation[0])
+            assert self.task is not None
+            fn, ctl, helpers, errors = self.task
+            if _add(ctl, TICKETS, 1) >= helpers:
+                continue
+            _add(ctl, ACTIVE, 1)
+            done = ctl
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - handed to the poster
+                errors.append(exc)
+                _add(ctl, FAILED, 1)
+
+    def run(self, fn: Callable[[], Any], work: np.ndarray, nthreads: int) -> None:
+        ctl = np.zeros(3, np.int64)
+        errors: list[BaseException] = []
+        with self.cond:
+            self.task = (fn, ctl, nthreads - 1, errors)
+            self.generation[0] += 1
+            self.cond.notify_all()
+        try:
+            fn()
+        except BaseException:
+            _add(work, NEXT, work[NJOBS])  # no chunk is claimed from now on
+            _wait_returned(ctl)
+            raise
+        _wait_finished(work, ctl)
+        if errors:
+            _wait_returned(ctl)
+            raise errors[0]
+
+
+_pool: _Pool | None = None
 _lock = threading.Lock()
 
 
-def _get_pool() -> ThreadPoolExecutor:
+def _get_pool() -> _Pool:
     global _pool
     if _pool is None:
         with _lock:
             if _pool is None:
-                workers = max(1, int(numba.config.NUMBA_NUM_THREADS) - 1)
-                _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convbench")
+                _pool = _Pool(max(1, int(numba.config.NUMBA_NUM_THREADS) - 1))
     return _pool
 
 
-def chunks(njobs: int, nchunks: int) -> list[tuple[int, int]]:
-    """``[0, njobs)`` as ``nchunks`` contiguous, near-equal ``(lo, hi)`` ranges
-    (fewer when there are fewer jobs; one empty range for no jobs)."""
-    nchunks = max(1, min(nchunks, njobs))
-    base, extra = divmod(njobs, nchunks)
-    out, lo = [], 0
-    for i in range(nchunks):
-        hi = lo + base + (1 if i < extra else 0)
-        out.append((lo, hi))
-        lo = hi
-    return out
+def _forget_pool() -> None:
+    # a forked child has none of its parent's threads
+    global _pool
+    _pool = None
 
 
-def chunk_count(njobs: int, nthreads: int) -> int:
-    """How many chunks ``njobs`` are cut into for ``nthreads`` threads."""
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def run_threads(fn: Callable[[], Any], work: np.ndarray, nthreads: int) -> None:
+    """``fn()`` on up to ``nthreads`` threads (the caller's first), returning
+    when every job of ``work`` is finished.
+
+    ``fn`` must take its chunks with :func:`next_chunk`, report each with
+    :func:`chunk_done` and return when none is left. Exceptions are
+    re-raised in the caller."""
     if nthreads <= 1:
-        return 1
-    return max(1, min(nthreads * CHUNKS_PER_THREAD, njobs // MIN_JOBS_PER_CHUNK))
-
-
-def run_dynamic(work: Callable[[int, int], Any], parts: list[tuple[int, int]], nthreads: int) -> None:
-    """``work(lo, hi)`` for every range of ``parts`` exactly once, on ``nthreads``
-    threads (the caller included) that each take the next range from a shared
-    counter until none is left. Exceptions are re-raised in the caller."""
-    counter = itertools.count()
-    nparts = len(parts)
-
-    def worker() -> None:
-        while True:
-            i = next(counter)  # atomic under the GIL
-            if i >= nparts:
-                return
-            work(*parts[i])
-
-    helpers = min(nthreads, nparts) - 1
-    if helpers <= 0:
-        worker()
+        fn()
         return
-    pool = _get_pool()
-    futures = [pool.submit(worker) for _ in range(helpers)]
-    try:
-        worker()
-    finally:
-        for f in futures:
-            f.result()
+    _get_pool().run(fn, work, nthreads)
 
 
-def parallel_for(kernel: Callable[..., Any], njobs: int, *args: Any) -> None:
-    """``kernel(lo, hi, *args)`` over ``[0, njobs)``, dynamically spread over the threads.
+def parallel_for(kernel: Callable[..., Any], njobs: int, *args: Any, min_chunk: int = 1) -> None:
+    """``kernel(work, *args)`` on every thread, the jobs ``[0, njobs)`` of
+    ``work`` taken chunk by chunk (see the module docstring).
 
     ``kernel`` must release the GIL (``@njit(nogil=True)``) and its jobs must
-    write disjoint outputs.
+    write disjoint outputs. ``min_chunk``: the fewest jobs that pay for what
+    a chunk loads (see :func:`chunk_count`).
     """
     nthreads = numba.get_num_threads()
-    parts = chunks(njobs, chunk_count(njobs, nthreads))
-    if len(parts) == 1:
-        kernel(0, njobs, *args)
-        return
-    run_dynamic(lambda lo, hi: kernel(lo, hi, *args), parts, nthreads)
+    nchunks = chunk_count(njobs, nthreads, min_chunk)
+    work = new_work(njobs, nchunks)
+    run_threads(lambda: kernel(work, *args), work, min(nthreads, nchunks))

@@ -21,7 +21,7 @@ from numba import njit
 from ._intrinsics import (data_ptr, lanes, ptr_add, stack_pointers, stack_vectors, vcopy,
                           vmuladd, vzero)
 from . import _bounds
-from ._parallel import parallel_for
+from ._parallel import chunk_done, next_chunk, parallel_for
 from .configs import KernelConfig, active_config
 
 
@@ -33,8 +33,8 @@ def _build(px_: int, nvec_: int, vbytes_: int) -> Callable:
     NACC = PX * NVEC
 
     @njit(nogil=True, fastmath=True, cache=True)
-    def depthwise_jobs(lo, hi, x, zero, offs, img_stride, channels, mult, w, out):  # pragma: no cover
-        """Tiles ``lo..hi`` of :func:`depthwise`; a tile is ``PX`` consecutive
+    def depthwise_jobs(work, x, zero, offs, img_stride, channels, mult, w, out):  # pragma: no cover
+        """Tiles from ``work`` of :func:`depthwise`; a tile is ``PX`` consecutive
         output pixels of one image."""
         m_pix, taps = offs.shape
         k_all = channels * mult
@@ -47,45 +47,50 @@ def _build(px_: int, nvec_: int, vbytes_: int) -> Callable:
         outp = data_ptr(out)
         acc = stack_vectors(x, NACC, VB)
         rows = stack_pointers(x, PX)
-        for job in range(lo, hi):
-            n = job // tpi
-            p0 = (job - n * tpi) * PX
-            px = min(PX, m_pix - p0)
-            ap = ptr_add(xp, n * img_stride)
-            k0 = 0
-            if mult == 1:
-                # PX pixels x NR channels in registers; each tap's weight vectors
-                # are loaded once for the PX pixels (as B is in the GEMM kernel).
-                # Pixels past px repeat the last one: same loads, not stored.
-                while k0 + NR <= k_all:
-                    for v in range(NACC):
-                        vzero(ptr_add(acc, v * W), VB)
-                    for t in range(taps):
-                        for i in range(PX):
-                            o = offs[p0 + min(i, px - 1), t]
-                            rows[i] = ptr_add(zp if o < 0 else ptr_add(ap, o), k0)
-                        wt = ptr_add(wp, t * k_all + k0)
-                        for i in range(PX):
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                return
+            for job in range(lo, hi):
+                n = job // tpi
+                p0 = (job - n * tpi) * PX
+                px = min(PX, m_pix - p0)
+                ap = ptr_add(xp, n * img_stride)
+                k0 = 0
+                if mult == 1:
+                    # PX pixels x NR channels in registers; each tap's weight vectors
+                    # are loaded once for the PX pixels (as B is in the GEMM kernel).
+                    # Pixels past px repeat the last one: same loads, not stored.
+                    while k0 + NR <= k_all:
+                        for v in range(NACC):
+                            vzero(ptr_add(acc, v * W), VB)
+                        for t in range(taps):
+                            for i in range(PX):
+                                o = offs[p0 + min(i, px - 1), t]
+                                rows[i] = ptr_add(zp if o < 0 else ptr_add(ap, o), k0)
+                            wt = ptr_add(wp, t * k_all + k0)
+                            for i in range(PX):
+                                for v in range(NVEC):
+                                    vmuladd(ptr_add(acc, (i * NVEC + v) * W), ptr_add(rows[i], v * W),
+                                            ptr_add(wt, v * W), VB)
+                        for i in range(px):
+                            op = ptr_add(outp, (n * m_pix + p0 + i) * k_all + k0)
                             for v in range(NVEC):
-                                vmuladd(ptr_add(acc, (i * NVEC + v) * W), ptr_add(rows[i], v * W),
-                                        ptr_add(wt, v * W), VB)
-                    for i in range(px):
-                        op = ptr_add(outp, (n * m_pix + p0 + i) * k_all + k0)
-                        for v in range(NVEC):
-                            vcopy(ptr_add(op, v * W), ptr_add(acc, (i * NVEC + v) * W), VB)
-                    k0 += NR
-            # channel tail (and channel multipliers > 1): accumulate in the output rows
-            for i in range(px):
-                p = p0 + i
-                op = ptr_add(outp, (n * m_pix + p) * k_all)
-                for k in range(k0, k_all):
-                    op[k] = 0.0
-                for t in range(taps):
-                    o = offs[p, t]
-                    row = zp if o < 0 else ptr_add(ap, o)
-                    wt = ptr_add(wp, t * k_all)
+                                vcopy(ptr_add(op, v * W), ptr_add(acc, (i * NVEC + v) * W), VB)
+                        k0 += NR
+                # channel tail (and channel multipliers > 1): accumulate in the output rows
+                for i in range(px):
+                    p = p0 + i
+                    op = ptr_add(outp, (n * m_pix + p) * k_all)
                     for k in range(k0, k_all):
-                        op[k] += row[k // mult] * wt[k]
+                        op[k] = 0.0
+                    for t in range(taps):
+                        o = offs[p, t]
+                        row = zp if o < 0 else ptr_add(ap, o)
+                        wt = ptr_add(wp, t * k_all)
+                        for k in range(k0, k_all):
+                            op[k] += row[k // mult] * wt[k]
+            chunk_done(work, lo, hi)
 
     return depthwise_jobs
 

@@ -11,34 +11,39 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._parallel import parallel_for
+from ._parallel import chunk_done, next_chunk, parallel_for
 
 
 @njit(nogil=True, fastmath=True, cache=True)
-def direct_jobs(lo, hi, x, w, sh, sw, dh, dw, top, left, out):  # pragma: no cover - compiled
-    """Output rows ``lo..hi`` (``n * OH + oh``) of :func:`direct_nhwc`."""
+def direct_jobs(work, x, w, sh, sw, dh, dw, top, left, out):  # pragma: no cover - compiled
+    """Output rows from ``work`` (``n * OH + oh``) of :func:`direct_nhwc`."""
     n_img, h, wd, _ = x.shape
     groups, kh, kw, cg, kg = w.shape
     _, oh, ow, _ = out.shape
-    for job in range(lo, hi):
-        n = job // oh
-        i = job - n * oh
-        for j in range(ow):
-            y = out[n, i, j]
-            y[:] = 0.0
-            for g in range(groups):
-                for r in range(kh):
-                    ih = i * sh - top + r * dh
-                    if ih < 0 or ih >= h:
-                        continue
-                    for s in range(kw):
-                        iw = j * sw - left + s * dw
-                        if iw < 0 or iw >= wd:
+    while True:
+        lo, hi = next_chunk(work)
+        if lo >= hi:
+            return
+        for job in range(lo, hi):
+            n = job // oh
+            i = job - n * oh
+            for j in range(ow):
+                y = out[n, i, j]
+                y[:] = 0.0
+                for g in range(groups):
+                    for r in range(kh):
+                        ih = i * sh - top + r * dh
+                        if ih < 0 or ih >= h:
                             continue
-                        for c in range(cg):
-                            xv = x[n, ih, iw, g * cg + c]
-                            for k in range(kg):
-                                y[g * kg + k] += xv * w[g, r, s, c, k]
+                        for s in range(kw):
+                            iw = j * sw - left + s * dw
+                            if iw < 0 or iw >= wd:
+                                continue
+                            for c in range(cg):
+                                xv = x[n, ih, iw, g * cg + c]
+                                for k in range(kg):
+                                    y[g * kg + k] += xv * w[g, r, s, c, k]
+        chunk_done(work, lo, hi)
 
 
 def pack_direct(weight: np.ndarray, groups: int, dtype: np.dtype | str) -> np.ndarray:

@@ -35,7 +35,7 @@ from numba import njit
 from ._intrinsics import (data_ptr, lanes, ptr_add, stack_pointers, stack_vectors, vcopy, vfma,
                           vzero)
 from . import _bounds
-from ._parallel import parallel_for
+from ._parallel import chunk_done, next_chunk, parallel_for
 from .configs import KernelConfig, active_config
 
 
@@ -48,9 +48,9 @@ def _build(mr_: int, nvec_: int, vbytes_: int) -> Callable:
     KU = 4
 
     @njit(nogil=True, fastmath=True, cache=True)
-    def conv_gemm_jobs(lo, hi, a, zero, offs, nimg, img_stride, groups, cg, kg, packed,
+    def conv_gemm_jobs(work, a, zero, offs, nimg, img_stride, groups, cg, kg, packed,
                        kblocks, nc_panels, out):  # pragma: no cover - compiled
-        """Jobs ``lo..hi`` of :meth:`GemmKernel.run`; a job is one MR-pixel tile
+        """Jobs from ``work`` of :meth:`GemmKernel.run`; a job is one MR-pixel tile
         of one image and group. Loop order per thread: reduction block,
         output-channel block, tile, NR-panel: a tile's A rows stay in L1
         across the panels and the KC x NC block of packed weights stays in
@@ -73,80 +73,92 @@ def _build(mr_: int, nvec_: int, vbytes_: int) -> Callable:
         zp0 = data_ptr(zero)
         bp0 = data_ptr(packed)
         outp = data_ptr(out)
-        for kb in range(kblocks.shape[0]):
-            t0 = kblocks[kb, 0]
-            t1 = kblocks[kb, 1]
-            c0 = kblocks[kb, 2]
-            c1 = kblocks[kb, 3]
-            accumulate = kb > 0
-            for nb0 in range(0, nnb, nc_panels):
-                nb1 = min(nb0 + nc_panels, nnb)
-                for job in range(lo, hi):
-                    g = job // ntiles
-                    tile = job - g * ntiles
-                    n = tile // tpi
-                    p0 = (tile - n * tpi) * MR
-                    mr = min(MR, m_pix - p0)
-                    o_row = (n * m_pix + p0) * k_all + g * kg
-                    ap = ptr_add(xp, n * img_stride + g * cg)
-                    zp = ptr_add(zp0, g * cg)
-                    for nb in range(nb0, nb1):
-                        nr = min(NR, kg - nb * NR)
-                        # -- micro-kernel: the mr x nr tile at out[o_row + nb*NR] --
-                        op = ptr_add(outp, o_row + nb * NR)
-                        bp = ptr_add(bp0, (g * nnb + nb) * panel)
-                        full = mr == MR and nr == NR
-                        for v in range(NACC):
-                            vzero(ptr_add(acc, v * W), VB)
-                        if accumulate:
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                return
+            for kb in range(kblocks.shape[0]):
+                t0 = kblocks[kb, 0]
+                t1 = kblocks[kb, 1]
+                c0 = kblocks[kb, 2]
+                c1 = kblocks[kb, 3]
+                accumulate = kb > 0
+                for nb0 in range(0, nnb, nc_panels):
+                    nb1 = min(nb0 + nc_panels, nnb)
+                    for job in range(lo, hi):
+                        g = job // ntiles
+                        tile = job - g * ntiles
+                        n = tile // tpi
+                        p0 = (tile - n * tpi) * MR
+                        mr = min(MR, m_pix - p0)
+                        o_row = (n * m_pix + p0) * k_all + g * kg
+                        ap = ptr_add(xp, n * img_stride + g * cg)
+                        zp = ptr_add(zp0, g * cg)
+                        for nb in range(nb0, nb1):
+                            nr = min(NR, kg - nb * NR)
+                            # -- micro-kernel: the mr x nr tile at out[o_row + nb*NR] --
+                            op = ptr_add(outp, o_row + nb * NR)
+                            bp = ptr_add(bp0, (g * nnb + nb) * panel)
+                            full = mr == MR and nr == NR
+                            for v in range(NACC):
+                                vzero(ptr_add(acc, v * W), VB)
+                            if accumulate:
+                                if full:
+                                    for i in range(MR):
+                                        for v in range(NVEC):
+                                            vcopy(ptr_add(acc, i * NR + v * W),
+                                                  ptr_add(op, i * k_all + v * W), VB)
+                                else:
+                                    for i in range(mr):
+                                        for j in range(nr):
+                                            acc[i * NR + j] = op[i * k_all + j]
+                            for t in range(t0, t1):
+                                # rows past mr repeat the last valid row: same loads, not stored
+                                for i in range(MR):
+                                    o = offs[p0 + min(i, mr - 1), t]
+                                    rows[i] = zp if o < 0 else ptr_add(ap, o)
+                                bt = ptr_add(bp, t * cg * NR)
+                                # KU channels per trip: the loop's own instructions (a
+                                # pointer increment per row) are paid once per KU steps,
+                                # or they and not the FMAs would bound the issue rate
+                                c = c0
+                                while c + KU <= c1:
+                                    bc = ptr_add(bt, c * NR)
+                                    # constant trip counts: LLVM unrolls these loops and
+                                    # keeps the accumulators in registers
+                                    for u in range(KU):
+                                        for i in range(MR):
+                                            x = rows[i][c + u]
+                                            for v in range(NVEC):
+                                                vfma(ptr_add(acc, (i * NVEC + v) * W), x,
+                                                     ptr_add(bc, u * NR + v * W), VB)
+                                    c += KU
+                                for c in range(c, c1):
+                                    bc = ptr_add(bt, c * NR)
+                                    for i in range(MR):
+                                        x = rows[i][c]
+                                        for v in range(NVEC):
+                                            vfma(ptr_add(acc, (i * NVEC + v) * W), x,
+                                                 ptr_add(bc, v * W), VB)
                             if full:
                                 for i in range(MR):
                                     for v in range(NVEC):
-                                        vcopy(ptr_add(acc, i * NR + v * W),
-                                              ptr_add(op, i * k_all + v * W), VB)
+                                        vcopy(ptr_add(op, i * k_all + v * W),
+                                              ptr_add(acc, i * NR + v * W), VB)
                             else:
                                 for i in range(mr):
                                     for j in range(nr):
-                                        acc[i * NR + j] = op[i * k_all + j]
-                        for t in range(t0, t1):
-                            # rows past mr repeat the last valid row: same loads, not stored
-                            for i in range(MR):
-                                o = offs[p0 + min(i, mr - 1), t]
-                                rows[i] = zp if o < 0 else ptr_add(ap, o)
-                            bt = ptr_add(bp, t * cg * NR)
-                            # KU channels per trip: the loop's own instructions (a
-                            # pointer increment per row) are paid once per KU steps,
-                            # or they and not the FMAs would bound the issue rate
-                            c = c0
-                            while c + KU <= c1:
-                                bc = ptr_add(bt, c * NR)
-                                # constant trip counts: LLVM unrolls these loops and
-                                # keeps the accumulators in registers
-                                for u in range(KU):
-                                    for i in range(MR):
-                                        x = rows[i][c + u]
-                                        for v in range(NVEC):
-                                            vfma(ptr_add(acc, (i * NVEC + v) * W), x,
-                                                 ptr_add(bc, u * NR + v * W), VB)
-                                c += KU
-                            for c in range(c, c1):
-                                bc = ptr_add(bt, c * NR)
-                                for i in range(MR):
-                                    x = rows[i][c]
-                                    for v in range(NVEC):
-                                        vfma(ptr_add(acc, (i * NVEC + v) * W), x,
-                                             ptr_add(bc, v * W), VB)
-                        if full:
-                            for i in range(MR):
-                                for v in range(NVEC):
-                                    vcopy(ptr_add(op, i * k_all + v * W),
-                                          ptr_add(acc, i * NR + v * W), VB)
-                        else:
-                            for i in range(mr):
-                                for j in range(nr):
-                                    op[i * k_all + j] = acc[i * NR + j]
+                                        op[i * k_all + j] = acc[i * NR + j]
+            chunk_done(work, lo, hi)
 
     return conv_gemm_jobs
+
+
+#: The fewest MR-pixel tiles a thread's chunk holds: a chunk streams each
+#: KC x NC block of packed weights from L3 once and reuses it from L2 for
+#: every tile it holds, so one-tile chunks (25 of them on a 14x14 layer)
+#: would make the weights' traffic, not the FMAs, set the pace.
+MIN_TILES = 4
 
 
 @functools.lru_cache(maxsize=None)
@@ -207,7 +219,7 @@ class GemmKernel:
         jobs = _compiled(self.config.mr, self.config.nr_vectors, self.config.vector_bytes)
         njobs = groups * nimg * (-(-offs.shape[0] // self.config.mr))
         parallel_for(jobs, njobs, a, zero, offs, nimg, img_stride, groups, cg, kg,
-                     packed, kblocks, self.nc_panels, out)
+                     packed, kblocks, self.nc_panels, out, min_chunk=MIN_TILES)
 
 
 def _check_bounds(a: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_stride: int,

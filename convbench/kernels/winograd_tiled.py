@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from ._intrinsics import data_ptr, lanes, ptr_add, stack_vectors, vcopy, vfma, vzero
-from ._parallel import parallel_for
+from ._parallel import chunk_done, next_chunk, parallel_for
 from .configs import active_config
 
 #: F(4x4, 3x3) (Lavin & Gray 2016, points 0, +-1, +-2, inf).
@@ -107,8 +107,8 @@ def _build(m_: int, dtype_: str, vbytes_: int) -> tuple[Callable, Callable]:
     AT = MATRICES[m_][2].astype(dtype_)
 
     @njit(nogil=True, fastmath=True, cache=True)
-    def input_jobs(lo, hi, x, pad_top, pad_left, tiles_h, tiles_w, v):  # pragma: no cover
-        """Tiles ``lo..hi``: ``v[t, i*A + j, :] = (B^T d B)[i, j, :]``."""
+    def input_jobs(work, x, pad_top, pad_left, tiles_h, tiles_w, v):  # pragma: no cover
+        """Tiles from ``work``: ``v[t, i*A + j, :] = (B^T d B)[i, j, :]``."""
         _, h, w, c = x.shape
         W = lanes(v, VB)
         d = stack_vectors(v, NP, VB)
@@ -116,52 +116,57 @@ def _build(m_: int, dtype_: str, vbytes_: int) -> tuple[Callable, Callable]:
         xp = data_ptr(x)
         vp = data_ptr(v)
         per_img = tiles_h * tiles_w
-        for t in range(lo, hi):
-            n = t // per_img
-            rem = t - n * per_img
-            row0 = (rem // tiles_w) * M - pad_top
-            col0 = (rem % tiles_w) * M - pad_left
-            for c0 in range(0, c, W):
-                cw = min(W, c - c0)
-                # d: the a x a input tile (zero outside the image)
-                for i in range(A):
-                    hh = row0 + i
-                    for j in range(A):
-                        ww = col0 + j
-                        dp = ptr_add(d, (i * A + j) * W)
-                        if hh < 0 or hh >= h or ww < 0 or ww >= w:
-                            vzero(dp, VB)
-                        else:
-                            src = ptr_add(xp, ((n * h + hh) * w + ww) * c + c0)
-                            if cw == W:
-                                vcopy(dp, src, VB)
-                            else:
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                return
+            for t in range(lo, hi):
+                n = t // per_img
+                rem = t - n * per_img
+                row0 = (rem // tiles_w) * M - pad_top
+                col0 = (rem % tiles_w) * M - pad_left
+                for c0 in range(0, c, W):
+                    cw = min(W, c - c0)
+                    # d: the a x a input tile (zero outside the image)
+                    for i in range(A):
+                        hh = row0 + i
+                        for j in range(A):
+                            ww = col0 + j
+                            dp = ptr_add(d, (i * A + j) * W)
+                            if hh < 0 or hh >= h or ww < 0 or ww >= w:
                                 vzero(dp, VB)
+                            else:
+                                src = ptr_add(xp, ((n * h + hh) * w + ww) * c + c0)
+                                if cw == W:
+                                    vcopy(dp, src, VB)
+                                else:
+                                    vzero(dp, VB)
+                                    for e in range(cw):
+                                        dp[e] = src[e]
+                    # tmp = B^T d, then d = tmp B
+                    for i in range(A):
+                        for j in range(A):
+                            tp = ptr_add(tmp, (i * A + j) * W)
+                            vzero(tp, VB)
+                            for k in range(A):
+                                vfma(tp, BT[i, k], ptr_add(d, (k * A + j) * W), VB)
+                    for i in range(A):
+                        for j in range(A):
+                            dp = ptr_add(d, (i * A + j) * W)
+                            vzero(dp, VB)
+                            for k in range(A):
+                                vfma(dp, BT[j, k], ptr_add(tmp, (i * A + k) * W), VB)
+                            dst = ptr_add(vp, (t * NP + i * A + j) * c + c0)
+                            if cw == W:
+                                vcopy(dst, dp, VB)
+                            else:
                                 for e in range(cw):
-                                    dp[e] = src[e]
-                # tmp = B^T d, then d = tmp B
-                for i in range(A):
-                    for j in range(A):
-                        tp = ptr_add(tmp, (i * A + j) * W)
-                        vzero(tp, VB)
-                        for k in range(A):
-                            vfma(tp, BT[i, k], ptr_add(d, (k * A + j) * W), VB)
-                for i in range(A):
-                    for j in range(A):
-                        dp = ptr_add(d, (i * A + j) * W)
-                        vzero(dp, VB)
-                        for k in range(A):
-                            vfma(dp, BT[j, k], ptr_add(tmp, (i * A + k) * W), VB)
-                        dst = ptr_add(vp, (t * NP + i * A + j) * c + c0)
-                        if cw == W:
-                            vcopy(dst, dp, VB)
-                        else:
-                            for e in range(cw):
-                                dst[e] = dp[e]
+                                    dst[e] = dp[e]
+            chunk_done(work, lo, hi)
 
     @njit(nogil=True, fastmath=True, cache=True)
-    def output_jobs(lo, hi, mm, tiles_h, tiles_w, y):  # pragma: no cover
-        """Tiles ``lo..hi``: ``y[n, M-tile] = A^T M A``, cropped to ``y``."""
+    def output_jobs(work, mm, tiles_h, tiles_w, y):  # pragma: no cover
+        """Tiles from ``work``: ``y[n, M-tile] = A^T M A``, cropped to ``y``."""
         _, oh, ow, k_all = y.shape
         W = lanes(y, VB)
         d = stack_vectors(y, NP, VB)
@@ -169,46 +174,51 @@ def _build(m_: int, dtype_: str, vbytes_: int) -> tuple[Callable, Callable]:
         mp = data_ptr(mm)
         yp = data_ptr(y)
         per_img = tiles_h * tiles_w
-        for t in range(lo, hi):
-            n = t // per_img
-            rem = t - n * per_img
-            r0 = (rem // tiles_w) * M
-            c0 = (rem % tiles_w) * M
-            rows = min(M, oh - r0)
-            cols = min(M, ow - c0)
-            for k0 in range(0, k_all, W):
-                kw = min(W, k_all - k0)
-                for q in range(NP):
-                    dp = ptr_add(d, q * W)
-                    src = ptr_add(mp, (t * NP + q) * k_all + k0)
-                    if kw == W:
-                        vcopy(dp, src, VB)
-                    else:
-                        vzero(dp, VB)
-                        for e in range(kw):
-                            dp[e] = src[e]
-                # tmp = A^T M (M x A), then out = tmp A (M x M)
-                for i in range(M):
-                    for j in range(A):
-                        tp = ptr_add(tmp, (i * A + j) * W)
-                        vzero(tp, VB)
-                        for k in range(A):
-                            vfma(tp, AT[i, k], ptr_add(d, (k * A + j) * W), VB)
-                for i in range(M):
-                    for j in range(M):
-                        dp = ptr_add(d, (i * A + j) * W)
-                        vzero(dp, VB)
-                        for k in range(A):
-                            vfma(dp, AT[j, k], ptr_add(tmp, (i * A + k) * W), VB)
-                for i in range(rows):
-                    for j in range(cols):
-                        dp = ptr_add(d, (i * A + j) * W)
-                        dst = ptr_add(yp, ((n * oh + r0 + i) * ow + c0 + j) * k_all + k0)
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                return
+            for t in range(lo, hi):
+                n = t // per_img
+                rem = t - n * per_img
+                r0 = (rem // tiles_w) * M
+                c0 = (rem % tiles_w) * M
+                rows = min(M, oh - r0)
+                cols = min(M, ow - c0)
+                for k0 in range(0, k_all, W):
+                    kw = min(W, k_all - k0)
+                    for q in range(NP):
+                        dp = ptr_add(d, q * W)
+                        src = ptr_add(mp, (t * NP + q) * k_all + k0)
                         if kw == W:
-                            vcopy(dst, dp, VB)
+                            vcopy(dp, src, VB)
                         else:
+                            vzero(dp, VB)
                             for e in range(kw):
-                                dst[e] = dp[e]
+                                dp[e] = src[e]
+                    # tmp = A^T M (M x A), then out = tmp A (M x M)
+                    for i in range(M):
+                        for j in range(A):
+                            tp = ptr_add(tmp, (i * A + j) * W)
+                            vzero(tp, VB)
+                            for k in range(A):
+                                vfma(tp, AT[i, k], ptr_add(d, (k * A + j) * W), VB)
+                    for i in range(M):
+                        for j in range(M):
+                            dp = ptr_add(d, (i * A + j) * W)
+                            vzero(dp, VB)
+                            for k in range(A):
+                                vfma(dp, AT[j, k], ptr_add(tmp, (i * A + k) * W), VB)
+                    for i in range(rows):
+                        for j in range(cols):
+                            dp = ptr_add(d, (i * A + j) * W)
+                            dst = ptr_add(yp, ((n * oh + r0 + i) * ow + c0 + j) * k_all + k0)
+                            if kw == W:
+                                vcopy(dst, dp, VB)
+                            else:
+                                for e in range(kw):
+                                    dst[e] = dp[e]
+            chunk_done(work, lo, hi)
 
     return input_jobs, output_jobs
 

@@ -1,0 +1,131 @@
+"""The kernels' thread pool (convbench/kernels/_parallel.py): every job is
+taken once, a fast thread takes more chunks, a call returns only when all
+its jobs are written, and errors on any thread reach the caller."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+from convbench.kernels._parallel import (FINISHED, SIZE, chunk_count, chunk_done, new_work, next_chunk,
+                                         parallel_for, run_threads)
+
+
+def test_work_is_cut_into_near_equal_chunks():
+    np.testing.assert_array_equal(new_work(10, 3), [0, 10, 4, 0])
+    assert new_work(1, 4)[SIZE] == 1
+    assert new_work(0, 2)[SIZE] == 1
+
+
+def test_chunk_count_gives_several_chunks_per_thread():
+    assert chunk_count(1000, 1) == 1
+    assert chunk_count(1000, 2) == 32
+    assert chunk_count(7, 2) == 7  # never more chunks than jobs
+    assert chunk_count(1, 2) == 1
+
+
+def _claim_all(work: np.ndarray, seen: np.ndarray, delay=lambda: 0.0) -> None:
+    """A Python task with a kernel's protocol: claim, work, report, until none is left."""
+    import time
+
+    while True:
+        lo, hi = next_chunk(work)
+        if lo >= hi:
+            return
+        time.sleep(delay())
+        seen[lo:hi] += 1  # chunks are disjoint: no lock needed
+        chunk_done(work, lo, hi)
+
+
+@pytest.mark.parametrize("njobs,nthreads", [(0, 2), (1, 2), (5, 2), (97, 2), (1000, 3), (50, 1)])
+def test_every_job_is_taken_exactly_once(njobs, nthreads):
+    nthreads = min(nthreads, numba.config.NUMBA_NUM_THREADS)
+    seen = np.zeros(max(njobs, 1), int)
+    work = new_work(njobs, chunk_count(njobs, nthreads))
+    run_threads(lambda: _claim_all(work, seen), work, nthreads)
+    assert np.all(seen[:njobs] == 1)
+    assert work[FINISHED] == njobs
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_a_fast_thread_takes_more_chunks():
+    """The caller's chunks are slow (as on a slower core): the helper takes more."""
+    import threading
+
+    me = threading.get_ident()
+    taken = {"caller": 0, "other": 0}
+    seen = np.zeros(32, int)
+    work = new_work(32, 32)
+
+    def delay() -> float:
+        slow = threading.get_ident() == me
+        taken["caller" if slow else "other"] += 1
+        return 0.02 if slow else 0.002
+
+    run_threads(lambda: _claim_all(work, seen, delay), work, 2)
+    assert taken["caller"] + taken["other"] == 32
+    assert taken["other"] > 2 * taken["caller"]
+    assert np.all(seen == 1)
+
+
+@njit(nogil=True)
+def _fill_jobs(work, out):  # pragma: no cover - compiled
+    while True:
+        lo, hi = next_chunk(work)
+        if lo >= hi:
+            return
+        for j in range(lo, hi):
+            out[j] += j
+        chunk_done(work, lo, hi)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_parallel_for_returns_with_every_job_written():
+    """Back to back calls, as a timing loop makes them: each returns only when
+    all of its jobs are written, whichever thread wrote them."""
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        for n in (1, 2, 31, 1000):
+            for _ in range(50):
+                out = np.zeros(n)
+                parallel_for(_fill_jobs, n, out)
+                np.testing.assert_array_equal(out, np.arange(n))
+    finally:
+        numba.set_num_threads(old)
+
+
+def test_parallel_for_reraises_kernel_errors():
+    def bad(work) -> None:
+        raise RuntimeError("boom")
+
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        with pytest.raises(RuntimeError, match="boom"):
+            parallel_for(bad, 100)
+    finally:
+        numba.set_num_threads(old)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_a_helpers_error_reaches_the_caller():
+    import threading
+
+    me = threading.get_ident()
+    work = new_work(16, 16)
+    seen = np.zeros(16, int)
+    helper_started = threading.Event()
+
+    def task() -> None:
+        if threading.get_ident() != me:
+            helper_started.set()
+            raise RuntimeError("helper failed")
+        assert helper_started.wait(30), "no helper joined"
+        _claim_all(work, seen, lambda: 0.002)
+
+    with pytest.raises(RuntimeError, match="helper failed"):
+        run_threads(task, work, 2)
+    assert seen.max() <= 1

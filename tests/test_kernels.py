@@ -303,3 +303,15 @@ def test_limit_threads_sets_every_pool_and_restores():
     after = thread_report()
     assert after["numba_threads"] == before["numba_threads"]
     assert after["blas_threads"] == before["blas_threads"]
+
+
+@pytest.mark.parametrize("shape,dtype", [(7, "float32"), ((3, 5, 16), "float64"), ((1000, 33), "float32")])
+def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
+    from convbench.kernels.aligned import ALIGN, aligned_empty
+
+    a = aligned_empty(shape, dtype)
+    assert a.ctypes.data % ALIGN == 0
+    assert a.shape == (shape if isinstance(shape, tuple) else (shape,)) and a.dtype == dtype
+    assert a.flags.c_contiguous and a.flags.writeable
+    packed = pack_weights(np.ones((40, 9, 3, 3)), 1, dtype, 32)
+    assert packed.ctypes.data % ALIGN == 0

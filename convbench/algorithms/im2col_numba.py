@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
 from ..kernels.im2row import im2row, im2row_bytes
 from ..layouts import adapt, conversion_bytes
@@ -59,11 +60,11 @@ class Im2colNumba(Algorithm):
 
         def call(x: Array) -> Array:
             if copy:
-                col = np.empty((n * m, row), dtype)
+                col = aligned_empty((n * m, row), dtype)
                 im2row(x, *geometry, g, col)
             else:
                 col = x
-            out = np.empty(shape, dtype)
+            out = aligned_empty(shape, dtype)
             kernel.run(col.reshape(-1), zero, offs, n, m * row, g, taps * cg, kg, packed,
                        kblocks, out.reshape(-1))
             return out

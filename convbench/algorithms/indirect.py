@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.depthwise import depthwise, pack_depthwise
+from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
 from ..kernels.indirection import indirection_buffer, indirection_bytes
 from ..layouts import adapt, conversion_bytes
@@ -52,7 +53,7 @@ class Indirect(Algorithm):
             mult = spec.out_channels // c
 
             def call(x: Array) -> Array:
-                out = np.empty(shape, dtype)
+                out = aligned_empty(shape, dtype)
                 xf = x.reshape(-1)  # guarded: C-contiguous, spec dtype; a view
                 depthwise(xf, zero, offs, n, img, c, mult, wpk, out.reshape(-1))
                 return out
@@ -65,7 +66,7 @@ class Indirect(Algorithm):
         kblocks = kernel.k_blocks(spec.kernel_h * spec.kernel_w, cg)
 
         def call(x: Array) -> Array:  # noqa: F811
-            out = np.empty(shape, dtype)
+            out = aligned_empty(shape, dtype)
             xf = x.reshape(-1)  # guarded: C-contiguous, spec dtype; a view
             kernel.run(xf, zero, offs, n, img, g, cg, kg, packed, kblocks, out.reshape(-1))
             return out

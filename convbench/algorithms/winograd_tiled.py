@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
 from ..kernels.winograd_tiled import input_transform, output_transform, weight_transform
 from ..layouts import adapt
@@ -79,10 +80,10 @@ class _WinogradTiled(Algorithm):
             src = np.arange(k) // (k // c)  # input channel of each output channel
 
             def call(x: Array) -> Array:
-                v = np.empty((tiles, planes, c), dtype)
+                v = aligned_empty((tiles, planes, c), dtype)
                 input_transform(m, np.ascontiguousarray(x, dtype), *geometry[:2], th, tw, v)
                 mm = v[:, :, src] * u_dw if k != c else v * u_dw
-                y = np.empty(out_shape, dtype)
+                y = aligned_empty(out_shape, dtype)
                 output_transform(m, mm, th, tw, y)
                 return y
 
@@ -95,12 +96,12 @@ class _WinogradTiled(Algorithm):
         zero = np.zeros(planes * c, dtype)  # never read: every row is a real tile
 
         def call(x: Array) -> Array:  # noqa: F811
-            v = np.empty((tiles, planes, c), dtype)
+            v = aligned_empty((tiles, planes, c), dtype)
             input_transform(m, np.ascontiguousarray(x, dtype), *geometry[:2], th, tw, v)
-            mm = np.empty((tiles, planes, k), dtype)
+            mm = aligned_empty((tiles, planes, k), dtype)
             kernel.run(v.reshape(-1), zero, offs, 1, 0, planes * g, cg, kg, packed, kblocks,
                        mm.reshape(-1))
-            y = np.empty(out_shape, dtype)
+            y = aligned_empty(out_shape, dtype)
             output_transform(m, mm, th, tw, y)
             return y
 

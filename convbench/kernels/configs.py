@@ -88,8 +88,12 @@ TABLE: dict[str, KernelConfig] = {
     # 32 zmm registers: 8x32 float32 = 16 accumulators + 2 B vectors + a
     # broadcast. On the 2-vCPU Cascade Lake VM it beat the AVX2 5x16 tile
     # (see benchmarks/results/); 12x32 (24 accumulators) was not faster.
-    # KC 512: the 8 x KC A rows (16 KiB) stay in the 32 KiB L1.
-    "avx512": KernelConfig("avx512", mr=8, nr_vectors=2, vector_bytes=64, kc=512, nc=256,
+    # KC 512: the 8 x KC A rows (16 KiB) stay in the 32 KiB L1. NC 128: the
+    # GEMM's jobs are tiles x NC blocks, so more blocks give two threads work
+    # to share on small layers; measured there (interleaved, 64-byte-aligned
+    # panels) against NC 256: 0.96-1.00x the time on one thread, 0.85-0.91x
+    # on two for 784x256x256 and 196x2304x256.
+    "avx512": KernelConfig("avx512", mr=8, nr_vectors=2, vector_bytes=64, kc=512, nc=128,
                            dw_pixels=4, dw_vectors=2),
     # 16 ymm registers: 5x16 = 10 accumulators + 2 B + broadcasts (6x16
     # spills); measured fastest on Zen 3, KC 1024 a few percent ahead of 256/512.

@@ -22,6 +22,7 @@ from ._intrinsics import (data_ptr, lanes, ptr_add, stack_pointers, stack_vector
                           vmuladd, vzero)
 from . import _bounds
 from ._parallel import chunk_done, next_chunk, parallel_for
+from .aligned import aligned_empty
 from .configs import KernelConfig, active_config
 
 
@@ -109,7 +110,9 @@ def pack_depthwise(weight: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
     """OIHW ``(C*mult, 1, R, S)`` -> flat ``(R*S, C*mult)``: one contiguous
     channel vector per tap."""
     k, _, r, s = weight.shape
-    return np.ascontiguousarray(weight.reshape(k, r * s).T, dtype=dtype).reshape(-1)
+    out = aligned_empty((r * s, k), dtype)
+    out[...] = weight.reshape(k, r * s).T
+    return out.reshape(-1)
 
 
 def depthwise(x: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_stride: int,

@@ -36,6 +36,7 @@ from ._intrinsics import (data_ptr, lanes, ptr_add, stack_pointers, stack_vector
                           vzero)
 from . import _bounds
 from ._parallel import chunk_done, next_chunk, parallel_for
+from .aligned import aligned_empty
 from .configs import KernelConfig, active_config
 
 
@@ -51,10 +52,13 @@ def _build(mr_: int, nvec_: int, vbytes_: int) -> Callable:
     def conv_gemm_jobs(work, a, zero, offs, nimg, img_stride, groups, cg, kg, packed,
                        kblocks, nc_panels, out):  # pragma: no cover - compiled
         """Jobs from ``work`` of :meth:`GemmKernel.run`; a job is one MR-pixel tile
-        of one image and group. Loop order per thread: reduction block,
-        output-channel block, tile, NR-panel: a tile's A rows stay in L1
+        of one image, group and NC block of output channels (jobs run tile
+        fastest, so a chunk is consecutive tiles of one block). Loop order in
+        a chunk: reduction block, tile, NR-panel: a tile's A rows stay in L1
         across the panels and the KC x NC block of packed weights stays in
-        this core's L2.
+        this core's L2 across the tiles. Splitting the output channels into
+        jobs too gives two threads work to share on layers with few tiles
+        (a 14x14 layer has 25), without making chunks too small to reuse B.
 
         The MR x NR micro-kernel is written inline, not as a second jitted
         function: a dispatcher in the closure would be pickled into numba's
@@ -63,6 +67,7 @@ def _build(mr_: int, nvec_: int, vbytes_: int) -> Callable:
         W = lanes(a, VB)
         NR = NVEC * W
         nnb = (kg + NR - 1) // NR
+        nblocks = (nnb + nc_panels - 1) // nc_panels
         k_all = groups * kg
         tpi = (m_pix + MR - 1) // MR
         ntiles = nimg * tpi
@@ -83,72 +88,73 @@ def _build(mr_: int, nvec_: int, vbytes_: int) -> Callable:
                 c0 = kblocks[kb, 2]
                 c1 = kblocks[kb, 3]
                 accumulate = kb > 0
-                for nb0 in range(0, nnb, nc_panels):
+                for job in range(lo, hi):
+                    gb = job // ntiles
+                    tile = job - gb * ntiles
+                    g = gb // nblocks
+                    nb0 = (gb - g * nblocks) * nc_panels
                     nb1 = min(nb0 + nc_panels, nnb)
-                    for job in range(lo, hi):
-                        g = job // ntiles
-                        tile = job - g * ntiles
-                        n = tile // tpi
-                        p0 = (tile - n * tpi) * MR
-                        mr = min(MR, m_pix - p0)
-                        o_row = (n * m_pix + p0) * k_all + g * kg
-                        ap = ptr_add(xp, n * img_stride + g * cg)
-                        zp = ptr_add(zp0, g * cg)
-                        for nb in range(nb0, nb1):
-                            nr = min(NR, kg - nb * NR)
-                            # -- micro-kernel: the mr x nr tile at out[o_row + nb*NR] --
-                            op = ptr_add(outp, o_row + nb * NR)
-                            bp = ptr_add(bp0, (g * nnb + nb) * panel)
-                            full = mr == MR and nr == NR
-                            for v in range(NACC):
-                                vzero(ptr_add(acc, v * W), VB)
-                            if accumulate:
-                                if full:
-                                    for i in range(MR):
-                                        for v in range(NVEC):
-                                            vcopy(ptr_add(acc, i * NR + v * W),
-                                                  ptr_add(op, i * k_all + v * W), VB)
-                                else:
-                                    for i in range(mr):
-                                        for j in range(nr):
-                                            acc[i * NR + j] = op[i * k_all + j]
-                            for t in range(t0, t1):
-                                # rows past mr repeat the last valid row: same loads, not stored
-                                for i in range(MR):
-                                    o = offs[p0 + min(i, mr - 1), t]
-                                    rows[i] = zp if o < 0 else ptr_add(ap, o)
-                                bt = ptr_add(bp, t * cg * NR)
-                                # KU channels per trip: the loop's own instructions (a
-                                # pointer increment per row) are paid once per KU steps,
-                                # or they and not the FMAs would bound the issue rate
-                                c = c0
-                                while c + KU <= c1:
-                                    bc = ptr_add(bt, c * NR)
-                                    # constant trip counts: LLVM unrolls these loops and
-                                    # keeps the accumulators in registers
-                                    for u in range(KU):
-                                        for i in range(MR):
-                                            x = rows[i][c + u]
-                                            for v in range(NVEC):
-                                                vfma(ptr_add(acc, (i * NVEC + v) * W), x,
-                                                     ptr_add(bc, u * NR + v * W), VB)
-                                    c += KU
-                                for c in range(c, c1):
-                                    bc = ptr_add(bt, c * NR)
-                                    for i in range(MR):
-                                        x = rows[i][c]
-                                        for v in range(NVEC):
-                                            vfma(ptr_add(acc, (i * NVEC + v) * W), x,
-                                                 ptr_add(bc, v * W), VB)
+                    n = tile // tpi
+                    p0 = (tile - n * tpi) * MR
+                    mr = min(MR, m_pix - p0)
+                    o_row = (n * m_pix + p0) * k_all + g * kg
+                    ap = ptr_add(xp, n * img_stride + g * cg)
+                    zp = ptr_add(zp0, g * cg)
+                    for nb in range(nb0, nb1):
+                        nr = min(NR, kg - nb * NR)
+                        # -- micro-kernel: the mr x nr tile at out[o_row + nb*NR] --
+                        op = ptr_add(outp, o_row + nb * NR)
+                        bp = ptr_add(bp0, (g * nnb + nb) * panel)
+                        full = mr == MR and nr == NR
+                        for v in range(NACC):
+                            vzero(ptr_add(acc, v * W), VB)
+                        if accumulate:
                             if full:
                                 for i in range(MR):
                                     for v in range(NVEC):
-                                        vcopy(ptr_add(op, i * k_all + v * W),
-                                              ptr_add(acc, i * NR + v * W), VB)
+                                        vcopy(ptr_add(acc, i * NR + v * W),
+                                              ptr_add(op, i * k_all + v * W), VB)
                             else:
                                 for i in range(mr):
                                     for j in range(nr):
-                                        op[i * k_all + j] = acc[i * NR + j]
+                                        acc[i * NR + j] = op[i * k_all + j]
+                        for t in range(t0, t1):
+                            # rows past mr repeat the last valid row: same loads, not stored
+                            for i in range(MR):
+                                o = offs[p0 + min(i, mr - 1), t]
+                                rows[i] = zp if o < 0 else ptr_add(ap, o)
+                            bt = ptr_add(bp, t * cg * NR)
+                            # KU channels per trip: the loop's own instructions (a
+                            # pointer increment per row) are paid once per KU steps,
+                            # or they and not the FMAs would bound the issue rate
+                            c = c0
+                            while c + KU <= c1:
+                                bc = ptr_add(bt, c * NR)
+                                # constant trip counts: LLVM unrolls these loops and
+                                # keeps the accumulators in registers
+                                for u in range(KU):
+                                    for i in range(MR):
+                                        x = rows[i][c + u]
+                                        for v in range(NVEC):
+                                            vfma(ptr_add(acc, (i * NVEC + v) * W), x,
+                                                 ptr_add(bc, u * NR + v * W), VB)
+                                c += KU
+                            for c in range(c, c1):
+                                bc = ptr_add(bt, c * NR)
+                                for i in range(MR):
+                                    x = rows[i][c]
+                                    for v in range(NVEC):
+                                        vfma(ptr_add(acc, (i * NVEC + v) * W), x,
+                                             ptr_add(bc, v * W), VB)
+                        if full:
+                            for i in range(MR):
+                                for v in range(NVEC):
+                                    vcopy(ptr_add(op, i * k_all + v * W),
+                                          ptr_add(acc, i * NR + v * W), VB)
+                        else:
+                            for i in range(mr):
+                                for j in range(nr):
+                                    op[i * k_all + j] = acc[i * NR + j]
             chunk_done(work, lo, hi)
 
     return conv_gemm_jobs
@@ -217,7 +223,8 @@ class GemmKernel:
         if _bounds.enabled():
             _check_bounds(a, zero, offs, nimg, img_stride, groups, cg, kg, packed, kblocks, out, self.nr)
         jobs = _compiled(self.config.mr, self.config.nr_vectors, self.config.vector_bytes)
-        njobs = groups * nimg * (-(-offs.shape[0] // self.config.mr))
+        nblocks = -(-(-(-kg // self.nr)) // self.nc_panels)
+        njobs = groups * nblocks * nimg * (-(-offs.shape[0] // self.config.mr))
         parallel_for(jobs, njobs, a, zero, offs, nimg, img_stride, groups, cg, kg,
                      packed, kblocks, self.nc_panels, out, min_chunk=MIN_TILES)
 
@@ -260,7 +267,9 @@ def pack_weights(weight: np.ndarray, groups: int, dtype: np.dtype | str, nr: int
     w[:, :kg] = weight.reshape(groups, kg, cg, r * s).transpose(0, 1, 3, 2)
     # (G, nnb, NR, T, Cg) -> (G, nnb, T, Cg, NR)
     w = w.reshape(groups, nnb, nr, r * s, cg).transpose(0, 1, 3, 4, 2)
-    return np.ascontiguousarray(w).reshape(-1)
+    out = aligned_empty(w.size, w.dtype)
+    out.reshape(w.shape)[...] = w  # 64-byte aligned: see .aligned
+    return out
 
 
 def k_blocks(taps: int, cg: int, kc: int) -> np.ndarray:

@@ -57,7 +57,8 @@ CHUNKS_PER_THREAD = 16
 #: sleeping thread took 18 us on the 2-vCPU VM, 40% of a 50 us transform; a
 #: sweep's calls follow each other within microseconds, so polling briefly
 #: catches them (as OpenMP runtimes do, KMP_BLOCKTIME), and a helper left
-#: idle still goes to sleep.
+#: idle still goes to sleep. The polling is CPU time of the process: a
+#: process-CPU clock over a multi-threaded call counts it.
 SPIN_POLLS = 1 << 20
 #: Reads a helper waits after seeing a task before it takes the GIL, so the
 #: poster has reached its own kernel and released the GIL: a helper that

@@ -229,7 +229,9 @@ def fetch_add(typingctx, arr, index, value):
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
         i = context.cast(builder, args[1], signature.args[1], types.intp)
         v = context.cast(builder, args[2], signature.args[2], types.int64)
-        return builder.atomic_rmw("add", builder.gep(data, [i]), v, "monotonic")
+        # acq_rel: a chunk's output stores happen before chunk_done's add, and
+        # whoever sees the count also sees them (free on x86; needed on ARM)
+        return builder.atomic_rmw("add", builder.gep(data, [i]), v, "acq_rel")
 
     return types.int64(arr, index, value), codegen
 
@@ -246,6 +248,6 @@ def atomic_read(typingctx, arr, index):
     def codegen(context, builder, signature, args):
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
         i = context.cast(builder, args[1], signature.args[1], types.intp)
-        return builder.load_atomic(builder.gep(data, [i]), "monotonic", 8)
+        return builder.load_atomic(builder.gep(data, [i]), "acquire", 8)
 
     return types.int64(arr, index), codegen

@@ -88,6 +88,52 @@ def weight_transform(weight: np.ndarray, m: int, groups: int) -> np.ndarray:
     return u.reshape(a * a * groups * kg, cg, 1, 1)
 
 
+@njit(inline="always")
+def _rows_by(dst, mat, src, rows, cols, A, W, VB):  # pragma: no cover - inlined
+    """``dst[i, j] = sum_k mat[i, k] * src[k, j]`` for ``i < rows, j < cols``; each
+    entry a vector of ``W`` channels, rows ``A`` vectors apart. Inlined, so the
+    loop bounds and ``mat`` (a closure constant) reach LLVM as constants."""
+    for i in range(rows):
+        for j in range(cols):
+            p = ptr_add(dst, (i * A + j) * W)
+            vzero(p, VB)
+            for k in range(A):
+                vfma(p, mat[i, k], ptr_add(src, (k * A + j) * W), VB)
+
+
+@njit(inline="always")
+def _cols_by(dst, mat, src, rows, cols, A, W, VB):  # pragma: no cover - inlined
+    """``dst[i, j] = sum_k src[i, k] * mat[j, k]`` (the product with ``mat``
+    transposed from the right), laid out as in :func:`_rows_by`."""
+    for i in range(rows):
+        for j in range(cols):
+            p = ptr_add(dst, (i * A + j) * W)
+            vzero(p, VB)
+            for k in range(A):
+                vfma(p, mat[j, k], ptr_add(src, (i * A + k) * W), VB)
+
+
+@njit(inline="always")
+def _load(dst, src, n, W, VB):  # pragma: no cover - inlined
+    """``dst[:W] = src[:n]``, zero-padded (a channel tail shorter than a vector)."""
+    if n == W:
+        vcopy(dst, src, VB)
+    else:
+        vzero(dst, VB)
+        for e in range(n):
+            dst[e] = src[e]
+
+
+@njit(inline="always")
+def _store(dst, src, n, W, VB):  # pragma: no cover - inlined
+    """``dst[:n] = src[:n]``."""
+    if n == W:
+        vcopy(dst, src, VB)
+    else:
+        for e in range(n):
+            dst[e] = src[e]
+
+
 def _build(m_: int, dtype_: str, vbytes_: int) -> tuple[Callable, Callable]:
     """The jitted transform pair of F(m_ x m_, 3x3) for ``dtype_`` arrays,
     ``vbytes_``-byte vectors of channels at a time.
@@ -136,32 +182,11 @@ def _build(m_: int, dtype_: str, vbytes_: int) -> tuple[Callable, Callable]:
                             if hh < 0 or hh >= h or ww < 0 or ww >= w:
                                 vzero(dp, VB)
                             else:
-                                src = ptr_add(xp, ((n * h + hh) * w + ww) * c + c0)
-                                if cw == W:
-                                    vcopy(dp, src, VB)
-                                else:
-                                    vzero(dp, VB)
-                                    for e in range(cw):
-                                        dp[e] = src[e]
-                    # tmp = B^T d, then d = tmp B
-                    for i in range(A):
-                        for j in range(A):
-                            tp = ptr_add(tmp, (i * A + j) * W)
-                            vzero(tp, VB)
-                            for k in range(A):
-                                vfma(tp, BT[i, k], ptr_add(d, (k * A + j) * W), VB)
-                    for i in range(A):
-                        for j in range(A):
-                            dp = ptr_add(d, (i * A + j) * W)
-                            vzero(dp, VB)
-                            for k in range(A):
-                                vfma(dp, BT[j, k], ptr_add(tmp, (i * A + k) * W), VB)
-                            dst = ptr_add(vp, (t * NP + i * A + j) * c + c0)
-                            if cw == W:
-                                vcopy(dst, dp, VB)
-                            else:
-                                for e in range(cw):
-                                    dst[e] = dp[e]
+                                _load(dp, ptr_add(xp, ((n * h + hh) * w + ww) * c + c0), cw, W, VB)
+                    _rows_by(tmp, BT, d, A, A, A, W, VB)  # B^T d
+                    _cols_by(d, BT, tmp, A, A, A, W, VB)  # (B^T d) B
+                    for q in range(NP):
+                        _store(ptr_add(vp, (t * NP + q) * c + c0), ptr_add(d, q * W), cw, W, VB)
             chunk_done(work, lo, hi)
 
     @njit(nogil=True, fastmath=True, cache=True)
@@ -188,36 +213,13 @@ def _build(m_: int, dtype_: str, vbytes_: int) -> tuple[Callable, Callable]:
                 for k0 in range(0, k_all, W):
                     kw = min(W, k_all - k0)
                     for q in range(NP):
-                        dp = ptr_add(d, q * W)
-                        src = ptr_add(mp, (t * NP + q) * k_all + k0)
-                        if kw == W:
-                            vcopy(dp, src, VB)
-                        else:
-                            vzero(dp, VB)
-                            for e in range(kw):
-                                dp[e] = src[e]
-                    # tmp = A^T M (M x A), then out = tmp A (M x M)
-                    for i in range(M):
-                        for j in range(A):
-                            tp = ptr_add(tmp, (i * A + j) * W)
-                            vzero(tp, VB)
-                            for k in range(A):
-                                vfma(tp, AT[i, k], ptr_add(d, (k * A + j) * W), VB)
-                    for i in range(M):
-                        for j in range(M):
-                            dp = ptr_add(d, (i * A + j) * W)
-                            vzero(dp, VB)
-                            for k in range(A):
-                                vfma(dp, AT[j, k], ptr_add(tmp, (i * A + k) * W), VB)
+                        _load(ptr_add(d, q * W), ptr_add(mp, (t * NP + q) * k_all + k0), kw, W, VB)
+                    _rows_by(tmp, AT, d, M, A, A, W, VB)  # A^T M (M x A)
+                    _cols_by(d, AT, tmp, M, M, A, W, VB)  # (A^T M) A (M x M)
                     for i in range(rows):
                         for j in range(cols):
-                            dp = ptr_add(d, (i * A + j) * W)
-                            dst = ptr_add(yp, ((n * oh + r0 + i) * ow + c0 + j) * k_all + k0)
-                            if kw == W:
-                                vcopy(dst, dp, VB)
-                            else:
-                                for e in range(kw):
-                                    dst[e] = dp[e]
+                            _store(ptr_add(yp, ((n * oh + r0 + i) * ow + c0 + j) * k_all + k0),
+                                   ptr_add(d, (i * A + j) * W), kw, W, VB)
             chunk_done(work, lo, hi)
 
     return input_jobs, output_jobs

@@ -129,3 +129,32 @@ def test_a_helpers_error_reaches_the_caller():
     with pytest.raises(RuntimeError, match="helper failed"):
         run_threads(task, work, 2)
     assert seen.max() <= 1
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_jobs_over_tiles_and_channel_blocks_split_exactly(dtype):
+    """Several NC blocks, partial tiles and panels, two reduction blocks: two
+    threads give bit for bit what one gives, and that is the product."""
+    from convbench.kernels.configs import active_config
+    from convbench.kernels.gemm import PackedGemm
+
+    cfg = active_config()
+    m, k, n = 11 * cfg.mr + 3, cfg.kc + 9, 3 * cfg.nc + cfg.nr(dtype) // 2 + 1
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-1, 1, (m, k)).astype(dtype)
+    b = rng.uniform(-1, 1, (k, n)).astype(dtype)
+    g = PackedGemm(b)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = g(a)
+        numba.set_num_threads(2)
+        two = [g(a) for _ in range(5)]
+    finally:
+        numba.set_num_threads(old)
+    for t in two:
+        np.testing.assert_array_equal(t, one)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    assert np.max(np.abs(one - want)) <= tol * np.max(np.abs(want))

@@ -223,7 +223,8 @@ class GemmKernel:
         if _bounds.enabled():
             _check_bounds(a, zero, offs, nimg, img_stride, groups, cg, kg, packed, kblocks, out, self.nr)
         jobs = _compiled(self.config.mr, self.config.nr_vectors, self.config.vector_bytes)
-        nblocks = -(-(-(-kg // self.nr)) // self.nc_panels)
+        panels = -(-kg // self.nr)
+        nblocks = -(-panels // self.nc_panels)  # as the kernel cuts them
         njobs = groups * nblocks * nimg * (-(-offs.shape[0] // self.config.mr))
         parallel_for(jobs, njobs, a, zero, offs, nimg, img_stride, groups, cg, kg,
                      packed, kblocks, self.nc_panels, out, min_chunk=MIN_TILES)

@@ -255,5 +255,7 @@ def _require_contiguous(src: np.ndarray, dst: np.ndarray) -> None:
     # the kernels address both arrays through raw pointers, as C-contiguous
     # buffers of one dtype
     if src.dtype != dst.dtype or not (src.flags.c_contiguous and dst.flags.c_contiguous):
+        def what(a: np.ndarray) -> str:
+            return f"{a.dtype} {'C-contiguous' if a.flags.c_contiguous else 'strided'}"
         raise ValueError(f"Winograd transforms need C-contiguous arrays of one dtype, got "
-                         f"{src.dtype} {src.flags.c_contiguous} and {dst.dtype} {dst.flags.c_contiguous}")
+                         f"{what(src)} and {what(dst)}")

@@ -27,6 +27,7 @@ from convbench.executors import LocalExecutor, execute, shard_plan
 from convbench.machine.identity import MACHINE_COLUMN, machine_name
 from convbench.results import read_results
 from convbench.sweep.plan import plan
+from extras import needs_extra
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -134,6 +135,7 @@ def test_a_missing_extra_names_the_pip_command(executor, module, extra, monkeypa
 # -- real executors --------------------------------------------------------------------
 
 
+@needs_extra("dask")
 def test_a_dask_scheduler_without_the_bench_resource_is_refused_not_waited_on(tmp_path):
     from distributed import LocalCluster
 
@@ -169,6 +171,7 @@ def _check_like_local(out: Path, local: Path) -> None:
     assert f"{len(res.summary)} cases" in result.output
 
 
+@needs_extra("dask")
 def test_dask_local_cluster_gives_the_cases_of_a_local_run(local_run, tmp_path):
     out = tmp_path / "dask"
     result = _run(*SWEEP, "--executor", "dask", "--dask-workers", "2", "--tasks", "2", "--out", str(out))
@@ -178,6 +181,7 @@ def test_dask_local_cluster_gives_the_cases_of_a_local_run(local_run, tmp_path):
     _check_like_local(out, local_run)
 
 
+@needs_extra("slurm")
 def test_slurm_local_cluster_gives_the_cases_of_a_local_run(local_run, tmp_path):
     out = tmp_path / "slurm"
     result = _run(*SWEEP, "--executor", "slurm", "--slurm-cluster", "local", "--slurm-time", "5",
@@ -205,6 +209,7 @@ def _kill_when_measuring(out: Path, gate: Path, done: list, timeout: float = 240
     gate.unlink(missing_ok=True)
 
 
+@needs_extra("slurm")
 def test_a_task_killed_midway_is_missing_and_resume_completes_it(tmp_path, monkeypatch):
     out, gate = tmp_path / "run", tmp_path / "gate"
     gate.touch()

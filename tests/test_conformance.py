@@ -9,9 +9,13 @@ from hypothesis import strategies as st
 import convbench
 from convbench.reference import error_floor
 from convbench.testing import conformance_specs, parametrize_conformance
+from extras import needs_extra
 
 BUILTINS = ["naive", "im2col", "gemm-direct", "winograd", "fft", "indirect"]
 ALGORITHMS = convbench.list_algorithms()
+#: the production peers (the 'peers' extra): registered only where their packages are installed
+PEERS = [n for n in ("torch", "onednn", "onnxruntime") if n in ALGORITHMS]
+OURS = [n for n in ALGORITHMS if n not in PEERS]
 
 
 def test_the_six_builtins_are_registered_under_their_names():
@@ -24,8 +28,14 @@ def test_unknown_algorithm_error_lists_known_names():
     assert "im2col" in str(info.value) and "winograd" in str(info.value)
 
 
-@parametrize_conformance(*ALGORITHMS)
+@parametrize_conformance(*OURS)
 def test_conformance(algorithm, spec, check):
+    check(algorithm, spec)
+
+
+@needs_extra("peers")
+@parametrize_conformance(*PEERS)
+def test_conformance_of_the_peers(algorithm, spec, check):
     check(algorithm, spec)
 
 
@@ -65,13 +75,11 @@ def valid_specs(draw):
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(spec=valid_specs(), seed=st.integers(0, 2**16))
-def test_fuzz_every_algorithm_matches_reference(spec, seed):
+def _matches_reference(names, spec, seed):
     x, w = spec.random_inputs(seed)
     ref = convbench.reference(spec, x, w)
     floor = error_floor(x, w)
-    for name in ALGORITHMS:
+    for name in names:
         algo = convbench.get_algorithm(name)
         if algo.supports(spec) is not None:
             continue
@@ -79,6 +87,19 @@ def test_fuzz_every_algorithm_matches_reference(spec, seed):
         assert y.shape == spec.output_shape and y.dtype == spec.np_dtype, name
         err = convbench.relative_error(y, ref, floor)
         assert err <= algo.tolerance_for(spec.dtype), f"{name} on {spec.describe()}: error {err:.3g}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=valid_specs(), seed=st.integers(0, 2**16))
+def test_fuzz_every_algorithm_matches_reference(spec, seed):
+    _matches_reference(OURS, spec, seed)
+
+
+@needs_extra("peers")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=valid_specs(), seed=st.integers(0, 2**16))
+def test_fuzz_every_peer_matches_reference(spec, seed):
+    _matches_reference(PEERS, spec, seed)
 
 
 def test_torch_peer_is_registered_exactly_when_torch_is_installed():

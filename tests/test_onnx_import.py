@@ -13,12 +13,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from convbench.cli import app
+from convbench.config import load_config
+from convbench.onnx_import import OnnxImportError, import_onnx, render_config
+from extras import have, needs_extra
 
-from convbench.cli import app  # noqa: E402
-from convbench.config import load_config  # noqa: E402
-from convbench.onnx_import import OnnxImportError, import_onnx, render_config  # noqa: E402
+pytestmark = needs_extra("peers", "onnx")
+if have("peers", "onnx"):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
 runner = CliRunner()
 RNG = np.random.default_rng(0)
@@ -137,8 +140,9 @@ def test_the_node_attributes_themselves_agree_with_the_config(model_path, tmp_pa
             assert spec.padding == (top, bottom, left, right), node.name
 
 
+@needs_extra("peers", "onnxruntime")
 def test_same_padding_matches_what_onnxruntime_computes(model_path, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
     # the SAME_UPPER node alone, against the explicit pads convbench wrote for it
     layer = {l.name: l for l in load_config(_write(tmp_path, import_onnx(model_path))).layers}["block2/same_upper"]
     spec = layer.spec()

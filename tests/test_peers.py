@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import convbench
 from convbench.sweep.plan import plan as make_plan
@@ -17,12 +16,13 @@ from convbench.config import parse_config
 from convbench.kernels.configs import active_config
 from convbench.machine.threads import limit_threads
 from convbench.timing import TimingSettings
+from extras import needs_extra
 
 ROOT = Path(__file__).resolve().parent.parent
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
-needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (pip install -e '.[peers]')")
-needs_ort = pytest.mark.skipif(not HAS_ORT, reason="onnx/onnxruntime not installed (pip install -e '.[peers]')")
+needs_torch = needs_extra("peers", "torch")
+needs_ort = needs_extra("peers", "onnx", "onnxruntime")
 FAST = TimingSettings(min_samples=3, min_time_s=0.0, max_time_s=0.3, target_ci=None, min_sample_time_s=0.0)
 
 

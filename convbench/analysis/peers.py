@@ -7,15 +7,24 @@ layout x dtype x threads), :func:`versus_peers` sets the fastest eligible
 convbench algorithm (``ok`` and within tolerance, as in
 :func:`convbench.analysis.select.select_best`) against the fastest eligible
 peer: ``ratio`` = peer median / convbench median, so > 1 means convbench is
-faster, with a 95% percentile-bootstrap interval from the per-call samples
-(the summary CIs' widest ratio where samples are missing).
+faster.
 
 :func:`network_versus_peers` weighs the layers by ``count``: the network
 time with the best convbench algorithm on each layer against the best peer
-on each layer, over the layers where both have one, with an interval that
-draws every layer's median from its summary interval. Picking the fastest of
-several algorithms from the same samples favours the winner slightly on
-each side (the "winner's curse"); both sides get the same treatment.
+on each layer, over the layers where both have one.
+
+Picking the fastest of several algorithms from the same samples that
+measure it favours the winner (the "winner's curse": the lowest of several
+noisy medians is biased low), the more so the more candidates a side has:
+convbench's 7-14 algorithms against 2-3 peers do not cancel. So neither
+interval is the two winners' alone: the choice of each side's best is redone
+in every resample, on every layer, with every eligible candidate of both
+sides resampled (:mod:`convbench.bestof` says how, and why a percentile
+interval of the redone choice would not do). Per layer the resampled unit is
+the per-call samples of every candidate (a log-normal from the summary CI
+for a case without samples; ``ci_method`` says ``summary-ci`` then); per
+network every candidate's median is drawn from its summary CI, a bootstrap
+over repetitions that carries the drift between them. Both are 95%.
 """
 
 from __future__ import annotations
@@ -26,7 +35,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .compare import N_BOOT, VARIANT_KEYS, pair_ratio_cis, sample_groups
+from .. import groupstats as gs
+from ..bestof import best_vs_best_cis, log_relative_replicates
+from .compare import N_BOOT, VARIANT_KEYS, sample_groups
+from ..results.schema import with_defaults
 
 #: Peers shipped with convbench, recognised in a results folder even where
 #: their packages are not installed (older folders record no ``peers``).
@@ -63,12 +75,15 @@ def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
     ``ci_low``/``ci_high``, ``ci_method`` and ``verdict`` (``convbench
     faster``, ``peer faster`` or ``tie`` when the interval holds 1).
     Variants where either side has no eligible case have an empty winner
-    on that side and a NaN ratio.
+    on that side and a NaN ratio. The interval carries the choice of both
+    winners (the module docstring): ``ci_method`` is ``bootstrap`` where
+    every eligible candidate of the variant has per-call samples.
     """
     import pandas as pd
 
     from .select import eligible
 
+    summary = with_defaults(summary)
     peers = peer_names(summary["algorithm"].unique(), env)
     df = summary.assign(_ok=eligible(summary).to_numpy(), _peer=summary["algorithm"].isin(peers).to_numpy())
     df = df[df.groupby(VARIANT_KEYS, sort=False)["_peer"].transform("any")]  # variants where a peer ran
@@ -86,20 +101,21 @@ def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
         out[side] = b["algorithm"].fillna("").astype(str).to_numpy()
         out[f"{side}_time_s"] = b["time_median_s"].astype(float).to_numpy()
         out[f"{side}_impl"] = b["implementation"].fillna("").astype(str).to_numpy()
-        out[f"_{side}_id"] = b["case_id"].astype(object).to_numpy()
-        out[f"_{side}_lo"] = b["time_ci_low_s"].astype(float).to_numpy()
-        out[f"_{side}_hi"] = b["time_ci_high_s"].astype(float).to_numpy()
     out["ratio"] = out["peer_time_s"] / out["convbench_time_s"]
     out["ci_low"], out["ci_high"], out["ci_method"], out["verdict"] = math.nan, math.nan, "", ""
     both = np.flatnonzero(((out["convbench"] != "") & (out["peer"] != "")).to_numpy())
-    if len(both):  # every pair's interval at once: one vectorised bootstrap
+    if len(both):  # every layer's interval at once, the choice of both winners redone per resample
+        cands = _candidates(df[df["_ok"]], out.iloc[both])
         groups = sample_groups(samples)
-        pick = out.iloc[both]
-        lo, hi, how = pair_ratio_cis(groups, pick["_peer_id"].astype(str).to_numpy(),
-                                     (pick["_peer_lo"].to_numpy(), pick["_peer_hi"].to_numpy()),
-                                     groups, pick["_convbench_id"].astype(str).to_numpy(),
-                                     (pick["_convbench_lo"].to_numpy(), pick["_convbench_hi"].to_numpy()),
-                                     confidence, seed)
+        rows = groups.rows(cands["case_id"].astype(str).to_numpy())
+        sigma = _log_se(cands, confidence)
+        rng = np.random.default_rng(seed)
+        (_, lo, hi), _ = best_vs_best_cis(
+            cands["time_median_s"].to_numpy(dtype=float), cands["_layer"].to_numpy(), cands["_peer"].to_numpy(),
+            lambda at: log_relative_replicates(groups, rows[at], sigma[at], N_BOOT, rng), n_boot=N_BOOT,
+            confidence=confidence, se=sigma)
+        sampled = np.bincount(cands["_layer"], weights=groups.size_of(rows) >= 2, minlength=len(both))
+        how = np.where(sampled == np.bincount(cands["_layer"], minlength=len(both)), "bootstrap", "summary-ci")
         verdict = np.where(lo > 1, "convbench faster", np.where(hi < 1, "peer faster", "tie"))
         out.loc[both, "ci_low"], out.loc[both, "ci_high"] = lo, hi
         out.loc[both, "ci_method"], out.loc[both, "verdict"] = how, verdict
@@ -107,54 +123,74 @@ def versus_peers(summary: Any, samples: Any = None, env: dict | None = None,
 
 
 def network_versus_peers(layers: Any, summary: Any, confidence: float = 0.95,
-                         n_boot: int = N_BOOT, seed: int = 0) -> Any:
+                         n_boot: int = N_BOOT, seed: int = 0, env: dict | None = None) -> Any:
     """Per layout x dtype x threads: sum of ``count x median`` of the best convbench
     algorithm per layer against that of the best peer per layer (``layers`` from
     :func:`versus_peers`), over the layers where both exist; ``ratio`` > 1 means
     convbench is faster; ``layers_compared`` / ``layers``.
 
-    The interval draws every layer's median from its own interval in the
-    summary (a bootstrap over repetitions, so it carries the drift between
-    them; log-normal, all layers at once) and takes quantiles of the ratio of
-    the weighted sums: milliseconds for tens of thousands of layers.
+    The interval draws every eligible candidate's median, on both sides, from
+    its own interval in the summary (a bootstrap over repetitions, so it
+    carries the drift between them; log-normal), picks each side's best again
+    on every layer in every resample, and sums the layers
+    (:func:`convbench.bestof.best_vs_best_cis`): a second or two for tens of
+    thousands of cases.
     """
-    from statistics import NormalDist
-
     import pandas as pd
 
+    from .select import NETWORK_KEYS, eligible
+
+    columns = [*NETWORK_KEYS, "convbench_total_s", "peer_total_s", "ratio",
+               "ci_low", "ci_high", "layers_compared", "layers"]
     if layers is None or not len(layers):
-        return pd.DataFrame(columns=["layout", "dtype", "threads", "convbench_total_s", "peer_total_s", "ratio",
-                                     "ci_low", "ci_high", "layers_compared", "layers"])
-    ci = summary.set_index([*VARIANT_KEYS, "algorithm"])[["time_ci_low_s", "time_ci_high_s"]]
-    ci = ci[~ci.index.duplicated(keep="last")]
+        return pd.DataFrame(columns=columns)
+    summary, layers = with_defaults(summary), with_defaults(layers)
+
+    peers = peer_names(summary["algorithm"].unique(), env)
+    df = summary.assign(_peer=summary["algorithm"].isin(peers).to_numpy())
+    layers = layers.reset_index(drop=True)
+    both = np.flatnonzero(((layers["convbench"] != "") & (layers["peer"] != "")).to_numpy())
+    cands = _candidates(df[eligible(df).to_numpy()], layers.iloc[both])
+    net = layers.groupby(NETWORK_KEYS, sort=False).ngroup().to_numpy()
     rng = np.random.default_rng(seed)
-    alpha = (1 - confidence) / 2
-    z = NormalDist().inv_cdf(1 - alpha)
-
-    def draws(rows: Any, side: str) -> np.ndarray:
-        """(layers, n_boot) medians of the ``side`` winner of each layer."""
-        at = pd.MultiIndex.from_arrays([rows[k] for k in VARIANT_KEYS] + [rows[side]])
-        bounds = ci.reindex(at).to_numpy(dtype=float)
-        med = rows[f"{side}_time_s"].to_numpy(dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sigma = np.nan_to_num((np.log(bounds[:, 1]) - np.log(bounds[:, 0])) / (2 * z), nan=0.0)
-        return med[:, None] * np.exp(sigma[:, None] * rng.standard_normal((len(rows), n_boot)))
-
+    sigma = _log_se(cands, confidence)
+    none = gs.Groups.empty()
+    _, (ratio, lo, hi) = best_vs_best_cis(
+        cands["time_median_s"].to_numpy(dtype=float), cands["_layer"].to_numpy(), cands["_peer"].to_numpy(),
+        lambda at: log_relative_replicates(none, np.full(len(at), -1), sigma[at], n_boot, rng), n_boot=n_boot,
+        network=net[both] if len(both) else np.zeros(0, np.int64), weights=layers["count"].to_numpy(float)[both],
+        mean="total", confidence=confidence, se=sigma)
     rows = []
-    for key, g in layers.groupby(["layout", "dtype", "threads"], sort=False):
-        both = g[(g["convbench"] != "") & (g["peer"] != "")]
-        rec = dict(layout=key[0], dtype=key[1], threads=key[2], convbench_total_s=math.nan, peer_total_s=math.nan,
-                   ratio=math.nan, ci_low=math.nan, ci_high=math.nan, layers_compared=len(both), layers=len(g))
-        if len(both):
-            count = both["count"].to_numpy(dtype=float)[:, None]
-            ours = float((both["count"] * both["convbench_time_s"]).sum())
-            theirs = float((both["count"] * both["peer_time_s"]).sum())
-            boot = (count * draws(both, "peer")).sum(axis=0) / (count * draws(both, "convbench")).sum(axis=0)
-            lo, hi = np.quantile(boot, [alpha, 1 - alpha])
-            rec.update(convbench_total_s=ours, peer_total_s=theirs, ratio=theirs / ours,
-                       ci_low=float(lo), ci_high=float(hi))
+    for code, (key, g) in enumerate(layers.groupby(NETWORK_KEYS, sort=False)):
+        pair = g[(g["convbench"] != "") & (g["peer"] != "")]
+        rec = dict(**dict(zip(NETWORK_KEYS, key)), convbench_total_s=math.nan, peer_total_s=math.nan,
+                   ratio=math.nan, ci_low=math.nan, ci_high=math.nan, layers_compared=len(pair), layers=len(g))
+        if len(pair) and code < len(ratio):
+            rec.update(convbench_total_s=float((pair["count"] * pair["convbench_time_s"]).sum()),
+                       peer_total_s=float((pair["count"] * pair["peer_time_s"]).sum()),
+                       ratio=float(ratio[code]), ci_low=float(lo[code]), ci_high=float(hi[code]))
         rows.append(rec)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _candidates(eligible_rows: Any, compared: Any) -> Any:
+    """The eligible cases of the ``compared`` variants, each with ``_layer``: its variant's
+    position in ``compared`` (``_peer`` says its side)."""
+    import pandas as pd
+
+    at = pd.MultiIndex.from_frame(compared[VARIANT_KEYS]).get_indexer(
+        pd.MultiIndex.from_frame(eligible_rows[VARIANT_KEYS])) if len(compared) else np.full(len(eligible_rows), -1)
+    return eligible_rows.assign(_layer=at)[at >= 0].reset_index(drop=True)
+
+
+def _log_se(cases: Any, confidence: float) -> np.ndarray:
+    """Each case's median's standard error on the log scale, from its summary CI (NaN when none)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.log(cases["time_ci_high_s"].to_numpy(dtype=float))
+                - np.log(cases["time_ci_low_s"].to_numpy(dtype=float))) / (2 * z)
 
 
 def write_versus_peers(results: Any) -> tuple[Path, Any, Any] | None:
@@ -163,7 +199,7 @@ def write_versus_peers(results: Any) -> tuple[Path, Any, Any] | None:
     layers = versus_peers(results.summary, results.samples, results.env)
     if not len(layers):
         return None
-    network = network_versus_peers(layers, results.summary)
+    network = network_versus_peers(layers, results.summary, env=results.env)
     path = Path(results.path) / LAYERS_FILE
     layers.to_csv(path, index=False)
     network.to_csv(Path(results.path) / NETWORK_FILE, index=False)
@@ -183,10 +219,11 @@ def report_lines(results: Any) -> list[str]:
     layers = versus_peers(results.summary, results.samples, results.env)
     if not len(layers):
         return []
-    network = network_versus_peers(layers, results.summary)
+    network = network_versus_peers(layers, results.summary, env=results.env)
     lines = ["## Against production peers", "",
              "The fastest convbench algorithm against the fastest peer (production library) on each layer: "
-             "ratio = peer time / convbench time, so above 1 convbench is faster; 95% bootstrap interval. "
+             "ratio = peer time / convbench time, so above 1 convbench is faster; 95% bootstrap interval that "
+             "picks each side's fastest again in every resample, so it carries the uncertainty of the choice. "
              "`implementation` names what really ran.", ""]
     lines += ["| layout | dtype | threads | convbench network | peers network | ratio [95% CI] | layers |",
               "|---|---|---|---|---|---|---|"]

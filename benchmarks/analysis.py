@@ -26,7 +26,6 @@ average at the start and end (timings on a shared machine move with it).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -38,6 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from outputs import Check, exit_code, summary_lines, write_output  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 #: (command, copies <= 1) -> floor in seconds; memory floor for every command.
@@ -118,7 +120,8 @@ def main() -> int:
     parser.add_argument("--copies", default="1,50", help="comma-separated replication counts")
     parser.add_argument("--repeat", type=int, default=1, help="time each command this many times (best kept)")
     parser.add_argument("--parquet", action="store_true", help="also convert to Parquet and time again")
-    parser.add_argument("--out", help="also write the table to this file")
+    parser.add_argument("--out", help="the JSON output (default: benchmarks/results/analysis-DATE-CPU.json)")
+    parser.add_argument("--explore", action="store_true", help="exit 0 whatever the verdicts")
     args = parser.parse_args()
     src = Path(args.results)
     copies = [int(c) for c in args.copies.split(",")]
@@ -150,18 +153,23 @@ def main() -> int:
                     rows.append(best)
             shutil.rmtree(folder)
     lines.append(f"load at end={load()}")
-    lines.append(f"{'copies':>6} {'format':8} {'command':8} {'wall s':>7} {'floor s':>7} {'peak MiB':>8} {'ok':>3}")
-    all_ok = True
+    lines.append(f"{'copies':>6} {'format':8} {'command':8} {'wall s':>7} {'floor s':>7} {'peak MiB':>8}")
+    checks: list[Check] = []
     for r in rows:
-        ok = r.rc == 0 and r.wall_s <= r.floor() and r.peak_mib <= FLOOR_MEM_GIB * 1024
-        all_ok &= ok
-        lines.append(f"{r.copies:6d} {r.fmt:8} {r.command:8} {r.wall_s:7.1f} {r.floor():7.0f} {r.peak_mib:8.0f} "
-                     f"{'yes' if ok else 'NO':>3}")
+        lines.append(f"{r.copies:6d} {r.fmt:8} {r.command:8} {r.wall_s:7.1f} {r.floor():7.0f} {r.peak_mib:8.0f}")
+        where = f"{r.copies} cop{'y' if r.copies == 1 else 'ies'}, {r.fmt}"
+        if r.rc != 0:
+            checks.append(Check(f"{r.command}, wall s", where, measured=False, note=f"exited {r.rc}"))
+            continue
+        checks.append(Check(f"{r.command}, wall s", where, r.wall_s, r.wall_s, r.wall_s, r.floor(), "ceiling"))
+        mib = r.peak_mib
+        checks.append(Check(f"{r.command}, peak MiB", where, mib, mib, mib, FLOOR_MEM_GIB * 1024, "ceiling"))
+    lines += summary_lines(checks)
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0 if all_ok else 1
+    path = write_output("analysis", __file__, checks, text, out=args.out, data={"source": src.name})
+    print(f"output: {path}")
+    return exit_code(checks, args.explore)
 
 
 if __name__ == "__main__":

@@ -1,47 +1,17 @@
-"""Measuring helpers of ``benchmarks/kernels.py``: the row of its table, interleaved
-timing with a median-ratio CI, the 2-vs-1-thread loop, and the layer lists it uses."""
+"""Measuring helpers of ``benchmarks/kernels.py``: interleaved timing with a
+median-ratio CI, the 2-vs-1-thread loop, and the layer lists it uses (the
+rows and verdicts are ``outputs.Check``)."""
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from convbench import ConvSpec, get_algorithm, reference, relative_error, timing
 from convbench.machine.threads import limit_threads
-
-
-@dataclass
-class Row:
-    """One line of the table."""
-
-    check: str
-    layer: str
-    a: str
-    b: str
-    gflops_a: float
-    gflops_b: float
-    value: float  # ratio time(B)/time(A), or seconds for ceilings
-    lo: float
-    hi: float
-    floor: float
-    kind: str  # "ratio" (a floor) or "seconds" (a ceiling)
-    judged: bool = True  # False: the floor's precondition does not hold here
-
-    @property
-    def verdict(self) -> str:
-        if not self.judged:
-            return "n/a"
-        if self.kind == "seconds":
-            return "yes" if self.value <= self.floor else "NO"
-        if self.lo >= self.floor:
-            return "yes"
-        if self.hi < self.floor:
-            return "NO"
-        return "~yes" if self.value >= self.floor else "~NO"
 
 
 def median_ci(values: list[float]) -> tuple[float, float, float]:

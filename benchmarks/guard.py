@@ -22,7 +22,9 @@ not belong in a pass/fail check.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import sys
 import time
 from typing import Callable
 
@@ -30,6 +32,9 @@ import numpy as np
 
 import convbench
 from convbench.guard import guard_call
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from outputs import Check, exit_code, summary_lines, write_output  # noqa: E402
 
 
 def per_call(fn: Callable[[np.ndarray], object], x: np.ndarray, calls: int) -> float:
@@ -49,10 +54,12 @@ def compare(a: Callable, b: Callable, x: np.ndarray, calls: int, repeats: int) -
     return min(ta), min(tb)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200_000, help="calls per repeat (default 200000)")
     parser.add_argument("--repeats", type=int, default=7, help="repeats (default 7)")
+    parser.add_argument("--out", help="the JSON output (default: benchmarks/results/guard-DATE-CPU.json)")
+    parser.add_argument("--explore", action="store_true", help="exit 0 whatever the verdict")
     args = parser.parse_args()
 
     spec = convbench.ConvSpec(batch=1, in_channels=8, out_channels=8, height=8, width=8,
@@ -61,25 +68,37 @@ def main() -> None:
     from convbench.machine.metadata import collect_cpu
 
     cpu = collect_cpu()
-    print(f"cpu={cpu['model']} ({'+'.join(cpu['simd'])}) python={platform.python_version()} "
-          f"numpy={np.__version__} spec={spec.describe()}")
+    load = os.getloadavg()[0]
+    lines = [f"cpu={cpu['model']} ({'+'.join(cpu['simd'])}) python={platform.python_version()} "
+             f"numpy={np.__version__} spec={spec.describe()} load average {load:.2f}"]
 
     def bare(x: np.ndarray) -> np.ndarray:
         return x
 
     guarded = guard_call("bare", spec, bare)
     t_bare, t_guard = compare(bare, guarded, x, args.calls, args.repeats)
-    print(f"bare call        {t_bare * 1e6:8.3f} µs/call")
-    print(f"guarded call     {t_guard * 1e6:8.3f} µs/call")
-    print(f"guard overhead   {(t_guard - t_bare) * 1e6:8.3f} µs/call  (budget 2 µs)")
-
     call = convbench.get_algorithm("indirect").prepare(spec, w)
     call(x)  # compile first
     calls = max(1, args.calls // 100)
     t_in, t_out = compare(call.__wrapped__, call, x, calls, args.repeats)
-    print(f"indirect {spec.describe()}: unguarded {t_in * 1e6:.2f} µs/call, "
-          f"guarded {t_out * 1e6:.2f} µs/call")
+    us = 1e6
+    cost = (t_guard - t_bare) * us
+    checks = [
+        Check("guard overhead per call, us", value=cost, lo=cost, hi=cost, bound=2.0, kind="ceiling",
+              note=f"minimum over {args.repeats} repeats of {args.calls} calls, load average {load:.2f}"),
+        Check("bare call, us", value=t_bare * us, lo=t_bare * us, hi=t_bare * us, kind="record"),
+        Check("guarded call, us", value=t_guard * us, lo=t_guard * us, hi=t_guard * us, kind="record"),
+        Check("indirect unguarded, us", spec.describe(), t_in * us, t_in * us, t_in * us, kind="record"),
+        Check("indirect guarded, us", spec.describe(), t_out * us, t_out * us, t_out * us, kind="record"),
+    ]
+    lines += [f"{c.check:34s} {c.layer:24s} {c.value:8.3f}  {c.verdict}" for c in checks]
+    lines += summary_lines(checks)
+    text = "\n".join(lines)
+    print(text)
+    path = write_output("guard", __file__, checks, text, out=args.out, data={"load_average": load})
+    print(f"output: {path}")
+    return exit_code(checks, args.explore)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -14,6 +14,10 @@ with the machine named:
   alarms: nothing changed between the runs);
 - each run's wall time.
 
+It writes its checks with the commit and a hash of this script to
+``benchmarks/results/repeatability-DATE-CPU.json`` and exits 1 when a floor
+fails (``--explore``: 0).
+
 The floors of the "Repeatable numbers" issue: >= 90% of speedups within
 +-10%, the same winner in >= 95% of cells, <= 5% false alarms.
 """
@@ -21,7 +25,6 @@ The floors of the "Repeatable numbers" issue: >= 90% of speedups within
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from outputs import Check, exit_code, fraction, summary_lines, write_output  # noqa: E402
 
 TOLERANCE = 0.10
 TIE = 0.03
@@ -62,21 +68,22 @@ def agreement(a, b) -> dict[str, float]:
         tie += win_a == win_b or close_a or close_b
     return {
         "cases": int(len(both)),
-        "speedup_within_10pct": float(np.mean(np.abs(speed_ratio - 1) <= TOLERANCE)) if len(speed) else float("nan"),
-        "time_within_10pct": float(np.mean(np.abs(time_ratio - 1) <= TOLERANCE)) if len(both) else float("nan"),
+        "speedups": int(len(speed)),
+        "speedup_within": int(np.sum(np.abs(speed_ratio - 1) <= TOLERANCE)),
+        "time_within": int(np.sum(np.abs(time_ratio - 1) <= TOLERANCE)),
         "cells": cells,
-        "same_winner": same / cells if cells else float("nan"),
-        "same_winner_or_tie": tie / cells if cells else float("nan"),
+        "same_winner": int(same),
+        "same_winner_or_tie": int(tie),
     }
 
 
-def false_alarms(dir_a: Path, dir_b: Path) -> float:
+def false_alarms(dir_a: Path, dir_b: Path) -> tuple[int, int]:
     from convbench.analysis.compare import compare_runs
     from convbench.results import read_results
 
     table = compare_runs(read_results(dir_a), read_results(dir_b)).table
     judged = table[table.verdict != "n/a"]
-    return float(np.mean(judged.verdict != "same")) if len(judged) else float("nan")
+    return int(np.sum(judged.verdict != "same")), int(len(judged))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config")
     parser.add_argument("--keep", metavar="DIR", help="keep both results folders under DIR")
+    parser.add_argument("--out", help="the JSON output (default: benchmarks/results/repeatability-DATE-CPU.json)")
+    parser.add_argument("--explore", action="store_true", help="exit 0 whatever the verdicts")
     args = parser.parse_args(argv)
 
     from convbench.results import read_results
@@ -94,22 +103,37 @@ def main(argv: list[str] | None = None) -> int:
     dirs = [root / "run-a", root / "run-b"]
     walls = [run_once(args.config, d, extra) for d in dirs]
     a, b = (read_results(d) for d in dirs)
-    stats = agreement(a.summary, b.summary)
-    stats["false_alarms"] = false_alarms(*dirs)
-    stats["wall_s"] = [round(w, 1) for w in walls]
+    st = agreement(a.summary, b.summary)
+    alarms, judged = false_alarms(*dirs)
     cpu = (a.env.get("cpu") or {}).get("model")
     cores = (a.env.get("cpu") or {}).get("logical_cores")
     verdict = ((a.env.get("noise") or {}).get("verdict") or {}).get("level")
-    print(f"# {args.config} {' '.join(extra)}: two runs on {cpu} ({cores} vCPUs; noise probe: {verdict})")
-    print(f"cases (ok in both)            {stats['cases']}")
-    print(f"speedup within +-10%          {stats['speedup_within_10pct']:.0%}   (floor >= 90%)")
-    print(f"median time within +-10%      {stats['time_within_10pct']:.0%}")
-    print(f"same winner                   {stats['same_winner']:.0%} of {stats['cells']} cells   (floor >= 95%)")
-    print(f"same winner or a tie (<= 3%)  {stats['same_winner_or_tie']:.0%}")
-    print(f"compare false alarms          {stats['false_alarms']:.0%}   (floor <= 5%)")
-    print(f"wall time of each run         {stats['wall_s'][0]} s, {stats['wall_s'][1]} s")
-    print(json.dumps(stats))
-    return 0
+
+    def share(name: str, k: int, n: int, bound: float, kind: str = "floor") -> Check:
+        v = k / n if n else float("nan")
+        return Check(name, value=v, lo=v, hi=v, bound=bound, kind=kind,
+                     extra={"k": k, "n": n, "percent": True})
+
+    checks = [
+        share("speedups within +-10% between the runs", st["speedup_within"], st["speedups"], 0.90),
+        share("same winner per (layer, layout, dtype, threads)", st["same_winner"], st["cells"], 0.95),
+        share("same winner or a tie (<= 3%)", st["same_winner_or_tie"], st["cells"], float("nan"), "record"),
+        share("median times within +-10% between the runs", st["time_within"], st["cases"], float("nan"), "record"),
+        share("compare false alarms", alarms, judged, 0.05, "ceiling"),
+    ] + [Check(f"wall time of run {i + 1}, s", value=w, lo=w, hi=w, kind="record") for i, w in enumerate(walls)]
+    lines = [f"# {args.config} {' '.join(extra)}: two runs on {cpu} ({cores} vCPUs; noise probe: {verdict}); "
+             f"{st['cases']} cases ok in both"]
+    for c in checks:
+        shown = fraction(c.extra["k"], c.extra["n"], c.bound * 100 if c.kind == "floor" else None) \
+            if "k" in c.extra else f"{c.value:.1f}"
+        lines.append(f"{c.check:50s} {shown:>18s}  {c.kind} {c.bound:g}  {c.verdict}")
+    lines += summary_lines(checks)
+    text = "\n".join(lines)
+    print(text)
+    path = write_output("repeatability", __file__, checks, text, out=args.out,
+                        data={"config": args.config, "run_options": extra, "noise": verdict, **st})
+    print(f"output: {path}")
+    return exit_code(checks, args.explore)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
-"""The README says what the repository does: its first commands work as
-written, and its speed table says what the checked-in benchmark output says."""
+"""The README says what the repository does: its first commands are the ones CI
+runs, and every result table in it is rendered from a checked-in output of the
+current version of the benchmark that measured it."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections import Counter
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import readme_tables  # noqa: E402
 
 
 def test_first_block_installs_the_test_extra_before_running_the_tests():
@@ -25,59 +30,29 @@ def test_first_block_installs_the_test_extra_before_running_the_tests():
             assert find_config(c.split()[2]).is_file()
 
 
-#: README speed-table rows (by their first words) -> the benchmark checks they summarise.
-ROWS = {
-    "numba GEMM / OpenBLAS sgemm": ["gemm numba/BLAS >=0.6x"],
-    "indirect / im2col-numba, 3x3 s1": ["indirect/im2col-numba >=1.15"],
-    "indirect / im2col (BLAS), same layers": ["indirect/im2col(BLAS) >=0.8"],
-    "winograd / im2col (BLAS)": ["winograd/im2col(BLAS) >=1.2"],
-    "indirect / im2col-numba, 1x1 stride 1": ["1x1 s1 indirect/im2col-numba >=0.9"],
-    "indirect / im2col-numba, 1x1 stride 2": ["1x1 s2 indirect/im2col-numba >=1.0"],
-    "best convbench / torch conv2d": ["best/torch geomean >=0.9"],
-    "depthwise MobileNet v1 layers": ["depthwise >=5 GFLOP/s"],
-    "naive, 3x3": ["naive 3x3 >=2 GFLOP/s"],
-    "2 threads / 1 thread": ["2 threads/1 thread >=1.7x"],
-    "compile every kernel": ["cold: compile every kernel <=20 s"],
-    "first result with a warm cache": ["warm cache: first result <=2 s"],
-}
+def test_ci_runs_the_readme_install_line_and_test_command_as_written():
+    ci = (ROOT / ".ci" / "run").read_text()
+    proc = subprocess.run(["bash", "-c", f"cd {ROOT}; source <(sed -n '/^readme_line()/,/^}}/p' .ci/run); "
+                          "readme_line 'pip install'; readme_line 'python -m pytest'"],
+                          capture_output=True, text=True, check=True)
+    install, tests = proc.stdout.splitlines()
+    assert install == 'pip install -e ".[test]"' and tests == "python -m pytest -q"
+    assert 'eval "python -m $install' in ci and 'eval "$tests"' in ci
+    assert "CONVBENCH_REQUIRE_EXTRAS=1 python -m pytest -q -m extra" in ci
 
 
-def _benchmark_judgements() -> dict[str, Counter]:
-    """Per check of the file the README cites: pass / undecided / below, judged on the CI."""
-    name = re.search(r"benchmarks/results/(kernels-[\w.-]+\.txt)", README).group(1)
-    out: dict[str, Counter] = {}
-    for line in (ROOT / "benchmarks" / "results" / name).read_text().splitlines():
-        m = re.match(r"^(.*?)\s{2,}.*\s(\S+)\s+\[\s*([\d.]+),\s*([\d.]+)\]\s+([\d.]+)\s+(yes|NO)\s*$", line)
-        if not m:
-            continue
-        check, lo, hi, bound = m.group(1).strip(), float(m.group(3)), float(m.group(4)), float(m.group(5))
-        ceiling = "<=" in check  # seconds: a ceiling, not a floor
-        if ceiling:
-            verdict = "pass" if hi <= bound else ("below" if lo > bound else "undecided")
-        else:
-            verdict = "pass" if lo >= bound else ("below" if hi < bound else "undecided")
-        for key in ROWS.values():
-            for prefix in key:
-                if check.startswith(prefix):
-                    out.setdefault(prefix, Counter())[verdict] += 1
-    return out
+def test_every_readme_table_is_rendered_from_a_current_benchmark_output():
+    new, problems = readme_tables.rendered(README)
+    assert not problems, problems
+    assert new == README, "README.md's tables differ from their outputs: run python benchmarks/readme_tables.py"
 
 
-def test_speed_table_pass_fail_is_what_the_benchmark_output_says_on_the_ci():
-    judged = _benchmark_judgements()
-    table = [line for line in README.splitlines() if line.startswith("| ") and "judged on the CI" not in line]
-    seen = 0
-    for first_words, checks in ROWS.items():
-        row = next((line for line in table if line.startswith(f"| {first_words}")), None)
-        assert row is not None, f"no README speed row starting {first_words!r}"
-        cell = [c.strip() for c in row.strip().strip("|").split("|")][-1]
-        counts = sum((judged[c] for c in checks), Counter())
-        n = sum(counts.values())
-        assert n, checks
-        if counts["pass"] == n:
-            expected = f"pass ({n}/{n})"
-        else:
-            expected = f"**fail** ({counts['pass']}/{n} pass, {counts['undecided']} undecided, {counts['below']} below)"
-        assert cell == expected, (first_words, cell, expected)
-        seen += 1
-    assert seen == len(ROWS)
+def test_readme_cites_only_outputs_that_exist_and_carry_their_provenance():
+    cited = set(re.findall(r"benchmarks/results/([\w.-]+)", README))
+    assert cited, "README cites no benchmark output"
+    for name in cited:
+        path = ROOT / "benchmarks" / "results" / name
+        assert path.is_file(), name
+        assert name.endswith(".json"), f"{name}: an output without provenance (commit, script hash)"
+        prov = json.loads(path.read_text())["provenance"]
+        assert prov["commit"] and prov["script_sha256"] and prov["cpu"], name

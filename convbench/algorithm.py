@@ -2,7 +2,8 @@
 
 A plugin author subclasses :class:`Algorithm`, sets ``name`` (and optionally
 ``description``, ``natural_layout``, ``tolerance``), and writes ``prepare``;
-``supports`` and ``workspace_bytes`` have permissive defaults.
+``supports`` has a permissive default, ``workspace_bytes`` an honest one
+(``None``: unknown, written as an empty cell, never as 0).
 
 Every subclass's ``prepare`` is wrapped, when the class is created, by the
 input guard of :mod:`convbench.guard`: wrong shapes, dtypes, strides and
@@ -47,6 +48,11 @@ class Algorithm:
       and the figures set the best of convbench against the best peer.
     - ``library``: the distribution that does the work (e.g. ``"torch"``), whose
       version ``convbench list`` shows (see :meth:`library_version`).
+    - ``memory_traced``: whether tracemalloc sees what the call allocates
+      (numpy, numba and Python objects: yes; torch's, oneDNN's, ONNX
+      Runtime's or a C library's own allocator: no). ``None`` (default):
+      yes unless ``peer``. Where it does not, the memory columns come from
+      the process's resident set instead (:mod:`convbench.sweep.footprint`).
 
     Optional methods: :meth:`implementation` names what really runs for a
     spec (recorded per row), :meth:`library_version` what ``list`` shows.
@@ -59,6 +65,7 @@ class Algorithm:
     tolerance: ClassVar[dict[str, float]] = DEFAULT_TOLERANCE
     peer: ClassVar[bool] = False
     library: ClassVar[str | None] = None
+    memory_traced: ClassVar[bool | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         """Put the input guard in front of the subclass's own ``prepare``.
@@ -79,9 +86,13 @@ class Algorithm:
         """``None`` when ``spec`` can be run, else a short reason it cannot."""
         return None
 
-    def workspace_bytes(self, spec: ConvSpec) -> int:
-        """Analytic extra memory of one call beyond input, weights and output."""
-        return 0
+    def workspace_bytes(self, spec: ConvSpec) -> int | None:
+        """Analytic extra memory of one call beyond input, weights and output;
+        ``None`` (the default) when it is not known, as for a library's internals.
+
+        An algorithm that needs none returns 0: the default does not claim that.
+        """
+        return None
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
         """Do the input-independent work (packing, transforms, buffers) once.

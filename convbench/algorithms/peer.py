@@ -33,9 +33,16 @@ def installed(*packages: str) -> bool:
 
 
 class Peer(Algorithm):
-    """Base class of the peers: ``peer = True`` and the packages it needs."""
+    """Base class of the peers: ``peer = True`` and the packages it needs.
+
+    A peer's workspace is the library's own business: ``workspace_bytes``
+    stays ``None`` (unknown, never 0), and its memory is measured from the
+    resident set (``memory_traced = False``: tracemalloc cannot see torch's,
+    oneDNN's or ONNX Runtime's allocators; see :mod:`convbench.sweep.footprint`).
+    """
 
     peer = True
+    memory_traced = False
     #: import names that must be installed for the peer to be registered
     packages: ClassVar[tuple[str, ...]] = ()
 

@@ -45,8 +45,7 @@ def speedup_by_class(summary: Any, table: Any, env: dict | None, baseline: str, 
     floor = 10 ** np.floor(np.log10(finite.min() / 1.5)) if log else None
     axes = fig.subplots(len(variants), 1, squeeze=False)[:, 0]
     for ax, v in zip(axes, variants):
-        part = table[(table["layout"] == v[0]) & (table["dtype"] == v[1]) & (table["threads"] == v[2])
-                     & (table["algorithm"].isin(algos))]
+        part = table[c.in_variant(table, v) & (table["algorithm"].isin(algos))]
         missing = s.class_panel(ax, part, "speedup", algos, classes, s.geomean_centre(confidence), log=log,
                                 floor=floor)
         ax.axhline(1.0, color="black", lw=1.0, ls="--", zorder=3)
@@ -69,7 +68,7 @@ def gflops_by_class(summary: Any, env: dict | None) -> Figure:
                  f"{s.note(summary)}", env, summary["threads"].unique(), c.baseline_of(summary))
     axes = fig.subplots(len(variants), 1, squeeze=False)[:, 0]
     for ax, v in zip(axes, variants):
-        part = summary[(summary["layout"] == v[0]) & (summary["dtype"] == v[1]) & (summary["threads"] == v[2])]
+        part = summary[c.in_variant(summary, v)]
         missing = s.class_panel(ax, part, "gflops", algos, classes, s.median_centre(), valid=part["status"] == "ok")
         peak = c.sgemm_peak(env, int(v[2]))
         if np.isfinite(peak):
@@ -85,24 +84,39 @@ def gflops_by_class(summary: Any, env: dict | None) -> Figure:
 
 
 def memory_by_class(df: Any, env: dict | None, panels: list[tuple]) -> Figure:
-    """Analytic extra memory per layer class: geometric mean over layers, a dot per layer (log)."""
+    """Analytic extra memory per layer class: geometric mean over layers, a dot per layer (log).
+
+    An algorithm that does not know its workspace (a peer) is a "?" on the
+    bottom edge where a class has no known value, never a 0.
+    """
+    df = df if "ws" in df.columns else memory_columns(df)
     algos = c.algorithms_of(df)
     classes = s.class_order(df)
     fig = _figure(len(panels), len(classes), len(algos))
     c.title(fig, "Extra memory per layer class: analytic workspace, geometric mean over layers (bars); "
                  "0 bytes on the bottom edge\n" + s.note(df) + "; measured bytes: summary.csv", env)
-    floor = c.log_floor(df["workspace_bytes"], 1.0)
+    floor = c.log_floor(df["ws"], 1.0)
+    offsets = c.bar_geometry(len(algos))[1]
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    unknown_drawn = False
     for ax, (layout, dtype) in zip(axes, panels):
         part = df[(df["layout"] == layout) & (df["dtype"] == dtype)].copy()
         # a log axis has no 0: a workspace of 0 bytes (none needed) sits on the floor, as in the per-layer figure
-        part["workspace_bytes"] = part["workspace_bytes"].where(part["workspace_bytes"] != 0, floor)
-        missing = s.class_panel(ax, part, "workspace_bytes", algos, classes, s.geomean_centre(), log=True,
-                                floor=floor, valid=part["status"] != "skipped")
+        part["ws"] = part["ws"].where(part["ws"] != 0, floor)
+        unknown = part["ws"].isna() & part["status"].isin(["ok", "failed"])
+        missing = s.class_panel(ax, part[~unknown], "ws", algos, classes, s.geomean_centre(), log=True,
+                                floor=floor, valid=part.loc[~unknown, "status"] != "skipped")
+        known = set(zip(part.loc[~unknown, "algorithm"], s.class_of(part[~unknown], classes)))
+        for algo, k in dict.fromkeys(zip(part.loc[unknown, "algorithm"], s.class_of(part[unknown], classes))):
+            if (algo, k) not in known and algo in algos:
+                x = classes.index(k) + offsets[algos.index(algo)]
+                ax.plot([x], [floor], ls="none", marker="$?$", ms=7, color=c.color_of(algo, algos), clip_on=False)
+                unknown_drawn = True
         ax.set_ylabel("extra memory (bytes, log)")
         ax.set_title(f"{layout.upper()}, {dtype}" + s.missing_note(missing, len(part)), fontsize=9, loc="left")
         ax.grid(axis="y", alpha=0.3)
-    _legend(fig, algos, [])
+    _legend(fig, algos, [Line2D([], [], ls="none", marker="$?$", ms=7, color="0.4", label="workspace unknown")]
+            if unknown_drawn else [])
     return fig
 
 
@@ -166,3 +180,32 @@ def winner_table_by_class(ax: Any, selection: Any, layers: list[str], variants: 
     ax.set_yticks(range(len(classes)), [k or "(no class)" for k in classes], fontsize=7.5)
     ax.set_title(f"{len(layers)} layers outside a sweep grid, per layer class (> {s.MAX_LAYERS} to list one by "
                  "one): share of layers each algorithm wins; colour = most wins", fontsize=8.5)
+
+
+def memory_columns(df: Any) -> Any:
+    """``df`` with its memory as the figures draw it: ``ws`` (analytic workspace, NaN:
+    unknown), ``measured`` (measured extra memory, NaN: not measured) and ``method``
+    (``tracemalloc``, ``rss`` or ``not measured``).
+
+    A folder older than schema 4 has no ``memory_method``: its memory was
+    tracemalloc's, which a peer's own allocator escapes, and its peers'
+    ``workspace_bytes`` of 0 was a default, not a figure: both are unknown.
+    """
+    import pandas as pd
+
+    out = df.copy()
+    col = "measured_workspace_bytes" if "measured_workspace_bytes" in df.columns else "peak_bytes"
+    ws = pd.to_numeric(df["workspace_bytes"], errors="coerce").astype(float)
+    measured = pd.to_numeric(df[col], errors="coerce").astype(float)
+    peer = df["algorithm"].map(lambda a: c.is_peer(str(a))).astype(bool)
+    given = (df["memory_method"].fillna("").astype(str) if "memory_method" in df.columns
+             else df["algorithm"].map(lambda a: ""))
+    old = given == ""
+    method = given.str.split(";").str[0].str.strip().where(~old, "tracemalloc")
+    method = method.where(~method.str.startswith("not measured"), "not measured")
+    method = method.where(~(old & peer), "not measured")
+    out["ws"] = ws.where(~(old & peer & (ws == 0)))
+    out["measured"] = measured.where(method.isin(["tracemalloc", "rss"]))
+    out["method"] = method
+    return out
+

@@ -9,10 +9,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.transforms import ScaledTranslation
 
 from . import _common as c
 from ._scale import aggregated
-from .aggregate import accuracy_by_class, memory_by_class
+from .aggregate import accuracy_by_class, memory_by_class, memory_columns
 
 
 
@@ -39,61 +40,85 @@ def figure_memory(summary: Any, env: dict | None = None) -> Figure:
     """Extra memory per algorithm per layer (log scale), analytic and measured.
 
     Bars: the analytic workspace (``workspace_bytes``: im2col matrix,
-    indirection buffer, transformed tiles, FFT planes). Black diamonds: the
+    indirection buffer, transformed tiles, FFT planes). Diamonds: the
     measured extra memory (``measured_workspace_bytes``; falls back to
-    ``peak_bytes`` when that column is absent). A workspace of 0 bytes cannot
-    sit on a log axis: it is a triangle on the bottom edge.
+    ``peak_bytes`` when that column is absent), filled when tracemalloc
+    measured it, hollow when the resident set did (``memory_method`` ``rss``:
+    the peers). On the bottom edge, since a log axis has no 0: a triangle is
+    an analytic workspace of 0 bytes, a "?" one the algorithm does not know
+    (a peer's library), a ring a case measured by no method. Unknown is
+    never drawn as 0 (:func:`~.aggregate.memory_columns`).
     """
-    df = _one_thread_count(summary)
+    df = memory_columns(_one_thread_count(summary))
     if aggregated(df):  # too many layers for a bar each: per layer class
         return memory_by_class(df, env, _layout_dtype_panels(df))
     algos = c.algorithms_of(df)
     panels = _layout_dtype_panels(df)
     rows = c.layer_rows(df)
-    measured_col = "measured_workspace_bytes" if "measured_workspace_bytes" in df.columns else "peak_bytes"
     panels = c.layer_panels(panels, rows)
     fig = c.new_figure(c.figure_width(max(len(r[0]) for r in rows), len(algos)), c.panel_height(len(panels), len(rows)))
     c.title(fig, "Extra memory per layer: analytic workspace (bars) and measured (diamonds)", env)
     width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-    floor = c.log_floor(df.loc[df["status"] == "ok", ["workspace_bytes", measured_col]], 1.0)
+    floor = c.log_floor(df.loc[df["status"] == "ok", ["ws", "measured"]], 1.0)
     for ax, ((layout, dtype), layers, classes) in zip(axes, panels):
         part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]
         rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}
+        lifted = ax.transData + ScaledTranslation(0, 9 / 72, fig.dpi_scale_trans)  # above a "?" on the edge
         for j, algo in enumerate(algos):
             color = c.color_of(algo, algos)
-            xs, ys, zx, mx, my = [], [], [], [], []
+            xs, ys, zx, ux, nx, nlift = [], [], [], [], [], []
+            measured: dict[str, tuple[list, list]] = {"tracemalloc": ([], []), "rss": ([], [])}
             for i, layer in enumerate(layers):
                 r = rows.get((layer, algo))
                 if r is None:
                     continue
                 x = i + offsets[j]
-                ws = float(r["workspace_bytes"]) if r["workspace_bytes"] == r["workspace_bytes"] else np.nan
-                if r["status"] == "skipped" or not np.isfinite(ws):
+                ws = float(r["ws"])
+                if r["status"] == "skipped" or (not np.isfinite(ws) and r["status"] not in ("ok", "failed")):
                     c.mark_absent(ax, x, width, color)
                     continue
-                if ws > 0:
+                if not np.isfinite(ws):
+                    ux.append(x)
+                elif ws > 0:
                     xs.append(x)
                     ys.append(ws)
                 else:
                     zx.append(x)
-                m = float(r[measured_col]) if r[measured_col] == r[measured_col] else np.nan
-                if r["status"] == "ok" and np.isfinite(m):
-                    mx.append(x)
-                    my.append(max(m, floor))
+                m = float(r["measured"])
+                if r["status"] == "ok" and np.isfinite(m) and r["method"] in measured:
+                    measured[r["method"]][0].append(x)
+                    measured[r["method"]][1].append(max(m, floor))
+                elif r["status"] == "ok":
+                    (nlift if not np.isfinite(ws) else nx).append(x)
             ax.bar(xs, np.asarray(ys) - floor, bottom=floor, width=width, color=color, label=algo,
                    **c.peer_style(algo))
             if zx:
                 ax.plot(zx, [floor] * len(zx), ls="none", marker="^", color=color, ms=5, clip_on=False)
-            if mx:
-                ax.plot(mx, my, ls="none", marker="D", ms=3.5, mfc="black", mec="white", mew=0.5, zorder=4)
+            if ux:
+                ax.plot(ux, [floor] * len(ux), ls="none", marker="$?$", color=color, ms=7, clip_on=False)
+            for xs_, lift in ((nx, False), (nlift, True)):
+                if xs_:
+                    ax.plot(xs_, [floor] * len(xs_), ls="none", marker="o", mfc="none", mec="black", ms=4,
+                            mew=0.9, clip_on=False, **({"transform": lifted} if lift else {}))
+            for method, (mx, my) in measured.items():
+                if mx:
+                    ax.plot(mx, my, ls="none", marker="D", ms=3.5, mec="black" if method == "rss" else "white",
+                            mfc="white" if method == "rss" else "black", mew=0.8 if method == "rss" else 0.5,
+                            zorder=4)
         _log_panel(ax, floor, "extra memory (bytes, log)", f"{layout.upper()}, {dtype}")
         c.decorate_layer_axis(ax, layers, classes, show_labels=len(rows) > 1 or ax is axes[-1])
     handles = c.algorithm_handles(algos)
     handles += [
-        Line2D([], [], ls="none", marker="D", mfc="black", mec="white", label="measured"),
-        Line2D([], [], ls="none", marker="^", color="0.4", label="0 bytes (none needed)"),
-        Patch(fill=False, hatch=c.ABSENT_HATCH, edgecolor="0.4", label="skipped (not run)"),
+        Line2D([], [], ls="none", marker="D", mfc="black", mec="white", label="measured (tracemalloc)"),
+        *([Line2D([], [], ls="none", marker="D", mfc="white", mec="black", mew=0.8,
+                  label="measured (resident set, RSS)")] if (df["method"] == "rss").any() else []),
+        Line2D([], [], ls="none", marker="^", color="0.4", label="analytic 0 bytes (none needed)"),
+        *([Line2D([], [], ls="none", marker="$?$", color="0.4", ms=7, label="analytic unknown")]
+          if (np.isnan(df["ws"]) & df["status"].isin(["ok", "failed"])).any() else []),
+        *([Line2D([], [], ls="none", marker="o", mfc="none", mec="black", ms=4, label="not measured")]
+          if ((df["status"] == "ok") & ~np.isfinite(df["measured"])).any() else []),
+        Patch(fill=False, hatch=c.ABSENT_HATCH, edgecolor="0.4", label="skipped / no answer"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
     return fig

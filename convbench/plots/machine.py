@@ -21,7 +21,8 @@ def traffic_bytes(summary: Any) -> Any:
     """Compulsory memory traffic of each case, in bytes.
 
     Input + weights + output, plus the analytic workspace counted twice
-    (written once, read once). A lower bound: caches may force more.
+    (written once, read once). A lower bound: caches may force more, and an
+    unknown workspace (a peer's, an empty cell) counts as none.
     """
     sizes = [s.input_bytes + s.weight_bytes + s.output_bytes for s in specs_of(summary)]
     ws = summary["workspace_bytes"].fillna(0).astype(float)

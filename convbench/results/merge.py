@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io import ResultsError, ResultsWriter, read_csv, read_results
-from .schema import REPETITION_COLUMNS, SAMPLE_COLUMNS, SUMMARY_COLUMNS
+from .schema import REPETITION_COLUMNS, SAMPLE_COLUMNS, SUMMARY_COLUMNS, added_since
 
 
 def merge_results(folders: list[str | Path], out_dir: str | Path) -> Path:
@@ -26,7 +26,9 @@ def merge_results(folders: list[str | Path], out_dir: str | Path) -> Path:
     reps = []
     for i, p in enumerate(parts):  # a folder of one run names no machine in its rows: its env.json does
         rep_path = p.path / "repetitions.csv"
-        r = read_csv(rep_path, REPETITION_COLUMNS) if rep_path.is_file() else pd.DataFrame(columns=REPETITION_COLUMNS)
+        added = added_since("summary.csv", p.env["schema_version"])  # an older folder lacks the newer columns
+        r = (read_csv(rep_path, REPETITION_COLUMNS, added) if rep_path.is_file()
+             else pd.DataFrame(columns=REPETITION_COLUMNS))
         reps.append(r[r["case_id"].isin(set(p.summary["case_id"]))])  # those of finished cases
         for df in (p.summary, p.samples, reps[-1]):
             if MACHINE_COLUMN not in df.columns:

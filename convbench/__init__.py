@@ -15,7 +15,8 @@ The public surface, for a notebook or a plugin::
     results = convbench.read_results(outcome.out_dir)   # DataFrames + env
 
 A plugin subclasses :class:`Algorithm`, decorates it with :func:`register`,
-and wraps a one-layout call with :func:`adapt`. ``docs/architecture.md``
+and wraps a one-layout call with :func:`adapt`; a call split into named
+steps (:func:`phased`) has each step timed too (``phases.csv``). ``docs/architecture.md``
 says where each idea lives.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 from ._version import __version__
 from .algorithm import Algorithm
 from .layouts import adapt
+from .phases import PHASES, PhasedCall, phased
 from .reference import reference, relative_error
 from .registry import PluginError, get_algorithm, list_algorithms, load_plugin, register
 from .spec import ConvSpec
@@ -46,6 +48,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Algorithm",
+    "PHASES",
+    "PhasedCall",
     "ConvSpec",
     "PluginError",
     "adapt",
@@ -53,6 +57,7 @@ __all__ = [
     "list_algorithms",
     "load_config",
     "load_plugin",
+    "phased",
     "plan",
     "read_results",
     "reference",

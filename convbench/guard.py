@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .phases import PhasedCall
 from .spec import ConvSpec
 
 Array = np.ndarray
@@ -132,11 +133,14 @@ def guard_call(name: str, spec: ConvSpec, call: ConvCall) -> ConvCall:
     """``call`` behind the per-call input check (shape, dtype, C-contiguity).
 
     The fast path is four attribute reads and comparisons; the slow path
-    (:func:`refuse_input`) only runs to explain a refusal.
+    (:func:`refuse_input`) only runs to explain a refusal. A
+    :class:`~convbench.phases.PhasedCall` stays one: the check goes in front
+    of its first step, so its phases still compose to the (guarded) call.
     """
     shape = spec.input_shape
     dtype = spec.np_dtype
     ndarray = np.ndarray
+    first = call.steps[0][1] if isinstance(call, PhasedCall) else call
 
     def guarded(x: Array) -> Array:
         # ``type(x) is ndarray`` first: exact arrays skip isinstance's MRO walk;
@@ -148,12 +152,16 @@ def guard_call(name: str, spec: ConvSpec, call: ConvCall) -> ConvCall:
             or not x.flags.c_contiguous
         ):
             refuse_input(name, spec, x)
-        return call(x)
+        return first(x)
 
-    guarded.__wrapped__ = call  # type: ignore[attr-defined]
-    guarded.__convbench_spec__ = spec  # type: ignore[attr-defined]
-    guarded.__qualname__ = f"guarded call of {name}"
-    return guarded
+    result: Any = guarded
+    if isinstance(call, PhasedCall):
+        result = PhasedCall(((call.steps[0][0], guarded), *call.steps[1:]))
+    else:
+        guarded.__qualname__ = f"guarded call of {name}"
+    result.__wrapped__ = call
+    result.__convbench_spec__ = spec
+    return result
 
 
 def guard_prepare(prepare: Callable[..., ConvCall]) -> Callable[..., ConvCall]:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from .phases import PhasedCall
+
 if TYPE_CHECKING:  # pragma: no cover
     from .spec import ConvSpec
 
@@ -39,10 +41,15 @@ def adapt(call: Callable[[Array], Array], layout: str, natural: str) -> Callable
     """Wrap ``call`` (natural layout in and out) to take and return ``layout``.
 
     Returns ``call`` itself when the layouts agree, so nothing is added to
-    the time of an algorithm that runs in its own layout.
+    the time of an algorithm that runs in its own layout. A
+    :class:`~convbench.phases.PhasedCall` gets the conversions as steps of
+    its own: ``pack`` (the input) in front, ``transform_out`` (the output) behind.
     """
     if layout == natural:
         return call
+    if isinstance(call, PhasedCall):
+        return PhasedCall((("pack", lambda x: convert(x, layout, natural)), *call.steps,
+                           ("transform_out", lambda y: convert(y, natural, layout))))
 
     def converted(x: Array) -> Array:
         return convert(call(convert(x, layout, natural)), natural, layout)

@@ -77,6 +77,24 @@ class $class_name(convbench.Algorithm):
                     y += np.einsum("ngchw,gkc->ngkhw", patch, w[..., r, s])
             return y.reshape(n, g * kg, oh, ow)
 
+        # Optional: declare the call's phases, and `convbench run` also times each
+        # step on the intermediate it receives (phases.csv says where the time goes).
+        # Split `call` into steps that each take the previous step's result, e.g.
+        #
+        #     def pack(x):     # a padded copy of the input
+        #         xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        #         return xp.reshape(x.shape[0], g, cg, xp.shape[2], xp.shape[3])
+        #
+        #     def gemm(xp):    # the multiply-accumulate core: the tap loop above
+        #         ...
+        #
+        #     call = convbench.phased(("pack", pack), ("gemm", gemm))
+        #
+        # Phases: pack, transform_in, gemm, transform_out, other. A step must not
+        # modify the array it is given (it is fed the same one many times) and
+        # the steps run one by one must give the call's answer (`verify` checks).
+        # `adapt` adds the layout conversions as steps. A plain call, as here, is
+        # one `other` phase.
         return adapt(call, spec.layout, self.natural_layout)
 ''')
 

@@ -20,11 +20,12 @@ A spec the algorithm does not support (``supports`` gives a reason) is a
 Besides the arithmetic, the battery checks the interface every algorithm
 gets from :mod:`convbench.guard`: a wrong input or weight shape, the other
 dtype and a strided input are refused with an error naming what was
-expected, and a prepared call answers right for a second input and again
-for the first. For numba code, run it bounds-checked (``convbench verify
---boundscheck``, or ``NUMBA_BOUNDSCHECK=1`` with a ``NUMBA_CACHE_DIR`` of
-its own): a read outside an array is then an ``IndexError``, an ``error``
-result.
+expected, a prepared call answers right for a second input and again for
+the first, and a phased call's steps (:mod:`convbench.phases`), run one by
+one, give the call's answer. For numba code, run it bounds-checked
+(``convbench verify --boundscheck``, or ``NUMBA_BOUNDSCHECK=1`` with a
+``NUMBA_CACHE_DIR`` of its own): a read outside an array is then an
+``IndexError``, an ``error`` result.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from .algorithm import Algorithm
+from .phases import PhasedCall, run_steps
 from .reference import conv_error
 from .registry import get_algorithm
 from .spec import LAYOUTS, DTYPES, ConvSpec
@@ -261,9 +263,42 @@ def check_refuses_strided_input(algorithm: Algorithm, spec: ConvSpec) -> None:
 
 
 def check_workspace_is_nonnegative_int(algorithm: Algorithm, spec: ConvSpec) -> None:
-    """``workspace_bytes`` is an int >= 0."""
+    """``workspace_bytes`` is an int >= 0, or ``None`` (unknown)."""
     ws = algorithm.workspace_bytes(spec)
-    assert isinstance(ws, (int, np.integer)) and ws >= 0, f"workspace_bytes gave {ws!r}"
+    assert ws is None or (isinstance(ws, (int, np.integer)) and ws >= 0), (
+        f"workspace_bytes gave {ws!r}; an int >= 0, or None when unknown")
+
+
+def _frozen(v: Any) -> Any:
+    """A copy of an intermediate (an array, or a tuple or list of them) to compare with later."""
+    return type(v)(map(_frozen, v)) if isinstance(v, (tuple, list)) else np.array(v, copy=True)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal bit for bit, NaN equal to NaN: arrays (of one shape and dtype), or tuples or lists of them."""
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+
+
+def check_phases_compose(algorithm: Algorithm, spec: ConvSpec) -> None:
+    """A phased call's steps, run one by one (``convbench.phases.run_steps``), give
+    the call's answer bit for bit, and each step run twice on the intermediate it
+    receives gives the same result both times and leaves that intermediate as it
+    was: the phase pass feeds a step the same intermediate many times."""
+    x, _, call = _prepared(algorithm, spec, seed=9)
+    if not isinstance(call, PhasedCall):
+        return  # a plain call is one ``other`` step, the call itself
+    y = call(x)
+    values = run_steps(call, x)
+    assert _same(values[-1], y), f"the steps of {call!r}, run one by one, differ from the call"
+    for i, (phase, fn) in enumerate(call.steps):
+        given = _frozen(values[i])
+        first = _frozen(fn(values[i]))
+        assert _same(values[i], given), f"step {i} ({phase}) of {call!r} modified the intermediate given"
+        assert _same(fn(values[i]), first), \
+            f"step {i} ({phase}) of {call!r} gave another result the second time on the same intermediate"
 
 
 CHECKS: tuple[Callable[[Algorithm, ConvSpec], Any], ...] = (
@@ -276,6 +311,7 @@ CHECKS: tuple[Callable[[Algorithm, ConvSpec], Any], ...] = (
     check_refuses_wrong_weight_shape,
     check_refuses_wrong_dtype,
     check_refuses_strided_input,
+    check_phases_compose,
 )
 
 #: The checks ``convbench verify`` runs by default on every spec (the rest

@@ -24,7 +24,7 @@ def test_summary_columns_hold_the_required_ones_once():
 def _row(i, layer="L", algorithm="a", median=1.0, status="ok", **extra):
     row = {c: None for c in SUMMARY_COLUMNS}
     row.update(case_index=i, case_id=f"{layer}|{algorithm}", layer=layer, algorithm=algorithm,
-               status=status, layout="nhwc", dtype="float32", threads=1, count=1, flops=2e9,
+               status=status, layout="nhwc", dtype="float32", threads=1, cache="warm", count=1, flops=2e9,
                time_median_s=median, n_samples=1)
     row.update(extra)
     return row

@@ -56,7 +56,7 @@ class Recorder(Monitor):
     def started(self, pos):
         self.events.append(("started", pos))
 
-    def finished(self, pos, row, samples):
+    def finished(self, pos, row, samples, phases=None):
         self.events.append(("finished", pos, row["status"], len(samples)))
 
 

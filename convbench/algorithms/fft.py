@@ -7,6 +7,10 @@ product for depthwise layers), transforms back, then crops and strides.
 Cross-correlation is a product with the conjugate kernel spectrum. The
 FFT size is the padded input rounded up to a fast length: a circular
 correlation of that size wraps only into outputs that are cropped away.
+
+Phases: ``pack`` (the zero-padded copy) -> ``transform_in`` (forward FFTs) ->
+``gemm`` (products and channel sums per frequency) -> ``transform_out``
+(inverse FFTs, crop, stride); NHWC adds its layout conversions.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 
 from ..layouts import adapt
 from .. import implementation as impl
+from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..machine.threads import fft_workers
@@ -73,11 +78,14 @@ class FFT(Algorithm):
         )  # (F, G, Cg, Kg)
         depthwise = cg == 1
 
-        def call(x: Array) -> Array:
-            workers = fft_workers()
-            xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-            x_hat = scipy.fft.rfft2(xp, s=(hf, wf), workers=workers)  # (N, C, Hf, Wf2)
-            x_hat = x_hat.reshape(n, g, cg, freqs)
+        def pack(x: Array) -> Array:
+            return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+
+        def transform_in(xp: Array) -> Array:
+            x_hat = scipy.fft.rfft2(xp, s=(hf, wf), workers=fft_workers())  # (N, C, Hf, Wf2)
+            return x_hat.reshape(n, g, cg, freqs)
+
+        def gemm(x_hat: Array) -> Array:
             if depthwise:
                 # (N, G, 1, F) * (G, Kg, F) -> (N, G, Kg, F)
                 y_hat = x_hat * w_mat[:, :, 0, :].transpose(1, 2, 0)
@@ -85,9 +93,13 @@ class FFT(Algorithm):
                 # (F, G, N, Cg) @ (F, G, Cg, Kg) -> (F, G, N, Kg)
                 prod = np.matmul(x_hat.transpose(3, 1, 0, 2), w_mat)
                 y_hat = prod.transpose(2, 1, 3, 0)
-            y_hat = y_hat.reshape(n, k, hf, wf // 2 + 1)
-            y_full = scipy.fft.irfft2(y_hat, s=(hf, wf), workers=workers)
+            return y_hat.reshape(n, k, hf, wf // 2 + 1)
+
+        def transform_out(y_hat: Array) -> Array:
+            y_full = scipy.fft.irfft2(y_hat, s=(hf, wf), workers=fft_workers())
             y = y_full[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
             return np.ascontiguousarray(y, dtype=dtype)
 
+        call = phased(("pack", pack), ("transform_in", transform_in), ("gemm", gemm),
+                      ("transform_out", transform_out))
         return adapt(call, spec.layout, "nchw")

@@ -9,6 +9,10 @@ out as rows of ``Wq`` pixels is a plain (rows x C) matrix whose shifted
 window is contiguous. The GEMM runs over full plane rows (``Wq`` wide) and
 the ``Wq - OW`` extra columns are cropped at the end. That copy is about
 the size of the input, against ``R*S`` times the input for im2col.
+
+Phases: ``pack`` (the phase-split padded copy; absent for a 1x1 layer) ->
+``gemm`` (the R*S accumulated GEMMs and the crop of the ``Wq - OW`` extra
+columns, which is where the accumulator meets the output).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 
 from ..layouts import adapt
 from .. import implementation as impl
+from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -84,7 +89,7 @@ class GemmDirect(Algorithm):
             for s in range(s_taps)
         ]
 
-        def call(x: Array) -> Array:
+        def pack(x: Array) -> Array:
             # planes[a, b, n, u, v, :] = padded x[n, u*sh + a, v*sw + b, :]
             planes = np.zeros((sh, sw, n, hq + 1, wq, c), dtype)
             for a in range(sh):
@@ -99,7 +104,9 @@ class GemmDirect(Algorithm):
                             :, u0 * sh + a - top : (u1 - 1) * sh + a - top + 1 : sh,
                             v0 * sw + b - left : (v1 - 1) * sw + b - left + 1 : sw,
                         ]
-            flat = planes.reshape(sh, sw, n * per_image, c)
+            return planes.reshape(sh, sw, n * per_image, c)
+
+        def gemm(flat: Array) -> Array:
             acc = np.zeros((rows, g, kg), dtype)
             prod = np.empty((rows, kg), dtype)
             for a, b, offset, r, s in taps:
@@ -120,11 +127,12 @@ class GemmDirect(Algorithm):
 
         if pointwise:
             # a 1x1, stride-1, unpadded layer is one GEMM on the input as it lies
-            def call(x: Array) -> Array:  # noqa: F811
+            def gemm1(x: Array) -> Array:
                 y = np.empty((n * h * w_in, k), dtype)
                 for gi in range(g):
                     np.matmul(x.reshape(-1, c)[:, gi * cg : (gi + 1) * cg], wt[0, 0, gi],
                               out=y[:, gi * kg : (gi + 1) * kg])
                 return y.reshape(n, h, w_in, k)
 
-        return adapt(call, spec.layout, "nhwc")
+            return adapt(phased(("gemm", gemm1)), spec.layout, "nhwc")
+        return adapt(phased(("pack", pack), ("gemm", gemm)), spec.layout, "nhwc")

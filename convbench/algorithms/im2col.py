@@ -1,5 +1,7 @@
 """im2col + GEMM: copy receptive fields into a matrix, then one BLAS GEMM per group.
 
+Phases: ``pack`` (the im2col / im2row copy; absent when the layer skips it) -> ``gemm``.
+
 NHWC uses im2row (an (N*OH*OW) x (G*R*S*Cg) matrix whose group slices are
 multiplied by the (R*S*Cg) x Kg weights of each group); NCHW uses im2col (a (Cg*R*S) x (OH*OW) matrix per
 image and group, with the weights on the left), so both layouts are native
@@ -14,6 +16,9 @@ channel multiplier (:func:`_depthwise_nhwc`). The group-major im2row
 (a 1-channel run per tap and group) followed by an einsum ran at about
 0.1 GFLOP/s, 16-50x slower than the same layer in NCHW, and so inflated every
 "vs baseline" speedup on depthwise layers. It runs on one thread (numpy).
+
+The ``gemm`` step of grouped NHWC layers also interleaves the (G, M, Kg)
+product into NHWC channels, as the GEMM's result is laid out per group.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 from ..kernels.im2col import im2col_nchw
 from ..kernels.im2row import im2row, im2row_bytes
 from .. import implementation as impl
+from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -58,16 +64,16 @@ class Im2col(Algorithm):
         if spec.layout == "nchw":
             w_mat = np.ascontiguousarray(weight.reshape(g, kg, cg * kh * kw), dtype=dtype)
 
-            def call(x: Array) -> Array:
-                x = np.ascontiguousarray(x)
-                if copy:
-                    cols = np.empty((n, g, cg * kh * kw, oh * ow), dtype)
-                    im2col_nchw(x, *geometry, cols)
-                else:
-                    cols = x.reshape(n, g, cg, oh * ow)
-                return np.matmul(w_mat, cols).reshape(n, k, oh, ow)
+            def pack(x: Array) -> Array:
+                cols = np.empty((n, g, cg * kh * kw, oh * ow), dtype)
+                im2col_nchw(np.ascontiguousarray(x), *geometry, cols)
+                return cols
 
-            return call
+            def gemm(cols: Array) -> Array:
+                return np.matmul(w_mat, cols.reshape(n, g, -1, oh * ow)).reshape(n, k, oh, ow)
+
+            # a pointwise layer's input already is the (N, G, Cg, OH*OW) matrix
+            return phased(("pack", pack), ("gemm", gemm)) if copy else phased(("gemm", gemm))
 
         # (G, R*S*Cg, Kg), rows ordered (r, s, c) like im2row's columns
         w_mat = np.ascontiguousarray(
@@ -76,13 +82,13 @@ class Im2col(Algorithm):
         )
         m = n * oh * ow
 
-        def call(x: Array) -> Array:  # noqa: F811
-            x = np.ascontiguousarray(x)
-            if copy:
-                col = np.empty((m, g * kh * kw * cg), dtype)
-                im2row(x, *geometry, g, col)
-            else:
-                col = x.reshape(m, g * cg)
+        def pack(x: Array) -> Array:
+            col = np.empty((m, g * kh * kw * cg), dtype)
+            im2row(np.ascontiguousarray(x), *geometry, g, col)
+            return col
+
+        def gemm(col: Array) -> Array:
+            col = col.reshape(m, -1)  # a view: the matrix, or the pointwise input as it lies
             if cg == 1 and g > 1:
                 # depthwise: G dot products of length R*S per pixel, not G one-column GEMMs;
                 # einsum writes (M, G, Kg), which already is NHWC
@@ -93,7 +99,7 @@ class Im2col(Algorithm):
                 return y.reshape(n, oh, ow, k)
             return np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n, oh, ow, k)
 
-        return call
+        return phased(("pack", pack), ("gemm", gemm)) if copy else phased(("gemm", gemm))
 
 
 def _depthwise_nhwc(spec: ConvSpec, weight: Array) -> ConvCall:
@@ -105,6 +111,7 @@ def _depthwise_nhwc(spec: ConvSpec, weight: Array) -> ConvCall:
     contiguous runs are whole image rows (OW*G values); a pixel-major layout
     copied 128-byte runs and spent 15x longer in numpy's loop overhead.
     Output channel ``g*Kg + j`` is ``sum_t col[t, .., g] * w[g, j, t]``.
+    Phases: ``pack`` (the tap-major copy) -> ``gemm`` (the contraction over taps).
     """
     g, kg = spec.groups, spec.out_channels_per_group
     kh, kw = spec.kernel
@@ -130,7 +137,7 @@ def _depthwise_nhwc(spec: ConvSpec, weight: Array) -> ConvCall:
             taps.append((i0, i1, j0, j1, i0 * sh - top + r * dh, j0 * sw - left + s * dw))
     m = n * oh * ow
 
-    def call(x: Array) -> Array:
+    def pack(x: Array) -> Array:
         col = np.empty((n_taps, n, oh, ow, g), dtype)
         for t, (i0, i1, j0, j1, y0, x0) in enumerate(taps):
             # zeros only where the tap reads padding (border strips), then the copy
@@ -140,6 +147,9 @@ def _depthwise_nhwc(spec: ConvSpec, weight: Array) -> ConvCall:
             col[t, :, i0:i1, j1:] = 0
             if i1 > i0 and j1 > j0:
                 col[t, :, i0:i1, j0:j1] = x[:, y0:y0 + (i1 - i0 - 1) * sh + 1:sh, x0:x0 + (j1 - j0 - 1) * sw + 1:sw]
+        return col
+
+    def gemm(col: Array) -> Array:
         rows = col.reshape(n_taps, m, g)
         y = np.empty((m, g, kg), dtype)
         for j in range(kg):
@@ -148,4 +158,4 @@ def _depthwise_nhwc(spec: ConvSpec, weight: Array) -> ConvCall:
             np.einsum("tmg,tg->mg", rows, w_taps[:, :, j], out=y[:, :, j])
         return y.reshape(n, oh, ow, k)
 
-    return call
+    return phased(("pack", pack), ("gemm", gemm))

@@ -7,6 +7,9 @@ the im2row matrix instead of input pixels reached through the indirection
 buffer. 1x1, stride-1, unpadded layers skip the copy (the input is the
 matrix). Depthwise layers are GEMMs with a reduction of R*S here, as plain
 im2col+GEMM would do them.
+
+Phases: ``pack`` (the im2row copy; absent for a 1x1 layer) -> ``gemm``; NCHW
+adds its layout conversions (``pack`` in front, ``transform_out`` behind).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ..kernels.gemm import gemm_kernel
 from ..kernels.im2row import im2row, im2row_bytes
 from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
+from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -58,15 +62,16 @@ class Im2colNumba(Algorithm):
         copy = not spec.is_pointwise
         geometry = (*spec.kernel, *spec.stride, *spec.dilation, spec.pad_top, spec.pad_left, oh, ow)
 
-        def call(x: Array) -> Array:
-            if copy:
-                col = aligned_empty((n * m, row), dtype)
-                im2row(x, *geometry, g, col)
-            else:
-                col = x
+        def pack(x: Array) -> Array:
+            col = aligned_empty((n * m, row), dtype)
+            im2row(x, *geometry, g, col)
+            return col
+
+        def gemm(col: Array) -> Array:  # the im2row matrix, or a 1x1 layer's input as it lies
             out = aligned_empty(shape, dtype)
             kernel.run(col.reshape(-1), zero, offs, n, m * row, g, taps * cg, kg, packed,
                        kblocks, out.reshape(-1))
             return out
 
+        call = phased(("pack", pack), ("gemm", gemm)) if copy else phased(("gemm", gemm))
         return adapt(call, spec.layout, "nhwc")

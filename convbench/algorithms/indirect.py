@@ -6,6 +6,9 @@ NR-wide panels. The call runs the shared GEMM micro-kernel
 (:mod:`convbench.kernels.gemm`), which loads its A rows through the buffer:
 no im2col matrix, no padded input. Depthwise layers (groups == C) use an
 elementwise per-tap kernel instead of C GEMMs with one output column.
+
+Phases: ``gemm`` (the buffer is built in ``prepare``; depthwise too); NCHW adds
+its layout conversions (``pack`` in front, ``transform_out`` behind).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ..kernels.gemm import gemm_kernel
 from ..kernels.indirection import indirection_buffer, indirection_bytes
 from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
+from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -58,7 +62,7 @@ class Indirect(Algorithm):
                 depthwise(xf, zero, offs, n, img, c, mult, wpk, out.reshape(-1))
                 return out
 
-            return adapt(call, spec.layout, "nhwc")
+            return adapt(phased(("gemm", call)), spec.layout, "nhwc")
 
         g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
         kernel = gemm_kernel(dtype)  # the machine's configured tile (kernels/configs.py)
@@ -71,4 +75,4 @@ class Indirect(Algorithm):
             kernel.run(xf, zero, offs, n, img, g, cg, kg, packed, kblocks, out.reshape(-1))
             return out
 
-        return adapt(call, spec.layout, "nhwc")
+        return adapt(phased(("gemm", call)), spec.layout, "nhwc")

@@ -2,6 +2,9 @@
 
 Supports every spec. Computes in NHWC (weights repacked so the innermost
 loop runs over output channels); NCHW inputs are converted inside the call.
+
+Phases: ``gemm`` (the direct loops are the multiply-accumulate core); NCHW adds
+its layout conversions (``pack`` in front, ``transform_out`` behind).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import numpy as np
 from ..kernels.direct import direct_nhwc, pack_direct
 from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
+from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -42,4 +46,4 @@ class Naive(Algorithm):
             direct_nhwc(x, w, *geometry, out)  # guarded: C-contiguous, spec dtype
             return out
 
-        return adapt(call, spec.layout, "nhwc")
+        return adapt(phased(("gemm", call)), spec.layout, "nhwc")

@@ -14,6 +14,8 @@ says which kernels the session's graph optimizer chose:
 ``onnxruntime:mlas-nchwc`` when it rewrote the node into MLAS's blocked
 NCHWc convolution (input and output reorders included in the call's time),
 ``onnxruntime:mlas`` for the plain MLAS convolution.
+
+Phases: one ``other`` step (a plain callable: the library's call is opaque).
 """
 
 from __future__ import annotations

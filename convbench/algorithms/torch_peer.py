@@ -18,6 +18,8 @@ specs contiguous, so torch gets the layout it is fastest in for each.
 PyTorch pads only symmetrically: asymmetric padding is an explicit ``F.pad``
 inside the timed call. torch's intra-op pool follows the case's thread count
 (:func:`convbench.machine.threads.add_pool`) and is restored after it.
+
+Phases: one ``other`` step (a plain callable: the library's call is opaque).
 """
 
 from __future__ import annotations

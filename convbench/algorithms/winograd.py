@@ -4,6 +4,9 @@ Weights are transformed once in ``prepare`` (U = G g G^T). A call transforms
 the input tiles (numba), does the 16 (per group) channel GEMMs as one
 batched numpy/BLAS matmul (an elementwise product for depthwise layers),
 and transforms back (numba). Only 3x3 kernels, stride 1, dilation 1.
+
+Phases: ``transform_in`` (B^T d B) -> ``gemm`` (the 16 channel GEMMs) ->
+``transform_out`` (A^T m A); NCHW adds its layout conversions.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import numpy as np
 from ..kernels.winograd import input_transform, output_transform, skewed_planes, weight_transform
 from ..layouts import adapt
 from .. import implementation as impl
+from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -67,16 +71,23 @@ class Winograd(Algorithm):
         dtype = spec.np_dtype
         out_shape = (spec.batch, spec.output_height, spec.output_width, spec.out_channels)
 
-        def call(x: Array) -> Array:
+        def transform_in(x: Array) -> Array:
             v = skewed_planes((g, n_tiles, cg), dtype)
             input_transform(np.ascontiguousarray(x), spec.pad_top, spec.pad_left, th, tw, v)
+            return v
+
+        def gemm(v: Array) -> Array:
             m = skewed_planes((g, n_tiles, kg), dtype)
             if depthwise_u is not None:
                 np.multiply(v, depthwise_u, out=m)
             else:
                 np.matmul(v, u, out=m)
+            return m
+
+        def transform_out(m: Array) -> Array:
             y = np.empty(out_shape, dtype)
             output_transform(m, th, tw, y)
             return y
 
+        call = phased(("transform_in", transform_in), ("gemm", gemm), ("transform_out", transform_out))
         return adapt(call, spec.layout, "nhwc")

@@ -15,6 +15,10 @@ F(4x4) does 36 multiplies per 16 outputs where direct does 144 (4x fewer;
 F(2x2) 2.25x, F(6x6) 5.06x), but the transforms' large coefficients round:
 the tolerances below are the measured worst case on the conformance battery
 (``convbench.testing``) with margin; see each class.
+
+Phases: ``transform_in`` (B^T d B) -> ``gemm`` (the grouped GEMM, or the
+elementwise products of a depthwise layer) -> ``transform_out`` (A^T M A);
+NCHW adds its layout conversions.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
 from ..kernels.winograd_tiled import input_transform, output_transform, weight_transform
 from ..layouts import adapt
+from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
@@ -75,19 +80,25 @@ class _WinogradTiled(Algorithm):
         out_shape = (spec.batch, spec.output_height, spec.output_width, k)
         geometry = (spec.pad_top, spec.pad_left, th, tw)
 
+        def transform_in(x: Array) -> Array:
+            v = aligned_empty((tiles, planes, c), dtype)
+            input_transform(m, np.ascontiguousarray(x, dtype), *geometry[:2], th, tw, v)
+            return v
+
+        def transform_out(mm: Array) -> Array:
+            y = aligned_empty(out_shape, dtype)
+            output_transform(m, mm, th, tw, y)
+            return y
+
         if cg == 1:  # depthwise (and channel multipliers): elementwise per plane
             u_dw = np.ascontiguousarray(u.reshape(planes, k), dtype)
             src = np.arange(k) // (k // c)  # input channel of each output channel
 
-            def call(x: Array) -> Array:
-                v = aligned_empty((tiles, planes, c), dtype)
-                input_transform(m, np.ascontiguousarray(x, dtype), *geometry[:2], th, tw, v)
-                mm = v[:, :, src] * u_dw if k != c else v * u_dw
-                y = aligned_empty(out_shape, dtype)
-                output_transform(m, mm, th, tw, y)
-                return y
+            def products(v: Array) -> Array:
+                return v[:, :, src] * u_dw if k != c else v * u_dw
 
-            return adapt(call, spec.layout, "nhwc")
+            return adapt(phased(("transform_in", transform_in), ("gemm", products),
+                                ("transform_out", transform_out)), spec.layout, "nhwc")
 
         kernel = gemm_kernel(dtype)  # the machine's configured tile, as indirect's
         packed = kernel.pack(u.astype(dtype), planes * g)
@@ -95,17 +106,14 @@ class _WinogradTiled(Algorithm):
         offs = (np.arange(tiles, dtype=np.int64) * planes * c).reshape(tiles, 1)
         zero = np.zeros(planes * c, dtype)  # never read: every row is a real tile
 
-        def call(x: Array) -> Array:  # noqa: F811
-            v = aligned_empty((tiles, planes, c), dtype)
-            input_transform(m, np.ascontiguousarray(x, dtype), *geometry[:2], th, tw, v)
+        def gemm(v: Array) -> Array:
             mm = aligned_empty((tiles, planes, k), dtype)
             kernel.run(v.reshape(-1), zero, offs, 1, 0, planes * g, cg, kg, packed, kblocks,
                        mm.reshape(-1))
-            y = aligned_empty(out_shape, dtype)
-            output_transform(m, mm, th, tw, y)
-            return y
+            return mm
 
-        return adapt(call, spec.layout, "nhwc")
+        return adapt(phased(("transform_in", transform_in), ("gemm", gemm),
+                            ("transform_out", transform_out)), spec.layout, "nhwc")
 
 
 @register

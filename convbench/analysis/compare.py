@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .. import groupstats as gs
-from ..results.schema import CASE_KEYS, VARIANT_KEYS
+from ..results.schema import CASE_KEYS, VARIANT_KEYS, with_defaults
 from .verdicts import DEFAULT_THRESHOLD, judge, ratio_ci, speed_gap
 #: Shape columns that must agree for two cases of the same key to be compared.
 SHAPE_COLUMNS = [
@@ -216,8 +216,9 @@ def _check_unique(summary: Any, label: str) -> None:
 
 
 def _fmt_key(key: tuple) -> str:
-    layer, algorithm, layout, dtype, threads = key
-    return f"{layer} / {algorithm} / {layout} / {dtype} / {threads} thread{'s' if threads != 1 else ''}"
+    layer, algorithm, layout, dtype, threads, cache = key
+    return (f"{layer} / {algorithm} / {layout} / {dtype} / {threads} thread{'s' if threads != 1 else ''}"
+            + (f" / {cache} caches" if cache != "warm" else ""))
 
 
 def _listing(keys: list[tuple], limit: int = 8) -> str:
@@ -234,6 +235,7 @@ def aligned_cases(a: Any, b: Any, label_a: str = "A", label_b: str = "B") -> tup
     """
     import pandas as pd
 
+    a, b = with_defaults(a), with_defaults(b)
     _check_unique(a, label_a)
     _check_unique(b, label_b)
     ia = pd.MultiIndex.from_frame(a[CASE_KEYS]) if len(a) else None

@@ -29,7 +29,9 @@ from ..results.schema import specs_of
 from ..timing import geomean
 from .compare import ratio_table
 from .machines import headline_results, machines_section
+from .machine_card import machine_lines
 from .peers import report_lines
+from .phase_report import cache_sections, pack_share_lines, warm_only
 
 PAPER = 'Marat Dukhan, "The Indirect Convolution Algorithm", arXiv:1907.02129 (2019)'
 CONFIG = "paper"
@@ -246,28 +248,12 @@ def evaluate(summary: Any, samples: Any = None) -> list[Finding]:
 # -- the report ---------------------------------------------------------------------------
 
 
-def _machine(env: dict) -> list[str]:
-    cpu = env.get("cpu") or {}
-    cal = env.get("calibration") or {}
-    thr = env.get("threads") or {}
-    sgemm = ", ".join(f"{v} GFLOP/s on {k} thread{'s' if str(k) != '1' else ''}"
-                      for k, v in (cal.get("sgemm_gflops") or {}).items())
-    return [
-        f"- CPU: **{cpu.get('model') or 'unknown'}**, {cpu.get('available_cores') or cpu.get('logical_cores') or '?'} "
-        f"cores available, SIMD: {', '.join(cpu.get('simd') or []) or 'unknown'}",
-        f"- BLAS: {thr.get('blas') or 'unknown'} {thr.get('blas_version') or ''}".rstrip(),
-        f"- calibration: sgemm {sgemm or 'not measured'}; memory copy {cal.get('memory_copy_gbs', 'not measured')} GB/s",
-        f"- host: {(env.get('system') or {}).get('hostname', '?')}; convbench "
-        f"{(env.get('convbench') or {}).get('version', '?')} ({_source_state(env.get('convbench') or {})})",
-        f"- run: {env.get('start_time') or '?'} to {env.get('end_time') or '?'}",
-    ]
-
-
-def _source_state(info: dict) -> str:
-    """The commit, and whether the tree had uncommitted changes (then the commit alone cannot reproduce it)."""
-    dirty = {True: ", **with uncommitted changes (dirty tree): not reproducible from the commit alone**",
-             False: ", clean tree"}.get(info.get("dirty"), ", tree state unknown")
-    return f"commit {info.get('commit') or 'unknown'}{dirty}"
+def verdict_table(findings: list[Finding]) -> list[str]:
+    """The claims x references table of verdicts."""
+    by = {(f.claim, f.reference): f for f in findings}
+    rows = [[str(n), CLAIMS[n], *(f"**{f.verdict}**: {f.headline}" if f else "-"
+                                  for f in (by.get((n, ref)) for ref in REFERENCES))] for n in (1, 2, 3)]
+    return _md_table(["#", "claim (paper)", *[REFERENCE_LABEL[r] for r in REFERENCES]], rows)
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -303,27 +289,29 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
     Figures are those in the folder's ``plots/``, linked as ``{plots_dir}/NAME.png``:
     ``plots`` in report.md (beside it); a notebook passes the path from its own folder.
     """
+    from ..results.io import read_phases
+
     everything, results = results, headline_results(results)  # verdicts never pool machines
     env, summary = results.env, results.summary
     if findings is None:
-        findings = evaluate(summary, results.samples)
+        findings = evaluate(warm_only(summary), results.samples)
     cpu = (env.get("cpu") or {}).get("model") or "an unknown CPU"
     lines = [f"# Reproducing the Indirect Convolution paper on {cpu}", "",
              f"Paper: {PAPER}. Results folder: `{results.path}`; generated {datetime.now():%Y-%m-%d %H:%M}.", ""]
     if env.get("quick"):
         lines += ["> **Quick run** (`--quick`): a few layers and a few samples each. It checks that everything "
                   "runs; its intervals are wide and its verdicts are not a measurement.", ""]
-    lines += ["## Machine", "", *_machine(env), ""]
+    lines += ["## Machine", "", *machine_lines(env), ""]
     counts = summary["status"].value_counts().to_dict()
     lines += [f"{len(summary)} cases ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
               f"{summary['layer'].nunique()} layers, threads {sorted(summary['threads'].unique().tolist())}.", ""]
     lines += ["## Verdicts", "",
               "Each claim judged against the same numba micro-kernel under im2col (the paper's method: the "
               "difference is the algorithm) and against im2col on this machine's BLAS.", ""]
+    if set(summary.get("cache", ["warm"])) == {"warm", "cold"}:
+        lines += ["These verdicts are on the warm cases (the paper's setting); the cold ones follow below.", ""]
     by = {(f.claim, f.reference): f for f in findings}
-    rows = [[str(n), CLAIMS[n], *(f"**{f.verdict}**: {f.headline}" if f else "-"
-                                  for f in (by.get((n, ref)) for ref in REFERENCES))] for n in (1, 2, 3)]
-    lines += _md_table(["#", "claim (paper)", *[REFERENCE_LABEL[r] for r in REFERENCES]], rows) + [""]
+    lines += verdict_table(findings) + [""]
     for n in (1, 2, 3):
         lines += [f"## Claim {n}", "", f"> {CLAIMS[n]}", "", f"Rule: {RULES[n]}", ""]
         for ref in REFERENCES:
@@ -332,6 +320,8 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
                 continue
             lines += [f"### Against {REFERENCE_LABEL[ref]}: {f.verdict}", "", f.headline, ""]
             lines += (_memory_table(f) if n == 3 else _speed_table(f)) + [""]
+    lines += cache_sections(summary, results.samples, evaluate, verdict_table)
+    lines += pack_share_lines(summary, read_phases(results.path))
     lines += report_lines(results)  # best convbench vs best production peer, when peers ran
     lines += machines_section(everything, evaluate, REFERENCE_LABEL)
     figures = [("headline", "Indirect against im2col + GEMM per layer class"),
@@ -347,7 +337,7 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
               "Speedup = median time of the reference / median time of indirect on the same layer, layout, dtype "
               "and thread count, the algorithms measured interleaved. Intervals are 95% percentile-bootstrap "
               "intervals of that ratio of medians (seeded, 2000 resamples of the per-call samples). Memory is the "
-              "extra memory beyond input, weights and output: `measured_workspace_bytes` (tracemalloc) where "
+              "extra memory beyond input, weights and output: `measured_workspace_bytes` (`memory_method`) where "
               "measured, else the algorithm's analytic `workspace_bytes`. A layer \"needs im2col\" unless it is "
               "1x1, stride 1, unpadded. Regenerate with `convbench reproduce --from DIR`.", ""]
     return "\n".join(lines)
@@ -371,16 +361,17 @@ def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = N
     results = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS)
     plots = plot_all(results_dir, formats=formats) if draw else []
     headline = headline_results(results)
-    findings = evaluate(headline.summary, headline.samples)
+    findings = evaluate(warm_only(headline.summary), headline.samples)
     path = Path(results_dir) / "report.md"
     path.write_text(render_report(results, findings))
     return ReproduceOutcome(Path(results_dir), path, plots, findings)
 
 
 def reproduce(out: str | Path | None = None, *, quick: bool = False, monitor: Any = None,
-              calibration: bool = True, formats: Any = None) -> ReproduceOutcome:
+              calibration: bool = True, formats: Any = None, cache: list[str] | None = None) -> ReproduceOutcome:
     """Run ``configs/paper.yaml`` (``quick``: :data:`QUICK_LAYERS` x :data:`QUICK_ALGORITHMS`,
-    quick timing), draw its figures into ``OUT/plots/`` and write ``OUT/report.md``."""
+    quick timing; ``cache``: the cache states, e.g. ``["warm", "cold"]``), draw its figures
+    into ``OUT/plots/`` and write ``OUT/report.md``."""
     from ..config import load_config
     from ..results import default_out_dir
     from ..sweep.plan import plan
@@ -388,10 +379,11 @@ def reproduce(out: str | Path | None = None, *, quick: bool = False, monitor: An
 
     config = load_config(CONFIG)
     the_plan = plan(config, layers=QUICK_LAYERS if quick else None,
-                    algorithms=QUICK_ALGORITHMS if quick else None, quick=quick)
+                    algorithms=QUICK_ALGORITHMS if quick else None, quick=quick, cache=cache)
     if quick:  # a few more samples than a plain --quick, so every speedup has an interval
         the_plan.timing = replace(the_plan.timing, min_samples=max(the_plan.timing.min_samples, QUICK_MIN_SAMPLES))
     out_dir = Path(out) if out is not None else default_out_dir(config.name + ("-quick" if quick else ""))
     outcome = run(the_plan, out_dir, monitor=monitor, calibration=calibration,
-                  argv=["convbench", "reproduce", *(["--quick"] if quick else [])])
+                  argv=["convbench", "reproduce", *(["--quick"] if quick else []),
+                        *(["--cache", ",".join(cache)] if cache else [])])
     return write_report(outcome.out_dir, formats=formats)

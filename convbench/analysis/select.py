@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..results.schema import VARIANT_KEYS
+from ..results.schema import VARIANT_KEYS, with_defaults
 
 SELECTION_FILE = "selection.csv"
 NETWORK_FILE = "selection_network.csv"
@@ -81,6 +81,7 @@ def select_best(summary: Any) -> Any:
     import numpy as np
     import pandas as pd
 
+    summary = with_defaults(summary)
     ok = eligible(summary).to_numpy()
     df = summary.reset_index(drop=True)
     codes = df.groupby(VARIANT_KEYS, sort=False).ngroup().to_numpy()
@@ -132,8 +133,12 @@ def select_best(summary: Any) -> Any:
     return out
 
 
+#: What a network total is per: every variant key but the layer.
+NETWORK_KEYS = [k for k in VARIANT_KEYS if k != "layer"]
+
+
 def network_comparison(summary: Any, selection: Any | None = None) -> Any:
-    """Per layout x dtype x threads: network time of each choice, weighted by ``count``.
+    """Per layout x dtype x threads x cache: network time of each choice, weighted by ``count``.
 
     One row for ``best per layer`` and one per algorithm. ``complete`` says
     whether the choice covers every layer (an incomplete total leaves layers
@@ -142,6 +147,7 @@ def network_comparison(summary: Any, selection: Any | None = None) -> Any:
     """
     import pandas as pd
 
+    summary = with_defaults(summary)
     if selection is None:
         selection = select_best(summary)
     ok = eligible(summary)
@@ -149,16 +155,17 @@ def network_comparison(summary: Any, selection: Any | None = None) -> Any:
     counted.loc[(counted["status"] == "ok") & ~ok, "status"] = "failed"  # beyond tolerance: no win
     per_algo = network_totals(counted)
     rows = []
-    for key, g in selection.groupby(["layout", "dtype", "threads"], sort=False):
+    for key, g in selection.groupby(NETWORK_KEYS, sort=False):
+        variant = dict(zip(NETWORK_KEYS, key))
         chosen = g[g["algorithm"] != ""]
         best_total = float((chosen["count"] * chosen["time_median_s"]).sum()) if len(chosen) else math.nan
         complete = len(chosen) == len(g)
-        rows.append(dict(layout=key[0], dtype=key[1], threads=key[2], choice="best per layer",
+        rows.append(dict(**variant, choice="best per layer",
                          total_s=best_total, layers_ok=len(chosen), layers=len(g), complete=complete,
                          vs_best=1.0 if complete else math.nan))
-        mine = per_algo[(per_algo["layout"] == key[0]) & (per_algo["dtype"] == key[1]) & (per_algo["threads"] == key[2])]
+        mine = per_algo[(per_algo[NETWORK_KEYS] == pd.Series(variant)).all(axis=1)]
         for r in mine.sort_values("total_s").to_dict("records"):
-            rows.append(dict(layout=key[0], dtype=key[1], threads=key[2], choice=r["algorithm"],
+            rows.append(dict(**variant, choice=r["algorithm"],
                              total_s=r["total_s"], layers_ok=r["layers_ok"], layers=r["layers"],
                              complete=r["complete"],
                              vs_best=r["total_s"] / best_total if r["complete"] and complete and best_total > 0 else math.nan))
@@ -166,7 +173,7 @@ def network_comparison(summary: Any, selection: Any | None = None) -> Any:
 
 
 def network_totals(summary: Any) -> Any:
-    """Per algorithm x layout x dtype x threads: sum of ``count * median`` over layers.
+    """Per algorithm x layout x dtype x threads x cache: sum of ``count * median`` over layers.
 
     ``complete`` says whether the algorithm was ``ok`` on every layer; an
     incomplete total leaves out layers it skipped or failed, so it is not a
@@ -174,16 +181,16 @@ def network_totals(summary: Any) -> Any:
     """
     import pandas as pd
 
-    df = summary.copy()
+    df = with_defaults(summary).copy()
     df["weighted_s"] = df["count"] * df["time_median_s"]
     df["weighted_flops"] = df["count"] * df["flops"]
     df["is_ok"] = df["status"] == "ok"
     rows = []
-    for key, g in df.groupby(["algorithm", "layout", "dtype", "threads"], sort=False):
+    for key, g in df.groupby(["algorithm", *NETWORK_KEYS], sort=False):
         ok = g[g["is_ok"]]
         total = float(ok["weighted_s"].sum())
         rows.append({
-            "algorithm": key[0], "layout": key[1], "dtype": key[2], "threads": key[3],
+            "algorithm": key[0], **dict(zip(NETWORK_KEYS, key[1:])),
             "total_s": total if len(ok) else math.nan,
             "gflops": float(ok["weighted_flops"].sum()) / total / 1e9 if total > 0 else math.nan,
             "layers_ok": int(len(ok)), "layers": int(len(g)), "complete": bool(len(ok) == len(g)),

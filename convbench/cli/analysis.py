@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .app import FormatOption, app, console, err_console, fail, option_error, output_format, run_folder
+from .options import plan_overrides
 
 
 def _read(folder: str, samples: bool | list[str] = True):  # type: ignore[no-untyped-def]
@@ -184,6 +185,7 @@ def reproduce(
     out: str = typer.Option(None, "--out", "-o", help="Results folder to create (default: results/paper/<timestamp>/)."),
     quick: bool = typer.Option(False, "--quick", help="A few layers, the three algorithms of the claims, few samples: checks it all runs (well under 2 minutes)."),
     from_results: str = typer.Option(None, "--from", help="Do not run: redraw the figures and rewrite report.md of this existing results folder."),
+    cache: str = typer.Option(None, "--cache", help="Cache states: warm (default), cold or warm,cold; with both, report.md judges the claims warm and cold."),
 ) -> None:
     """Run configs/paper.yaml, draw its figures and write report.md judging the paper's claims."""
     from ..analysis.report import reproduce as run_reproduce, write_report
@@ -202,7 +204,8 @@ def reproduce(
             except ResultsError as exc:
                 option_error("--out", exc)
             with console.status("running configs/paper.yaml" + (" (quick)" if quick else "") + " ..."):
-                outcome = run_reproduce(out, quick=quick)
+                states = plan_overrides(None, None, None, cache)["cache"]
+                outcome = run_reproduce(out, quick=quick, cache=states)
     except (ConfigError, ResultsError, ValueError) as exc:
         fail(str(exc))
     for f in outcome.findings:

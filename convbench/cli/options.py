@@ -27,15 +27,22 @@ def parse_ints(text: str | None, flag: str) -> list[int] | None:
         raise ValueError(f"{flag} must be comma-separated integers, got {text!r}") from None
 
 
-def plan_overrides(algorithms: str | None, threads: str | None, layers: str | None) -> dict:
-    """``-a``, ``-t`` and ``-l`` as :func:`convbench.sweep.plan.plan`'s keyword arguments."""
+def plan_overrides(algorithms: str | None, threads: str | None, layers: str | None,
+                   cache: str | None = None, phases: bool = True) -> dict:
+    """``-a``, ``-t``, ``-l``, ``--cache`` and ``--no-phases`` as :func:`convbench.sweep.plan.plan`'s
+    keyword arguments."""
     counts = parse_ints(threads, "--threads")
     for t in counts or []:
         try:
             check_thread_count(t)
         except ValueError as exc:
             raise ValueError(f"--threads {exc}") from None
-    return {"algorithms": parse_names(algorithms), "threads": counts, "layers": parse_names(layers)}
+    states = parse_names(cache)
+    for state in states or []:
+        if state not in ("warm", "cold"):
+            raise ValueError(f"--cache takes warm, cold or warm,cold; got {state!r}")
+    return {"algorithms": parse_names(algorithms), "threads": counts, "layers": parse_names(layers),
+            "cache": states, "phases": phases}
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -117,7 +117,7 @@ class _LineMonitor(Monitor):
         if self.group is not None and 0 <= pos < len(self.group.cases):
             self.lines.current = case_label(self.group.cases[pos])
 
-    def finished(self, pos: int, row: dict, samples: list) -> None:
+    def finished(self, pos: int, row: dict, samples: list, phases: list | None = None) -> None:
         label = case_label(self.group.cases[pos]) if self.group is not None and pos >= 0 else self.lines.current
         self.lines.update(label, advance=1)
 
@@ -135,7 +135,7 @@ class _BarMonitor(Monitor):
         if self.group is not None and 0 <= pos < len(self.group.cases):
             self.bar.update(self.task, description=case_label(self.group.cases[pos]))
 
-    def finished(self, pos: int, row: dict, samples: list) -> None:
+    def finished(self, pos: int, row: dict, samples: list, phases: list | None = None) -> None:
         self.bar.update(self.task, advance=1)
 
 

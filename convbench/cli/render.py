@@ -198,7 +198,7 @@ def say(console: Console, text: str) -> None:
 # -- the tables of the commands -----------------------------------------------------
 
 #: Columns that move to a header line when every row has the same value.
-HOIST = ("layout", "dtype", "threads")
+HOIST = ("layout", "dtype", "threads", "cache")
 
 
 def print_table(table: Grid, fmt: str = "table", records: Sequence[Mapping[str, Any]] | None = None) -> None:
@@ -249,18 +249,21 @@ def run_summary(best: Any, totals: Any) -> None:
     """The best algorithm per layer and the network totals at the end of a run."""
     if len(best):
         table = _table("best algorithm per layer",
-                       ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "vs baseline"),
+                       ("layer", "layout", "dtype", "threads", "cache", "best", "median", "GFLOP/s", "vs baseline"),
                        ("layer", "best"))
         for r in best.itertuples():
-            table.add_row(r.layer, r.layout, r.dtype, str(r.threads), r.algorithm, fmt_time(r.time_median_s),
+            table.add_row(r.layer, r.layout, r.dtype, str(r.threads), r.cache, r.algorithm, fmt_time(r.time_median_s),
                           fmt(r.gflops, ".1f"), fmt(r.speedup_vs_baseline, ".2f") + "x")
         print_table(table)
     if len(totals):
         table = _table("network total per algorithm (sum of count x median)",
-                       ("algorithm", "layout", "dtype", "threads", "total", "GFLOP/s", "layers ok"), ("algorithm",))
-        for r in totals.sort_values(["layout", "dtype", "threads", "total_s"]).itertuples():
+                       ("algorithm", "layout", "dtype", "threads", "cache", "total", "GFLOP/s", "layers ok"),
+                       ("algorithm",))
+        # complete totals first, fastest first; partial ones (layers left out) after, never ranked above
+        order = totals.assign(partial=~totals["complete"].astype(bool))
+        for r in order.sort_values(["layout", "dtype", "threads", "cache", "partial", "total_s"]).itertuples():
             total = fmt_time(r.total_s) if r.complete else f"[dim]({fmt_time(r.total_s)}, partial)[/]"
-            table.add_row(r.algorithm, r.layout, r.dtype, str(r.threads), total,
+            table.add_row(r.algorithm, r.layout, r.dtype, str(r.threads), r.cache, total,
                           fmt(r.gflops, ".1f"), f"{r.layers_ok}/{r.layers}")
         print_table(table)
 
@@ -269,10 +272,11 @@ def layers_table(name: str, n_layers: int, algorithms: list[str], rows: list[dic
                  not_loaded: list[str] | None = None) -> Grid:
     """The layer table; ``not_loaded`` algorithms (of a config's plugins, never run to look) say so."""
     not_loaded = not_loaded or []
-    table = _table(f"{name}: {n_layers} layers, workspace in KiB (- = unsupported)",
+    table = _table(f"{name}: {n_layers} layers, workspace in KiB (- = unsupported, ? = unknown)",
                    ("layer", "class", "count", "shape", "MFLOP", *algorithms, *not_loaded), ("layer", "class", "shape"))
     for r in rows:
-        ws = [fmt(None if b is None else b / 1024, ".1f") for b in r["workspace_bytes"].values()]
+        ws = ["?" if b == "unknown" else fmt(None if b is None else b / 1024, ".1f")
+              for b in r["workspace_bytes"].values()]
         table.add_row(r["layer"], r["layer_class"], str(r["count"]), r["description"], f"{r['flops'] / 1e6:.1f}", *ws,
                       *["not loaded"] * len(not_loaded))
     return table

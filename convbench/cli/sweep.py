@@ -20,6 +20,8 @@ def run(
     algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's). The baseline is always added."),
     threads: str = typer.Option(None, "--threads", "-t", help="Comma-separated thread counts, e.g. 1,2 (default: the config's)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
+    cache: str = typer.Option(None, "--cache", help="Cache states to measure: warm, cold or warm,cold (default: the config's, warm). Cold evicts every operand from every cache level before each timed call."),
+    phases: bool = typer.Option(True, "--phases/--no-phases", help="Time the steps of every call (pack, transform_in, gemm, transform_out, other) in a pass of their own and write phases.csv (default on)."),
     quick: bool = typer.Option(False, "--quick", help="Few samples: a smoke run, not a measurement (marked in env.json)."),
     repeat: int = typer.Option(None, "--repeat", "-r", help="Repetitions of every case, each in a fresh worker process at another moment of the sweep (default: the config's timing.repeat, 5 unless set; 1 with --quick)."),
     shard: str = typer.Option(None, "--shard", help="Run shard I of N (1-based, e.g. 2/4): a deterministic 1/N of the layers; join with `convbench merge`."),
@@ -78,7 +80,7 @@ def run(
         if shard:
             fail("--shard and --executor do not mix: the executor makes the shards itself (see --tasks)")
         try:
-            overrides = plan_overrides(algorithms, threads, layers)
+            overrides = plan_overrides(algorithms, threads, layers, cache, phases)
         except ValueError as exc:
             fail(str(exc))
         the_plan = plan_for_executor(config, resume, plugin, quick=quick, repeat=repeat, **overrides)
@@ -90,13 +92,14 @@ def run(
         return
     try:
         setup = prepare_run(config, out=out, resume=resume, plugins=plugin, allow_config_plugins=allow_config_plugins,
-                            quick=quick, shard=parse_shard(shard), repeat=repeat, **plan_overrides(algorithms, threads, layers))
+                            quick=quick, shard=parse_shard(shard), repeat=repeat, **plan_overrides(algorithms, threads, layers, cache, phases))
     except FolderNotEmpty as exc:
         fail(f"{exc} with --resume {out}")
     except (ConfigError, ResultsError, PluginError, ValueError) as exc:
         fail(str(exc))
     again = resume_command(config, {
-        "-a": algorithms, "-t": threads, "-l": layers, "--memory-limit": memory_limit, "--quick": quick,
+        "-a": algorithms, "-t": threads, "-l": layers, "--cache": cache, "--no-phases": not phases,
+        "--memory-limit": memory_limit, "--quick": quick,
         "--repeat": str(repeat) if repeat is not None else None,
         "--plugin": plugin, "--allow-config-plugins": allow_config_plugins, "--no-isolation": not isolation,
         "--case-timeout": f"{case_timeout:g}" if case_timeout != DEFAULT_CASE_TIMEOUT else None,
@@ -131,7 +134,8 @@ def run(
     if outcome.rows:
         import pandas as pd
 
-        df = pd.DataFrame(outcome.rows)
+        # the config's layer order (rows arrive in the shuffled measuring order), by layout
+        df = pd.DataFrame(outcome.rows).sort_values("case_index", kind="stable")
         best = select_best(df)
         render.run_summary(best[best["algorithm"] != ""], network_totals(df))  # no winner where no case is ok
     counts = outcome.status_counts

@@ -78,6 +78,10 @@ class Config:
         return list(self.model.threads)
 
     @property
+    def cache(self) -> list[str]:
+        return list(self.model.cache)
+
+    @property
     def baseline(self) -> str | None:
         return self.model.baseline
 
@@ -96,7 +100,8 @@ class Config:
             raise ConfigError(f"{self.path}: no layer matches {', '.join(map(repr, globs))}. Layers: {names}{more}")
         return Config(self.name, self.path, self.model, kept, self.timing)
 
-    def as_run(self, algorithms: list[str], threads: list[int], timing: TimingSettings) -> dict[str, Any]:
+    def as_run(self, algorithms: list[str], threads: list[int], timing: TimingSettings,
+               cache: list[str] | None = None) -> dict[str, Any]:
         """The config as run: every layer explicit, every default filled in."""
         m = self.model
         return {
@@ -107,6 +112,7 @@ class Config:
             "algorithms": list(algorithms),
             "baseline": m.baseline,
             "threads": list(threads),
+            "cache": list(cache if cache is not None else m.cache),
             "plugins": list(m.plugins),
             "timing": timing.to_dict(),
             "layers": [layer.to_yaml_dict() for layer in self.layers],

@@ -11,6 +11,8 @@ A config file (every key is optional except that some layer must exist)::
     algorithms: all              # or a list of registered names
     baseline: im2col             # speedup_vs_baseline is relative to it
     threads: [1, 2]              # an int or a list: one case per count
+    cache: [warm, cold]          # warm (default) and/or cold: operands evicted from every
+                                 # cache level before each timed call (convbench.machine.cache)
     plugins: [my_algos.py]       # modules / files that register algorithms; loaded
                                  # only with consent (--allow-config-plugins)
     defaults:                    # any layer field, applied to every layer
@@ -229,6 +231,7 @@ class ConfigModel(BaseModel):
     algorithms: Literal["all"] | list[str] = "all"
     baseline: str | None = "im2col"
     threads: list[int] = Field(default_factory=lambda: [1])
+    cache: list[Literal["warm", "cold"]] = Field(default_factory=lambda: ["warm"])
     plugins: list[str] = Field(default_factory=list)
     defaults: LayerFields = Field(default_factory=LayerFields)
     timing: TimingModel = Field(default_factory=TimingModel)
@@ -242,6 +245,14 @@ class ConfigModel(BaseModel):
         if not values:
             raise ValueError("must list at least one thread count")
         return [check_thread_count(t) for t in values]
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache(cls, v: Any) -> Any:
+        values = v if isinstance(v, list) else [v]
+        if not values or any(c not in ("warm", "cold") for c in values):
+            raise ValueError(f"must be warm, cold or a list of them, got {v!r}")
+        return list(dict.fromkeys(values))
 
     @field_validator("algorithms", mode="before")
     @classmethod

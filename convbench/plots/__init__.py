@@ -22,6 +22,7 @@ from .cost import figure_accuracy, figure_memory, plot_accuracy, plot_memory
 from .headline import figure_headline, plot_headline
 from .machine import figure_roofline, figure_thread_scaling, plot_roofline, plot_thread_scaling
 from .machines import figure_machines, plot_machines
+from .phases import figure_phases, plot_phases
 from .speed import figure_gflops, figure_speedup, plot_gflops, plot_speedup
 
 __all__ = [
@@ -29,11 +30,12 @@ __all__ = [
     "plot_winner_map", "plot_thread_scaling", "plot_network", "plot_headline", "figure_headline",
     "figure_speedup", "figure_gflops", "figure_memory", "figure_accuracy", "figure_roofline",
     "figure_winner_map", "figure_thread_scaling", "figure_network", "figure_machines", "plot_machines",
+    "figure_phases", "plot_phases",
 ]
 
 #: The figures of ``convbench plot``, by file name (``machines`` too, with several machines).
 FIGURES = ("speedup", "gflops", "memory", "accuracy", "roofline", "winner_map", "thread_scaling", "network",
-           "headline")
+           "headline", "phases")
 
 
 def plot_all(results_dir: str | Path | list[str | Path], out_dir: str | Path | None = None, *,
@@ -73,8 +75,11 @@ def plot_all(results_dir: str | Path | list[str | Path], out_dir: str | Path | N
 
 def _plot_one(res: Any, out: Path, only: list[str] | None, formats: Any, jobs: int | None = None) -> list[Path]:
     """Every figure (or ``only`` these) of one machine's results."""
+    from ..results.io import read_phases
+
     wanted = set(only or FIGURES)
     s, env = res.summary, res.env
+    phases = read_phases(res.path)  # the figure keeps the rows of this summary's cases
     calls = {
         "speedup": lambda: plot_speedup(s, env, out, samples=res.samples, formats=formats),
         "gflops": lambda: plot_gflops(s, env, out, formats=formats),
@@ -84,6 +89,8 @@ def _plot_one(res: Any, out: Path, only: list[str] | None, formats: Any, jobs: i
         "winner_map": lambda: plot_winner_map(s, env, out, formats=formats),
         "thread_scaling": lambda: plot_thread_scaling(s, env, out, formats=formats),
         "network": lambda: plot_network(s, env, out, formats=formats),
+        # only for runs that timed phases (phases.csv with rows)
+        "phases": lambda: plot_phases(s, phases, env, out, formats=formats) if len(phases) else [],
         # the README-sized summary of indirect against im2col; only for runs that have both
         "headline": lambda: (plot_headline(s, env, out, formats=formats)
                              if {"indirect"} <= set(s["algorithm"]) and {"im2col", "im2col-numba"} & set(s["algorithm"])

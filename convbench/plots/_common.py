@@ -140,14 +140,26 @@ def algorithms_of(summary: Any) -> list[str]:
     return list(dict.fromkeys(summary["algorithm"].astype(str)))
 
 
+def _caches(df: Any) -> Any:
+    return df["cache"] if "cache" in df.columns else ["warm"] * len(df)
+
+
 def variants_of(summary: Any) -> list[tuple]:
-    """The (layout, dtype, threads) combinations of a run, in order."""
-    return list(dict.fromkeys(zip(summary["layout"], summary["dtype"], summary["threads"])))
+    """The (layout, dtype, threads, cache) combinations of a run, in order."""
+    return list(dict.fromkeys(zip(summary["layout"], summary["dtype"], summary["threads"], _caches(summary))))
+
+
+def in_variant(df: Any, variant: tuple) -> Any:
+    """The rows of ``df`` in ``variant`` (a boolean mask)."""
+    layout, dtype, threads, cache = variant
+    mask = (df["layout"] == layout) & (df["dtype"] == dtype) & (df["threads"] == threads)
+    return mask & (df["cache"] == cache) if "cache" in df.columns else mask
 
 
 def variant_label(variant: tuple) -> str:
-    layout, dtype, threads = variant
-    return f"{layout.upper()}, {dtype}, {threads} thread{'s' if threads != 1 else ''}"
+    layout, dtype, threads, cache = variant
+    return (f"{layout.upper()}, {dtype}, {threads} thread{'s' if threads != 1 else ''}"
+            + (", cold caches" if cache == "cold" else ""))
 
 
 def layer_order(summary: Any) -> tuple[list[str], list[str]]:

@@ -98,7 +98,8 @@ def figure_winner_map(summary: Any, env: dict | None = None) -> Figure:
     algos = c.algorithms_of(summary)
     variants = c.variants_of(summary)
     families, loose = grid_families(summary)
-    by_key = {(r["layer"], r["layout"], r["dtype"], r["threads"]): r for r in selection.to_dict("records")}
+    by_key = {(r["layer"], r["layout"], r["dtype"], r["threads"], r.get("cache", "warm")): r
+              for r in selection.to_dict("records")}
     panels = []  # (title, family, rest-values, variant)
     for fam in families:
         rest_values = [sorted({co[d] for co in fam["coords"].values()}) for d in fam["rest"]]
@@ -185,9 +186,8 @@ def figure_network(summary: Any, env: dict | None = None) -> Figure:
             env, summary["threads"].unique())
     axes = fig.subplots(len(variants), 1, squeeze=False)[:, 0]
     for ax, variant in zip(axes, variants):
-        part = net[(net["layout"] == variant[0]) & (net["dtype"] == variant[1]) & (net["threads"] == variant[2])]
-        sel = selection[(selection["layout"] == variant[0]) & (selection["dtype"] == variant[1])
-                        & (selection["threads"] == variant[2])]
+        part = net[c.in_variant(net, variant)]
+        sel = selection[c.in_variant(selection, variant)]
         labels = list(part["choice"])
         best_total = part.loc[part["choice"] == "best per layer", "total_s"]
         best_total = float(best_total.iloc[0]) * 1e3 if len(best_total) else math.nan

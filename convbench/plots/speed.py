@@ -50,7 +50,7 @@ def figure_speedup(
     width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (variant, layers, classes) in zip(axes, panels):
-        part = table[(table["layout"] == variant[0]) & (table["dtype"] == variant[1]) & (table["threads"] == variant[2])]
+        part = table[c.in_variant(table, variant)]
         rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}
         for j, algo in enumerate(algos):
             color = c.color_of(algo, algos)
@@ -113,8 +113,7 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
     width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (variant, layers, classes) in zip(axes, panels):
-        part = summary[(summary["layout"] == variant[0]) & (summary["dtype"] == variant[1])
-                       & (summary["threads"] == variant[2])]
+        part = summary[c.in_variant(summary, variant)]
         # each panel its own decades: a slow panel does not squash a fast one
         floor = c.log_floor(part.loc[(part["status"] == "ok") & part["layer"].isin(layers), "gflops"], 0.1)
         rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}

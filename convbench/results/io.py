@@ -34,7 +34,7 @@ import yaml
 from .errors import ResultsError  # defined apart (the lock raises it too); imported from here as before
 from .integrity import SAMPLE_KEY_COLUMNS, check_integrity
 from .schema import (
-    LOCK_FILE, REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, added_since, check_rows,
+    LOCK_FILE, PHASE_COLUMNS, REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, added_since, check_rows,
 )
 from .errors import FolderNotEmpty, ResultsError
 from .tables import csv_text, read_csv, read_table  # noqa: F401  (csv_text, read_csv: resume reads through io)
@@ -114,16 +114,21 @@ class ResultsWriter:
             self._summary = open(self.dir / "summary.csv", mode, newline="")
             self._samples = open(self.dir / "samples.csv", mode, newline="")
             self._reps = open(self.dir / "repetitions.csv", mode, newline="")
+            # appended to even on resume: a folder from before phases.csv gets one with its header
+            self._phases = open(self.dir / "phases.csv", "a" if resume else "w", newline="")
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.dir}: {exc.strerror or exc}") from None
         self._sw = csv.DictWriter(self._summary, SUMMARY_COLUMNS)
         self._pw = csv.DictWriter(self._samples, SAMPLE_COLUMNS)
         self._rw = csv.DictWriter(self._reps, REPETITION_COLUMNS)
+        self._phw = csv.DictWriter(self._phases, PHASE_COLUMNS)
         if not resume:
             self._sw.writeheader()
             self._pw.writeheader()
             self._rw.writeheader()
-        self._flush(self._summary, self._samples, self._reps)
+        if self._phases.tell() == 0:
+            self._phw.writeheader()
+        self._flush(self._summary, self._samples, self._reps, self._phases)
 
     @staticmethod
     def _flush(*files: Any) -> None:
@@ -140,6 +145,14 @@ class ResultsWriter:
     def append_repetition(self, rows: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]]) -> None:
         """One repetition of a group: its samples, then its rows (``repetitions.csv``), each fsynced."""
         self._write_pair(rows, samples, self._rw, self._reps, REPETITION_COLUMNS, "repetitions.csv")
+
+    def append_phases(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """``phases.csv`` rows (see :mod:`convbench.sweep.phasing`), fsynced."""
+        rows = list(rows)
+        check_rows(rows, PHASE_COLUMNS, "phases.csv")
+        for row in rows:
+            self._phw.writerow({k: _cell(row.get(k)) for k in PHASE_COLUMNS})
+        self._flush(self._phases)
 
     def _write_pair(self, rows: Iterable[Mapping[str, Any]], samples: Iterable[Mapping[str, Any]],
                     writer: Any, file: Any, columns: list[str], name: str) -> None:
@@ -165,6 +178,7 @@ class ResultsWriter:
         self._summary.close()
         self._samples.close()
         self._reps.close()
+        self._phases.close()
 
     def __enter__(self) -> "ResultsWriter":
         return self
@@ -226,6 +240,17 @@ def read_env(folder: str | Path) -> dict[str, Any]:
     return env
 
 
+def read_phases(folder: str | Path) -> Any:
+    """``phases.csv`` of a results folder as a DataFrame (empty, with the columns,
+    for a folder from before phases were timed or a run with ``--no-phases``)."""
+    import pandas as pd
+
+    path = Path(folder) / "phases.csv"
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in PHASE_COLUMNS})
+    return read_csv(path, PHASE_COLUMNS)
+
+
 #: The sample columns the analysis commands (plot, report) need.
 ANALYSIS_SAMPLE_COLUMNS = ["case_id", "time_s"]
 
@@ -249,7 +274,7 @@ def read_results(folder: str | Path, *, samples: bool | Sequence[str] = True) ->
         return added_since(name, env["schema_version"])
 
     summary = read_table(folder, "summary", SUMMARY_COLUMNS, added("summary.csv"))
-    for col in ("reason", "layer_class", "network", "description", "implementation", "machine"):
+    for col in ("reason", "layer_class", "network", "description", "implementation", "memory_method", "machine"):
         if col in summary.columns:
             summary[col] = summary[col].astype(object).where(summary[col].notna(), "").astype(str)
     frames = {"summary.csv": summary}

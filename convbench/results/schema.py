@@ -23,7 +23,14 @@ from ..spec import ConvSpec
 #: ``ref_time_s``). Folders of version 1 are read with those columns empty.
 #: 3: ``implementation`` (what really computed each case). Folders of version 2
 #: are read with it empty.
-SCHEMA_VERSION = 3
+#: 4: ``rss_peak_bytes`` and ``memory_method`` (how the memory columns were
+#: measured, or why not); an unknown ``workspace_bytes`` and an unmeasured
+#: ``peak_bytes`` are empty, never 0. Folders of version 3 are read with the two
+#: columns empty (their memory was tracemalloc's, which a peer's allocator escapes).
+#: Also ``cache`` (``warm`` or ``cold``: a sweep dimension and part of every
+#: case key; old folders were all ``warm``), the phase columns of the summary
+#: and ``phases.csv``.
+SCHEMA_VERSION = 4
 
 #: Columns ``summary.csv`` must have (the documented contract).
 REQUIRED_COLUMNS = [
@@ -44,6 +51,16 @@ REQUIRED_COLUMNS = [
 #: ``loops`` (calls per sample), ``prepare_bytes`` (memory the prepared call
 #: keeps), ``measured_workspace_bytes`` (prepare_bytes beyond the weights +
 #: peak_bytes beyond the output: comparable to ``workspace_bytes``),
+#: ``rss_peak_bytes`` (Linux: the resident-set high-water mark during the one
+#: untimed call minus the resident set before it, i.e. what the call needed
+#: beyond what was resident, whoever allocated it; empty where it cannot be
+#: read), ``memory_method`` (what ``prepare_bytes``, ``peak_bytes`` and
+#: ``measured_workspace_bytes`` are: ``tracemalloc`` (convbench's own
+#: algorithms: numpy and numba allocations), ``rss`` (algorithms whose
+#: allocator tracemalloc cannot see, the peers: the resident-set growth), or
+#: ``not measured: <why>`` with the three empty; text after ``;`` notes why
+#: ``rss_peak_bytes`` is empty), ``workspace_bytes`` (analytic; empty when the
+#: algorithm does not know it, as for the peers, never 0),
 #: ``numba_allocs`` (NRT allocations in one call), ``implementation`` (what
 #: really computed the case: ``Algorithm.implementation``, e.g.
 #: ``openblas:SkylakeX``, ``numba:gemm-5x16``, ``torch:Slow2d``), the thread pools as
@@ -72,6 +89,7 @@ SUMMARY_COLUMNS = [
     "baseline", "error_tolerance", "time_mean_s", "time_std_s", "ci_rel_halfwidth", "loops",
     "prepare_bytes", "measured_workspace_bytes", "numba_allocs", "implementation",
     "numba_threads", "blas_threads", "fft_workers", "seed", *REPETITION_SUMMARY_COLUMNS,
+    "rss_peak_bytes", "memory_method", "cache", "phase_sum_ratio", "phases_add_up",
 ]
 
 #: Columns of ``repetitions.csv``: one row per case and repetition, written as
@@ -87,19 +105,36 @@ REPETITION_COLUMNS = ["repetition", "pinned_cpu", *SUMMARY_COLUMNS]
 #: call, ``ref_time_s`` the reference kernel's time in the same round.
 SAMPLE_COLUMNS = [
     "case_index", "case_id", "layer", "algorithm", "layout", "dtype", "threads",
-    "repetition", "round", "sample", "loops", "time_s", "ref_time_s",
+    "repetition", "round", "sample", "loops", "time_s", "ref_time_s", "cache",
+]
+
+#: Columns of ``phases.csv``: one row per case and phase (see :mod:`convbench.phases`),
+#: timed in a pass of their own (repetition 0) beside the whole call: ``time_median_s``
+#: and its CI per call, ``share`` of the whole call's median in the same pass,
+#: ``n_samples``, ``steps`` (how many steps of the call have this phase).
+PHASE_COLUMNS = [
+    "case_id", "layer", "algorithm", "layout", "dtype", "threads", "cache", "phase", "steps",
+    "time_median_s", "time_ci_low_s", "time_ci_high_s", "share", "n_samples",
 ]
 
 #: Columns a schema-1 folder lacks; read as empty (repetition 0) so old runs stay readable.
 ADDED_IN_2 = {"summary.csv": REPETITION_SUMMARY_COLUMNS, "samples.csv": ["repetition", "ref_time_s"]}
 #: Columns a schema-2 folder lacks (read as empty: nothing recorded them then).
 ADDED_IN_3 = {"summary.csv": ["implementation"], "samples.csv": []}
+#: Columns a schema-3 folder lacks (read as empty: nothing recorded them then).
+ADDED_IN_4 = {"summary.csv": ["rss_peak_bytes", "memory_method", "cache", "phase_sum_ratio", "phases_add_up"],
+              "samples.csv": ["cache"]}
+#: What a column missing from an older folder reads as, where empty would be wrong
+#: (every case before schema 4 ran warm, and ``cache`` is part of the case keys).
+COLUMN_DEFAULTS = {"cache": "warm", "repetition": 0}
+#: Each schema's additions, by the version that added them.
+_ADDED = {2: ADDED_IN_2, 3: ADDED_IN_3, 4: ADDED_IN_4}
 
 
 def added_since(name: str, version: int) -> list[str]:
     """The columns of ``name`` (``summary.csv``, ``samples.csv``) a folder of schema
     ``version`` may lack: everything added by a later schema."""
-    return [*(ADDED_IN_2[name] if version < 2 else []), *(ADDED_IN_3[name] if version < 3 else [])]
+    return [col for v, added in sorted(_ADDED.items()) if version < v for col in added[name]]
 
 #: ``ok``: measured and right; ``skipped``: not run (unsupported, the memory
 #: guard, too many threads), ``failed``: a wrong answer; ``error``: raised;
@@ -110,9 +145,12 @@ def added_since(name: str, version: int) -> list[str]:
 STATUSES = ("ok", "skipped", "failed", "error", "crashed", "timeout", "missing")
 
 #: What identifies a case across runs (compare matches runs on it) ...
-CASE_KEYS = ["layer", "algorithm", "layout", "dtype", "threads"]
+CASE_KEYS = ["layer", "algorithm", "layout", "dtype", "threads", "cache"]
 #: ... and a layer variant, whose algorithms are set against each other.
-VARIANT_KEYS = ["layer", "layout", "dtype", "threads"]
+VARIANT_KEYS = ["layer", "layout", "dtype", "threads", "cache"]
+
+#: The cache states a case can be timed in (see :mod:`convbench.machine.cache`).
+CACHE_STATES = ("warm", "cold")
 
 FILES = ("summary.csv", "samples.csv", "env.json", "config.yaml")
 
@@ -131,9 +169,26 @@ class SchemaError(ValueError):
     """A row does not fit the schema (a missing or unknown column): a bug, never dropped silently."""
 
 
-def case_id(layer: str, layout: str, dtype: str, threads: int, algorithm: str) -> str:
-    """The stable key of a case, e.g. ``conv1|nhwc|float32|t1|im2col``."""
-    return f"{layer}|{layout}|{dtype}|t{threads}|{algorithm}"
+def with_defaults(df: Any) -> Any:
+    """``df`` (a summary or samples DataFrame) with the :data:`COLUMN_DEFAULTS` columns it
+    lacks added, and their empty cells filled: frames built by hand or by older code
+    group and match on the case keys like a folder read from disk."""
+    missing = {k: v for k, v in COLUMN_DEFAULTS.items() if k == "cache" and (k not in df.columns or df[k].isna().any())}
+    if not missing:
+        return df
+    df = df.copy()
+    for k, v in missing.items():
+        df[k] = df[k].fillna(v) if k in df.columns else v
+    return df
+
+
+def case_id(layer: str, layout: str, dtype: str, threads: int, algorithm: str, cache: str = "warm") -> str:
+    """The stable key of a case, e.g. ``conv1|nhwc|float32|t1|im2col``; a cold case
+    says so (``conv1|nhwc|float32|t1|cold|im2col``), a warm one keeps the key it
+    had before the cache dimension existed."""
+    if cache == "warm":
+        return f"{layer}|{layout}|{dtype}|t{threads}|{algorithm}"
+    return f"{layer}|{layout}|{dtype}|t{threads}|{cache}|{algorithm}"
 
 
 def spec_columns(spec: ConvSpec) -> dict[str, Any]:
@@ -174,12 +229,14 @@ def _row(columns: list[str], values: Mapping[str, Any], what: str) -> dict[str, 
     if unknown:
         raise SchemaError(f"{what} has no column(s) {', '.join(map(repr, unknown))}; the columns are {', '.join(columns)}")
     row = dict.fromkeys(columns)
+    row.update({k: v for k, v in COLUMN_DEFAULTS.items() if k in row and k != "repetition"})
     row.update(values)
     return row
 
 
 def summary_row(**values: Any) -> dict[str, Any]:
-    """A ``summary.csv`` row: every column, ``None`` where not given; an unknown name is a :class:`SchemaError`."""
+    """A ``summary.csv`` row: every column, ``None`` where not given (``cache``: ``warm``);
+    an unknown name is a :class:`SchemaError`."""
     return _row(SUMMARY_COLUMNS, values, "summary.csv")
 
 
@@ -191,6 +248,11 @@ def repetition_row(repetition: int, pinned_cpu: int | None, row: Mapping[str, An
 def sample_row(**values: Any) -> dict[str, Any]:
     """A ``samples.csv`` row, as :func:`summary_row`."""
     return _row(SAMPLE_COLUMNS, values, "samples.csv")
+
+
+def phase_row(**values: Any) -> dict[str, Any]:
+    """A ``phases.csv`` row, as :func:`summary_row`."""
+    return _row(PHASE_COLUMNS, values, "phases.csv")
 
 
 def check_rows(rows: Iterable[Mapping[str, Any]], columns: list[str], what: str) -> None:

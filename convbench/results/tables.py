@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import ResultsError
-from .schema import SCHEMA_VERSION
+from .schema import COLUMN_DEFAULTS, SCHEMA_VERSION
 
 EXTRA_HINT = "pip install 'convbench[parquet]' (or pip install pyarrow)"
 
@@ -171,5 +171,5 @@ def read_csv(path: str | Path, columns: list[str], added: Sequence[str] = (), *,
         raise ResultsError(f"{path} is not UTF-8 text (byte {exc.start}); not a convbench CSV") from None
     for col in added:
         if col not in df.columns and (usecols is None or col in usecols):
-            df[col] = 0 if col == "repetition" else math.nan
+            df[col] = COLUMN_DEFAULTS.get(col, math.nan)
     return df

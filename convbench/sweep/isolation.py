@@ -6,15 +6,13 @@ already measured, so :func:`convbench.sweep.session.run` hands each group of
 cases to a worker (``python -m convbench.sweep.worker``, :mod:`.worker`) and
 only writes rows. This module is the parent's side: :class:`WorkerPool`.
 
-- The worker is started once per sweep and reused while healthy: imports
-  and numba's JIT happen once, and timing happens inside it exactly as
-  in-process (:func:`convbench.sweep.measure.measure_group`).
+- The worker is started once per sweep and reused while healthy (imports and
+  JIT once); it times exactly as in-process (:func:`.measure.measure_group`).
 - It loads the same plugins as the parent; an algorithm registered only in
   the parent's memory (a class defined at runtime) cannot be seen there and
   is refused up front, with the advice to run without isolation.
-- It reports which case is running (and which sample) through a small
-  shared "heartbeat" file, outside the timed regions; finished cases' rows
-  come back over a pipe as soon as they are final.
+- It reports which case (and sample) is running through a shared "heartbeat"
+  file, outside the timed regions; finished cases come back over a pipe.
 - If it dies, the running case becomes a ``crashed`` row naming the signal;
   if no progress is seen for ``case_timeout`` seconds (one case's set-up, or
   one sample), it is killed and the case becomes a ``timeout`` row. A fresh
@@ -89,7 +87,7 @@ class _Failure:
 
 @dataclasses.dataclass
 class _Attempt:
-    done: dict[int, tuple[Row, list[tuple[int, Row]]]] = dataclasses.field(default_factory=dict)
+    done: dict[int, tuple[Row, list[tuple[int, Row]], list[Row]]] = dataclasses.field(default_factory=dict)
     failure: _Failure | None = None
 
 
@@ -217,17 +215,19 @@ class WorkerPool:
         return beat, pos, sample, stage.rstrip(b"\0").decode("utf-8", "replace")
 
     def measure(self, group: Group, timing: TimingSettings, seed: int = 0, baseline: str | None = None,
-                monitor: Monitor | None = None, *, repetition: int = 0, pin: int | None = None) -> GroupResult:
+                monitor: Monitor | None = None, **options: Any) -> GroupResult:
         """Measure ``group`` in the worker; every case ends as one row whatever the worker does.
 
         ``monitor`` hears ``begin``, ``started`` and ``finished`` (positions in
-        ``group.cases``) as the worker reports them; ``repetition``, ``pin``: see ``measure_group``.
+        ``group.cases``) as the worker reports them; ``options`` are ``measure_group``'s
+        ``repetition``, ``pin`` and ``phases``.
         """
         mon = monitor or Monitor()
         mon.begin(group)
         n = len(group.cases)
         final: dict[int, Row] = {}
         samples: list[tuple[int, int, Row]] = []
+        phase_rows: dict[int, list[Row]] = {}
         failures = 0
         attempt_no = 0
         while len(final) < n:
@@ -235,9 +235,9 @@ class WorkerPool:
             batches = [[p] for p in pending] if failures >= 2 else [pending]
             for batch in batches:
                 sub = dataclasses.replace(group, cases=tuple(group.cases[p] for p in batch))
-                attempt = self._attempt(sub, timing, seed, baseline, mon, batch, repetition, pin)
-                for i, (row, smp) in attempt.done.items():
-                    final[batch[i]] = row
+                attempt = self._attempt(sub, timing, seed, baseline, mon, batch, options)
+                for i, (row, smp, phs) in attempt.done.items():
+                    final[batch[i]], phase_rows[batch[i]] = row, phs
                     samples.extend((attempt_no, seq, s) for seq, s in smp)
                 attempt_no += 1
                 f = attempt.failure
@@ -258,7 +258,7 @@ class WorkerPool:
         rows = [final[p] for p in range(n)]
         finish_rows(rows, group.spec.flops, baseline)
         samples.sort(key=lambda item: item[:2])  # in the order taken
-        return GroupResult(rows=rows, samples=[s for _, _, s in samples])
+        return GroupResult(rows, [s for _, _, s in samples], [p for q in sorted(phase_rows) for p in phase_rows[q]])
 
     @staticmethod
     def _failed_row(case: Case, seed: int, baseline: str | None, status: str, reason: str) -> Row:
@@ -267,11 +267,11 @@ class WorkerPool:
         return row
 
     def _attempt(self, group: Group, timing: TimingSettings, seed: int, baseline: str | None,
-                 mon: Monitor, positions: list[int], repetition: int = 0, pin: int | None = None) -> _Attempt:
-        """Measure ``group`` (the cases at ``positions`` of the whole group) in the worker once."""
+                 mon: Monitor, positions: list[int], options: dict[str, Any]) -> _Attempt:
+        """Measure ``group`` (the cases at ``positions`` of the whole group) in the worker once;
+        ``options``: measure_group's ``repetition``, ``pin`` and ``phases``."""
         out = _Attempt()
-        job = {"group": group, "timing": timing, "seed": seed, "baseline": baseline,
-               "repetition": repetition, "pin": pin}
+        job = {"group": group, "timing": timing, "seed": seed, "baseline": baseline, **options}
         for retry in (False, True):  # a worker that died between groups is replaced once
             self._ensure()
             assert self._conn is not None and self._proc is not None
@@ -301,8 +301,8 @@ class WorkerPool:
                 if kind == "start":
                     mon.started(positions[msg[1]])
                 elif kind == "done":
-                    out.done[msg[1]] = (msg[2], msg[3])
-                    mon.finished(positions[msg[1]], msg[2], msg[3])
+                    out.done[msg[1]] = (msg[2], msg[3], msg[4])
+                    mon.finished(positions[msg[1]], msg[2], msg[3], msg[4])
                 elif kind == "group-error":
                     out.failure = _Failure("error", msg[1], -1)
                     return out

@@ -4,7 +4,7 @@ The unit of measurement is a :class:`~.plan.Group`: one layer in one layout
 and dtype at one thread count, with every algorithm to compare on it. Its
 cases are set up one by one (``prepare`` timed, a warm-up call kept as
 ``compile_s`` and checked against :func:`convbench.reference`, one untimed
-call under tracemalloc for memory), then timed *interleaved*, round by round,
+call for memory, see :mod:`.footprint`), then timed *interleaved*, round by round,
 so a drift of the machine does not favour whoever ran first. Each round
 starts with a small fixed sgemm (the *reference kernel*), whose time every
 sample of the round carries: the machine's speed while it was measured. The
@@ -39,37 +39,13 @@ from ..registry import get_algorithm
 from ..results.schema import sample_row, spec_columns, summary_row
 from ..spec import ConvSpec
 from .footprint import measure_memory
+from .refkernel import REF_FLOPS, ReferenceKernel  # noqa: F401 (REF_FLOPS: the session's)
+from .phasing import phase_rows
+from ..machine.cache import cold_cache
 from ..timing import Sampler, TimingSettings, loops_for, summarize
 from .plan import Case, Group
 
 Row = dict[str, Any]
-
-#: The reference kernel: a float32 sgemm of this size through numpy's BLAS
-#: (2*128^3 = 4.2 MFLOP, tens of microseconds: cheap beside a round, long
-#: enough for the timer), on the case's threads and core.
-REF_N = 128
-REF_FLOPS = 2 * REF_N**3
-
-
-class ReferenceKernel:
-    """The fixed sgemm timed at the start of every round, warm."""
-
-    def __init__(self) -> None:
-        rng = np.random.default_rng(0)
-        self.a = rng.standard_normal((REF_N, REF_N), dtype=np.float32)
-        self.b = rng.standard_normal((REF_N, REF_N), dtype=np.float32)
-        self.c = np.empty((REF_N, REF_N), np.float32)
-        np.matmul(self.a, self.b, out=self.c)
-
-    def time(self) -> float:
-        # an untimed call first: the previous round's algorithms evicted the operands
-        # from cache, and timed cold the kernel measured what ran before it (70 against
-        # 150 us, by the rotation's order), not the machine's speed
-        np.matmul(self.a, self.b, out=self.c)
-        t0 = time.perf_counter()
-        np.matmul(self.a, self.b, out=self.c)
-        return time.perf_counter() - t0
-
 
 @dataclass
 class GroupResult:
@@ -77,6 +53,7 @@ class GroupResult:
 
     rows: list[Row] = field(default_factory=list)
     samples: list[Row] = field(default_factory=list)
+    phases: list[Row] = field(default_factory=list)  # phases.csv rows (repetition 0)
 
 
 # -- measuring ---------------------------------------------------------------------
@@ -89,7 +66,7 @@ def base_row(case: Case, seed: int, baseline: str | None) -> Row:
         case_index=case.index, case_id=case.case_id, layer=layer.name, layer_class=layer.layer_class,
         network=layer.network, description=case.spec.describe(), count=layer.count, algorithm=case.algorithm,
         status=None, reason="", threads=case.threads, **spec_columns(case.spec),
-        baseline=baseline or "", seed=seed, n_samples=0,
+        baseline=baseline or "", seed=seed, n_samples=0, cache=case.cache,
     )
 
 
@@ -124,6 +101,7 @@ class _Live:
     last: Any = None  # the output of the last timed call
     check: Callable[[Any], tuple[str, str, float]] | None = None
     baseline: bool = False
+    phase_rows: list[Row] = field(default_factory=list)
 
 
 class Monitor:
@@ -152,9 +130,10 @@ class Monitor:
     def sampling(self, n_live: int) -> None:
         """Set-up is over; ``n_live`` cases are sampled interleaved from now on."""
 
-    def finished(self, pos: int, row: Row, samples: list[tuple[int, Row]]) -> None:
-        """Case ``pos`` is final: its row (speedup excepted) and its samples as
-        ``(seq, sample row)``, ``seq`` numbering the group's samples in the order taken."""
+    def finished(self, pos: int, row: Row, samples: list[tuple[int, Row]], phases: list[Row] | None = None) -> None:
+        """Case ``pos`` is final: its row (speedup excepted), its samples as
+        ``(seq, sample row)``, ``seq`` numbering the group's samples in the order
+        taken, and its ``phases.csv`` rows (repetition 0 only)."""
 
 
 def measure_group(
@@ -167,6 +146,7 @@ def measure_group(
     monitor: Monitor | None = None,
     repetition: int = 0,
     pin: int | None = None,
+    phases: bool = True,
 ) -> GroupResult:
     """Measure every case of ``group`` once (one repetition); never raises for a case's own failure.
 
@@ -176,21 +156,31 @@ def measure_group(
     ``memory_limit`` (bytes) caps what a case may hold (input + output +
     weights + declared workspace) below MemAvailable. ``repetition`` tags
     the samples (memory is measured in repetition 0 only: it does not
-    drift); ``pin`` is the core to run on (``None``: anywhere).
+    drift); ``pin`` is the core to run on (``None``: anywhere). ``phases``:
+    time the steps of each call in repetition 0 (:mod:`.phasing`). A group
+    whose ``cache`` is ``cold`` evicts the operands from every cache level
+    before each timed call (:mod:`convbench.machine.cache`), one call a sample.
     """
     spec = group.spec
     rows = {c.algorithm: base_row(c, seed, baseline) for c in group.cases}
     result = GroupResult()
     mon = monitor or Monitor()
 
-    def finish(pos: int, case: Case, samples: list[tuple[int, Row]]) -> None:
+    def finish(pos: int, case: Case, samples: list[tuple[int, Row]], phase_rows: list[Row] | None = None) -> None:
         row = rows[case.algorithm]
         _rate(row, spec.flops)
-        mon.finished(pos, row, samples)
+        result.phases.extend(phase_rows or [])
+        mon.finished(pos, row, samples, phase_rows or [])
 
     mon.begin(group)
     mon.stage(-1, "the group's set-up")
     reason = check_threads(group.threads) or check_fits(spec, 0, memory_limit)
+    flush: Callable[[], None] | None = None
+    if not reason and group.cache == "cold":
+        try:
+            flush = cold_cache(memory_limit).flush
+        except (ValueError, MemoryError) as exc:
+            reason = f"cold cache: {exc}"
     if reason:
         for pos, case in enumerate(group.cases):
             rows[case.algorithm].update(status="skipped", reason=reason)
@@ -220,8 +210,9 @@ def measure_group(
                     continue
                 stage = "workspace_bytes()"
                 mon.stage(pos, stage)
-                row["workspace_bytes"] = int(algo.workspace_bytes(spec))
-                too_big = check_fits(spec, row["workspace_bytes"], memory_limit)
+                ws = algo.workspace_bytes(spec)  # None: unknown, an empty cell; the guard counts it as 0
+                row["workspace_bytes"] = None if ws is None else int(ws)
+                too_big = check_fits(spec, row["workspace_bytes"] or 0, memory_limit)
                 if too_big:
                     row.update(status="skipped", reason=too_big)
                     finish(pos, case, [])
@@ -267,7 +258,8 @@ def measure_group(
                 mon.stage(pos, stage)
                 t0 = time.perf_counter()
                 call(x)
-                loops = loops_for(time.perf_counter() - t0, timing.min_sample_time_s)
+                # cold: one call a sample, each after an eviction
+                loops = 1 if flush else loops_for(time.perf_counter() - t0, timing.min_sample_time_s)
             except (Exception, SystemExit) as exc:  # any failure of the algorithm is a row, not a crash
                 row.update(status="error", reason=_raised(stage, exc))
                 finish(pos, case, [])
@@ -277,8 +269,17 @@ def measure_group(
             live.append(_Live(pos, case, row, call, x, Sampler(timing, loops), check=check,
                               baseline=case.algorithm == baseline))
 
+        live_at = {item.pos: item for item in live}
         mon.sampling(len(live))
-        _sample_interleaved(live, result, finish, mon, repetition)
+        if phases and repetition == 0:  # the phase pass follows the sampling: finish after it
+            done: list[_Live] = []
+            _sample_interleaved(live, result, lambda pos, case, smp: done.append(live_at[pos]), mon,
+                                repetition, flush)
+            for item in sorted(done, key=lambda i: i.pos):
+                _phase_pass(item, timing, flush, mon)
+                finish(item.pos, item.case, item.samples, item.phase_rows)
+        else:
+            _sample_interleaved(live, result, finish, mon, repetition, flush)
 
     finish_rows([rows[c.algorithm] for c in group.cases], spec.flops, baseline)
     result.rows = [rows[c.algorithm] for c in group.cases]
@@ -287,7 +288,7 @@ def measure_group(
 
 def _sample_interleaved(
     live: list[_Live], result: GroupResult, finish: Callable[[int, Case, list[tuple[int, Row]]], None],
-    mon: Monitor, repetition: int = 0,
+    mon: Monitor, repetition: int = 0, flush: Callable[[], None] | None = None,
 ) -> None:
     """Round by round, the reference kernel then one sample of every unfinished
     case, in a rotating order; the baseline stays while any other case is left."""
@@ -309,6 +310,10 @@ def _sample_interleaved(
                 n = len(item.samples)
                 mon.sample(item.pos, n)
                 try:
+                    if flush is not None:  # untimed, but spent: it counts toward the time rules
+                        t_flush = time.perf_counter()
+                        flush()
+                        item.sampler.elapsed_s += time.perf_counter() - t_flush
                     t0 = time.perf_counter()
                     for _ in range(loops):
                         y = call(x)
@@ -322,7 +327,7 @@ def _sample_interleaved(
                 sample = sample_row(
                     case_index=c.index, case_id=c.case_id, layer=c.layer.name, algorithm=c.algorithm,
                     layout=c.spec.layout, dtype=c.spec.dtype, threads=c.threads, repetition=repetition,
-                    round=rnd, sample=n, loops=loops, time_s=per_call, ref_time_s=ref_time,
+                    round=rnd, sample=n, loops=loops, time_s=per_call, ref_time_s=ref_time, cache=c.cache,
                 )
                 item.samples.append((seq, sample))
                 result.samples.append(sample)
@@ -339,6 +344,19 @@ def _sample_interleaved(
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _phase_pass(item: _Live, timing: TimingSettings, flush: Callable[[], None] | None, mon: Monitor) -> None:
+    """The phase pass of an ok case (:mod:`.phasing`); a step that raises is an ``error`` row."""
+    if item.row["status"] != "ok":
+        return
+    mon.stage(item.pos, "the phase pass")
+    try:
+        item.phase_rows, columns = phase_rows(item.case, item.call, item.x, timing, flush, item.sampler.samples)
+    except (Exception, SystemExit) as exc:
+        item.row.update(status="error", reason=_raised("the phase pass", exc))
+        return
+    item.row.update(columns)
 
 
 def _check_last(item: _Live) -> None:

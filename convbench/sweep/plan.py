@@ -29,21 +29,24 @@ class Case:
     spec: ConvSpec
     algorithm: str
     threads: int
+    cache: str = "warm"  # "warm" or "cold": see convbench.machine.cache
 
     @property
     def case_id(self) -> str:
-        return schema.case_id(self.layer.name, self.spec.layout, self.spec.dtype, self.threads, self.algorithm)
+        return schema.case_id(self.layer.name, self.spec.layout, self.spec.dtype, self.threads, self.algorithm,
+                              self.cache)
 
 
 @dataclass(frozen=True)
 class Group:
-    """The cases measured together, interleaved: same spec, same threads."""
+    """The cases measured together, interleaved: same spec, same threads, same cache state."""
 
     index: int
     layer: Layer
     spec: ConvSpec
     threads: int
     cases: tuple[Case, ...]
+    cache: str = "warm"
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Plan:
     quick: bool = False
     shard: tuple[int, int] | None = None
     plugins: list[str] = field(default_factory=list)  # plugins named beside the config, recorded in config.yaml
+    cache: list[str] = field(default_factory=lambda: ["warm"])  # the cache states swept
+    phases: bool = True  # time the steps of each call (phases.csv); --no-phases turns it off
 
     @property
     def cases(self) -> list[Case]:
@@ -68,7 +73,7 @@ class Plan:
         return sum(len(g.cases) for g in self.groups)
 
     def config_as_run(self) -> dict[str, Any]:
-        data = self.config.as_run(self.algorithms, self.threads, self.timing)
+        data = self.config.as_run(self.algorithms, self.threads, self.timing, self.cache)
         data["plugins"] = list(dict.fromkeys([*data["plugins"], *self.plugins]))
         return data
 
@@ -95,6 +100,8 @@ def plan(
     shard: tuple[int, int] | None = None,
     plugins: list[str] | None = None,
     repeat: int | None = None,
+    cache: list[str] | None = None,
+    phases: bool = True,
 ) -> Plan:
     """Expand a config (with overrides) into groups of cases.
 
@@ -104,7 +111,9 @@ def plan(
     threads, algorithm). ``shard=(I, N)`` keeps every N-th group starting at
     I-1, so the N shards partition the sweep and each keeps whole groups
     (speedups need the baseline measured beside the others). ``repeat``
-    replaces the config's number of repetitions (``quick`` implies 1 unless given).
+    replaces the config's number of repetitions (``quick`` implies 1 unless given);
+    ``cache`` the config's cache states (``warm``, ``cold``); ``phases=False``
+    skips the phase pass (``--no-phases``).
     """
     config = config.select_layers(layers)
     names = (
@@ -121,31 +130,43 @@ def plan(
             raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
         timing = replace(timing, repeat=repeat)
     shard = check_shard(shard) if shard is not None else None
+    caches = [check_cache_state(c) for c in cache] if cache is not None else config.cache
+    if not caches:
+        raise ValueError("cache states: give at least one (warm, cold)")
     groups: list[Group] = []
     index = 0
     gi = 0
     for layer in config.layers:
         for spec in layer.variants():
             for t in counts:
-                cases = []
-                for name in names:
-                    cases.append(Case(index, layer, spec, name, t))
-                    index += 1
-                if shard is None or gi % shard[1] == shard[0] - 1:
-                    groups.append(Group(gi, layer, spec, t, tuple(cases)))
-                gi += 1
+                for state in caches:
+                    cases = []
+                    for name in names:
+                        cases.append(Case(index, layer, spec, name, t, state))
+                        index += 1
+                    if shard is None or gi % shard[1] == shard[0] - 1:
+                        groups.append(Group(gi, layer, spec, t, tuple(cases), state))
+                    gi += 1
     if not groups:
         raise ConfigError(
             f"{config.path}: shard {shard[0]}/{shard[1]} is empty: the sweep has only {gi} group(s) "
             "(layer variants x thread counts); use at most that many shards"
             if shard else f"{config.path}: the sweep is empty: no layer to measure"
         )
-    return Plan(config, names, counts, timing, groups, quick, shard, list(plugins or []))
+    return Plan(config, names, counts, timing, groups, quick, shard, list(plugins or []), list(caches), phases)
+
+
+def check_cache_state(value: object) -> str:
+    """``warm`` or ``cold``; ``ValueError`` names the value otherwise."""
+    if value not in schema.CACHE_STATES:
+        raise ValueError(f"a cache state must be one of {', '.join(schema.CACHE_STATES)}, got {value!r}")
+    return str(value)
 
 
 def describe_layers(plan: Plan) -> list[dict[str, Any]]:
     """The expanded layer table: one row per layer variant, FLOPs and each
-    algorithm's analytic workspace (``None`` where it does not support it)."""
+    algorithm's analytic workspace (``None`` where it does not support it,
+    ``"unknown"`` where the algorithm does not know it: a peer's library)."""
     rows = []
     for layer in plan.config.layers:
         for spec in layer.variants():
@@ -158,7 +179,8 @@ def describe_layers(plan: Plan) -> list[dict[str, Any]]:
                 algo = get_algorithm(name)
                 try:
                     why = algo.supports(spec)
-                    row["workspace_bytes"][name] = None if why else int(algo.workspace_bytes(spec))
+                    ws = None if why else algo.workspace_bytes(spec)
+                    row["workspace_bytes"][name] = None if why else "unknown" if ws is None else int(ws)
                 except Exception:
                     row["workspace_bytes"][name] = None
             rows.append(row)

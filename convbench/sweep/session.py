@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,6 +29,7 @@ from ..results.resume import open_resume
 from ..results.schema import STATUSES, SUMMARY_COLUMNS, repetition_row, summary_row
 from ..timing import repetition_schedule
 from .isolation import DEFAULT_CASE_TIMEOUT, WorkerPool, check_case_timeout, check_loadable
+from ..machine.cache import describe_cold_cache
 from .measure import REF_FLOPS, GroupResult, Monitor, Row, measure_group
 from .plan import Group, Plan, plan as make_plan, whole_groups, whole_repetitions, without_cases
 from .repeats import DRIFT_LIMIT, combine, repetition_drift
@@ -98,6 +99,8 @@ def prepare_run(
     quick: bool = False,
     shard: tuple[int, int] | None = None,
     repeat: int | None = None,
+    cache: list[str] | None = None,
+    phases: bool = True,
 ) -> RunSetup:
     """Load plugins and the config, plan the sweep, and choose its results folder.
 
@@ -123,7 +126,7 @@ def prepare_run(
     the_config = load_config(config)
     load_config_plugins(the_config, allow=allow_config_plugins, given=targets)
     the_plan = make_plan(the_config, algorithms=algorithms, threads=threads, layers=layers, quick=quick,
-                         shard=shard, plugins=targets, repeat=repeat)
+                         shard=shard, plugins=targets, repeat=repeat, cache=cache, phases=phases)
     if resume is not None:
         return RunSetup(the_plan, Path(resume), resume=True)
     check_new_dir(out)
@@ -140,6 +143,7 @@ class Measured:
     repetition_rows: list[Row]
     samples: list[Row]
     rows: list[Row]
+    phases: list[Row] = field(default_factory=list)  # phases.csv rows (repetition 0)
 
 
 def _pin(group: Group, repetition: int, cores: list[int]) -> int | None:
@@ -216,15 +220,17 @@ def iter_results(
         def measure(mon: Monitor | None, group: Group = group, rep: int = rep, pin: int | None = pin) -> GroupResult:
             if pool is None:
                 return measure_group(group, plan.timing, seed, baseline, memory_limit=memory_limit, monitor=mon,
-                                     repetition=rep, pin=pin)
-            return pool.measure(group, plan.timing, seed, baseline, mon, repetition=rep, pin=pin)
+                                     repetition=rep, pin=pin, phases=plan.phases)
+            return pool.measure(group, plan.timing, seed, baseline, mon, repetition=rep, pin=pin,
+                                phases=plan.phases)
 
         result, extra, d = _steady(measure, monitor)
         unstable = abs(d) > DRIFT_LIMIT
         rep_rows = [repetition_row(rep, pin, {**row, "ref_drift": d, "unstable": unstable, "remeasured": extra})
                     for row in result.rows]
         got[rep] = (rep_rows, [_slim(s) for s in result.samples])
-        yield Measured(group, rep, rep_rows, result.samples, final(group, got) if len(got) == repeat else [])
+        yield Measured(group, rep, rep_rows, result.samples, final(group, got) if len(got) == repeat else [],
+                       result.phases)
 
 
 def earlier_repetitions(plan: Plan, state: Any) -> dict[int, dict[int, tuple[list[Row], list[Row]]]]:
@@ -267,7 +273,9 @@ def _new_env(plan: Plan, argv: list[str], settings: dict[str, Any], shard: dict 
         # which are production libraries (analysis sets convbench's best against theirs)
         "peers": [n for n in plan.algorithms if getattr(registry.get_algorithm(n), "peer", False)],
         "timing": plan.timing.to_dict(), "n_cases": plan.n_cases, "start_time": _now(), "end_time": None,
-        "finished": False,
+        "finished": False, "cache_states": list(plan.cache), "phases": plan.phases,
+        # how a cold case was made cold, and the cache sizes that was sized from
+        "cold_cache": describe_cold_cache() if "cold" in plan.cache else None,
     }
 
 
@@ -353,6 +361,7 @@ def run(
             for step in iter_results(todo, monitor, memory_limit=memory_limit, pool=pool,
                                      earlier=earlier_repetitions(todo, state)):
                 writer.append_repetition(step.repetition_rows, step.samples)
+                writer.append_phases(step.phases)
                 if step.rows:
                     writer.append(step.rows)
                     rows.extend(step.rows)

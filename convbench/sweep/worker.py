@@ -55,8 +55,8 @@ class _WorkerMonitor(Monitor):
         self.pos = -1
         self._write(-1, -1, "the interleaved sampling", True)
 
-    def finished(self, pos: int, row: Row, samples: list[tuple[int, Row]]) -> None:
-        self.conn.send(("done", pos, dict(row), list(samples)))
+    def finished(self, pos: int, row: Row, samples: list[tuple[int, Row]], phases: list[Row] | None = None) -> None:
+        self.conn.send(("done", pos, dict(row), list(samples), list(phases or [])))
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -96,7 +96,8 @@ def serve(conn: Connection, beat: mmap.mmap) -> int:
         try:
             measure_group(job["group"], job["timing"], job["seed"], job["baseline"],
                           memory_limit=init["memory_limit"], monitor=monitor,
-                          repetition=job.get("repetition", 0), pin=job.get("pin"))
+                          repetition=job.get("repetition", 0), pin=job.get("pin"),
+                          phases=job.get("phases", True))
             conn.send(("end", None))
         except (BrokenPipeError, ConnectionResetError):
             return 0

@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 #: The helpers every benchmark's verdicts depend on: part of each script's hash.
-SHARED = ("outputs.py", "bench_common.py")
+SHARED = ("outputs.py", "bench_common.py", "peer_checks.py")
 
 PASS, UNDECIDED, FAIL, NOT_JUDGED, NOT_MEASURED, RECORD = (
     "pass", "undecided", "fail", "not judged", "not measured", "record")
@@ -150,15 +150,42 @@ def _git(*args: str) -> str:
         return ""
 
 
-def cpu_model() -> str:
-    """The CPU's model name as the OS reports it."""
+def _cpuinfo() -> dict[str, str]:
+    out: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            out.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return out
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the OS reports it."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+#: AMD families/models a VM shows only as "AMD EPYC": (family, first model, last model) -> core.
+_AMD_CORES = [(23, 0x00, 0x2F, "Zen"), (23, 0x30, 0xFF, "Zen 2"), (25, 0x00, 0x0F, "Zen 3"),
+              (25, 0x10, 0x1F, "Zen 4"), (25, 0x20, 0x5F, "Zen 3"), (25, 0x60, 0xAF, "Zen 4"),
+              (26, 0x00, 0xFF, "Zen 5")]
+
+
+def cpu_detail() -> str:
+    """What a bare model name leaves out: family and model (the core they mean, for AMD) and
+    the vector extensions the kernels care about, e.g. ``family 25 model 17 (Zen 4); AVX-512, VNNI``."""
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    parts = []
+    if info.get("cpu family") and info.get("model"):
+        fam, mod = int(info["cpu family"]), int(info["model"])
+        core = next((c for f, lo, hi, c in _AMD_CORES if f == fam and lo <= mod <= hi), None) \
+            if "AMD" in info.get("vendor_id", "") else None
+        parts.append(f"family {fam} model {mod}" + (f" ({core})" if core else ""))
+    isa = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"), ("avx_vnni", "AVX-VNNI"))
+           if flag in flags] or [name for flag, name in (("avx2", "AVX2"), ("fma", "FMA")) if flag in flags]
+    return "; ".join([*parts, ", ".join(isa)] if isa else parts)
 
 
 def provenance(script: str | Path) -> dict[str, Any]:
@@ -172,6 +199,7 @@ def provenance(script: str | Path) -> dict[str, Any]:
         "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(dirty),
         "cpu": cpu_model(),
+        "cpu_detail": cpu_detail(),
         "kernel_config": active_config_info().get("name"),
         "logical_cpus": __import__("os").cpu_count(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

@@ -3,7 +3,9 @@
     python benchmarks/readme_tables.py            # rewrite every table in README.md
     python benchmarks/readme_tables.py --check    # exit 1 if a table differs or its output is stale
 
-A table in README is a block between two markers naming its output::
+A table in README is a block between two markers naming its output (a
+benchmark's JSON, or a ``report.md`` of ``convbench reproduce``, whose verdict
+table is copied as it stands)::
 
     <!-- table: benchmarks/results/kernels-2026-12-04-amd-epyc.json -->
     ...rendered here, never edited by hand...
@@ -96,7 +98,8 @@ def render(payload: dict) -> str:
     groups: dict[str, list[Check]] = {}
     for c in checks:
         groups.setdefault(c.check, []).append(c)
-    lines = [f"Measured on {prov['cpu']} ({prov['logical_cpus']} logical CPUs, kernel configuration "
+    detail = f"{prov['cpu_detail']}, " if prov.get("cpu_detail") else ""
+    lines = [f"Measured on {prov['cpu']} ({detail}{prov['logical_cpus']} logical CPUs, kernel configuration "
              f"`{prov['kernel_config']}`) by `{prov['command']}` at commit `{prov['commit'][:10]}`"
              f"{' (with uncommitted changes)' if prov.get('dirty') else ''}, {prov['date'][:10]}.",
              "",
@@ -127,6 +130,22 @@ def stale(payload: dict) -> str | None:
     return None
 
 
+def report_verdicts(path: Path) -> str:
+    """The verdict table of a ``report.md`` (``convbench reproduce``), as it stands there."""
+    text = path.read_text()
+    start = text.find("## Verdicts")
+    if start < 0:
+        raise ValueError(f"{path} has no '## Verdicts' section")
+    lines = text[start:].splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = []
+    for line in lines[first:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    return "\n".join(table) + "\n"
+
+
 def rendered(text: str) -> tuple[str, list[str]]:
     """README ``text`` with every table rendered anew, and the problems found
     (a missing or stale output)."""
@@ -137,6 +156,8 @@ def rendered(text: str) -> tuple[str, list[str]]:
         if not path.is_file():
             problems.append(f"{m.group('path')}: no such output")
             return m.group(0)
+        if path.suffix == ".md":  # a report's verdicts, copied as they stand in the checked-in report
+            return m.group(1) + report_verdicts(path) + m.group(4)
         payload = read_output(path)
         why = stale(payload)
         if why:

@@ -3,12 +3,16 @@ cold runs cost, and how does cold change indirect's gain over im2col-numba?
 
 Usage::
 
-    python benchmarks/phases.py [CONFIG] [--algorithms a,b,...] [--layers GLOB,...] [--explore] [-- RUN-OPTIONS]
+    python benchmarks/phases.py [CONFIG] [--algorithms a,b,...] [--layers GLOB,...] [--from DIR]
+                                [--explore] [-- RUN-OPTIONS]
 
 Runs ``convbench run CONFIG`` (default ``configs/paper.yaml``) three times,
 one after another, each into its own folder: warm without the phase pass
 (``--no-phases``), warm with it (the default), and warm + cold
-(``--cache warm,cold``). Then judges:
+(``--cache warm,cold``). ``--from DIR`` takes the phases and the warm/cold
+medians from an existing warm + cold run of the config instead (e.g. the
+shipped ``convbench reproduce --cache warm,cold``), and the three runs, on
+``--layers``, then only measure what phases and cold caches cost. Judges:
 
 - the share of ok cases whose phase medians add up to within +-10% of the
   whole call (floor >= 90%), warm and cold apart;
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--algorithms", default="im2col,im2col-numba,indirect,winograd-f4,fft")
     ap.add_argument("--layers", default=None)
     ap.add_argument("--keep", metavar="DIR", help="keep the three results folders under DIR")
+    ap.add_argument("--from", dest="source", metavar="DIR",
+                    help="judge the phases and warm/cold of this warm+cold results folder")
     ap.add_argument("--out", help="the JSON output (default: benchmarks/results/phases-DATE-CPU.json)")
     ap.add_argument("--explore", action="store_true", help="exit 0 whatever the verdicts")
     args = ap.parse_args(argv)
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, opts in (("warm, no phases", ["--no-phases"]), ("warm", []), ("warm+cold", ["--cache", "warm,cold"])):
         walls[name] = run(args.config, root / name.replace(" ", "").replace(",", "-"), common + opts)
         print(f"  {name:16s} {walls[name]:7.1f} s", file=sys.stderr, flush=True)
-    both = root / "warm+cold"
+    both = Path(args.source) if args.source else root / "warm+cold"
     res = read_results(both, samples=False)
     s, ph = res.summary, read_phases(both)
     ok = s[s["status"] == "ok"]
@@ -116,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         gm = float(geomean(g["measured"]))
         checks.append(Check(f"indirect / im2col-numba, {state}", f"{cls} ({len(g)} variants)", gm, gm, gm,
                             kind="record", extra={"pack_share_median": float(np.median(g["pack_share"]))}))
-    lines = [f"# {args.config} ({args.algorithms}; {' '.join(extra)}): three runs; LLC {llc} bytes"]
+    lines = [f"# {args.config} ({args.algorithms}; layers {args.layers or 'all'}; {' '.join(extra)}): "
+             f"three runs for the costs; phases and warm/cold from {both}; LLC {llc} bytes"]
     for c in checks:
         shown = (fraction(c.extra["k"], c.extra["n"], c.bound * 100 if c.kind == "floor" else None)
                  if "k" in c.extra else f"{c.value:.3g}")
@@ -125,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     path = write_output("phases", __file__, checks, text, out=args.out,
-                        data={"walls_s": walls, "config": args.config, "algorithms": args.algorithms})
+                        data={"walls_s": walls, "config": args.config, "algorithms": args.algorithms,
+                              "layers": args.layers, "source": str(both)})
     print(f"output: {path}")
     return exit_code(checks, args.explore)
 

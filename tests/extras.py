@@ -23,7 +23,10 @@ EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
     "parquet": (("pyarrow",), 'pip install -e ".[parquet]"'),
     "example-plugin": (("convbench_scipy_correlate",),
                        "pip install -e examples/plugins/convbench-scipy-correlate"),
+    "browser": (("selenium",), 'apt-get install chromium chromium-driver; pip install -e ".[browser]"'),
 }
+#: extra -> programs it needs besides its modules (Debian's paths: nothing downloads a browser of its own)
+PROGRAMS: dict[str, tuple[str, ...]] = {"browser": ("/usr/bin/chromium", "/usr/bin/chromedriver")}
 REQUIRE_ENV = "CONVBENCH_REQUIRE_EXTRAS"
 
 
@@ -38,7 +41,8 @@ def needs_extra(extra: str, *modules: str) -> pytest.MarkDecorator:
 def missing(extra: str, modules: tuple[str, ...] = ()) -> list[str]:
     """The modules of ``extra`` (or just ``modules``) that cannot be imported here."""
     wanted = modules or EXTRAS[extra][0]
-    return [m for m in wanted if importlib.util.find_spec(m) is None]
+    absent = [m for m in wanted if importlib.util.find_spec(m) is None]
+    return absent + [p for p in PROGRAMS.get(extra, ()) if not os.access(p, os.X_OK)]
 
 
 def have(extra: str, *modules: str) -> bool:

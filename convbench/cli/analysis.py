@@ -8,6 +8,19 @@ from .app import FormatOption, app, console, err_console, fail, option_error, ou
 from .options import plan_overrides
 
 
+def write_page(folder: object) -> None:
+    """The run's HTML page, written at the end of ``run`` and ``reproduce``; a failure there
+    is a warning, never the loss of the run (the rows are on disk already)."""
+    from ..html import write_html
+    from .render import say
+
+    try:
+        say(console, f"page: {write_html(folder)}")  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - the measurements are written; say what failed and go on
+        err_console.print(f"warning: the HTML page was not written: {type(exc).__name__}: {exc}",
+                          highlight=False, soft_wrap=True)
+
+
 def _read(folder: str, samples: bool | list[str] = True):  # type: ignore[no-untyped-def]
     from ..results import ResultsError, read_results
 
@@ -213,3 +226,29 @@ def reproduce(
         say(console, f"claim {f.claim} vs {f.reference}: [{color}]{f.verdict}[/] - {f.headline}")
     say(console, f"report: {outcome.report}")
     say(console, f"figures: {outcome.report.parent / 'plots'}")
+    write_page(outcome.out_dir)
+
+
+@app.command("report")
+def report_html(
+    folders: list[str] = typer.Argument(..., help="A results folder (or results/<config>: its newest run); two folders A B: a page comparing them."),
+    out: str = typer.Option(None, "--out", "-o", help="The page to write (default: DIR/report.html; for two folders, B/compare.html)."),
+) -> None:
+    """One self-contained HTML page of a run (verdicts, figures, machine, every case), or of two runs compared."""
+    from ..html import write_comparison_html, write_html
+    from ..analysis.compare import CompareError
+    from ..results import ResultsError
+    from .render import say
+
+    dirs = [run_folder(d) for d in folders]
+    if len(dirs) > 2:
+        fail(f"give one results folder, or two to compare; got {len(dirs)}")
+    try:
+        with console.status("writing the page ..."):
+            if len(dirs) == 1:
+                path = write_html(dirs[0], out)
+            else:
+                path = write_comparison_html(dirs[0], dirs[1], out or f"{dirs[1]}/compare.html")
+    except (ResultsError, CompareError, ValueError) as exc:
+        fail(str(exc))
+    say(console, f"page: {path}")

@@ -142,6 +142,10 @@ def run(
     render.say(console, f"{len(outcome.rows)} cases: "
                + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok"))
     render.say(console, f"results: {outcome.out_dir}" + (" (quick run: not a measurement)" if quick else ""))
+    if outcome.rows and not quick:  # a quick run is a smoke test: its page is one command away
+        from .analysis import write_page
+
+        write_page(outcome.out_dir)
     folder = shlex.quote(str(outcome.out_dir))
     render.say(console, f"next: convbench plot {folder}   (figures in {outcome.out_dir / 'plots'})")
     render.say(console, f"      convbench select {folder}   (the best algorithm per layer)")

@@ -14,6 +14,13 @@ with the machine named:
   alarms: nothing changed between the runs);
 - each run's wall time.
 
+``--load N`` starts N busy-loop processes for the second run (each busy for
+50 ms, then idle for 50 ms: a 50% duty, on any core the scheduler picks);
+each stops by itself when the run ends, or after an hour at most. Then the
+checks say how far a busy machine moves the numbers, and how many cases the
+run flagged ``contended`` (a case outside the +-10% band that is flagged
+counts as said, not as silently wrong).
+
 It writes its checks with the commit and a hash of this script to
 ``benchmarks/results/repeatability-DATE-CPU.json`` and exits 1 when a floor
 fails (``--explore``: 0).
@@ -40,6 +47,24 @@ TOLERANCE = 0.10
 TIE = 0.03
 
 
+_BUSY = """
+import os, sys, time
+parent, end = int(sys.argv[1]), time.monotonic() + 3600
+while time.monotonic() < end and os.getppid() == parent:
+    t = time.perf_counter() + 0.05
+    while time.perf_counter() < t:
+        pass
+    time.sleep(0.05)
+"""
+
+
+def busy_loops(n: int) -> list[subprocess.Popen]:
+    """``n`` bounded 50%-duty busy loops (they stop when this process dies, or after an hour)."""
+    import os
+
+    return [subprocess.Popen([sys.executable, "-c", _BUSY, str(os.getpid())]) for _ in range(n)]
+
+
 def run_once(config: str, out: Path, extra: list[str]) -> float:
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "convbench.cli", "run", config, "--out", str(out), *extra]
@@ -57,6 +82,8 @@ def agreement(a, b) -> dict[str, float]:
     time_ratio = both.time_median_s_b / both.time_median_s_a
     speed = both[both.algorithm != both.baseline_a]
     speed_ratio = speed.speedup_vs_baseline_b / speed.speedup_vs_baseline_a
+    flagged = speed["contended_b"].map(lambda v: v is True or str(v) == "True") if "contended_b" in speed \
+        else np.zeros(len(speed), bool)
     same = tie = cells = 0
     for _, g in both.groupby(VARIANT_KEYS):
         ga, gb = g.sort_values("time_median_s_a"), g.sort_values("time_median_s_b")
@@ -70,6 +97,10 @@ def agreement(a, b) -> dict[str, float]:
         "cases": int(len(both)),
         "speedups": int(len(speed)),
         "speedup_within": int(np.sum(np.abs(speed_ratio - 1) <= TOLERANCE)),
+        "speedup_within_or_flagged": int(np.sum((np.abs(speed_ratio - 1) <= TOLERANCE) | np.asarray(flagged))),
+        "contended_b": int(np.sum(b["contended"].map(lambda v: v is True or str(v) == "True")))
+        if "contended" in b else 0,
+        "retaken_b": int(b["retaken"].fillna(0).sum()) if "retaken" in b else 0,
         "time_within": int(np.sum(np.abs(time_ratio - 1) <= TOLERANCE)),
         "cells": cells,
         "same_winner": int(same),
@@ -95,13 +126,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="keep both results folders under DIR")
     parser.add_argument("--out", help="the JSON output (default: benchmarks/results/repeatability-DATE-CPU.json)")
     parser.add_argument("--explore", action="store_true", help="exit 0 whatever the verdicts")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="run N busy-loop processes (50%% duty) during the second run")
     args = parser.parse_args(argv)
 
     from convbench.results import read_results
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="convbench-repeat-"))
     dirs = [root / "run-a", root / "run-b"]
-    walls = [run_once(args.config, d, extra) for d in dirs]
+    walls = [run_once(args.config, dirs[0], extra)]
+    loads = busy_loops(args.load)
+    try:
+        walls.append(run_once(args.config, dirs[1], extra))
+    finally:
+        for proc in loads:
+            proc.kill()
+            proc.wait()
     a, b = (read_results(d) for d in dirs)
     st = agreement(a.summary, b.summary)
     alarms, judged = false_alarms(*dirs)
@@ -116,12 +156,18 @@ def main(argv: list[str] | None = None) -> int:
 
     checks = [
         share("speedups within +-10% between the runs", st["speedup_within"], st["speedups"], 0.90),
+        share("speedups within +-10%, or flagged contended in run 2", st["speedup_within_or_flagged"],
+              st["speedups"], 0.90),
+        share("cases flagged contended in run 2", st["contended_b"], len(b.summary), float("nan"), "record"),
+        Check("samples retaken in run 2", value=st["retaken_b"], lo=st["retaken_b"], hi=st["retaken_b"],
+              kind="record"),
         share("same winner per (layer, layout, dtype, threads)", st["same_winner"], st["cells"], 0.95),
         share("same winner or a tie (<= 3%)", st["same_winner_or_tie"], st["cells"], float("nan"), "record"),
         share("median times within +-10% between the runs", st["time_within"], st["cases"], float("nan"), "record"),
         share("compare false alarms", alarms, judged, 0.05, "ceiling"),
     ] + [Check(f"wall time of run {i + 1}, s", value=w, lo=w, hi=w, kind="record") for i, w in enumerate(walls)]
-    lines = [f"# {args.config} {' '.join(extra)}: two runs on {cpu} ({cores} vCPUs; noise probe: {verdict}); "
+    lines = [f"# {args.config} {' '.join(extra)}: two runs on {cpu} ({cores} vCPUs; noise probe: {verdict}; "
+             f"{args.load} busy loop(s) during run 2); "
              f"{st['cases']} cases ok in both"]
     for c in checks:
         shown = fraction(c.extra["k"], c.extra["n"], c.bound * 100 if c.kind == "floor" else None) \
@@ -131,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     path = write_output("repeatability", __file__, checks, text, out=args.out,
-                        data={"config": args.config, "run_options": extra, "noise": verdict, **st})
+                        data={"config": args.config, "run_options": extra, "noise": verdict, "load": args.load, **st})
     print(f"output: {path}")
     return exit_code(checks, args.explore)
 

@@ -27,6 +27,7 @@ BUILTIN_MODULES = tuple(
     f"convbench.algorithms.{module}"
     for module in (
         "naive", "im2col", "gemm_direct", "winograd", "winograd_tiled", "fft", "indirect", "im2col_numba",
+        "direct_blocked",
         # peers: each registers only where its package is installed
         "torch_peer", "onnxruntime_peer",
     )

@@ -95,3 +95,21 @@ def test_readme_tables_rewrites_only_the_marked_blocks(tmp_path, monkeypatch):
     assert problems == [] and new.startswith("intro\n<!-- table: x.json -->\nMeasured on ")
     assert "old numbers" not in new and new.endswith("<!-- /table -->\nafter\n")
     assert json.loads((tmp_path / "x.json").read_text())["checks"][0]["verdict"] == "pass"
+
+
+def test_repeatability_counts_a_case_outside_the_band_as_said_when_it_is_flagged_contended():
+    import pandas as pd
+    import repeatability
+
+    def run(speedups, contended):
+        n = len(speedups)
+        return pd.DataFrame({"layer": [f"L{i}" for i in range(n)], "algorithm": "x", "layout": "nhwc",
+                             "dtype": "float32", "threads": 1, "cache": "warm", "status": "ok", "baseline": "b",
+                             "time_median_s": 1.0, "speedup_vs_baseline": speedups, "contended": contended,
+                             "retaken": [3] * n})
+
+    a = run([1.0, 1.0, 1.0, 1.0], [False] * 4)
+    b = run([1.0, 1.5, 1.5, 1.05], [False, True, False, False])
+    st = repeatability.agreement(a, b)
+    assert st["speedups"] == 4 and st["speedup_within"] == 2 and st["speedup_within_or_flagged"] == 3
+    assert st["contended_b"] == 1 and st["retaken_b"] == 12

@@ -231,3 +231,32 @@ def test_new_plugin_hint_is_one_line_that_works_from_here(tmp_path, monkeypatch)
     assert (tmp_path / "my_very_long_algorithm_name_for_wrapping.py").is_file()
     text = (tmp_path / "my_very_long_algorithm_name_for_wrapping.py").read_text()
     assert "convbench run smoke --plugin" in text  # a config name, found from any folder
+
+
+def test_the_eta_starts_from_the_plan_until_a_tenth_is_measured():
+    from convbench.cli.progress import LineProgress, plan_seconds
+    from convbench.config import load_config
+    from convbench.sweep.plan import plan
+
+    now = [0.0]
+    p = LineProgress(100, every=0.0, write=lambda line: None, clock=lambda: now[0], expected_s=200.0)
+    now[0] = 300.0  # the first case paid the JIT
+    p.update("a", advance=1)
+    assert p.eta() == pytest.approx(99 * 2.0)  # not 99 * 300
+    for _ in range(20):
+        now[0] += 1.0
+        p.update("b", advance=1)
+    assert p.eta() == pytest.approx(79 * 320.0 / 21)  # the measured rate from then on
+    assert plan_seconds(plan(load_config("smoke"))) > 0
+
+
+def test_notes_on_noise_and_other_processes():
+    from convbench.cli.progress import contention_note, noise_note
+
+    assert noise_note({"noise": {"verdict": {"level": "quiet"}}}) == ""
+    note = noise_note({"noise": {"verdict": {"level": "noisy", "advice": ["stop them"]}}})
+    assert "noisy" in note and "stop them" in note
+    quiet = contention_note([{"retaken": 0, "contended": False, "other_load": 0.1}])
+    assert "no sample was preempted" in quiet and "0.1 cores" in quiet
+    busy = contention_note([{"retaken": 7, "contended": True, "other_load": 1.5}, {"retaken": 2}])
+    assert "9 preempted sample(s) retaken, 1 case(s) still contended" in busy

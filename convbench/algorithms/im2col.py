@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.im2col import im2col_nchw
-from ..kernels.im2row import im2row, im2row_bytes
+from ..kernels.im2row import im2row, im2row_bytes, tap_major_copy
 from .. import implementation as impl
 from ..phases import phased
 from ..registry import register
@@ -105,49 +105,21 @@ class Im2col(Algorithm):
 def _depthwise_nhwc(spec: ConvSpec, weight: Array) -> ConvCall:
     """im2col + a contraction over taps for a depthwise (or channel-multiplier) NHWC layer.
 
-    The matrix ``col`` is ``(R*S, N, OH, OW, G)``: for each tap, the input
-    pixels it reads for every output pixel, channels innermost, zeros where
-    it reads padding. Each tap's block is filled by one numpy copy whose
-    contiguous runs are whole image rows (OW*G values); a pixel-major layout
-    copied 128-byte runs and spent 15x longer in numpy's loop overhead.
-    Output channel ``g*Kg + j`` is ``sum_t col[t, .., g] * w[g, j, t]``.
+    The matrix ``col`` is ``(R*S, N, OH, OW, G)``, the tap-major copy
+    (:func:`convbench.kernels.im2row.tap_major_copy`). Output channel
+    ``g*Kg + j`` is ``sum_t col[t, .., g] * w[g, j, t]``.
     Phases: ``pack`` (the tap-major copy) -> ``gemm`` (the contraction over taps).
     """
     g, kg = spec.groups, spec.out_channels_per_group
     kh, kw = spec.kernel
-    sh, sw = spec.stride
-    dh, dw = spec.dilation
-    top, left = spec.pad_top, spec.pad_left
     n, oh, ow, k = spec.batch, spec.output_height, spec.output_width, spec.out_channels
-    h, w = spec.height, spec.width
     dtype = spec.np_dtype
     n_taps = kh * kw
     # (R*S, G, Kg): tap-major like the matrix
     w_taps = np.ascontiguousarray(weight.reshape(g, kg, kh, kw).transpose(2, 3, 0, 1).reshape(n_taps, g, kg),
                                   dtype=dtype)
-    # Per tap, the output rows/columns whose input pixel is inside the image, and
-    # that first input pixel: i*sh - top + r*dh in [0, h) for i in [i0, i1).
-    taps = []
-    for r in range(kh):
-        i0 = max(0, -((r * dh - top) // sh))
-        i1 = max(i0, min(oh, (h - 1 + top - r * dh) // sh + 1))
-        for s in range(kw):
-            j0 = max(0, -((s * dw - left) // sw))
-            j1 = max(j0, min(ow, (w - 1 + left - s * dw) // sw + 1))
-            taps.append((i0, i1, j0, j1, i0 * sh - top + r * dh, j0 * sw - left + s * dw))
     m = n * oh * ow
-
-    def pack(x: Array) -> Array:
-        col = np.empty((n_taps, n, oh, ow, g), dtype)
-        for t, (i0, i1, j0, j1, y0, x0) in enumerate(taps):
-            # zeros only where the tap reads padding (border strips), then the copy
-            col[t, :, :i0] = 0
-            col[t, :, i1:] = 0
-            col[t, :, i0:i1, :j0] = 0
-            col[t, :, i0:i1, j1:] = 0
-            if i1 > i0 and j1 > j0:
-                col[t, :, i0:i1, j0:j1] = x[:, y0:y0 + (i1 - i0 - 1) * sh + 1:sh, x0:x0 + (j1 - j0 - 1) * sw + 1:sw]
-        return col
+    pack = tap_major_copy(spec)
 
     def gemm(col: Array) -> Array:
         rows = col.reshape(n_taps, m, g)

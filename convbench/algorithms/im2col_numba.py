@@ -5,8 +5,13 @@ This is the paper's same-kernel comparison: packing, blocking, tile and
 threading are identical to ``indirect``; the A rows are contiguous rows of
 the im2row matrix instead of input pixels reached through the indirection
 buffer. 1x1, stride-1, unpadded layers skip the copy (the input is the
-matrix). Depthwise layers are GEMMs with a reduction of R*S here, as plain
-im2col+GEMM would do them.
+matrix). Depthwise layers (one channel a group) copy a tap-major matrix
+(:func:`~convbench.kernels.im2row.tap_major_copy`) and run the depthwise
+kernel ``indirect`` uses (:mod:`convbench.kernels.depthwise`), reading its
+rows through a table of offsets into that matrix: again the same kernel
+with an im2col copy in front. (Run as C one-channel GEMMs, the dense kernel
+was 8-14x slower than indirect there, slower than naive: a gap that said
+nothing about the algorithms.)
 
 Phases: ``pack`` (the im2row copy; absent for a 1x1 layer) -> ``gemm``; NCHW
 adds its layout conversions (``pack`` in front, ``transform_out`` behind).
@@ -18,7 +23,8 @@ import numpy as np
 
 from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
-from ..kernels.im2row import im2row, im2row_bytes
+from ..kernels.depthwise import depthwise, pack_depthwise
+from ..kernels.im2row import im2row, im2row_bytes, tap_major_copy
 from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
 from ..phases import phased
@@ -37,14 +43,20 @@ class Im2colNumba(Algorithm):
     constraints = "none"
 
     def implementation(self, spec: ConvSpec) -> str:
-        return impl.numba_gemm(spec.dtype)
+        return "numba:depthwise" if spec.is_depthwise else impl.numba_gemm(spec.dtype)
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         m = spec.output_height * spec.output_width
+        if spec.is_depthwise:  # the tap-major matrix and its (M, R*S) offset table
+            taps = spec.kernel_h * spec.kernel_w
+            return (taps * spec.batch * m * spec.in_channels * spec.itemsize + m * taps * 8
+                    + conversion_bytes(spec, "nhwc"))
         # im2row matrix + its row-offset table (the kernel's A-row addresses)
         return im2row_bytes(spec) + m * 8 + conversion_bytes(spec, "nhwc")
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
+        if spec.is_depthwise:
+            return adapt(_depthwise(spec, weight), spec.layout, "nhwc")
         dtype = spec.np_dtype
         g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
         n, c = spec.batch, spec.in_channels
@@ -75,3 +87,25 @@ class Im2colNumba(Algorithm):
 
         call = phased(("pack", pack), ("gemm", gemm)) if copy else phased(("gemm", gemm))
         return adapt(call, spec.layout, "nhwc")
+
+
+def _depthwise(spec: ConvSpec, weight: Array) -> ConvCall:
+    """A depthwise NHWC layer: the tap-major copy (``pack``), then indirect's depthwise
+    kernel (``gemm``) reading pixel ``p``'s tap ``t`` at ``col[t, n, p]``."""
+    dtype = spec.np_dtype
+    n, c, k = spec.batch, spec.in_channels, spec.out_channels
+    m = spec.output_height * spec.output_width
+    taps = spec.kernel_h * spec.kernel_w
+    wpk = pack_depthwise(np.asarray(weight), dtype)
+    # col is (T, N, M, C): image n starts n*M*C in, tap t of pixel p at t*N*M*C + p*C
+    offs = (np.arange(taps, dtype=np.int64)[None, :] * (n * m * c)
+            + np.arange(m, dtype=np.int64)[:, None] * c)
+    zero = np.zeros(c, dtype)  # never read: the matrix has no padding taps
+    shape = (n, spec.output_height, spec.output_width, k)
+
+    def gemm(col: Array) -> Array:
+        out = aligned_empty(shape, dtype)
+        depthwise(col.reshape(-1), zero, offs, n, m * c, c, k // c, wpk, out.reshape(-1))
+        return out
+
+    return phased(("pack", tap_major_copy(spec)), ("gemm", gemm))

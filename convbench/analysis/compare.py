@@ -204,6 +204,13 @@ class Comparison:
         return self.table[self.table["verdict"].isin(["faster", "fixed"])]
 
 
+def _contended(rows: Any) -> np.ndarray:
+    """Whether each row was flagged ``contended`` (False where the column is absent or empty)."""
+    if "contended" not in rows:
+        return np.zeros(len(rows), bool)
+    return rows["contended"].map(lambda v: v is True or str(v) == "True").to_numpy(bool)
+
+
 def _keys_of(summary: Any) -> list[tuple]:
     return list(zip(*(summary[k].tolist() for k in CASE_KEYS))) if len(summary) else []
 
@@ -325,6 +332,8 @@ def compare_runs(
     table["ci_low"], table["ci_high"] = np.where(both, lo, np.nan), np.where(both, hi, np.nan)
     table["spread_a"], table["spread_b"] = pick(ra, "norm_rep_spread", "rep_spread"), pick(rb, "norm_rep_spread", "rep_spread")
     table["verdict"] = verdict
+    # a change measured while other processes took the cores is not one to trust: said beside the verdict
+    table["contended"] = _contended(ra) | _contended(rb)
 
     notes = []
     gap = speed_gap(_calibration(a.env), _calibration(b.env))
@@ -338,6 +347,9 @@ def compare_runs(
                      "convbench): compared on plain times")
     single = both & ((col(ra, "n_repetitions") < 2) | (col(rb, "n_repetitions") < 2) |
                      ~np.isfinite(col(ra, "n_repetitions")) | ~np.isfinite(col(rb, "n_repetitions")))
+    if table["contended"].to_numpy()[both].any():
+        notes.append(f"{int(table['contended'].to_numpy()[both].sum())} case(s) were contended in a run (other "
+                     "processes took their cores; marked 'contended'): a change there is not one to trust")
     if single.any():
         notes.append(f"{int(single.sum())} case(s) were measured in one repetition in a run: their intervals "
                      "cover one burst of samples, not the drift between bursts (run with --repeat 3 or more)")

@@ -42,8 +42,10 @@ class LineProgress:
     """
 
     def __init__(self, total: int, start: int = 0, every: float = 5.0,
-                 write: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
+                 write: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 expected_s: float | None = None):
         self.total, self.start, self.done = total, start, start
+        self.expected_s = expected_s  # the plan's estimate of the whole sweep, for the ETA at first
         self.every, self.clock = every, clock
         self.write = write or (lambda line: print(line, flush=True))
         self.t0 = clock()
@@ -51,10 +53,15 @@ class LineProgress:
         self.current = ""
 
     def eta(self) -> float:
+        """Seconds left: from the plan's estimate until a tenth of the work is done (the first
+        cases pay the JIT and would make the rate a wild guess), then from the rate measured."""
         measured, elapsed = self.done - self.start, self.clock() - self.t0
+        left = self.total - self.done
+        if self.expected_s is not None and measured < 0.1 * (self.total - self.start):
+            return left * self.expected_s / max(self.total, 1)
         if measured <= 0:
             return math.nan
-        return (self.total - self.done) * elapsed / measured
+        return left * elapsed / measured
 
     def line(self) -> str:
         pct = 100.0 * self.done / self.total if self.total else 100.0
@@ -69,6 +76,28 @@ class LineProgress:
         if first or self.done >= self.total or now - self.last >= self.every:
             self.last = now
             self.write(self.line())
+
+
+def noise_note(env: dict) -> str:
+    """One line on the noise probe's verdict, where the machine is anything but quiet ("" if quiet)."""
+    verdict = (env.get("noise") or {}).get("verdict") or {}
+    level = verdict.get("level")
+    if not level or level == "quiet":
+        return ""
+    advice = "; ".join(verdict.get("advice") or [])
+    return f"note: the noise probe calls this machine {level}" + (f": {advice}" if advice else "")
+
+
+def contention_note(rows: list[dict]) -> str:
+    """One line on what other processes did during a run (from its summary rows)."""
+    retaken = sum(int(r.get("retaken") or 0) for r in rows)
+    contended = sum(bool(r.get("contended")) for r in rows)
+    loads = [float(r["other_load"]) for r in rows if r.get("other_load") is not None and r["other_load"] == r["other_load"]]
+    most = f"; other processes kept up to {max(loads):.1f} cores busy" if loads else ""
+    if not retaken and not contended:
+        return f"other processes: no sample was preempted{most}"
+    return (f"other processes: {retaken} preempted sample(s) retaken, {contended} case(s) still contended "
+            f"(flagged `contended`){most}")
 
 
 def case_label(case: Any) -> str:
@@ -110,6 +139,11 @@ class _LineMonitor(Monitor):
     def __init__(self, lines: LineProgress):
         self.lines, self.group = lines, None
 
+    def machine(self, env: dict) -> None:
+        note = noise_note(env)
+        if note:
+            self.lines.write(note)
+
     def begin(self, group: Group) -> None:
         self.group = group
 
@@ -127,6 +161,11 @@ class _BarMonitor(Monitor):
 
     def __init__(self, bar: Any, task: Any):
         self.bar, self.task, self.group = bar, task, None
+
+    def machine(self, env: dict) -> None:
+        note = noise_note(env)
+        if note:
+            self.bar.console.print(note, highlight=False, soft_wrap=True)
 
     def begin(self, group: Group) -> None:
         self.group = group
@@ -147,8 +186,17 @@ class Progress:
 
 
 @contextlib.contextmanager
+def plan_seconds(plan: Any) -> float:
+    """A rough estimate of a sweep's run time from its plan alone: per case and repetition,
+    the sampling rules at an assumed 20 GFLOP/s, plus set-up; what the ETA starts from."""
+    t = plan.timing
+    per_rep = sum(max(t.min_time_s, t.min_samples * max(c.spec.flops / 20e9, t.min_sample_time_s)) + 0.05
+                  for c in plan.cases)
+    return per_rep * t.repeat * (1.2 if plan.phases else 1.0)
+
+
 def sweep_progress(console: Console, total: int, start: int = 0,
-                   every: float = LINE_EVERY_S) -> Iterator[Progress]:
+                   every: float = LINE_EVERY_S, expected_s: float | None = None) -> Iterator[Progress]:
     """Progress of ``total`` units of work, ``start`` of them already done, on ``console``."""
     if console.is_terminal:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn,
@@ -161,7 +209,8 @@ def sweep_progress(console: Console, total: int, start: int = 0,
             yield Progress(_BarMonitor(bar, task), bar.stop)
         return
     lines = LineProgress(total, start, every, write=lambda line: console.print(line, highlight=False,
-                                                                                soft_wrap=True))
+                                                                                soft_wrap=True),
+                         expected_s=expected_s)
     if start:
         lines.write(f"resuming: {start}/{total} already done")
     yield Progress(_LineMonitor(lines), lambda: None)

@@ -315,8 +315,11 @@ def doctor_table(findings: dict) -> Grid:
     sleep, load, freq = findings.get("sleep", {}), findings.get("load", {}), findings.get("frequency", {})
     if sleep:
         table.add_row("after 1 s sleep", fmt(sleep.get("after_gflops"), ".1f"), "", "", "", fmt(sleep.get("change"), "+.0%"))
+    pre = findings.get("preemption", {})
     table.caption = (f"load average {load.get('loadavg_1min', '-')}, other processes busy on "
-                     f"{load.get('others_busy_cores', '-')} cores; governor {freq.get('governor') or 'not exposed'}, "
+                     f"{load.get('others_busy_cores', '-')} cores, steal {fmt(load.get('steal'), '.1%')}; "
+                     f"{fmt(pre.get('share'), '.1%')} of 5 ms slices of a busy loop preempted (a sweep retakes "
+                     f"such samples); governor {freq.get('governor') or 'not exposed'}, "
                      f"turbo {freq.get('turbo') if freq.get('turbo') is not None else 'not exposed'}")
     return table
 
@@ -338,6 +341,7 @@ def compare_table(shown: Any, title: str) -> Grid:
     for r in shown.to_dict("records"):
         ratio = "-" if r["ratio"] != r["ratio"] else f"{r['ratio']:.3f} [{fmt(r['ci_low'], '.3f')}, {fmt(r['ci_high'], '.3f')}]"
         verdict = r["verdict"] if r["verdict"] not in style else f"[{style[r['verdict']]}]{r['verdict']}[/]"
+        verdict += " (contended)" if r.get("contended") else ""
         table.add_row(str(r["layer"]), r["algorithm"], r["layout"], r["dtype"], str(r["threads"]),
                       fmt_time(r["time_a_s"]), fmt_time(r["time_b_s"]), ratio,
                       f"{fmt(r['spread_a'], '.0%')}/{fmt(r['spread_b'], '.0%')}", verdict)

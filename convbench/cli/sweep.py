@@ -21,6 +21,7 @@ def run(
     threads: str = typer.Option(None, "--threads", "-t", help="Comma-separated thread counts, e.g. 1,2 (default: the config's)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
     cache: str = typer.Option(None, "--cache", help="Cache states to measure: warm, cold or warm,cold (default: the config's, warm). Cold evicts every operand from every cache level before each timed call."),
+    wait_quiet: float = typer.Option(0.0, "--wait-quiet", help="Before each repetition of a layer, wait up to this many seconds until other processes leave the cores free (default 0: do not wait)."),
     phases: bool = typer.Option(True, "--phases/--no-phases", help="Time the steps of every call (pack, transform_in, gemm, transform_out, other) in a pass of their own and write phases.csv (default on)."),
     quick: bool = typer.Option(False, "--quick", help="Few samples: a smoke run, not a measurement (marked in env.json)."),
     repeat: int = typer.Option(None, "--repeat", "-r", help="Repetitions of every case, each in a fresh worker process at another moment of the sweep (default: the config's timing.repeat, 5 unless set; 1 with --quick)."),
@@ -60,7 +61,7 @@ def run(
     from ..sweep.isolation import WorkerError, check_case_timeout
     from ..sweep.session import RunInterrupted, prepare_run, run as run_setup
     from . import render
-    from .progress import sweep_progress, work_done
+    from .progress import plan_seconds, sweep_progress, work_done
 
     try:
         limit = parse_size(memory_limit)
@@ -97,6 +98,9 @@ def run(
         fail(f"{exc} with --resume {out}")
     except (ConfigError, ResultsError, PluginError, ValueError) as exc:
         fail(str(exc))
+    if wait_quiet < 0:
+        option_error("--wait-quiet", ValueError(f"must be a number of seconds >= 0, got {wait_quiet}"))
+    setup.plan.wait_quiet_s = wait_quiet
     again = resume_command(config, {
         "-a": algorithms, "-t": threads, "-l": layers, "--cache": cache, "--no-phases": not phases,
         "--memory-limit": memory_limit, "--quick": quick,
@@ -108,7 +112,7 @@ def run(
         render.say(err_console, "quick run: few samples per case; a smoke test of the sweep, not a measurement")
     total = setup.plan.n_cases * setup.plan.timing.repeat
     start = work_done(setup.plan, setup.out_dir) if setup.resume else 0
-    with sweep_progress(err_console, total, start) as bar:
+    with sweep_progress(err_console, total, start, expected_s=plan_seconds(setup.plan)) as bar:
         try:
             with warnings.catch_warnings():  # e.g. a torn line repaired on resume: one line, no source
                 warnings.showwarning = lambda msg, *a, **k: err_console.print(
@@ -138,6 +142,11 @@ def run(
         df = pd.DataFrame(outcome.rows).sort_values("case_index", kind="stable")
         best = select_best(df)
         render.run_summary(best[best["algorithm"] != ""], network_totals(df))  # no winner where no case is ok
+    from .progress import contention_note, noise_note
+
+    for note in (noise_note(outcome.env), contention_note(outcome.rows) if outcome.rows else ""):
+        if note:
+            render.say(console, note)
     counts = outcome.status_counts
     render.say(console, f"{len(outcome.rows)} cases: "
                + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "ok"))

@@ -11,7 +11,8 @@ from .page import Markup, card, esc, num, table
 #: The case table's columns, as the page shows them.
 CASE_COLUMNS = ["layer", "layer_class", "algorithm", "layout", "dtype", "threads", "cache", "status",
                 "time_median_s", "time_ci_low_s", "time_ci_high_s", "gflops", "speedup_vs_baseline",
-                "max_rel_err", "peak_bytes", "implementation", "unstable", "phases_add_up", "reason"]
+                "max_rel_err", "peak_bytes", "implementation", "unstable", "contended", "retaken", "phases_add_up",
+                "reason"]
 
 
 def header(env: dict, title: str) -> str:

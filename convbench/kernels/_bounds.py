@@ -10,9 +10,10 @@ compares them with the array's size: an indirection buffer, a packing or a
 group count that would send a kernel outside its arrays is an ``IndexError``
 instead of a read of whatever memory lies there. The arithmetic of each
 check mirrors its kernel's indexing; change one, change the other. (The
-Winograd tile transforms of :mod:`.winograd_tiled` use pointers too, but
-every address they form is bounded by the array shapes their drivers
-compare on every call, in any mode.)
+Winograd tile transforms of :mod:`.winograd_tiled` and the blocked direct
+kernel of :mod:`.direct_blocked` use pointers too, but every address they
+form is bounded by the array shapes their drivers compare on every call, in
+any mode.)
 
 Off (the default, and every timed run), a driver pays one attribute read.
 The test suite runs the conformance battery once in this mode, in a

@@ -59,6 +59,9 @@ class KernelConfig:
     nc: int  #: output channels per cache block (KC x NC of packed B in L2)
     dw_pixels: int  #: depthwise: output pixels per tile
     dw_vectors: int  #: depthwise: channel vectors per tile
+    #: direct-blocked: output pixels per register tile (one accumulator vector each, plus a
+    #: weight vector and a broadcast; not measured against other values yet, see tune)
+    db_pixels: int = 8
 
     def nr(self, dtype: np.dtype | str = "float32") -> int:
         """Columns of the GEMM tile for ``dtype``."""
@@ -94,11 +97,11 @@ TABLE: dict[str, KernelConfig] = {
     # panels) against NC 256: 0.96-1.00x the time on one thread, 0.85-0.91x
     # on two for 784x256x256 and 196x2304x256.
     "avx512": KernelConfig("avx512", mr=8, nr_vectors=2, vector_bytes=64, kc=512, nc=128,
-                           dw_pixels=4, dw_vectors=2),
+                           dw_pixels=4, dw_vectors=2, db_pixels=14),
     # 16 ymm registers: 5x16 = 10 accumulators + 2 B + broadcasts (6x16
     # spills); measured fastest on Zen 3, KC 1024 a few percent ahead of 256/512.
     "avx2": KernelConfig("avx2", mr=5, nr_vectors=2, vector_bytes=32, kc=1024, nc=256,
-                         dw_pixels=4, dw_vectors=2),
+                         dw_pixels=4, dw_vectors=2, db_pixels=6),
     # aarch64 ASIMD, 32 q registers: XNNPACK's default f32 GEMM tile there is
     # 6x8 (neonfma); not measured here (no ARM machine).
     "neon": KernelConfig("neon", mr=6, nr_vectors=2, vector_bytes=16, kc=512, nc=256,

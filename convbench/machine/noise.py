@@ -16,13 +16,13 @@ of the findings, so its thresholds are tested on synthetic numbers.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .contention import RAN_MIN, LoadMeter, ran_share
 from .threads import allowed_cores, limit_threads, pinned
 from ..timing import drift
 
@@ -91,25 +91,34 @@ def sleep_effect(sleep_s: float = 1.0) -> dict[str, float]:
             "settled_gflops": round(settled, 2), "change": round(after / before - 1.0, 4)}
 
 
-def _cpu_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
-    return sum(fields) - idle, sum(fields)
-
-
 def other_load(seconds: float = 0.5) -> dict[str, Any]:
-    """CPU used by other processes while this one sleeps, and the load average."""
+    """CPU used by other processes while this one sleeps, the hypervisor's steal, and the load average."""
     out: dict[str, Any] = {}
     try:
         out["loadavg_1min"] = float(Path("/proc/loadavg").read_text().split()[0])
-        b0, t0 = _cpu_busy()
-        time.sleep(seconds)
-        b1, t1 = _cpu_busy()
-        out["others_busy_cores"] = round((b1 - b0) / max(t1 - t0, 1.0) * (os.cpu_count() or 1), 3)
     except (OSError, ValueError, IndexError):
         pass
+    meter = LoadMeter().start()
+    time.sleep(seconds)
+    got = meter.stop()
+    if got["other_load"] is not None:
+        out["others_busy_cores"] = round(got["other_load"], 3)
+        out["steal"] = round(got["steal"] or 0.0, 4)
     return out
+
+
+def preemption(seconds: float = 1.0, slice_s: float = 0.005) -> dict[str, Any]:
+    """A busy loop on this thread, in slices: the share of slices another process preempted
+    (their thread CPU time short of the wall time by more than 10%), as a sweep's samples see it."""
+    slices = preempted = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        c0, t0 = time.thread_time(), time.perf_counter()
+        while time.perf_counter() - t0 < slice_s:
+            pass
+        slices += 1
+        preempted += ran_share(time.thread_time() - c0, time.perf_counter() - t0, 1) < RAN_MIN
+    return {"slices": slices, "preempted": preempted, "share": round(preempted / max(slices, 1), 4)}
 
 
 def frequency_policy() -> dict[str, Any]:
@@ -179,7 +188,7 @@ def diagnose(seconds: float = 24.0) -> dict[str, Any]:
     frequency policy, and a verdict with advice."""
     n = len(allowed_cores())
     per = max(1.0, (seconds - 5.0) / n)
-    findings: dict[str, Any] = {"load": other_load(1.0), "per_core": per_core(per),
+    findings: dict[str, Any] = {"load": other_load(1.0), "preemption": preemption(1.0), "per_core": per_core(per),
                                 "sleep": sleep_effect(1.0), "frequency": frequency_policy(),
                                 "probe": f"f32 sgemm {PROBE_N}^3, 1 thread, pinned"}
     findings["verdict"] = verdict(findings)

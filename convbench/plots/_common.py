@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 #: Fixed colours so an algorithm looks the same in every figure.
@@ -154,6 +155,26 @@ def in_variant(df: Any, variant: tuple) -> Any:
     layout, dtype, threads, cache = variant
     mask = (df["layout"] == layout) & (df["dtype"] == dtype) & (df["threads"] == threads)
     return mask & (df["cache"] == cache) if "cache" in df.columns else mask
+
+
+def flagged(summary: Any) -> set[tuple]:
+    """(layer, algorithm, *variant) of the cases flagged ``unstable`` or ``contended``: their
+    numbers moved while they ran (the machine drifted, or other processes took the cores)."""
+    cols = [c for c in ("unstable", "contended") if c in summary.columns]
+    if not cols or not len(summary):
+        return set()
+    bad = summary[cols].map(lambda v: v is True or str(v) == "True").any(axis=1)
+    rows = summary[bad]
+    return set(zip(rows["layer"], rows["algorithm"], rows["layout"], rows["dtype"], rows["threads"], _caches(rows)))
+
+
+def mark_flagged(ax: Any, x: float, y: float) -> None:
+    """A red "!" above a bar whose case is :func:`flagged`."""
+    ax.annotate("!", (x, y), ha="center", va="bottom", color="#c5221f", fontsize=8, fontweight="bold")
+
+
+def flagged_handle() -> Line2D:
+    return Line2D([], [], ls="", marker="$!$", color="#c5221f", label="unstable or contended")
 
 
 def variant_label(variant: tuple) -> str:

@@ -158,7 +158,9 @@ def figure_winner_map(summary: Any, env: dict | None = None) -> Figure:
     handles = [Patch(color=c.color_of(a, algos), label=f"{a} (peer)" if c.is_peer(a) else a) for a in winners]
     handles.append(Patch(color="0.88", label="no correct ok case"))
     note = f" ({dropped} more grid panels not drawn)" if dropped else ""
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8,
+    # as many columns as the figure's width holds: a wider legend was cut off at both edges
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8,
+               ncol=max(1, min(len(handles), 6, int(fig.get_figwidth() // 1.8))),
                title="winner; xN = runner-up time / winner time" + note, title_fontsize=8)
     return fig
 

@@ -49,6 +49,7 @@ def figure_speedup(
     log = len(finite) > 0 and finite.max() / max(finite.min(), 1e-12) > 8
     width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    moved = c.flagged(summary)
     for ax, (variant, layers, classes) in zip(axes, panels):
         part = table[c.in_variant(table, variant)]
         rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}
@@ -68,6 +69,8 @@ def figure_speedup(
                 # clipped at 0: a percentile interval may miss the point estimate by a rounding error
                 lo.append(max(r["speedup"] - r["ci_low"], 0.0) if np.isfinite(r["ci_low"]) else 0.0)
                 hi.append(max(r["ci_high"] - r["speedup"], 0.0) if np.isfinite(r["ci_high"]) else 0.0)
+                if (layer, algo, *variant) in moved:
+                    c.mark_flagged(ax, x, ys[-1] + hi[-1])
             bottom = 0 if not log else None
             ax.bar(xs, ys, width=width, color=color, label=algo, bottom=bottom, **c.peer_style(algo),
                    yerr=np.array([lo, hi]) if xs else None, ecolor="0.15",
@@ -82,6 +85,8 @@ def figure_speedup(
         c.decorate_layer_axis(ax, layers, classes, show_labels=len(rows) > 1 or ax is axes[-1])
     handles = c.algorithm_handles(algos)
     handles += [Line2D([], [], color="black", ls="--", label=f"{baseline} (= 1.0)"), c.absent_handle()]
+    if moved:
+        handles.append(c.flagged_handle())
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=8)
     return fig
 

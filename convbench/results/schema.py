@@ -30,7 +30,9 @@ from ..spec import ConvSpec
 #: Also ``cache`` (``warm`` or ``cold``: a sweep dimension and part of every
 #: case key; old folders were all ``warm``), the phase columns of the summary
 #: and ``phases.csv``.
-SCHEMA_VERSION = 4
+#: 5: ``retaken``, ``contended``, ``other_load``, ``steal`` and the samples' ``ran``
+#: (what other processes did while a case ran); schema-4 folders read with them empty.
+SCHEMA_VERSION = 5
 
 #: Columns ``summary.csv`` must have (the documented contract).
 REQUIRED_COLUMNS = [
@@ -79,6 +81,18 @@ REQUIRED_COLUMNS = [
 #: a repetition (worst one), ``unstable`` whether it moved beyond the limit
 #: even after ``remeasured`` extra attempts; ``pinned_cpus`` the cores a
 #: one-thread case ran on.
+#:
+#: Cache and phases (schema 4): ``cache`` (``warm`` or ``cold``: a key),
+#: ``phase_sum_ratio`` (the phase medians of repetition 0 summed, over the whole
+#: call's median of that repetition; ``phases.csv`` has each phase) and
+#: ``phases_add_up`` (within 15%). Other processes (schema 5,
+#: :mod:`convbench.machine.contention`): ``retaken`` samples that were
+#: preempted (their threads ran less than 90% of the wall time) and taken
+#: again, over all repetitions; ``contended`` whether a repetition still had
+#: more than 20% of its samples retaken after being measured once more;
+#: ``other_load`` the most cores other processes kept busy during a
+#: repetition, ``steal`` the hypervisor's steal time (a share of all cores).
+#: ``samples.csv``'s ``ran`` is the share of a sample its threads ran.
 REPETITION_SUMMARY_COLUMNS = [
     "n_repetitions", "reps_agree", "rep_spread", "speedup_ci_low", "speedup_ci_high",
     "time_norm_median", "time_norm_ci_low", "time_norm_ci_high", "norm_rep_spread",
@@ -90,6 +104,7 @@ SUMMARY_COLUMNS = [
     "prepare_bytes", "measured_workspace_bytes", "numba_allocs", "implementation",
     "numba_threads", "blas_threads", "fft_workers", "seed", *REPETITION_SUMMARY_COLUMNS,
     "rss_peak_bytes", "memory_method", "cache", "phase_sum_ratio", "phases_add_up",
+    "retaken", "contended", "other_load", "steal",
 ]
 
 #: Columns of ``repetitions.csv``: one row per case and repetition, written as
@@ -105,7 +120,7 @@ REPETITION_COLUMNS = ["repetition", "pinned_cpu", *SUMMARY_COLUMNS]
 #: call, ``ref_time_s`` the reference kernel's time in the same round.
 SAMPLE_COLUMNS = [
     "case_index", "case_id", "layer", "algorithm", "layout", "dtype", "threads",
-    "repetition", "round", "sample", "loops", "time_s", "ref_time_s", "cache",
+    "repetition", "round", "sample", "loops", "time_s", "ref_time_s", "cache", "ran",
 ]
 
 #: Columns of ``phases.csv``: one row per case and phase (see :mod:`convbench.phases`),
@@ -124,11 +139,13 @@ ADDED_IN_3 = {"summary.csv": ["implementation"], "samples.csv": []}
 #: Columns a schema-3 folder lacks (read as empty: nothing recorded them then).
 ADDED_IN_4 = {"summary.csv": ["rss_peak_bytes", "memory_method", "cache", "phase_sum_ratio", "phases_add_up"],
               "samples.csv": ["cache"]}
+#: Columns a schema-4 folder lacks: what other processes did (read as empty: nothing recorded it).
+ADDED_IN_5 = {"summary.csv": ["retaken", "contended", "other_load", "steal"], "samples.csv": ["ran"]}
 #: What a column missing from an older folder reads as, where empty would be wrong
 #: (every case before schema 4 ran warm, and ``cache`` is part of the case keys).
 COLUMN_DEFAULTS = {"cache": "warm", "repetition": 0}
 #: Each schema's additions, by the version that added them.
-_ADDED = {2: ADDED_IN_2, 3: ADDED_IN_3, 4: ADDED_IN_4}
+_ADDED = {2: ADDED_IN_2, 3: ADDED_IN_3, 4: ADDED_IN_4, 5: ADDED_IN_5}
 
 
 def added_since(name: str, version: int) -> list[str]:

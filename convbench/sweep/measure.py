@@ -34,14 +34,15 @@ import numpy as np
 
 from ..machine.memory import check_fits
 from ..machine.threads import check_threads, limit_threads, pinned, thread_report
-from ..reference import error_floor, reference, relative_error
+from ..reference import error_floor, reference
 from ..registry import get_algorithm
 from ..results.schema import sample_row, spec_columns, summary_row
-from ..spec import ConvSpec
+from .answers import check_last, check_output
 from .footprint import measure_memory
 from .refkernel import REF_FLOPS, ReferenceKernel  # noqa: F401 (REF_FLOPS: the session's)
 from .phasing import phase_rows
 from ..machine.cache import cold_cache
+from ..machine.contention import CONTENDED_SHARE, RAN_MIN, LoadMeter, cpu_clock, ran_share
 from ..timing import Sampler, TimingSettings, loops_for, summarize
 from .plan import Case, Group
 
@@ -70,20 +71,6 @@ def base_row(case: Case, seed: int, baseline: str | None) -> Row:
     )
 
 
-def _check_output(y: Any, spec: ConvSpec, ref: np.ndarray, floor: float, tol: float) -> tuple[str, str, float]:
-    """(status, reason, max_rel_err) of a call's answer."""
-    if not isinstance(y, np.ndarray):
-        return "failed", f"returned {type(y).__name__}, not a numpy array", math.nan
-    if tuple(y.shape) != spec.output_shape:
-        return "failed", f"output shape {tuple(y.shape)}, expected {spec.output_shape}", math.nan
-    if y.dtype != spec.np_dtype:
-        return "failed", f"output dtype {y.dtype}, expected {spec.dtype}", math.nan
-    err = relative_error(y, ref, floor)
-    if not err <= tol:
-        return "failed", f"max relative error {err:.3g} exceeds tolerance {tol:.3g}", err
-    return "ok", "", err
-
-
 def _raised(stage: str, exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{stage} raised {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -102,6 +89,7 @@ class _Live:
     check: Callable[[Any], tuple[str, str, float]] | None = None
     baseline: bool = False
     phase_rows: list[Row] = field(default_factory=list)
+    retaken: int = 0  # samples retaken because another process preempted them
 
 
 class Monitor:
@@ -114,6 +102,10 @@ class Monitor:
     case in ``group.cases`` (-1: the group's own set-up). Hooks are called
     outside the timed regions.
     """
+
+    def machine(self, env: dict[str, Any]) -> None:
+        """The run's machine was probed (``env`` as env.json holds it, the noise probe's
+        verdict included): called once, before anything is measured."""
 
     def begin(self, group: Group) -> None:
         """``group`` is about to be measured."""
@@ -240,7 +232,7 @@ def measure_group(
                     mon.stage(pos, stage)
                     ref = reference(spec, x_master, w_master)
                     floor = error_floor(x_master, w_master)
-                status, why, err = _check_output(y, spec, ref, floor, tol)
+                status, why, err = check_output(y, spec, ref, floor, tol)
                 if status == "ok" and not np.array_equal(x, x_master):
                     status, why = "failed", "the call modified its input array"
                     x[...] = x_master
@@ -265,7 +257,7 @@ def measure_group(
                 finish(pos, case, [])
                 continue
             row["loops"] = loops
-            check = (lambda y, tol=tol: _check_output(y, spec, ref, floor, tol))
+            check = (lambda y, tol=tol: check_output(y, spec, ref, floor, tol))
             live.append(_Live(pos, case, row, call, x, Sampler(timing, loops), check=check,
                               baseline=case.algorithm == baseline))
 
@@ -296,6 +288,7 @@ def _sample_interleaved(
     rnd = 0
     seq = 0
     ref_kernel = ReferenceKernel()
+    load = LoadMeter().start()
     # the cyclic GC is off while sampling, so a collection does not land in one
     # algorithm's sample; calls free their arrays by reference counting anyway
     gc.collect(0)
@@ -306,28 +299,35 @@ def _sample_interleaved(
             ref_time = ref_kernel.time()
             shift = rnd % len(active)
             for item in active[shift:] + active[:shift]:
-                call, x, loops = item.call, item.x, item.sampler.loops
+                call, x, loops, c = item.call, item.x, item.sampler.loops, item.case
                 n = len(item.samples)
                 mon.sample(item.pos, n)
+                cpu = cpu_clock(c.threads)
                 try:
-                    if flush is not None:  # untimed, but spent: it counts toward the time rules
-                        t_flush = time.perf_counter()
-                        flush()
-                        item.sampler.elapsed_s += time.perf_counter() - t_flush
-                    t0 = time.perf_counter()
-                    for _ in range(loops):
-                        y = call(x)
-                    elapsed = time.perf_counter() - t0
+                    while True:  # a sample another process preempted is retaken, a bounded number of times
+                        if flush is not None:  # untimed, but spent: it counts toward the time rules
+                            t_flush = time.perf_counter()
+                            flush()
+                            item.sampler.elapsed_s += time.perf_counter() - t_flush
+                        c0, t0 = cpu(), time.perf_counter()
+                        for _ in range(loops):
+                            y = call(x)
+                        elapsed = time.perf_counter() - t0
+                        ran = ran_share(cpu() - c0, elapsed, c.threads)
+                        if ran >= RAN_MIN or item.retaken >= item.sampler.settings.min_samples:
+                            break
+                        item.retaken += 1
+                        item.sampler.elapsed_s += elapsed
                 except (Exception, SystemExit) as exc:
                     item.row.update(status="error", reason=_raised(f"sample {n}", exc))
                     continue
                 item.last = y
                 per_call = item.sampler.add(elapsed)
-                c = item.case
                 sample = sample_row(
                     case_index=c.index, case_id=c.case_id, layer=c.layer.name, algorithm=c.algorithm,
                     layout=c.spec.layout, dtype=c.spec.dtype, threads=c.threads, repetition=repetition,
                     round=rnd, sample=n, loops=loops, time_s=per_call, ref_time_s=ref_time, cache=c.cache,
+                    ran=ran,
                 )
                 item.samples.append((seq, sample))
                 result.samples.append(sample)
@@ -337,7 +337,11 @@ def _sample_interleaved(
                         or (i.sampler.done and not (i.baseline and others_left))]
             for item in finished:
                 item.row.update(summarize(item.sampler.samples, item.sampler.settings.confidence))
-                _check_last(item)
+                n_taken = len(item.sampler.samples) + item.retaken
+                item.row.update(retaken=item.retaken, contended=item.retaken > CONTENDED_SHARE * n_taken,
+                                **load.stop())
+                check_last(item.row, item.check, item.last)
+                item.last = None
                 finish(item.pos, item.case, item.samples)
             active = [i for i in active if i not in finished]
             rnd += 1
@@ -357,18 +361,6 @@ def _phase_pass(item: _Live, timing: TimingSettings, flush: Callable[[], None] |
         item.row.update(status="error", reason=_raised("the phase pass", exc))
         return
     item.row.update(columns)
-
-
-def _check_last(item: _Live) -> None:
-    """The last timed call's answer is checked like the warm-up's: a kernel
-    whose state goes wrong over repeated calls is a ``failed`` row too."""
-    if item.row["status"] != "ok" or item.check is None or item.last is None:
-        return
-    status, why, err = item.check(item.last)
-    if status != "ok":
-        item.row.update(status=status, reason=f"the last timed call: {why}")
-    item.row["max_rel_err"] = max(item.row.get("max_rel_err") or 0.0, err) if err == err else item.row["max_rel_err"]
-    item.last = None
 
 
 def _rate(row: Row, flops: int) -> None:

@@ -63,6 +63,7 @@ class Plan:
     plugins: list[str] = field(default_factory=list)  # plugins named beside the config, recorded in config.yaml
     cache: list[str] = field(default_factory=lambda: ["warm"])  # the cache states swept
     phases: bool = True  # time the steps of each call (phases.csv); --no-phases turns it off
+    wait_quiet_s: float = 0.0  # before each repetition of a group, wait up to this long for idle cores
 
     @property
     def cases(self) -> list[Case]:

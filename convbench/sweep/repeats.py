@@ -116,6 +116,10 @@ def combine(
                    unstable=any(bool(r.get("unstable")) for r in reps),
                    remeasured=int(sum(int(r.get("remeasured") or 0) for r in reps)),
                    ref_drift=_nanmax(abs(r.get("ref_drift", math.nan)) for r in reps),
+                   retaken=int(sum(int(r.get("retaken") or 0) for r in reps)),
+                   contended=any(bool(r.get("contended")) for r in reps),
+                   other_load=_nanmax(r.get("other_load") for r in reps),
+                   steal=_nanmax(r.get("steal") for r in reps),
                    pinned_cpus=",".join(dict.fromkeys(c for c in (_cpu(r.get("pinned_cpu")) for r in reps) if c)))
         a = arrays[cid]
         if a["time"].size:

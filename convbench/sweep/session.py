@@ -30,6 +30,7 @@ from ..results.schema import STATUSES, SUMMARY_COLUMNS, repetition_row, summary_
 from ..timing import repetition_schedule
 from .isolation import DEFAULT_CASE_TIMEOUT, WorkerPool, check_case_timeout, check_loadable
 from ..machine.cache import describe_cold_cache
+from ..machine.contention import wait_quiet
 from .measure import REF_FLOPS, GroupResult, Monitor, Row, measure_group
 from .plan import Group, Plan, plan as make_plan, whole_groups, whole_repetitions, without_cases
 from .repeats import DRIFT_LIMIT, combine, repetition_drift
@@ -153,15 +154,17 @@ def _pin(group: Group, repetition: int, cores: list[int]) -> int | None:
 
 
 def _steady(measure: Callable[[Monitor | None], GroupResult], monitor: Monitor | None) -> tuple[GroupResult, int, float]:
-    """Measure until the reference kernel held still (up to MAX_REMEASURE more times);
-    the steadiest attempt, how many extra attempts it took, and its drift."""
+    """Measure until the reference kernel held still and no case was contended (up to
+    MAX_REMEASURE more times); the steadiest attempt, how many extra attempts it took,
+    and its drift."""
     best, best_drift = None, math.nan
     for attempt in range(1 + MAX_REMEASURE):
         result = measure(monitor if attempt == 0 else None)  # the progress counts a case once
         d = repetition_drift(result.samples)
+        contended = any(bool(r.get("contended")) for r in result.rows)
         if best is None or abs(d) < abs(best_drift):
             best, best_drift = result, d
-        if not abs(d) > DRIFT_LIMIT:
+        if not abs(d) > DRIFT_LIMIT and not contended:
             break
     assert best is not None
     return best, attempt, best_drift
@@ -216,6 +219,8 @@ def iter_results(
             pool.close()  # a new repetition in a new process: other memory, other JIT state
         current = rep
         pin = _pin(group, rep, cores)
+        if plan.wait_quiet_s > 0:  # let other processes leave the cores first (--wait-quiet)
+            wait_quiet(plan.wait_quiet_s)
 
         def measure(mon: Monitor | None, group: Group = group, rep: int = rep, pin: int | None = pin) -> GroupResult:
             if pool is None:
@@ -355,6 +360,8 @@ def run(
                 header = f"# config as run ({plan.config.path}), every layer explicit; re-runnable\n"
                 writer.write_config(dump_config(plan.config_as_run(), header))
                 env.update(metadata.collect_all(calibration=calibration, threads=plan.threads))
+            if monitor is not None:
+                monitor.machine(env)
             if pool is not None:
                 env["worker"] = {"rlimit_data_bytes": pool.info.get("rlimit_data")}
             writer.write_env(env)

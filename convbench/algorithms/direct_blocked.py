@@ -1,0 +1,97 @@
+"""``direct-blocked``: direct convolution on a channel-blocked layout, the algorithm oneDNN,
+ARM Compute Library and TVM's CPU schedules lead with; Indirect Convolution's rival
+(both avoid the im2col matrix: one by pointers, the other by a layout).
+
+``prepare`` reorders the weights once into ``(G, KB, CB, R, S, W, W)`` blocks
+of the configuration's vector width ``W`` (:mod:`convbench.kernels.direct_blocked`).
+The call converts the input to the blocked layout, zero-padded by the
+layer's padding (``pack``), runs the register-blocked kernel (``gemm``: a
+tile of ``db_pixels`` output pixels x ``W`` output channels held in
+registers over the whole reduction), and converts the output back to the
+spec's layout (``transform_out``). Those conversions are counted in its
+time, as oneDNN's reorders are in the ``onednn`` peer's. It needs no
+workspace beyond the blocked copies of the input and the output
+(``workspace_bytes`` says 0 and its docstring which copies: the harness
+hands every algorithm NCHW or NHWC, so the copies are its layout, not a
+workspace). Channels of a group are padded to whole blocks: a depthwise
+layer (one channel a group) computes ``W`` lanes for one, so it is correct
+but slow there; grouped layers with few channels per group are too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..algorithm import Algorithm, Array, ConvCall
+from ..kernels.aligned import aligned_empty
+from ..kernels.configs import active_config
+from ..kernels.direct_blocked import block_channels, direct_blocked, row_tiles
+from ..phases import phased
+from ..registry import register
+from ..spec import ConvSpec
+
+
+def _blocks(n: int, width: int) -> int:
+    return (n + width - 1) // width
+
+
+@register
+class DirectBlocked(Algorithm):
+    """Channel-blocked direct convolution, register-blocked over pixels and output channels."""
+
+    name = "direct-blocked"
+    description = "direct convolution on a channel-blocked layout (oneDNN's), register-blocked, no workspace"
+    natural_layout = None
+    constraints = "none (depthwise and few-channel groups run padded to whole channel blocks)"
+
+    def implementation(self, spec: ConvSpec) -> str:
+        cfg = active_config()
+        return f"numba:direct-blocked-{cfg.db_pixels}x{block_channels(cfg.vector_bytes, spec.dtype)}"
+
+    def workspace_bytes(self, spec: ConvSpec) -> int:
+        """0: its only extra memory is the blocked (zero-padded) copies of the input and
+        of the output that its layout needs, which are the call's ``pack`` and
+        ``transform_out`` (``measured_workspace_bytes`` shows them)."""
+        return 0
+
+    def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
+        cfg = active_config()
+        dtype = spec.np_dtype
+        wdt = block_channels(cfg.vector_bytes, dtype)
+        g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
+        cb, kb = _blocks(cg, wdt), _blocks(kg, wdt)
+        kh, kw = spec.kernel
+        padded = np.zeros((g, kb * wdt, cb * wdt, kh, kw), dtype)
+        padded[:, :kg, :cg] = np.asarray(weight).reshape(g, kg, cg, kh, kw)
+        wb = aligned_empty((g, kb, cb, kh, kw, wdt, wdt), dtype)
+        wb[...] = padded.reshape(g, kb, wdt, cb, wdt, kh, kw).transpose(0, 1, 3, 5, 6, 4, 2)
+        n, h, w = spec.batch, spec.height, spec.width
+        top, left = spec.pad_top, spec.pad_left
+        oh, ow = spec.output_height, spec.output_width
+        pixels, owp = row_tiles(ow, cfg.db_pixels)  # rows padded to whole register tiles
+        hp = h + top + spec.pad_bottom
+        wp = max(w + left + spec.pad_right, (owp - 1) * spec.stride_w + (spec.kernel_w - 1) * spec.dilation_w + 1)
+        nhwc = spec.layout == "nhwc"
+
+        def pack(x: Array) -> Array:
+            xb = np.zeros((n, g, cb, hp, wp, wdt), dtype)  # the padding is zeros, and so are the spare channels
+            src = x.reshape(n, h, w, g, cg).transpose(0, 3, 4, 1, 2) if nhwc else x.reshape(n, g, cg, h, w)
+            for b in range(cb):
+                c0, c1 = b * wdt, min(cg, (b + 1) * wdt)
+                xb[:, :, b, top:top + h, left:left + w, : c1 - c0] = src[:, :, c0:c1].transpose(0, 1, 3, 4, 2)
+            return xb
+
+        def compute(xb: Array) -> Array:
+            out = aligned_empty((n, g, kb, oh, owp, wdt), dtype)
+            direct_blocked(xb, wb, out, spec.kernel, spec.stride, spec.dilation, pixels, cfg.vector_bytes)
+            return out
+
+        def unpack(ob: Array) -> Array:
+            ob = ob[:, :, :, :, :ow]  # the row's padding columns go
+            if nhwc:  # (N, G, KB, OH, OW, W) -> (N, OH, OW, G, KB*W) -> the first Kg of each group
+                y = ob.transpose(0, 3, 4, 1, 2, 5).reshape(n, oh, ow, g, kb * wdt)[..., :kg]
+                return np.ascontiguousarray(y).reshape(n, oh, ow, g * kg)
+            y = ob.transpose(0, 1, 2, 5, 3, 4).reshape(n, g, kb * wdt, oh, ow)[:, :, :kg]
+            return np.ascontiguousarray(y).reshape(n, g * kg, oh, ow)
+
+        return phased(("pack", pack), ("gemm", compute), ("transform_out", unpack))

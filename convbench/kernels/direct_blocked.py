@@ -1,0 +1,128 @@
+"""Direct convolution on a channel-blocked layout, register-blocked (Zhang, Franchetti and
+Low, ICML 2018; oneDNN's ``jit:avx512_core`` / ``jit:avx2`` direct kernels).
+
+Layouts, ``W`` being the channels of one SIMD vector (the configuration's
+``vector_bytes`` of the dtype: 16 float32 on AVX-512, 8 on AVX2):
+
+- input ``(N, G, CB, Hp, Wp, W)``: each group's channels in blocks of ``W``
+  (zero-padded to a whole block), the image zero-padded by the layer's
+  padding, so no tap needs a bounds check;
+- weights ``(G, KB, CB, R, S, W_in, W_out)``: for an output block and an
+  input block, each tap is a ``W x W`` matrix whose rows are vectors of
+  output channels;
+- output ``(N, G, KB, OH, OWp, W)``, each row padded to whole tiles (and the
+  input to match) so every tile has the same, compile-time, width.
+
+The micro-kernel holds ``UR`` output pixels x one block of ``W`` output
+channels in ``UR`` vector registers across the whole ``CB x R x S x W``
+reduction: each input channel value is broadcast and multiplied into every
+pixel's accumulator with the tap's weight vector. No workspace: what it
+reads is the blocked input and the blocked weights. Jobs are output rows
+``(n, g, kb, oh)``, taken chunk by chunk by every thread
+(:mod:`._parallel`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import numpy as np
+from numba import njit
+
+from ._intrinsics import data_ptr, lanes, ptr_add, stack_vectors, vcopy, vfma, vzero
+from ._parallel import chunk_done, next_chunk, parallel_for
+
+
+def _build(UR: int, VB: int) -> Callable:  # noqa: N803 - the tile's constants
+    @njit(nogil=True, fastmath=True, cache=True)
+    def direct_blocked_jobs(work, x, w, out, groups, cb_n, kb_n, hp, wp, oh_n, ow_n, kh, kw,
+                            sh, sw, dh, dw):  # pragma: no cover - compiled
+        W = lanes(x, VB)
+        acc = stack_vectors(x, UR, VB)
+        xp0, wp0, op0 = data_ptr(x), data_ptr(w), data_ptr(out)
+        tap = W * W  # one tap's weights: W input channels x W output channels
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                return
+            for job in range(lo, hi):
+                oh = job % oh_n
+                rest = job // oh_n
+                kb = rest % kb_n
+                rest //= kb_n
+                g = rest % groups
+                n = rest // groups
+                x_img = (n * groups + g) * cb_n  # first input block of this image and group
+                w_blk = (g * kb_n + kb) * cb_n  # first (kb, cb) weight block
+                o_row = (((n * groups + g) * kb_n + kb) * oh_n + oh) * ow_n * W
+                for ow0 in range(0, ow_n, UR):  # ow_n is a multiple of UR (the caller pads the row)
+                    for p in range(UR):
+                        vzero(ptr_add(acc, p * W), VB)
+                    for cb in range(cb_n):
+                        for r in range(kh):
+                            ih = oh * sh + r * dh
+                            x_row = ptr_add(xp0, ((x_img + cb) * hp + ih) * wp * W)
+                            for s in range(kw):
+                                xs = ptr_add(x_row, (ow0 * sw + s * dw) * W)
+                                wt = ptr_add(wp0, (((w_blk + cb) * kh + r) * kw + s) * tap)
+                                # constant trip counts: the accumulators stay in registers
+                                for c in range(W):
+                                    wv = ptr_add(wt, c * W)
+                                    for p in range(UR):
+                                        vfma(ptr_add(acc, p * W), xs[p * sw * W + c], wv, VB)
+                    for p in range(UR):
+                        vcopy(ptr_add(op0, o_row + (ow0 + p) * W), ptr_add(acc, p * W), VB)
+            chunk_done(work, lo, hi)
+
+    return direct_blocked_jobs
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(ur: int, vbytes: int) -> Callable:
+    return _build(ur, vbytes)
+
+
+def row_tiles(ow: int, most: int) -> tuple[int, int]:
+    """``(pixels, padded width)``: the register tile for an output row of ``ow`` pixels, at
+    most ``most``, balanced so the row padded to whole tiles wastes fewer columns than tiles."""
+    tiles = -(-ow // most)
+    pixels = -(-ow // tiles)
+    return pixels, tiles * pixels
+
+
+def block_channels(vector_bytes: int, dtype: np.dtype | str) -> int:
+    """Channels in one block: one SIMD vector of ``dtype``."""
+    return vector_bytes // np.dtype(dtype).itemsize
+
+
+def check_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
+                  stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int) -> None:
+    """Refuse arrays the kernel would read or write out of bounds (numba checks none)."""
+    n, g, cb, hp, wp, lanes_x = x.shape
+    g_w, kb, cb_w, kh, kw, w_in, w_out = w.shape
+    n_o, g_o, kb_o, oh, ow, lanes_o = out.shape
+    width = block_channels(vector_bytes, x.dtype)
+    if not (x.dtype == w.dtype == out.dtype and lanes_x == w_in == w_out == lanes_o == width):
+        raise ValueError(f"direct-blocked: blocks of {width} {x.dtype} channels expected in every array; got "
+                         f"{lanes_x}, {w_in}x{w_out}, {lanes_o} ({x.dtype}, {w.dtype}, {out.dtype})")
+    if (g_w, cb_w, (kh, kw)) != (g, cb, kernel) or (n_o, g_o, kb_o) != (n, g, kb):
+        raise ValueError(f"direct-blocked: shapes disagree: input {x.shape}, weights {w.shape}, output {out.shape}")
+    (sh, sw), (dh, dw) = stride, dilation
+    if pixels < 1 or ow % pixels:
+        raise ValueError(f"direct-blocked: the output row ({ow}) must be a whole number of {pixels}-pixel tiles")
+    if (oh - 1) * sh + (kh - 1) * dh >= hp or (ow - 1) * sw + (kw - 1) * dw >= wp:
+        raise ValueError(f"direct-blocked: output {oh}x{ow} reads past the padded input {hp}x{wp}")
+    if not all(a.flags.c_contiguous for a in (x, w, out)):
+        raise ValueError("direct-blocked: input, weights and output must be C-contiguous")
+
+
+def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
+                   stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int) -> None:
+    """``out`` = the direct convolution of blocked ``x`` with blocked ``w`` (see the module
+    docstring); output rows are split over ``numba.get_num_threads()`` threads."""
+    check_blocked(x, w, out, kernel, stride, dilation, pixels, vector_bytes)
+    n, g, cb, hp, wp, _ = x.shape
+    kb, oh, ow = w.shape[1], out.shape[3], out.shape[4]
+    jobs = _compiled(pixels, vector_bytes)
+    parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, hp, wp, oh, ow, *kernel, *stride, *dilation)

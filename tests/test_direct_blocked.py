@@ -1,0 +1,51 @@
+"""direct-blocked: the channel-blocked direct convolution's kernel refuses arrays it would
+read or write out of bounds, tiles whole rows, and needs no workspace of its own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convbench
+from convbench.kernels.configs import active_config
+from convbench.kernels.direct_blocked import block_channels, direct_blocked, row_tiles
+
+
+@pytest.mark.parametrize("ow, most, want", [(56, 14, (14, 56)), (7, 14, (7, 7)), (55, 14, (14, 56)),
+                                            (29, 14, (10, 30)), (1, 14, (1, 1))])
+def test_row_tiles_cover_the_row_with_balanced_tiles(ow, most, want):
+    pixels, padded = row_tiles(ow, most)
+    assert (pixels, padded) == want and padded >= ow and padded - ow < -(-ow // most)
+
+
+def _arrays(hp=6, wp=6, oh=4, ow=4, cb=1, kb=1, dtype=np.float32):
+    w = block_channels(active_config().vector_bytes, dtype)
+    x = np.zeros((1, 1, cb, hp, wp, w), dtype)
+    wt = np.zeros((1, kb, cb, 3, 3, w, w), dtype)
+    out = np.zeros((1, 1, kb, oh, ow, w), dtype)
+    return x, wt, out
+
+
+def test_the_kernel_refuses_arrays_it_would_overrun():
+    vb = active_config().vector_bytes
+    x, w, out = _arrays()
+    direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb)  # exactly fits
+    with pytest.raises(ValueError, match="reads past the padded input"):
+        direct_blocked(*_arrays(hp=5), (3, 3), (1, 1), (1, 1), 4, vb)
+    with pytest.raises(ValueError, match="whole number of 3-pixel tiles"):
+        direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 3, vb)
+    with pytest.raises(ValueError, match="shapes disagree"):
+        direct_blocked(x, w, out, (5, 5), (1, 1), (1, 1), 4, vb)
+    with pytest.raises(ValueError, match="blocks of"):
+        direct_blocked(x.astype(np.float64), w, out, (3, 3), (1, 1), (1, 1), 4, vb)
+
+
+def test_it_declares_no_workspace_and_its_phases_are_the_layout_copies_around_the_kernel():
+    algo = convbench.get_algorithm("direct-blocked")
+    spec = convbench.ConvSpec(batch=1, in_channels=4, out_channels=4, height=6, width=6, kernel=3, padding=1,
+                              layout="nhwc")
+    assert algo.workspace_bytes(spec) == 0
+    x, w = spec.random_inputs(0)
+    call = algo.prepare(spec, w)
+    assert call.phases == ("pack", "gemm", "transform_out")
+    assert convbench.relative_error(call(x), convbench.reference(spec, x, w)) < 1e-5

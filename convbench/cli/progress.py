@@ -185,7 +185,6 @@ class Progress:
         self.monitor, self.stop = monitor, stop
 
 
-@contextlib.contextmanager
 def plan_seconds(plan: Any) -> float:
     """A rough estimate of a sweep's run time from its plan alone: per case and repetition,
     the sampling rules at an assumed 20 GFLOP/s, plus set-up; what the ETA starts from."""
@@ -195,6 +194,7 @@ def plan_seconds(plan: Any) -> float:
     return per_rep * t.repeat * (1.2 if plan.phases else 1.0)
 
 
+@contextlib.contextmanager
 def sweep_progress(console: Console, total: int, start: int = 0,
                    every: float = LINE_EVERY_S, expected_s: float | None = None) -> Iterator[Progress]:
     """Progress of ``total`` units of work, ``start`` of them already done, on ``console``."""

@@ -33,6 +33,8 @@ CONTENDED_SHARE = 0.20
 QUIET_CORES = 0.3
 
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: The shortest window, in clock ticks, over which other processes' load is given as a number.
+MIN_TICKS = 20
 
 
 def ran_share(cpu_s: float, wall_s: float, threads: int) -> float:
@@ -81,12 +83,14 @@ class LoadMeter:
         all cores' time the hypervisor gave to other guests. ``None`` where unknown."""
         elapsed = time.monotonic() - self._t
         stat, own = _proc_stat(), _own_jiffies()
-        if stat is None or self._stat is None or own is None or self._own is None or elapsed <= 0:
+        # the kernel counts in ticks (1/_HZ s): over fewer than MIN_TICKS of them one tick
+        # more or less is a whole core, so a short window says "unknown", not a number
+        if stat is None or self._stat is None or own is None or self._own is None or elapsed * _HZ < MIN_TICKS:
             return {"other_load": None, "steal": None}
         busy = (stat[0] - self._stat[0]) - (own - self._own)
         cores = os.cpu_count() or 1
-        return {"other_load": max(0.0, busy / _HZ / elapsed),
-                "steal": max(0.0, (stat[1] - self._stat[1]) / _HZ / elapsed / cores)}
+        return {"other_load": min(float(cores), max(0.0, busy / _HZ / elapsed)),
+                "steal": min(1.0, max(0.0, (stat[1] - self._stat[1]) / _HZ / elapsed / cores))}
 
 
 def other_load(seconds: float = 0.25) -> float | None:

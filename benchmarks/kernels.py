@@ -36,7 +36,10 @@ The floors (one thread, float32, NHWC, batch 1 unless said):
 6. cold compile of every kernel for the machine's configuration <= 25 s;
    ``convbench tune`` <= 120 s;
 7. best convbench >= 0.9x the best production peer (torch, oneDNN, ONNX
-   Runtime; both layouts on each side), geometric mean per network.
+   Runtime; both layouts on each side), geometric mean per network;
+8. direct-blocked >= 1.0x im2col (BLAS) on every 3x3 layer of
+   ``configs/paper.yaml``, and >= 0.9x the ``onednn`` peer, geometric mean
+   per network (ResNet-50 3x3, dense MobileNet v1), NHWC.
 
 "Best" in 5 and 7 is chosen among noisy candidates; the bootstrap redoes
 that choice in every resample (``peer_checks.py``), so the interval
@@ -75,13 +78,14 @@ import numpy as np
 import convbench
 from convbench import get_algorithm
 from convbench.kernels.configs import TABLE, active_config, active_config_info
+from convbench.bestof import network_best_vs_best
 from convbench.kernels.gemm import PackedGemm
 from convbench.machine.malloc_policy import BLAS_ENV, keep_freed_memory
 from convbench.machine.threads import limit_threads
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import (MOBILENET_DENSE, conv_call, interleaved, layer,  # noqa: E402
-                          median_ci, paper_layers, resnet_3x3, two_vs_one)
+                          median_ci, mobilenet_dense, paper_layers, resnet_3x3, two_vs_one)
 from outputs import Check, exit_code, summary_lines, write_output  # noqa: E402
 from peer_checks import best_against, not_measured, ours_and_peers  # noqa: E402
 
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     ap.add_argument("--min-time", type=float, default=None, help="seconds per comparison")
     ap.add_argument("--no-jit", action="store_true", help="skip the compile-time and tune checks")
-    ap.add_argument("--floors", default="1,2,3,4,5,6,7",
+    ap.add_argument("--floors", default="1,2,3,4,5,6,7,8",
                     help="comma-separated floors to measure (default: all)")
     ap.add_argument("--explore", action="store_true",
                     help="exit 0 whatever the verdicts (for the numbers alone)")
@@ -223,13 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     # 2a. indirect against BLAS im2col on the ResNet-50 3x3 layers
     for spec in resnet_3x3() if "2" in floors else []:
         x, w = spec.random_inputs(1)
-        ratio("2 indirect / im2col (BLAS), ResNet-50 3x3", spec.describe()[:24], spec.flops,
+        ratio("2 indirect / im2col (BLAS), ResNet-50 3x3", spec.describe(), spec.flops,
               conv_call("indirect", spec, x, w), conv_call("im2col", spec, x, w),
               "indirect", "im2col", 0.9)
     # 2b. indirect against im2col-numba (same kernel) on paper.yaml's 3x3 and 1x1/s2 layers
     for name, spec in paper_layers() if "2" in floors else []:
         x, w = spec.random_inputs(2)
-        ratio("2 indirect / im2col-numba, paper 3x3 and 1x1/s2", name[:24], spec.flops,
+        ratio("2 indirect / im2col-numba, paper 3x3 and 1x1/s2", name, spec.flops,
               conv_call("indirect", spec, x, w), conv_call("im2col-numba", spec, x, w),
               "indirect", "im2col-numba", 1.0)
 
@@ -237,12 +241,34 @@ def main(argv: list[str] | None = None) -> int:
     for spec in [s for s in resnet_3x3() if s.stride == (1, 1) and "4" in floors]:
         x, w = spec.random_inputs(6)
         im2c = conv_call("im2col", spec, x, w)
-        ratio("4 winograd-f4 / im2col (BLAS)", spec.describe()[:24], spec.flops,
+        ratio("4 winograd-f4 / im2col (BLAS)", spec.describe(), spec.flops,
               conv_call("winograd-f4", spec, x, w), im2c, "winograd-f4", "im2col", 1.5)
         for other in ("winograd", "winograd-f6"):  # for the record, not floors
-            row = ratio(f"4 {other} / im2col (BLAS), for the record", spec.describe()[:24], spec.flops,
+            row = ratio(f"4 {other} / im2col (BLAS), for the record", spec.describe(), spec.flops,
                         conv_call(other, spec, x, w), im2c, other, "im2col", math.nan)
             row.kind = "record"
+
+    # 8. direct-blocked: against im2col (BLAS) on paper.yaml's 3x3 layers, against oneDNN per network
+    for name, spec in [(n, s) for n, s in paper_layers() if s.kernel == (3, 3)] if "8" in floors else []:
+        x, w = spec.random_inputs(8)
+        ratio("8 direct-blocked / im2col (BLAS), paper 3x3", name, spec.flops,
+              conv_call("direct-blocked", spec, x, w), conv_call("im2col", spec, x, w),
+              "direct-blocked", "im2col", 1.0)
+    if "8" in floors and "onednn" not in convbench.list_algorithms():
+        rows.append(not_measured("8 direct-blocked / onednn", "onednn is not installed: pip install -e '.[peers]'"))
+    elif "8" in floors:
+        for network, specs in (("ResNet-50 3x3", resnet_3x3()), ("dense MobileNet v1", mobilenet_dense())):
+            pairs = []
+            for spec in specs[:: 3 if quick else 1]:
+                x, w = spec.random_inputs(9)
+                with limit_threads(1):  # oneDNN sizes its pools at prepare
+                    ours, theirs = conv_call("direct-blocked", spec, x, w), conv_call("onednn", spec, x, w)
+                    ta, tb = interleaved([ours, theirs], min_rounds, min_time, clock)
+                pairs.append(([np.array(ta)], [np.array(tb)]))
+            geo = network_best_vs_best(pairs, rng, 2000, mean="geometric", paired=True)
+            rows.append(Check("8 direct-blocked / onednn, geometric mean", f"{len(pairs)} {network} layers", *geo,
+                              0.9, "floor", "direct-blocked", "onednn"))
+            print(f"  {'direct-blocked/onednn':34s} {network:24s} {geo[0]:5.2f}", file=sys.stderr, flush=True)
 
     # 3. two threads against one (wall clock), every algorithm, layers >= 50 MFLOP
     if "3" in floors and numba.config.NUMBA_NUM_THREADS < 2:
@@ -264,11 +290,11 @@ def main(argv: list[str] | None = None) -> int:
                 if get_algorithm(algo).supports(spec) is not None:
                     continue
                 med, lo, hi = two_vs_one(lambda: conv_call(algo, spec, x, w), min_rounds, min_time)
-                rows.append(Check("3 2 threads / 1 thread, >= 50 MFLOP", f"{algo}, {spec.describe()[:24]}",
+                rows.append(Check("3 2 threads / 1 thread, >= 50 MFLOP", f"{algo}, {spec.describe()}",
                                   med, lo, hi, 1.6, "floor", algo, judged=sgemm_scales,
                                   note="" if sgemm_scales else
                                   f"this machine's sgemm scaled {sg[0]:.2f}x (< 1.8) in the same run"))
-                print(f"  {'threads ' + algo:34s} {spec.describe()[:24]:24s} {med:5.2f}",
+                print(f"  {'threads ' + algo:34s} {spec.describe():24s} {med:5.2f}",
                       file=sys.stderr, flush=True)
 
     # 5. and 7. the best of convbench against torch, and against the best production peer

@@ -106,7 +106,7 @@ def render(payload: dict) -> str:
              "| check | result (95% CI) | floor | judged on the CI |",
              "| --- | --- | --- | --- |"]
     for name, group in groups.items():
-        layers = f" ({len(group)} layers)" if len(group) > 1 else (f", {group[0].layer}" if group[0].layer else "")
+        layers = f" ({len(group)} checks)" if len(group) > 1 else (f", {group[0].layer}" if group[0].layer else "")
         lines.append(f"| {name}{layers} | {_range(group)} | {_bound(group[0])} | {_verdict_cell(group)} |")
     weak = [c for c in checks if c.verdict in (FAIL, UNDECIDED, NOT_JUDGED, NOT_MEASURED)]
     if weak:

@@ -78,7 +78,7 @@ def test_the_rendered_table_lists_every_check_that_did_not_pass_with_its_number(
               Check("peers", measured=False, note="no peer installed"),
               Check("share", value=36 / 38, lo=36 / 38, hi=36 / 38, bound=0.95, extra={"k": 36, "n": 38})]
     table = readme_tables.render(_write(tmp_path, script, checks))
-    assert "| gemm (2 layers) | 0.7-1.2 (lowest CI bound 0.6) | >= 0.8 | **fail**: 1 pass, 0 undecided, 1 fail of 2 |" in table
+    assert "| gemm (2 checks) | 0.7-1.2 (lowest CI bound 0.6) | >= 0.8 | **fail**: 1 pass, 0 undecided, 1 fail of 2 |" in table
     assert "| gemm | 512 | 0.7 [0.6, 0.75] | >= 0.8 | fail |" in table
     assert "| peers | - | no peer installed |  | not measured |" in table
     assert "36/38 (94.7%)" in table and "(95%)" not in table

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import math
 from pathlib import Path
@@ -53,9 +54,20 @@ def card(items: Sequence[tuple[str, Any]]) -> str:
     return "<dl class=\"card\">" + "".join(f"<dt>{esc(k)}</dt><dd>{_cell(v)}</dd>" for k, v in items) + "</dl>"
 
 
+def _small_png(data: bytes) -> bytes:
+    """The PNG with its colours reduced to a 128-entry palette where that is smaller: a
+    figure's flat colours survive it, and the page is a few MB instead of several times that."""
+    from PIL import Image  # matplotlib's own dependency
+
+    img = Image.open(io.BytesIO(data))
+    out = io.BytesIO()
+    img.convert("RGB").quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(out, "PNG", optimize=True)
+    return out.getvalue() if out.tell() < len(data) else data
+
+
 def figure(png: Path, svg: Path | None, caption: str) -> str:
-    """A figure as a ``data:`` image: the SVG where it is smaller than the PNG."""
-    data, mime = png.read_bytes(), "image/png"
+    """A figure as a ``data:`` image: the SVG where it is smaller than the (palette) PNG."""
+    data, mime = _small_png(png.read_bytes()), "image/png"
     if svg is not None and svg.is_file() and svg.stat().st_size < len(data):
         data, mime = svg.read_bytes(), "image/svg+xml"
     src = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

@@ -26,6 +26,12 @@ def check_output(y: Any, spec: ConvSpec, ref: np.ndarray, floor: float, tol: flo
     return "ok", "", err
 
 
+def raised(stage: str, exc: BaseException) -> str:
+    """A row's reason for ``exc`` raised at ``stage``: the type and the first line."""
+    text = str(exc).strip().splitlines()
+    return f"{stage} raised {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 def check_last(row: dict[str, Any], check: Callable[[Any], tuple[str, str, float]] | None, last: Any) -> None:
     """The last timed call's answer is checked like the warm-up's: a kernel
     whose state goes wrong over repeated calls is a ``failed`` row too."""

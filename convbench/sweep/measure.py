@@ -37,10 +37,10 @@ from ..machine.threads import check_threads, limit_threads, pinned, thread_repor
 from ..reference import error_floor, reference
 from ..registry import get_algorithm
 from ..results.schema import sample_row, spec_columns, summary_row
-from .answers import check_last, check_output
+from .answers import check_last, check_output, raised as _raised
 from .footprint import measure_memory
 from .refkernel import REF_FLOPS, ReferenceKernel  # noqa: F401 (REF_FLOPS: the session's)
-from .phasing import phase_rows
+from .phasing import PhaseTimer, phase_rows
 from ..machine.cache import cold_cache
 from ..machine.contention import CONTENDED_SHARE, RAN_MIN, LoadMeter, cpu_clock, ran_share
 from ..timing import Sampler, TimingSettings, loops_for, summarize
@@ -69,11 +69,6 @@ def base_row(case: Case, seed: int, baseline: str | None) -> Row:
         status=None, reason="", threads=case.threads, **spec_columns(case.spec),
         baseline=baseline or "", seed=seed, n_samples=0, cache=case.cache,
     )
-
-
-def _raised(stage: str, exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{stage} raised {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 @dataclass
@@ -267,8 +262,9 @@ def measure_group(
             done: list[_Live] = []
             _sample_interleaved(live, result, lambda pos, case, smp: done.append(live_at[pos]), mon,
                                 repetition, flush)
-            for item in sorted(done, key=lambda i: i.pos):
-                _phase_pass(item, timing, flush, mon)
+            done.sort(key=lambda i: i.pos)
+            _phase_pass(done, timing, flush, mon)
+            for item in done:
                 finish(item.pos, item.case, item.samples, item.phase_rows)
         else:
             _sample_interleaved(live, result, finish, mon, repetition, flush)
@@ -350,17 +346,36 @@ def _sample_interleaved(
             gc.enable()
 
 
-def _phase_pass(item: _Live, timing: TimingSettings, flush: Callable[[], None] | None, mon: Monitor) -> None:
-    """The phase pass of an ok case (:mod:`.phasing`); a step that raises is an ``error`` row."""
-    if item.row["status"] != "ok":
-        return
-    mon.stage(item.pos, "the phase pass")
-    try:
-        item.phase_rows, columns = phase_rows(item.case, item.call, item.x, timing, flush, item.sampler.samples)
-    except (Exception, SystemExit) as exc:
-        item.row.update(status="error", reason=_raised("the phase pass", exc))
-        return
-    item.row.update(columns)
+def _phase_pass(items: list[_Live], timing: TimingSettings, flush: Callable[[], None] | None,
+                mon: Monitor) -> None:
+    """The phase pass of the group's ok cases (:mod:`.phasing`), interleaved round by round in
+    a rotating order like their whole-call samples; a step that raises is an ``error`` row."""
+    timers: dict[int, PhaseTimer] = {}
+
+    def attempt(item: _Live, action: Callable[[], None]) -> None:
+        mon.stage(item.pos, "the phase pass")
+        try:
+            action()
+        except (Exception, SystemExit) as exc:
+            item.row.update(status="error", reason=_raised("the phase pass", exc))
+            timers.pop(item.pos, None)
+
+    for item in (i for i in items if i.row["status"] == "ok"):
+        attempt(item, lambda i=item: timers.__setitem__(i.pos, PhaseTimer(i.call, i.x, timing, i.sampler.loops, flush)))
+    active, rnd = [i for i in items if i.pos in timers], 0
+    ref_kernel = ReferenceKernel()  # run every round, as in the sampling: the same cache traffic
+    while active:
+        ref_kernel.time()
+        shift = rnd % len(active)
+        for item in active[shift:] + active[:shift]:
+            if item.pos in timers:
+                attempt(item, timers[item.pos].sample)
+        active = [i for i in active if i.pos in timers and not timers[i.pos].done]
+        rnd += 1
+    for item in items:
+        if item.pos in timers:
+            item.phase_rows, columns = phase_rows(item.case, timers[item.pos].result(item.sampler.samples))
+            item.row.update(columns)
 
 
 def _rate(row: Row, flops: int) -> None:

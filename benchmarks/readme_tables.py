@@ -95,9 +95,9 @@ def render(payload: dict) -> str:
     then every check that is not a pass, with its numbers or its reason."""
     checks: list[Check] = payload["checks"]
     prov = payload["provenance"]
-    groups: dict[str, list[Check]] = {}
+    groups: dict[tuple, list[Check]] = {}  # checks of one name and one bound share a line
     for c in checks:
-        groups.setdefault(c.check, []).append(c)
+        groups.setdefault((c.check, c.kind, None if math.isnan(c.bound) else c.bound), []).append(c)
     detail = f"{prov['cpu_detail']}, " if prov.get("cpu_detail") else ""
     lines = [f"Measured on {prov['cpu']} ({detail}{prov['logical_cpus']} logical CPUs, kernel configuration "
              f"`{prov['kernel_config']}`) by `{prov['command']}` at commit `{prov['commit'][:10]}`"
@@ -105,7 +105,7 @@ def render(payload: dict) -> str:
              "",
              "| check | result (95% CI) | floor | judged on the CI |",
              "| --- | --- | --- | --- |"]
-    for name, group in groups.items():
+    for (name, _, _), group in groups.items():
         layers = f" ({len(group)} checks)" if len(group) > 1 else (f", {group[0].layer}" if group[0].layer else "")
         lines.append(f"| {name}{layers} | {_range(group)} | {_bound(group[0])} | {_verdict_cell(group)} |")
     weak = [c for c in checks if c.verdict in (FAIL, UNDECIDED, NOT_JUDGED, NOT_MEASURED)]

@@ -90,7 +90,7 @@ class KernelConfig:
 TABLE: dict[str, KernelConfig] = {
     # 32 zmm registers: 8x32 float32 = 16 accumulators + 2 B vectors + a
     # broadcast. On the 2-vCPU Cascade Lake VM it beat the AVX2 5x16 tile
-    # (see benchmarks/results/); 12x32 (24 accumulators) was not faster.
+    # (1.71x at 1024^3 then; on the Zen 4 VM 1.01x, undecided: see README); 12x32 was not faster.
     # KC 512: the 8 x KC A rows (16 KiB) stay in the 32 KiB L1. NC 128: the
     # GEMM's jobs are tiles x NC blocks, so more blocks give two threads work
     # to share on small layers; measured there (interleaved, 64-byte-aligned

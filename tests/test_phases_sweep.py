@@ -141,3 +141,15 @@ def test_compare_and_select_keep_warm_and_cold_apart(warm_cold):
     result = CliRunner().invoke(app, ["compare", str(out), str(out)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert pd.read_csv(out / "summary.csv")["cache"].notna().all()
+
+
+def test_the_report_judges_cold_cases_and_sets_pack_share_against_indirects_gain(warm_cold):
+    from convbench.analysis.report import render_report
+
+    out, _ = warm_cold
+    text = render_report(read_results(out))
+    assert "## Verdicts with cold caches" in text
+    section = text[text.index("## Where indirect's gain comes from (phases)"):]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "layer class" not in line
+            and "---" not in line]
+    assert {r.split("|")[2].strip() for r in rows} == {"warm", "cold"}  # a row per cache state

@@ -85,11 +85,11 @@ def test_wait_quiet_returns_at_once_when_the_threshold_is_met_and_gives_up_in_ti
     assert not got["quiet"] and time.monotonic() - t0 < 3.0
 
 
-def test_compare_names_contended_cases():
+def test_a_flag_reads_as_set_only_where_the_csv_says_true():
     import pandas as pd
 
-    from convbench.analysis.compare import _contended
+    from convbench.results.schema import flag
 
     rows = pd.DataFrame({"contended": [True, "False", np.nan, "True"]})
-    assert _contended(rows).tolist() == [True, False, False, True]
-    assert _contended(pd.DataFrame({"x": [1, 2]})).tolist() == [False, False]
+    assert flag(rows, "contended").tolist() == [True, False, False, True]
+    assert flag(pd.DataFrame({"x": [1, 2]}), "contended").tolist() == [False, False]

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .. import groupstats as gs
-from ..results.schema import CASE_KEYS, VARIANT_KEYS, with_defaults
+from ..results.schema import CASE_KEYS, VARIANT_KEYS, flag, with_defaults
 from .verdicts import DEFAULT_THRESHOLD, judge, ratio_ci, speed_gap
 #: Shape columns that must agree for two cases of the same key to be compared.
 SHAPE_COLUMNS = [
@@ -204,13 +204,6 @@ class Comparison:
         return self.table[self.table["verdict"].isin(["faster", "fixed"])]
 
 
-def _contended(rows: Any) -> np.ndarray:
-    """Whether each row was flagged ``contended`` (False where the column is absent or empty)."""
-    if "contended" not in rows:
-        return np.zeros(len(rows), bool)
-    return rows["contended"].map(lambda v: v is True or str(v) == "True").to_numpy(bool)
-
-
 def _keys_of(summary: Any) -> list[tuple]:
     return list(zip(*(summary[k].tolist() for k in CASE_KEYS))) if len(summary) else []
 
@@ -333,7 +326,7 @@ def compare_runs(
     table["spread_a"], table["spread_b"] = pick(ra, "norm_rep_spread", "rep_spread"), pick(rb, "norm_rep_spread", "rep_spread")
     table["verdict"] = verdict
     # a change measured while other processes took the cores is not one to trust: said beside the verdict
-    table["contended"] = _contended(ra) | _contended(rb)
+    table["contended"] = flag(ra, "contended") | flag(rb, "contended")
 
     notes = []
     gap = speed_gap(_calibration(a.env), _calibration(b.env))

@@ -6,6 +6,7 @@ import math
 import re
 from typing import Any
 
+from ..results.schema import flag
 from .page import Markup, card, esc, num, table
 
 #: The case table's columns, as the page shows them.
@@ -65,9 +66,8 @@ def warnings(summary: Any, env: dict) -> str:
     for col, what in (("unstable", "unstable: the reference kernel moved beyond 10% while they ran, "
                                    "even when measured again"),
                       ("contended", "contended: other processes took the cores while they ran")):
-        flagged = summary[col].map(lambda v: v is True or str(v) in ("True", "1.0")) if col in summary else None
-        if flagged is not None and flagged.any():
-            n = int(flagged.sum())
+        n = int(flag(summary, col).sum())
+        if n:
             out.append(f"<div class=\"warn\">{n} case(s) {what}.</div>")
     if "phases_add_up" in summary.columns:
         off = summary[(summary["status"] == "ok") & (summary["phases_add_up"].astype(str) == "False")]

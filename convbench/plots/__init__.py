@@ -79,7 +79,11 @@ def _plot_one(res: Any, out: Path, only: list[str] | None, formats: Any, jobs: i
 
     wanted = set(only or FIGURES)
     s, env = res.summary, res.env
-    phases = read_phases(res.path)  # the figure keeps the rows of this summary's cases
+
+    def phases_figure() -> list[Path]:  # phases.csv is read only when this figure is drawn
+        phases = read_phases(res.path)  # the figure keeps the rows of this summary's cases
+        return plot_phases(s, phases, env, out, formats=formats) if len(phases) else []
+
     calls = {
         "speedup": lambda: plot_speedup(s, env, out, samples=res.samples, formats=formats),
         "gflops": lambda: plot_gflops(s, env, out, formats=formats),
@@ -90,7 +94,7 @@ def _plot_one(res: Any, out: Path, only: list[str] | None, formats: Any, jobs: i
         "thread_scaling": lambda: plot_thread_scaling(s, env, out, formats=formats),
         "network": lambda: plot_network(s, env, out, formats=formats),
         # only for runs that timed phases (phases.csv with rows)
-        "phases": lambda: plot_phases(s, phases, env, out, formats=formats) if len(phases) else [],
+        "phases": phases_figure,
         # the README-sized summary of indirect against im2col; only for runs that have both
         "headline": lambda: (plot_headline(s, env, out, formats=formats)
                              if {"indirect"} <= set(s["algorithm"]) and {"im2col", "im2col-numba"} & set(s["algorithm"])

@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..results.schema import flag
+
 #: Fixed colours so an algorithm looks the same in every figure.
 COLORS = {
     "naive": "#7f7f7f",
@@ -160,11 +162,7 @@ def in_variant(df: Any, variant: tuple) -> Any:
 def flagged(summary: Any) -> set[tuple]:
     """(layer, algorithm, *variant) of the cases flagged ``unstable`` or ``contended``: their
     numbers moved while they ran (the machine drifted, or other processes took the cores)."""
-    cols = [c for c in ("unstable", "contended") if c in summary.columns]
-    if not cols or not len(summary):
-        return set()
-    bad = summary[cols].map(lambda v: v is True or str(v) == "True").any(axis=1)
-    rows = summary[bad]
+    rows = summary[flag(summary, "unstable") | flag(summary, "contended")]
     return set(zip(rows["layer"], rows["algorithm"], rows["layout"], rows["dtype"], rows["threads"], _caches(rows)))
 
 

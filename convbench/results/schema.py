@@ -199,6 +199,16 @@ def with_defaults(df: Any) -> Any:
     return df
 
 
+def flag(df: Any, column: str) -> Any:
+    """Whether each row's ``column`` (``unstable``, ``contended``, ...) is set, as a boolean
+    array: a CSV gives the flag back as a bool, a string or NaN; absent or empty is False."""
+    import numpy as np
+
+    if column not in df:
+        return np.zeros(len(df), bool)
+    return df[column].map(lambda v: v is True or str(v) in ("True", "1.0")).to_numpy(bool)
+
+
 def case_id(layer: str, layout: str, dtype: str, threads: int, algorithm: str, cache: str = "warm") -> str:
     """The stable key of a case, e.g. ``conv1|nhwc|float32|t1|im2col``; a cold case
     says so (``conv1|nhwc|float32|t1|cold|im2col``), a warm one keeps the key it

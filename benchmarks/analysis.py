@@ -14,12 +14,14 @@ command as a user runs it, a cold process (``python -m convbench.cli``):
 - ``compare DIR DIR`` (the run against itself: every case is matched, every
   CI and U test computed)
 - ``plot DIR --out TMP`` (every figure, the default format)
+- ``report DIR`` (the self-contained HTML page, every figure drawn again)
 
 with wall time and the peak resident memory of that process (``wait4``'s
 ``ru_maxrss``). ``--parquet`` also converts the copy (``convbench convert``)
 and times the three commands again on it. The floors of issue 16 are
 checked: on one copy plot <= 10 s, compare <= 3 s, select <= 3 s; on 50
-copies each <= 60 s and <= 2 GiB. The table names the CPU and the load
+copies each <= 60 s and <= 2 GiB; ``report`` <= 30 s on any copy count up to
+25,600 cases and more (issue 26's floor), its page's size recorded. The table names the CPU and the load
 average at the start and end (timings on a shared machine move with it).
 """
 
@@ -43,8 +45,10 @@ from outputs import Check, exit_code, summary_lines, write_output  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 #: (command, copies <= 1) -> floor in seconds; memory floor for every command.
-FLOORS_1 = {"select": 3.0, "compare": 3.0, "plot": 10.0}
+FLOORS_1 = {"select": 3.0, "compare": 3.0, "plot": 10.0, "report": 30.0}
 FLOOR_MANY_S = 60.0
+#: The HTML page's floor holds at every size.
+FLOOR_REPORT_S = 30.0
 FLOOR_MEM_GIB = 2.0
 
 
@@ -78,6 +82,8 @@ class Timing:
     rc: int
 
     def floor(self) -> float:
+        if self.command == "report":
+            return FLOOR_REPORT_S
         return FLOORS_1[self.command] if self.copies <= 1 else FLOOR_MANY_S
 
 
@@ -146,11 +152,15 @@ def main() -> int:
                     ("select", ["select", str(folder)]),
                     ("compare", ["compare", str(folder), str(folder)]),
                     ("plot", ["plot", str(folder), "--out", str(Path(tmp) / f"plots{n}{fmt}")]),
+                    ("report", ["report", str(folder)]),
                 ):
                     best = min((timed(cmd_args, n, fmt, command) for _ in range(args.repeat)),
                                key=lambda t: (t.rc != 0, t.wall_s))
                     print(f"  {fmt:8s} {command:8s} {best.wall_s:6.1f} s  {best.peak_mib:6.0f} MiB", file=sys.stderr)
                     rows.append(best)
+                    if command == "report" and (folder / "report.html").is_file():
+                        page_mib = (folder / "report.html").stat().st_size / 2**20
+                        lines.append(f"copies={n}: report.html {page_mib:.1f} MiB")
             shutil.rmtree(folder)
     lines.append(f"load at end={load()}")
     lines.append(f"{'copies':>6} {'format':8} {'command':8} {'wall s':>7} {'floor s':>7} {'peak MiB':>8}")

@@ -246,7 +246,7 @@ def test_the_eta_starts_from_the_plan_until_a_tenth_is_measured():
     for _ in range(20):
         now[0] += 1.0
         p.update("b", advance=1)
-    assert p.eta() == pytest.approx(79 * 320.0 / 21)  # the measured rate from then on
+    assert p.eta() == pytest.approx(79 * 1.0)  # the rate measured since the first case, without its JIT
     assert plan_seconds(plan(load_config("smoke"))) > 0
 
 
@@ -260,3 +260,18 @@ def test_notes_on_noise_and_other_processes():
     assert "no sample was preempted" in quiet and "0.1 cores" in quiet
     busy = contention_note([{"retaken": 7, "contended": True, "other_load": 1.5}, {"retaken": 2}])
     assert "9 preempted sample(s) retaken, 1 case(s) still contended" in busy
+
+
+def test_the_live_bar_shows_the_plan_eta_not_a_rate_inflated_by_the_first_case():
+    import io
+
+    from rich.console import Console
+
+    from convbench.cli.progress import sweep_progress
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120)
+    with sweep_progress(console, 100, expected_s=200.0) as progress:
+        progress.monitor.finished(-1, {}, [])
+        progress.stop()
+    assert "ETA 3:18" in buf.getvalue()  # 99 cases left at the plan's 2 s each

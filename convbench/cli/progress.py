@@ -51,17 +51,21 @@ class LineProgress:
         self.t0 = clock()
         self.last: float | None = None
         self.current = ""
+        self.first: tuple[float, int] | None = None  # (clock, done) when the first case finished
 
     def eta(self) -> float:
-        """Seconds left: from the plan's estimate until a tenth of the work is done (the first
-        cases pay the JIT and would make the rate a wild guess), then from the rate measured."""
-        measured, elapsed = self.done - self.start, self.clock() - self.t0
+        """Seconds left: from the plan's estimate until a tenth of the work is done, then from
+        the rate measured since the first case finished (the worker's start, the machine probe
+        and the first JIT compilation are paid once and would make the rate a wild guess)."""
+        measured = self.done - self.start
         left = self.total - self.done
         if self.expected_s is not None and measured < 0.1 * (self.total - self.start):
             return left * self.expected_s / max(self.total, 1)
+        if self.first is not None and self.done > self.first[1]:
+            return left * (self.clock() - self.first[0]) / (self.done - self.first[1])
         if measured <= 0:
             return math.nan
-        return left * elapsed / measured
+        return left * (self.clock() - self.t0) / measured
 
     def line(self) -> str:
         pct = 100.0 * self.done / self.total if self.total else 100.0
@@ -72,6 +76,8 @@ class LineProgress:
         self.current = label
         self.done = min(self.total, self.done + advance)
         now = self.clock()
+        if self.first is None and self.done > self.start:
+            self.first = (now, self.done)
         first = self.last is None
         if first or self.done >= self.total or now - self.last >= self.every:
             self.last = now
@@ -159,8 +165,8 @@ class _LineMonitor(Monitor):
 class _BarMonitor(Monitor):
     """The live bar as a sweep monitor: the running case's name, one step per finished case."""
 
-    def __init__(self, bar: Any, task: Any):
-        self.bar, self.task, self.group = bar, task, None
+    def __init__(self, bar: Any, task: Any, eta: LineProgress):
+        self.bar, self.task, self.group, self.eta = bar, task, None, eta
 
     def machine(self, env: dict) -> None:
         note = noise_note(env)
@@ -175,7 +181,8 @@ class _BarMonitor(Monitor):
             self.bar.update(self.task, description=case_label(self.group.cases[pos]))
 
     def finished(self, pos: int, row: dict, samples: list, phases: list | None = None) -> None:
-        self.bar.update(self.task, advance=1)
+        self.eta.update("", advance=1)
+        self.bar.update(self.task, advance=1, eta=fmt_duration(self.eta.eta()))
 
 
 class Progress:
@@ -199,14 +206,17 @@ def sweep_progress(console: Console, total: int, start: int = 0,
                    every: float = LINE_EVERY_S, expected_s: float | None = None) -> Iterator[Progress]:
     """Progress of ``total`` units of work, ``start`` of them already done, on ``console``."""
     if console.is_terminal:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 
+        # the ETA of the plain lines (plan first, then the measured rate), not rich's own
+        # rate, which counts the worker's start and the first JIT compilation as a case
+        eta = LineProgress(total, start, every=math.inf, write=lambda line: None, expected_s=expected_s)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+                   TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"))
         with Bar(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("starting (worker, machine metadata)", total=total, completed=start)
-            yield Progress(_BarMonitor(bar, task), bar.stop)
+            task = bar.add_task("starting (worker, machine metadata)", total=total, completed=start,
+                                eta=fmt_duration(eta.eta()))
+            yield Progress(_BarMonitor(bar, task, eta), bar.stop)
         return
     lines = LineProgress(total, start, every, write=lambda line: console.print(line, highlight=False,
                                                                                 soft_wrap=True),

@@ -1,9 +1,15 @@
 """The one interface every convolution algorithm implements, built-in or plugin.
 
 A plugin author subclasses :class:`Algorithm`, sets ``name`` (and optionally
-``description``, ``natural_layout``, ``tolerance``), and writes ``prepare``;
-``supports`` has a permissive default, ``workspace_bytes`` an honest one
-(``None``: unknown, written as an empty cell, never as 0).
+``description``, ``natural_layout``, ``tolerance``, ``dtypes``), and writes
+``prepare``; ``supports`` has a permissive default, ``workspace_bytes`` an
+honest one (``None``: unknown, written as an empty cell, never as 0).
+
+Whether an algorithm can run a spec is decided in one place,
+:func:`unsupported_reason`: the spec's dtype must be in the algorithm's
+``dtypes`` (else the reason is "winograd runs float32, float64 only"), then
+the algorithm's own ``supports`` has its say. The runner, the planner, the
+guard and the conformance battery all ask it, never ``supports`` directly.
 
 Every subclass's ``prepare`` is wrapped, when the class is created, by the
 input guard of :mod:`convbench.guard`: wrong shapes, dtypes, strides and
@@ -18,8 +24,11 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from .guard import guard_prepare
+from .guard import guard_prepare, unsupported_reason
+from .quant import LSB_TOLERANCE, QUANT_DTYPES
 from .spec import ConvSpec
+
+__all__ = ["Algorithm", "ConvCall", "DEFAULT_TOLERANCE", "unsupported_reason"]
 
 Array = np.ndarray
 #: What ``prepare`` returns: a call from ``x`` (``spec.input_shape``) to a new
@@ -42,7 +51,13 @@ class Algorithm:
       Purely informative; the algorithm's call must still accept the spec's
       layout (see :func:`convbench.layouts.adapt`).
     - ``constraints``: one line naming what it does not support, if anything.
-    - ``tolerance``: max relative error per dtype that still counts as correct.
+    - ``tolerance``: max relative error per float dtype that still counts as correct
+      (a quantized dtype's is :data:`convbench.quant.LSB_TOLERANCE`, in output units).
+    - ``dtypes``: the ConvSpec dtypes it runs (default ``("float32", "float64")``);
+      a spec of another dtype is a ``skipped`` row with that reason, decided by
+      :func:`unsupported_reason` before ``supports`` is asked. An algorithm
+      that lists ``"u8s8"`` receives a :class:`~convbench.quant.QuantizedWeight`
+      in ``prepare`` and uint8 inputs (see :mod:`convbench.quant`).
     - ``peer``: ``True`` for a production library measured beside convbench's
       own algorithms (torch, oneDNN, ONNX Runtime): ``select``, the report
       and the figures set the best of convbench against the best peer.
@@ -63,6 +78,7 @@ class Algorithm:
     natural_layout: ClassVar[str | None] = None
     constraints: ClassVar[str] = "none"
     tolerance: ClassVar[dict[str, float]] = DEFAULT_TOLERANCE
+    dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64")
     peer: ClassVar[bool] = False
     library: ClassVar[str | None] = None
     memory_traced: ClassVar[bool | None] = None
@@ -83,7 +99,11 @@ class Algorithm:
         cls.prepare = guard_prepare(own)  # type: ignore[method-assign]
 
     def supports(self, spec: ConvSpec) -> str | None:
-        """``None`` when ``spec`` can be run, else a short reason it cannot."""
+        """``None`` when ``spec`` can be run, else a short reason it cannot.
+
+        Only asked about specs whose dtype is in ``dtypes`` (see
+        :func:`unsupported_reason`, which callers use instead of this).
+        """
         return None
 
     def workspace_bytes(self, spec: ConvSpec) -> int | None:
@@ -97,7 +117,9 @@ class Algorithm:
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
         """Do the input-independent work (packing, transforms, buffers) once.
 
-        ``weight`` is OIHW ``(K, C // groups, R, S)`` in the spec's dtype.
+        ``weight`` is OIHW ``(K, C // groups, R, S)`` in the spec's dtype
+        (for a quantized spec, a :class:`~convbench.quant.QuantizedWeight`
+        whose ``weight`` is int8 OIHW; ``x`` and the output are then uint8).
         Returns a callable taking ``x`` of ``spec.input_shape`` (in
         ``spec.layout``) and returning a new array of ``spec.output_shape``.
 
@@ -135,7 +157,10 @@ class Algorithm:
             return f"{self.library} (version unknown)"
 
     def tolerance_for(self, dtype: str) -> float:
-        """The tolerance for ``dtype`` ("float32" or "float64")."""
+        """The tolerance for ``dtype``: max relative error for "float32" or "float64",
+        max error in output units (:data:`convbench.quant.LSB_TOLERANCE`) for "u8s8"."""
+        if dtype in QUANT_DTYPES:
+            return float(LSB_TOLERANCE)
         return float(self.tolerance[dtype])
 
     def __repr__(self) -> str:

@@ -6,11 +6,17 @@ plugin made by ``convbench new-plugin`` all get the same checks without
 writing them:
 
 - ``prepare(spec, weight)`` refuses a ``spec`` that is not a
-  :class:`~convbench.ConvSpec` or that the algorithm's ``supports`` rejects,
+  :class:`~convbench.ConvSpec` or that the algorithm cannot run (its
+  ``dtypes`` or ``supports``: :func:`unsupported_reason`),
   and a ``weight`` that is not a numpy array of ``spec.weight_shape`` in the
   spec's dtype, or that holds NaN or inf (the finiteness policy: one scan of
   the weights, once, at prepare). The algorithm's own ``prepare`` then gets a
   C-contiguous weight (a strided view is copied once, untimed by the calls).
+- for a quantized spec (``u8s8``) the weight is a
+  :class:`~convbench.quant.QuantizedWeight` instead: an int8 array of
+  ``spec.weight_shape``, ``w_scale`` float32 ``(K,)`` positive and finite,
+  ``bias`` int32 ``(K,)``, zero points ints in 0..255 and scales positive
+  and finite (:func:`check_quantized_weight`); the input is uint8.
 - the prepared call refuses an ``x`` that is not a numpy array of
   ``spec.input_shape`` in the spec's dtype, C-contiguous in ``spec.layout``
   (the strides every built-in kernel relies on: a transposed view of the
@@ -35,7 +41,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .phases import PhasedCall
-from .spec import ConvSpec
+from .quant import QuantizedWeight
+from .spec import FLOAT_DTYPES, ConvSpec
 
 Array = np.ndarray
 ConvCall = Callable[[Array], Array]
@@ -66,12 +73,80 @@ def check_spec(name: str, spec: Any) -> None:
         )
 
 
+def unsupported_reason(algorithm: Any, spec: ConvSpec) -> str | None:
+    """Why ``algorithm`` cannot run ``spec`` (a short reason), or ``None`` if it can.
+
+    The one place this is decided: first the spec's dtype against the
+    algorithm's ``dtypes`` ("winograd runs float32, float64 only"), then the
+    algorithm's own ``supports``, which is never asked about a dtype the
+    algorithm does not list. The runner, the planner, this guard and the
+    conformance battery call this, not ``supports``.
+    """
+    dtypes = tuple(getattr(algorithm, "dtypes", FLOAT_DTYPES))
+    if spec.dtype not in dtypes:
+        name = getattr(algorithm, "name", "") or type(algorithm).__name__
+        return f"{name} runs {', '.join(dtypes)} only"
+    return algorithm.supports(spec)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _positive_finite(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+        and bool(np.isfinite(v)) and v > 0
+
+
+def check_quantized_weight(name: str, spec: ConvSpec, qw: Any) -> QuantizedWeight:
+    """A quantized spec's weight, checked field by field, its arrays C-contiguous;
+    a clear ``TypeError`` (wrong kind or dtype) or ``ValueError`` (shape, range) otherwise."""
+    where = _for(name, spec)
+    k = spec.out_channels
+    if not isinstance(qw, QuantizedWeight):
+        raise TypeError(
+            f"{where}: a {spec.dtype} spec's weight must be a convbench.quant.QuantizedWeight (an int8 "
+            f"OIHW weight of shape {spec.weight_shape} with its scales, zero points and bias); got "
+            f"{_what(qw)}. spec.random_inputs(seed) draws one."
+        )
+    arrays = (("weight", np.int8, spec.weight_shape), ("w_scale", np.float32, (k,)), ("bias", np.int32, (k,)))
+    for field, dtype, shape in arrays:
+        a = getattr(qw, field)
+        if not isinstance(a, np.ndarray) or a.dtype != dtype:
+            raise TypeError(f"{where}: QuantizedWeight.{field} must be a {np.dtype(dtype).name} array "
+                            f"of shape {shape}; got {_what(a)}.")
+        if a.shape != shape:
+            raise ValueError(f"{where}: QuantizedWeight.{field} must have shape {shape}"
+                             f"{' (K, C // groups, R, S) (OIHW)' if field == 'weight' else ' (K,)'}; "
+                             f"got shape {a.shape}.")
+    bad = ~(np.isfinite(qw.w_scale) & (qw.w_scale > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where}: QuantizedWeight.w_scale must be positive and finite; "
+                         f"output channel {i} has {qw.w_scale[i]!r}.")
+    for field in ("x_zero", "y_zero"):
+        v = getattr(qw, field)
+        if not _is_int(v) or not 0 <= v <= 255:
+            raise ValueError(f"{where}: QuantizedWeight.{field} must be an int in 0..255 (a u8 zero point); "
+                             f"got {v!r}.")
+    for field in ("x_scale", "y_scale"):
+        v = getattr(qw, field)
+        if not _positive_finite(v):
+            raise ValueError(f"{where}: QuantizedWeight.{field} must be a positive finite number; got {v!r}.")
+    if all(getattr(qw, f).flags.c_contiguous for f, _, _ in arrays):
+        return qw
+    return QuantizedWeight(**{**qw.__dict__, **{f: np.ascontiguousarray(getattr(qw, f)) for f, _, _ in arrays}})
+
+
 def check_weight(name: str, spec: ConvSpec, weight: Any) -> Array:
     """The weight as a C-contiguous array, or a clear ``TypeError``/``ValueError``.
 
     Expected: a numpy array of ``spec.weight_shape`` (OIHW, ``(K, C // groups,
-    R, S)``), of the spec's dtype, with no NaN or inf.
+    R, S)``), of the spec's dtype, with no NaN or inf. A quantized spec's
+    weight goes to :func:`check_quantized_weight`.
     """
+    if spec.is_quantized:
+        return check_quantized_weight(name, spec, weight)  # type: ignore[return-value]
     where = _for(name, spec)
     if not isinstance(weight, np.ndarray):
         raise TypeError(
@@ -107,13 +182,15 @@ def refuse_input(name: str, spec: ConvSpec, x: Any) -> None:
     message can take its time.
     """
     where = _for(name, spec)
-    expected = f"shape {spec.input_shape} {_LAYOUT_AXES[spec.layout]} and dtype {spec.dtype}"
+    want = spec.np_dtype.name
+    expected = f"shape {spec.input_shape} {_LAYOUT_AXES[spec.layout]} and dtype {want}"
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{where}: the input must be a numpy.ndarray of {expected}; got {_what(x)}.")
     if x.dtype != spec.np_dtype:
+        whose = "the spec's dtype" if want == spec.dtype else f"a {spec.dtype} spec's activations"
         raise TypeError(
-            f"{where}: the input must be {spec.dtype}, the spec's dtype; got {x.dtype}. "
-            f"convbench never converts dtypes silently: pass x.astype({spec.dtype!r})."
+            f"{where}: the input must be {want}, {whose}; got {x.dtype}. "
+            f"convbench never converts dtypes silently: pass x.astype({want!r})."
         )
     if x.shape != spec.input_shape:
         raise ValueError(
@@ -167,7 +244,7 @@ def guard_call(name: str, spec: ConvSpec, call: ConvCall) -> ConvCall:
 def guard_prepare(prepare: Callable[..., ConvCall]) -> Callable[..., ConvCall]:
     """Wrap an algorithm class's ``prepare`` with the checks above.
 
-    The wrapper checks ``spec``, ``supports(spec)`` and the weight, calls the
+    The wrapper checks ``spec``, :func:`unsupported_reason` and the weight, calls the
     algorithm's ``prepare`` with a C-contiguous weight, and wraps what it
     returns with :func:`guard_call`. A ``prepare`` that calls
     ``super().prepare`` on the same spec gets its parent's guarded call back
@@ -178,10 +255,10 @@ def guard_prepare(prepare: Callable[..., ConvCall]) -> Callable[..., ConvCall]:
 
     @functools.wraps(prepare)
     # ``self`` is a convbench.Algorithm; not imported here, as algorithm.py imports this module
-    def guarded_prepare(self: Any, spec: ConvSpec, weight: Array) -> ConvCall:
+    def guarded_prepare(self: Any, spec: ConvSpec, weight: Any) -> ConvCall:
         name = getattr(self, "name", "") or type(self).__name__
         check_spec(name, spec)
-        reason = self.supports(spec)
+        reason = unsupported_reason(self, spec)
         if reason is not None:
             raise ValueError(f"{_for(name, spec)}: not supported: {reason}.")
         weight = check_weight(name, spec, weight)

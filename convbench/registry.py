@@ -20,6 +20,7 @@ from typing import Iterator, TypeVar
 
 from .algorithm import Algorithm
 from .hints import did_you_mean
+from .spec import DTYPES
 
 #: The built-in algorithms, one module each, loaded through :func:`load_plugin`
 #: like any plugin (importing ``convbench.algorithms`` itself registers nothing).
@@ -69,7 +70,8 @@ def register(algorithm: A, *, source: str | None = None) -> A:
 
     Usable as a class decorator. Raises :class:`PluginError` when the object
     lacks the interface, is not a :class:`Algorithm` (whose ``prepare`` and
-    calls carry the input guard), or its name is taken (both sources are named).
+    calls carry the input guard), declares ``dtypes`` convbench does not know,
+    or its name is taken (both sources are named).
     """
     obj = algorithm() if isinstance(algorithm, type) else algorithm
     where = source or (_loading_source[-1] if _loading_source else getattr(obj, "__module__", "?"))
@@ -88,6 +90,12 @@ def register(algorithm: A, *, source: str | None = None) -> A:
         raise PluginError(
             f"{where}: algorithm {name!r} is a {type(obj).__qualname__}, not a convbench.Algorithm; "
             "subclass convbench.Algorithm so its prepare() and calls go through the input guard."
+        )
+    dtypes = getattr(obj, "dtypes", None)
+    if not isinstance(dtypes, tuple) or not dtypes or any(d not in DTYPES for d in dtypes):
+        raise PluginError(
+            f"{where}: algorithm {name!r} declares dtypes {dtypes!r}; 'dtypes' must be a non-empty tuple "
+            f"of {', '.join(map(repr, DTYPES))}."
         )
     if name in _REGISTRY and type(_REGISTRY[name].algorithm) is type(obj) and isinstance(algorithm, type):
         return algorithm  # the same class reached twice (e.g. entry point and --plugin)

@@ -3,6 +3,11 @@
 Conventions are PyTorch's: weights are OIHW ``(K, C // groups, R, S)``,
 NCHW is ``(N, C, H, W)`` and NHWC is ``(N, H, W, C)``. Padding may be an int,
 ``(ph, pw)`` or ``(top, bottom, left, right)``.
+
+The dtype is ``float32``, ``float64`` or the 8-bit quantized ``u8s8``
+(:mod:`convbench.quant`): a ``u8s8`` spec's input and output are uint8
+(``np_dtype``, ``itemsize`` 1) and its weight is a
+:class:`~convbench.quant.QuantizedWeight`.
 """
 
 from __future__ import annotations
@@ -13,8 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from .quant import QUANT_DTYPES, QuantizedWeight, draw_quantized
+
 LAYOUTS = ("nchw", "nhwc")
-DTYPES = ("float32", "float64")
+#: The float dtypes (numpy's names).
+FLOAT_DTYPES = ("float32", "float64")
+#: Every ConvSpec dtype: the floats, then the quantized ones (:mod:`convbench.quant`).
+DTYPES = FLOAT_DTYPES + QUANT_DTYPES
 
 
 class SpecFieldError(ValueError):
@@ -77,12 +87,14 @@ def _layout(value: Any) -> str:
 
 
 def _dtype(value: Any) -> str:
+    if isinstance(value, str) and value.lower() in QUANT_DTYPES:
+        return value.lower()
     try:
         dtype = np.dtype(value).name if value is not None else None
     except (TypeError, ValueError):  # np.dtype({"x": 1}) is a ValueError
         dtype = None
-    if dtype not in DTYPES:
-        raise _bad("dtype", "one of 'float32', 'float64'", value)
+    if dtype not in FLOAT_DTYPES:
+        raise _bad("dtype", "one of " + ", ".join(repr(d) for d in DTYPES), value)
     return dtype
 
 
@@ -217,12 +229,19 @@ class ConvSpec:
         return (self.out_channels, self.channels_per_group, self.kernel_h, self.kernel_w)
 
     @property
+    def is_quantized(self) -> bool:
+        """An 8-bit quantized spec (``u8s8``): uint8 data, a QuantizedWeight."""
+        return self.dtype in QUANT_DTYPES
+
+    @property
     def np_dtype(self) -> np.dtype:
-        return np.dtype(self.dtype)
+        """The dtype of the input and output arrays (uint8 for ``u8s8``)."""
+        return np.dtype(np.uint8) if self.is_quantized else np.dtype(self.dtype)
 
     @property
     def flops(self) -> int:
-        """Direct-equivalent FLOPs: ``2*N*OH*OW*K*(C/groups)*R*S``."""
+        """Direct-equivalent FLOPs: ``2*N*OH*OW*K*(C/groups)*R*S`` (integer
+        operations for a quantized spec: its rates are GOP/s)."""
         return (
             2 * self.batch * self.output_height * self.output_width * self.out_channels
             * self.channels_per_group * self.kernel_h * self.kernel_w
@@ -230,6 +249,7 @@ class ConvSpec:
 
     @property
     def itemsize(self) -> int:
+        """Bytes per element of input, output and weight (1 for ``u8s8``)."""
         return self.np_dtype.itemsize
 
     @property
@@ -266,9 +286,16 @@ class ConvSpec:
         parts += [self.layout, self.dtype.replace("float", "f")]
         return " ".join(parts)
 
-    def random_inputs(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Seeded ``(x, weight)`` in the spec's layout and dtype, values in [-1, 1)."""
+    def random_inputs(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray | QuantizedWeight]:
+        """Seeded ``(x, weight)`` in the spec's layout and dtype, values in [-1, 1).
+
+        For a quantized spec: ``(x, QuantizedWeight)`` from
+        :func:`convbench.quant.draw_quantized` (uint8 ``x``; scales, zero
+        points and bias drawn from the same seed).
+        """
         rng = np.random.default_rng(seed)
+        if self.is_quantized:
+            return draw_quantized(self.weight_shape, self.input_shape, rng)
         x = rng.uniform(-1.0, 1.0, self.input_shape).astype(self.dtype)
         w = rng.uniform(-1.0, 1.0, self.weight_shape).astype(self.dtype)
         return x, w

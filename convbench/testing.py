@@ -15,7 +15,14 @@ plain function ``check_<property>(algorithm, spec)`` that raises
   :class:`CheckResult` per (check, spec); ``convbench verify`` prints them.
 
 A spec the algorithm does not support (``supports`` gives a reason) is a
-``skipped`` result carrying that reason, never a silent pass.
+``skipped`` result carrying that reason, never a silent pass. The battery
+covers the dtypes the algorithm declares (``Algorithm.dtypes``): an algorithm
+that lists ``u8s8`` also goes through the 8-bit battery
+(:func:`~convbench.conformance_cases.quantized_specs`: every table shape,
+zero points 0/128/255, tiny and huge multipliers, saturation at both ends,
+rounding ties), its answers within ``LSB_TOLERANCE`` (1) of the exact
+reference; a dtype it does not list is left out, not reported as skipped
+case by case (``convbench list`` shows each algorithm's dtypes).
 
 Besides the arithmetic, the battery checks the interface every algorithm
 gets from :mod:`convbench.guard`: a wrong input or weight shape, the other
@@ -30,100 +37,20 @@ one, give the call's answer. For numba code, run it bounds-checked
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .algorithm import Algorithm
+from .algorithm import Algorithm, unsupported_reason
+from .conformance_cases import (  # noqa: F401 (the battery's cases, re-exported)
+    CORNER_SHAPES, ODD_CASES, QUANT_CORNERS, BatterySpec, conformance_cases, conformance_specs, quantized_specs,
+)
 from .phases import PhasedCall, run_steps
+from .quant import QuantizedWeight
 from .reference import conv_error
 from .registry import get_algorithm
-from .spec import LAYOUTS, DTYPES, ConvSpec
-
-# -- the shape table ---------------------------------------------------------
-
-#: Every MobileNet v1 convolution, spatial size / 8 and channels / 16:
-#: (input size, kernel, stride, in, out, depthwise).
-_MOBILENET_V1_SCALED = [
-    (28, 3, 2, 3, 2, False), (14, 3, 1, 2, 2, True), (14, 1, 1, 2, 4, False),
-    (14, 3, 2, 4, 4, True), (7, 1, 1, 4, 8, False), (7, 3, 1, 8, 8, True),
-    (7, 1, 1, 8, 8, False), (7, 3, 2, 8, 8, True), (4, 1, 1, 8, 16, False),
-    (4, 3, 1, 16, 16, True), (4, 1, 1, 16, 16, False), (4, 3, 2, 16, 16, True),
-    (2, 1, 1, 16, 32, False), (2, 3, 1, 32, 32, True), (2, 1, 1, 32, 32, False),
-    (2, 3, 2, 32, 32, True), (1, 1, 1, 32, 64, False), (1, 3, 1, 64, 64, True),
-    (1, 1, 1, 64, 64, False),
-]
-
-
-def _mobilenet_cases() -> list[tuple[str, dict[str, Any]]]:
-    cases = []
-    for i, (size, k, s, cin, cout, dw) in enumerate(_MOBILENET_V1_SCALED):
-        cases.append((
-            f"mobilenet{i:02d}-{'dw' if dw else ''}{k}x{k}s{s}-{cin}to{cout}",
-            dict(batch=1, in_channels=cin, out_channels=cout, height=size, width=size,
-                 kernel=k, stride=s, padding=k // 2, groups=cin if dw else 1),
-        ))
-    return cases
-
-
-def _c(batch=1, cin=3, cout=5, h=7, w=9, kernel=3, stride=1, padding=0, dilation=1, groups=1):
-    return dict(batch=batch, in_channels=cin, out_channels=cout, height=h, width=w,
-                kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
-
-
-#: Odd shapes: tile remainders, strides, dilation, asymmetric padding,
-#: groups, batch, rectangular kernels and inputs, a 1x1 output.
-ODD_CASES: list[tuple[str, dict[str, Any]]] = [
-    ("1x1-s1", _c(cin=17, cout=5, kernel=1)),
-    ("1x1-s2", _c(cin=5, cout=17, h=9, w=8, kernel=1, stride=2)),
-    ("1x1-s1-pad1", _c(cin=3, cout=3, kernel=1, padding=1)),
-    ("3x3-p0", _c(cin=5, cout=17, kernel=3)),
-    ("3x3-p1", _c(cin=17, cout=3, kernel=3, padding=1)),
-    ("3x3-p2", _c(cin=3, cout=5, kernel=3, padding=2)),
-    ("3x3-s2-p1", _c(cin=5, cout=5, h=9, w=10, kernel=3, stride=2, padding=1)),
-    ("3x3-s3", _c(cin=3, cout=5, h=11, w=10, kernel=3, stride=3, padding=1)),
-    ("3x3-asym-pad", _c(cin=5, cout=3, kernel=3, padding=(0, 2, 1, 0))),
-    ("3x3-pad-hw", _c(cin=3, cout=5, kernel=3, padding=(2, 1))),
-    ("3x3-dil2", _c(cin=3, cout=5, h=9, w=9, kernel=3, dilation=2, padding=2)),
-    ("3x3-dil2-s2", _c(cin=3, cout=3, h=10, w=11, kernel=3, stride=2, dilation=2, padding=1)),
-    ("5x5-p0", _c(cin=3, cout=5, h=9, w=8, kernel=5)),
-    ("5x5-p2", _c(cin=5, cout=3, h=8, w=9, kernel=5, padding=2)),
-    ("7x7-s2-p3", _c(cin=3, cout=5, h=13, w=12, kernel=7, stride=2, padding=3)),
-    ("groups2", _c(cin=6, cout=10, kernel=3, padding=1, groups=2)),
-    ("groups3-s2", _c(cin=9, cout=3, h=8, w=8, kernel=3, stride=2, groups=3)),
-    ("depthwise", _c(cin=5, cout=5, kernel=3, padding=1, groups=5)),
-    ("depthwise-mult2", _c(cin=3, cout=6, kernel=3, padding=1, groups=3)),
-    ("depthwise-s2", _c(cin=17, cout=17, h=9, w=9, kernel=3, stride=2, padding=1, groups=17)),
-    ("c1-k1", _c(cin=1, cout=1, kernel=3, padding=1)),
-    ("c1-k17", _c(cin=1, cout=17, kernel=3)),
-    ("batch3", _c(batch=3, cin=5, cout=3, kernel=3, padding=1)),
-    ("batch3-1x1", _c(batch=3, cin=5, cout=3, kernel=1)),
-    ("kernel-1x5", _c(cin=3, cout=5, kernel=(1, 5), padding=(0, 2))),
-    ("kernel-5x1", _c(cin=5, cout=3, kernel=(5, 1), padding=(2, 0))),
-    ("kernel-3x1-s-2x1", _c(cin=3, cout=3, kernel=(3, 1), stride=(2, 1))),
-    ("output-1x1", _c(cin=5, cout=3, h=3, w=3, kernel=3)),
-    ("tall-input", _c(cin=3, cout=3, h=13, w=2, kernel=3, padding=1)),
-]
-
-
-def conformance_cases() -> list[tuple[str, dict[str, Any]]]:
-    """(id, ConvSpec kwargs without layout/dtype) for the whole shape table."""
-    return _mobilenet_cases() + ODD_CASES
-
-
-def conformance_specs(
-    layouts: Iterable[str] = LAYOUTS, dtypes: Iterable[str] = DTYPES
-) -> list[tuple[str, ConvSpec]]:
-    """Every table shape in every layout and dtype, as (id, spec)."""
-    specs = []
-    for (case_id, kwargs), layout, dtype in itertools.product(
-        conformance_cases(), tuple(layouts), tuple(dtypes)
-    ):
-        specs.append((f"{case_id}-{layout}-{dtype}", ConvSpec(**kwargs, layout=layout, dtype=dtype)))
-    return specs
-
+from .spec import ConvSpec
 
 # -- the checks ---------------------------------------------------------------
 
@@ -133,19 +60,46 @@ def _prepared(algorithm: Algorithm, spec: ConvSpec, seed: int):
     return x, w, algorithm.prepare(spec, w.copy())
 
 
+def _unit(spec: ConvSpec) -> str:
+    """How an error is counted: "LSB" for a quantized spec, else "relative"."""
+    return "LSB" if spec.is_quantized else "relative"
+
+
+def _err(spec: ConvSpec, err: float) -> str:
+    return f"{err:g} LSB" if spec.is_quantized else f"{err:.3g}"
+
+
+def _same_weight(a: Any, b: Any) -> bool:
+    """Two weights (arrays, or QuantizedWeights field by field) are equal."""
+    if isinstance(a, QuantizedWeight) and isinstance(b, QuantizedWeight):
+        return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("weight", "w_scale", "bias")) and \
+            (a.x_scale, a.x_zero, a.y_scale, a.y_zero) == (b.x_scale, b.x_zero, b.y_scale, b.y_zero)
+    return np.array_equal(a, b)
+
+
+def _weight_of_shape(spec: ConvSpec, shape: tuple[int, ...]) -> Any:
+    """A weight of ``shape`` for ``spec``: zeros of its dtype, or a QuantizedWeight with them."""
+    if not spec.is_quantized:
+        return np.zeros(shape, spec.dtype)
+    _, qw = spec.random_inputs(0)
+    return QuantizedWeight(weight=np.zeros(shape, np.int8), w_scale=qw.w_scale, bias=qw.bias, x_scale=qw.x_scale,
+                           x_zero=qw.x_zero, y_scale=qw.y_scale, y_zero=qw.y_zero)
+
+
 def check_output_shape_and_dtype(algorithm: Algorithm, spec: ConvSpec) -> None:
     """The call returns a new array of ``spec.output_shape`` in the spec's dtype."""
     x, _, call = _prepared(algorithm, spec, seed=1)
     y = call(x)
     assert isinstance(y, np.ndarray), f"returned {type(y).__name__}, not a numpy array"
     assert y.shape == spec.output_shape, f"output shape {y.shape}, expected {spec.output_shape}"
-    assert y.dtype == spec.np_dtype, f"output dtype {y.dtype}, expected {spec.dtype}"
+    assert y.dtype == spec.np_dtype, f"output dtype {y.dtype}, expected {spec.np_dtype.name} ({spec.dtype} spec)"
     assert not np.shares_memory(y, x), "output shares memory with the input"
 
 
 def check_matches_reference(algorithm: Algorithm, spec: ConvSpec) -> float:
     """Max relative error against the float64 reference is within tolerance, for an
-    input the prepared call sees after another, different one.
+    input the prepared call sees after another, different one. For a quantized spec:
+    the largest difference from the exact uint8 reference, in LSB, is at most 1.
 
     So on every spec (not only on the sample of :func:`check_prepared_call_is_reusable`)
     state kept from one call to the next shows up as a wrong answer, and an output
@@ -157,7 +111,8 @@ def check_matches_reference(algorithm: Algorithm, spec: ConvSpec) -> float:
     kept = np.array(first, copy=True)
     err = conv_error(spec, call(x), x, w)
     tol = algorithm.tolerance_for(spec.dtype)
-    assert err <= tol, f"max relative error {err:.3g} > tolerance {tol:.3g} (on the second of two inputs)"
+    assert err <= tol, (f"max {_unit(spec)} error {_err(spec, err)} > tolerance {_err(spec, tol)} "
+                        f"(on the second of two inputs)")
     assert np.array_equal(np.asarray(first), kept, equal_nan=True), \
         "the second call changed the array the first call returned (an output buffer reused between calls?)"
     return err
@@ -168,7 +123,7 @@ def check_input_and_weight_unchanged(algorithm: Algorithm, spec: ConvSpec) -> No
     x, w = spec.random_inputs(3)
     x0, w0 = x.copy(), w.copy()
     algorithm.prepare(spec, w)(x)
-    assert np.array_equal(w, w0), "prepare or the call modified the weight array"
+    assert _same_weight(w, w0), "prepare or the call modified the weight array"
     assert np.array_equal(x, x0), "the call modified its input array"
 
 
@@ -184,7 +139,7 @@ def check_prepared_call_is_reusable(algorithm: Algorithm, spec: ConvSpec) -> Non
     for which, x in (("first", x1), ("second", x2), ("first input, again: the third", x1)):
         err = conv_error(spec, call(x), x, w)
         assert err <= tol, (
-            f"{which} call's error {err:.3g} > tolerance {tol:.3g} "
+            f"{which} call's error {_err(spec, err)} > tolerance {_err(spec, tol)} "
             "(state kept between calls, or a read outside the arrays?)"
         )
 
@@ -220,7 +175,7 @@ def check_refuses_wrong_input_shape(algorithm: Algorithm, spec: ConvSpec) -> Non
     x, w = spec.random_inputs(6)
     call = algorithm.prepare(spec, w)
     for shape in _off_by_one(spec.input_shape):
-        bad = np.zeros(shape, spec.dtype)
+        bad = np.zeros(shape, spec.np_dtype)
         _refused(f"input of shape {shape} (spec.input_shape is {spec.input_shape})", (ValueError,),
                  lambda: call(bad), (str(spec.input_shape), str(shape)))
     _refused(f"3-D input of shape {x[0].shape}", (ValueError,), lambda: call(x[0]),
@@ -231,16 +186,25 @@ def check_refuses_wrong_weight_shape(algorithm: Algorithm, spec: ConvSpec) -> No
     """``prepare`` raises ``ValueError`` naming the expected and received shape
     for a weight one off along any axis (e.g. ``C // groups`` one too small)."""
     for shape in _off_by_one(spec.weight_shape):
-        bad = np.zeros(shape, spec.dtype)
+        bad = _weight_of_shape(spec, shape)
         _refused(f"weight of shape {shape} (spec.weight_shape is {spec.weight_shape})", (ValueError,),
                  lambda: algorithm.prepare(spec, bad), (str(spec.weight_shape), str(shape)))
 
 
 def check_refuses_wrong_dtype(algorithm: Algorithm, spec: ConvSpec) -> None:
     """A weight or input of the other float dtype is a ``TypeError`` naming
-    both dtypes, not a silent conversion."""
+    both dtypes, not a silent conversion. For a quantized spec: a float32
+    weight array (not a QuantizedWeight) and a float32 or int8 input."""
     other = "float64" if spec.dtype == "float32" else "float32"
     x, w = spec.random_inputs(7)
+    if spec.is_quantized:
+        _refused(f"float32 array as the weight of a {spec.dtype} spec", (TypeError,),
+                 lambda: algorithm.prepare(spec, w.weight.astype(np.float32)), (spec.dtype, "QuantizedWeight"))
+        call = algorithm.prepare(spec, w)
+        for bad in ("float32", "int8"):
+            _refused(f"{bad} input for a {spec.dtype} spec", (TypeError,), lambda: call(x.astype(bad)),
+                     ("uint8", f"got {bad}"))
+        return
     _refused(f"{other} weight for a {spec.dtype} spec", (TypeError,),
              lambda: algorithm.prepare(spec, w.astype(other)), (spec.dtype, other))
     call = algorithm.prepare(spec, w)
@@ -330,15 +294,16 @@ class CheckResult:
     check: str
     spec_id: str
     status: str  # "passed", "failed", "skipped" or "error"
-    error: float | None = None  # max relative error, for check_matches_reference
+    error: float | None = None  # the error of check_matches_reference, in ``unit``
     message: str = ""
+    unit: str = "relative"  # how ``error`` counts: "relative" (float specs) or "LSB" (quantized)
 
 
 def run_check(
     algorithm: Algorithm, check: Callable[[Algorithm, ConvSpec], Any], spec_id: str, spec: ConvSpec
 ) -> CheckResult:
     """Run one check; unsupported specs are ``skipped`` with the algorithm's reason."""
-    reason = algorithm.supports(spec)
+    reason = unsupported_reason(algorithm, spec)
     if reason is not None:
         return CheckResult(algorithm.name, check.__name__, spec_id, "skipped", message=str(reason))
     try:
@@ -350,10 +315,13 @@ def run_check(
             algorithm.name, check.__name__, spec_id, "error", message=f"{type(exc).__name__}: {exc}"
         )
     error = float(value) if isinstance(value, float) else None
-    return CheckResult(algorithm.name, check.__name__, spec_id, "passed", error=error)
+    return CheckResult(algorithm.name, check.__name__, spec_id, "passed", error=error, unit=_unit(spec))
 
 
-def _battery(specs: list[tuple[str, ConvSpec]]) -> Iterator[tuple[Callable, str, ConvSpec]]:
+def _battery(specs: list[tuple[str, ConvSpec]], algorithm: Algorithm) -> Iterator[tuple[Callable, str, ConvSpec]]:
+    """The (check, id, spec) cases of ``specs`` in the dtypes ``algorithm`` declares."""
+    dtypes = tuple(getattr(algorithm, "dtypes", ("float32", "float64")))
+    specs = [(spec_id, spec) for spec_id, spec in specs if spec.dtype in dtypes]
     for i, (spec_id, spec) in enumerate(specs):
         for check in CHECKS:
             # interface checks on every 7th spec keep the battery quick; a second input
@@ -365,16 +333,18 @@ def _battery(specs: list[tuple[str, ConvSpec]]) -> Iterator[tuple[Callable, str,
 def check_algorithm(
     algorithm: Algorithm | str, specs: list[tuple[str, ConvSpec]] | None = None
 ) -> list[CheckResult]:
-    """Run the whole battery on one algorithm (an object or a registered name)."""
+    """Run the whole battery on one algorithm (an object or a registered name), in the
+    dtypes it declares."""
     algo = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
     specs = conformance_specs() if specs is None else specs
-    return [run_check(algo, check, spec_id, spec) for check, spec_id, spec in _battery(specs)]
+    return [run_check(algo, check, spec_id, spec) for check, spec_id, spec in _battery(specs, algo)]
 
 
 def parametrize_conformance(*names: str, specs: list[tuple[str, ConvSpec]] | None = None):
     """A pytest decorator giving ``(algorithm, spec, check)`` for every battery case.
 
-    Unsupported specs become skips that show the algorithm's reason.
+    Unsupported specs become skips that show the algorithm's reason; each algorithm
+    gets the specs of the dtypes it declares.
     """
     import pytest
 
@@ -382,8 +352,8 @@ def parametrize_conformance(*names: str, specs: list[tuple[str, ConvSpec]] | Non
     params = []
     for name in names:
         algo = get_algorithm(name)
-        for check, spec_id, spec in _battery(specs):
-            reason = algo.supports(spec)
+        for check, spec_id, spec in _battery(specs, algo):
+            reason = unsupported_reason(algo, spec)
             marks = [pytest.mark.skip(reason=f"{name}: {reason}")] if reason else []
             params.append(pytest.param(algo, spec, check, marks=marks,
                                        id=f"{name}-{check.__name__[6:]}-{spec_id}"))

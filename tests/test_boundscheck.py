@@ -7,7 +7,8 @@ imported, and its on-disk cache does not key compiled code by that setting
 (the cache is keyed by signature, CPU and bytecode), so the subprocess gets
 its own ``NUMBA_CACHE_DIR``; ``test_the_shared_cache_would_hand_back_unchecked_code``
 shows why. The battery runs on the table's odd shapes (29 shapes x 2 layouts
-x 2 dtypes), which reach every kernel and path: im2col/im2row copies,
+x 3 dtypes, u8s8 for the algorithms that declare it), which reach every kernel
+and path, the peers' libraries aside (they are not numba): im2col/im2row copies,
 pointwise skips, groups, depthwise with and without the vector fast path and
 with a channel multiplier, Winograd tiles, the GEMM micro-kernel's row and
 column remainders; the MobileNet shapes add nothing these lack.
@@ -98,8 +99,10 @@ from convbench.spec import ConvSpec
 from convbench.testing import ODD_CASES, check_algorithm
 
 specs = [(f"{cid}-{layout}-{dtype}", ConvSpec(**kw, layout=layout, dtype=dtype))
-         for cid, kw in ODD_CASES for layout in ("nchw", "nhwc") for dtype in ("float32", "float64")]
-names = [n for n in convbench.list_algorithms() if source_of(n) in BUILTIN_MODULES and n != "torch"]
+         for cid, kw in ODD_CASES for layout in ("nchw", "nhwc") for dtype in ("float32", "float64", "u8s8")]
+# the numba kernels are what bounds checking is for: the peers' libraries are not numba
+names = [n for n in convbench.list_algorithms()
+         if source_of(n) in BUILTIN_MODULES and not convbench.get_algorithm(n).peer]
 battery = {}
 for name in names:
     results = check_algorithm(name, specs)

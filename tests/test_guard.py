@@ -12,6 +12,7 @@ import pytest
 
 import convbench
 import convbench.guard
+from convbench.algorithm import unsupported_reason
 from convbench.registry import PluginError, load_plugin, unregister
 from convbench.scaffold import write_plugin_skeleton
 from convbench.testing import (
@@ -44,7 +45,7 @@ def skeleton(tmp_path_factory) -> str:
 def _names(skeleton: str, spec: convbench.ConvSpec) -> list[str]:
     """Every registered algorithm that runs ``spec`` (built-ins, peers where installed, plugins, the
     skeleton); one that refuses it (a peer without NHWC) is refused at prepare, tested below."""
-    names = [n for n in convbench.list_algorithms() if convbench.get_algorithm(n).supports(spec) is None]
+    names = [n for n in convbench.list_algorithms() if unsupported_reason(convbench.get_algorithm(n), spec) is None]
     assert skeleton in names and "indirect" in names
     return names
 

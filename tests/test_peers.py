@@ -204,3 +204,26 @@ def test_folders_older_than_the_implementation_column_read_with_it_empty(tmp_pat
             df[col] = 0
         df.to_csv(folder / name, index=False)
     assert read_results(folder).summary["implementation"].eq("").all()
+
+
+@needs_torch
+def test_onednn_avoids_the_prepacked_op_where_it_answers_wrongly():
+    import torch
+
+    from convbench.algorithms.torch_quantized import onednn_one_column_wrong
+    from convbench.spec import ConvSpec
+
+    spec = ConvSpec(batch=2, in_channels=1, out_channels=1, height=3, width=5, kernel=(2, 4), stride=(1, 2))
+    x, w = spec.random_inputs(0)
+    ref = convbench.reference(spec, x, w)
+    algo = convbench.get_algorithm("onednn")
+    assert onednn_one_column_wrong(spec) and algo.implementation(spec) == "onednn"
+    assert np.abs(algo.prepare(spec, w)(x) - ref).max() < 1e-5
+    # the reason, still true of this torch: if this fails, the prepacked op was fixed;
+    # drop onednn_one_column_wrong's use in torch_peer
+    with torch.inference_mode():
+        packed = torch._C._nn.mkldnn_reorder_conv2d_weight(torch.from_numpy(w).to_mkldnn(), [0, 0], [1, 2],
+                                                           [1, 1], 1, [2, 1, 3, 5])
+        y = torch.ops.mkldnn._convolution_pointwise(torch.from_numpy(x), packed, None, [0, 0], [1, 2], [1, 1], 1,
+                                                     "none", [], "").numpy()
+    assert np.abs(y - ref).max() > 0.01

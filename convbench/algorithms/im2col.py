@@ -19,6 +19,9 @@ channel multiplier (:func:`_depthwise_nhwc`). The group-major im2row
 
 The ``gemm`` step of grouped NHWC layers also interleaves the (G, M, Kg)
 product into NHWC channels, as the GEMM's result is laid out per group.
+
+No BLAS has an 8-bit GEMM: a ``u8s8`` layer is a ``skipped`` row saying so
+(its ``supports``); ``im2col-numba`` runs im2row + the numba u8s8 GEMM.
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ class Im2col(Algorithm):
     name = "im2col"
     description = "im2col (NCHW) / im2row (NHWC) copy in numba, then one GEMM per group through numpy/BLAS"
     natural_layout = None
+    dtypes = ("float32", "float64", "u8s8")  # u8s8 is asked so that supports() can name im2col-numba
+
+    def supports(self, spec: ConvSpec) -> str | None:
+        if spec.is_quantized:
+            return ("no BLAS has an 8-bit GEMM to call; im2col-numba runs u8s8 "
+                    "(im2row + the numba u8s8 GEMM micro-kernel)")
+        return None
 
     def implementation(self, spec: ConvSpec) -> str:
         if spec.layout == "nhwc" and spec.channels_per_group == 1 and spec.groups > 1:

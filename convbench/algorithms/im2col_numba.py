@@ -15,6 +15,9 @@ nothing about the algorithms.)
 
 Phases: ``pack`` (the im2row copy; absent for a 1x1 layer) -> ``gemm``; NCHW
 adds its layout conversions (``pack`` in front, ``transform_out`` behind).
+
+``u8s8`` layers: the same copy (padding written as the zero point) and the
+8-bit micro-kernel ``indirect`` uses (:mod:`convbench.algorithms._quantized`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
+from . import _quantized
 
 
 @register
@@ -41,20 +45,26 @@ class Im2colNumba(Algorithm):
     description = "im2row copy in numba + the same numba GEMM micro-kernel as indirect (NHWC)"
     natural_layout = "nhwc"
     constraints = "none"
+    dtypes = ("float32", "float64", "u8s8")
+
+    def supports(self, spec: ConvSpec) -> str | None:
+        return _quantized.unsupported(spec) if spec.is_quantized else None
 
     def implementation(self, spec: ConvSpec) -> str:
-        return "numba:depthwise" if spec.is_depthwise else impl.numba_gemm(spec.dtype)
+        return impl.numba_depthwise(spec.dtype) if spec.is_depthwise else impl.numba_gemm(spec.dtype)
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         m = spec.output_height * spec.output_width
+        extra = conversion_bytes(spec, "nhwc") + (_quantized.scratch_bytes(spec) if spec.is_quantized else 0)
         if spec.is_depthwise:  # the tap-major matrix and its (M, R*S) offset table
             taps = spec.kernel_h * spec.kernel_w
-            return (taps * spec.batch * m * spec.in_channels * spec.itemsize + m * taps * 8
-                    + conversion_bytes(spec, "nhwc"))
+            return taps * spec.batch * m * spec.in_channels * spec.itemsize + m * taps * 8 + extra
         # im2row matrix + its row-offset table (the kernel's A-row addresses)
-        return im2row_bytes(spec) + m * 8 + conversion_bytes(spec, "nhwc")
+        return im2row_bytes(spec) + m * 8 + extra
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
+        if spec.is_quantized:
+            return _quantized.im2col_numba(spec, weight)
         if spec.is_depthwise:
             return adapt(_depthwise(spec, weight), spec.layout, "nhwc")
         dtype = spec.np_dtype

@@ -9,6 +9,9 @@ elementwise per-tap kernel instead of C GEMMs with one output column.
 
 Phases: ``gemm`` (the buffer is built in ``prepare``; depthwise too); NCHW adds
 its layout conversions (``pack`` in front, ``transform_out`` behind).
+
+``u8s8`` layers run the 8-bit micro-kernel the same way
+(:mod:`convbench.algorithms._quantized`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
+from . import _quantized
 
 
 @register
@@ -35,15 +39,22 @@ class Indirect(Algorithm):
     description = "Indirect Convolution: indirection buffer + numba GEMM micro-kernel (NHWC)"
     natural_layout = "nhwc"
     constraints = "none"
+    dtypes = ("float32", "float64", "u8s8")
+
+    def supports(self, spec: ConvSpec) -> str | None:
+        return _quantized.unsupported(spec) if spec.is_quantized else None
 
     def implementation(self, spec: ConvSpec) -> str:
-        return "numba:depthwise" if spec.is_depthwise else impl.numba_gemm(spec.dtype)
+        return impl.numba_depthwise(spec.dtype) if spec.is_depthwise else impl.numba_gemm(spec.dtype)
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         # indirection buffer + zero vector (+ layout conversion copies for NCHW)
-        return indirection_bytes(spec) + spec.in_channels * spec.itemsize + conversion_bytes(spec, "nhwc")
+        return (indirection_bytes(spec) + spec.in_channels * spec.itemsize + conversion_bytes(spec, "nhwc")
+                + (_quantized.scratch_bytes(spec) if spec.is_quantized else 0))
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
+        if spec.is_quantized:
+            return _quantized.indirect(spec, weight)
         dtype = spec.np_dtype
         weight = np.asarray(weight)
         offs = indirection_buffer(spec)

@@ -1,7 +1,10 @@
 """``naive``: the seven-loop direct convolution, compiled with numba.
 
-Supports every spec. Computes in NHWC (weights repacked so the innermost
-loop runs over output channels); NCHW inputs are converted inside the call.
+Supports every spec, float and ``u8s8`` (:mod:`convbench.quant`: int32
+accumulation from a per-channel zero-point correction made in ``prepare``,
+float32 requantization). Computes in NHWC (weights repacked so the
+innermost loop runs over output channels); NCHW inputs are converted inside
+the call.
 
 Phases: ``gemm`` (the direct loops are the multiply-accumulate core); NCHW adds
 its layout conversions (``pack`` in front, ``transform_out`` behind).
@@ -11,13 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.direct import direct_nhwc, pack_direct
+from ..kernels.direct import direct_nhwc, direct_u8_nhwc, pack_direct, u8_start
 from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
+from ..quant import QuantizedWeight
 
 
 @register
@@ -28,14 +32,17 @@ class Naive(Algorithm):
     description = "seven-loop direct convolution in numba (NHWC, output channels innermost)"
     natural_layout = "nhwc"
     constraints = "none"
+    dtypes = ("float32", "float64", "u8s8")
 
     def implementation(self, spec: ConvSpec) -> str:
-        return "numba:direct"
+        return "numba:direct-u8s8" if spec.is_quantized else "numba:direct"
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
         return conversion_bytes(spec, "nhwc")
 
-    def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
+    def prepare(self, spec: ConvSpec, weight: Array | QuantizedWeight) -> ConvCall:
+        if isinstance(weight, QuantizedWeight):
+            return self._prepare_u8(spec, weight)
         w = pack_direct(np.asarray(weight), spec.groups, spec.np_dtype)
         shape = (spec.batch, spec.output_height, spec.output_width, spec.out_channels)
         geometry = (*spec.stride, *spec.dilation, spec.pad_top, spec.pad_left)
@@ -44,6 +51,21 @@ class Naive(Algorithm):
         def call(x: Array) -> Array:
             out = np.empty(shape, dtype)
             direct_nhwc(x, w, *geometry, out)  # guarded: C-contiguous, spec dtype
+            return out
+
+        return adapt(phased(("gemm", call)), spec.layout, "nhwc")
+
+    def _prepare_u8(self, spec: ConvSpec, qw: QuantizedWeight) -> ConvCall:
+        w = pack_direct(qw.weight, spec.groups, np.int8)
+        acc0 = u8_start(qw.weight, qw.bias, qw.x_zero)
+        mult = qw.multiplier()
+        shape = (spec.batch, spec.output_height, spec.output_width, spec.out_channels)
+        geometry = (*spec.stride, *spec.dilation, spec.pad_top, spec.pad_left)
+        x_zero, y_zero = qw.x_zero, qw.y_zero
+
+        def call(x: Array) -> Array:
+            out = np.empty(shape, np.uint8)
+            direct_u8_nhwc(x, w, x_zero, acc0, mult, y_zero, *geometry, out)
             return out
 
         return adapt(phased(("gemm", call)), spec.layout, "nhwc")

@@ -9,6 +9,10 @@ claims, as this report tests them:
 3. its memory overhead is smaller than im2col's by a factor proportional to
    the number of input channels.
 
+``--dtype u8s8`` judges the same claims on 8-bit layers, and a fourth claim
+(where ONNX Runtime's int8 indirect convolution starts to pay) on a channel
+grid: :mod:`convbench.analysis.int8_report`.
+
 Each claim is judged twice: against ``im2col-numba`` (the same numba
 micro-kernel under both algorithms: the paper's method, so the difference is
 the algorithm) and against ``im2col`` on the machine's BLAS. The verdicts
@@ -18,7 +22,7 @@ come from the numbers by the rules below (:data:`RULES`), never from text.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +32,9 @@ import numpy as np
 from ..results.schema import specs_of
 from ..timing import geomean
 from .compare import ratio_table
+from . import int8_report as int8
+from .findings import FAILS, HOLDS, MIXED, UNTESTED, Finding
+from .findings import fmt_pct as _fmt_pct, fmt_speedup as _fmt_speedup, md_table as _md_table, memory_table, speed_table
 from .machines import headline_results, machines_section
 from .machine_card import machine_lines
 from .peers import report_lines
@@ -41,6 +48,8 @@ REFERENCE_LABEL = {
     "im2col-numba": "same micro-kernel (im2col-numba, the paper's method)",
     "im2col": "machine BLAS (im2col + numpy matmul)",
 }
+#: In 8-bit no BLAS has a GEMM: im2col runs the numba 8-bit GEMM too.
+INT8_LABEL = {**REFERENCE_LABEL, "im2col": "machine BLAS (no 8-bit GEMM: im2col's rows are skipped)"}
 #: ``--quick``: layers of paper.yaml covering every claim (3x3 and 5x5 layers
 #: that need im2col, 1x1 stride-1 layers, a spread of input channels), the
 #: three algorithms the claims are about, and quick timing.
@@ -51,7 +60,6 @@ QUICK_LAYERS = [
 QUICK_ALGORITHMS = ["im2col", "im2col-numba", "indirect"]
 QUICK_MIN_SAMPLES = 8
 
-HOLDS, FAILS, MIXED, UNTESTED = "holds", "does not hold", "mixed", "not tested"
 
 RULES = {
     1: ("Per layer that needs im2col, the speedup t(reference) / t(indirect) is *faster* when its 95% CI "
@@ -76,18 +84,6 @@ CLAIMS = {
 }
 
 
-@dataclass
-class Finding:
-    """One claim judged against one reference algorithm."""
-
-    claim: int
-    reference: str
-    verdict: str
-    headline: str  # the numbers, one line
-    table: Any  # per-layer DataFrame
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 # -- which layers ----------------------------------------------------------------------
 
 
@@ -100,17 +96,6 @@ def is_pointwise_s1(df: Any) -> Any:
 
 def needs_im2col(df: Any) -> Any:
     return ~is_pointwise_s1(df)
-
-
-def _fmt_pct(s: float) -> str:
-    return "-" if not np.isfinite(s) else f"{(s - 1) * 100:+.0f}%"
-
-
-def _fmt_speedup(s: float, lo: float, hi: float) -> str:
-    if not np.isfinite(s):
-        return "-"
-    ci = f" [{_fmt_pct(lo)}, {_fmt_pct(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else " [no CI]"
-    return f"{_fmt_pct(s)}{ci}"
 
 
 def _classify(row: Any) -> str:
@@ -229,8 +214,12 @@ def claim_memory(summary: Any, reference: str) -> Finding:
     return Finding(3, reference, verdict, headline, t, {"slope": b, "coef": math.exp(a), "r2": r2})
 
 
-def evaluate(summary: Any, samples: Any = None) -> list[Finding]:
-    """Every claim against every reference present in the run."""
+def evaluate(summary: Any, samples: Any = None, env: dict[str, Any] | None = None) -> list[Finding]:
+    """Every claim against every reference present in the run (claim 4 where the run has
+    the 8-bit channel grid; ``env`` says whether its CPU has dot-product instructions)."""
+    grid = int8.is_crossover(summary)
+    extra = [int8.claim_crossover(summary, samples, env)] if grid.any() else []
+    summary = summary[~grid]
     present = set(summary["algorithm"])
     findings = []
     for ref in REFERENCES:
@@ -242,45 +231,18 @@ def evaluate(summary: Any, samples: Any = None) -> list[Finding]:
         findings.append(claim_speed_im2col_layers(summary, samples, ref))
         findings.append(claim_speed_pointwise(summary, samples, ref))
         findings.append(claim_memory(summary, ref))
-    return sorted(findings, key=lambda f: (f.claim, REFERENCES.index(f.reference)))
+    return sorted(findings, key=lambda f: (f.claim, REFERENCES.index(f.reference))) + extra
 
 
 # -- the report ---------------------------------------------------------------------------
 
 
-def verdict_table(findings: list[Finding]) -> list[str]:
-    """The claims x references table of verdicts."""
+def verdict_table(findings: list[Finding], labels: dict[str, str] = REFERENCE_LABEL) -> list[str]:
+    """The claims x references table of verdicts (claims 1-3)."""
     by = {(f.claim, f.reference): f for f in findings}
     rows = [[str(n), CLAIMS[n], *(f"**{f.verdict}**: {f.headline}" if f else "-"
                                   for f in (by.get((n, ref)) for ref in REFERENCES))] for n in (1, 2, 3)]
-    return _md_table(["#", "claim (paper)", *[REFERENCE_LABEL[r] for r in REFERENCES]], rows)
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return out
-
-
-def _speed_table(f: Finding) -> list[str]:
-    if f.table is None or f.table.empty:
-        return [f"_{f.headline}_"]
-    rows = [[r["layer"], r["layer_class"], r["threads"], int(r["in_channels"]),
-             f"{r['reference_time_s'] * 1e3:.3g}", f"{r['time_s'] * 1e3:.3g}",
-             _fmt_speedup(r["speedup"], r["ci_low"], r["ci_high"]), r["result"]]
-            for r in f.table.sort_values(["layer_class", "layer"]).to_dict("records")]
-    return _md_table(["layer", "class", "threads", "C", f"{f.reference} (ms)", "indirect (ms)",
-                      "indirect faster by [95% CI]", "result"], rows)
-
-
-def _memory_table(f: Finding) -> list[str]:
-    if f.table is None or f.table.empty:
-        return [f"_{f.headline}_"]
-    rows = [[r["layer"], r["C"], f"{r['reference_bytes'] / 1024:.1f}", f"{r['indirect_bytes'] / 1024:.1f}",
-             f"{r['factor']:.2f}", f"{r['factor_analytic']:.2f}", f"{r['factor_per_C']:.3f}", r["source"]]
-            for r in f.table.to_dict("records")]
-    return _md_table(["layer", "C", f"{f.reference} (KiB)", "indirect (KiB)", "factor", "factor (analytic)",
-                      "factor / C", "bytes from"], rows)
+    return _md_table(["#", "claim (paper)", *[labels[r] for r in REFERENCES]], rows)
 
 
 def render_report(results: Any, findings: list[Finding] | None = None, plots_dir: str = "plots") -> str:
@@ -294,9 +256,11 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
     everything, results = results, headline_results(results)  # verdicts never pool machines
     env, summary = results.env, results.summary
     if findings is None:
-        findings = evaluate(warm_only(summary), results.samples)
+        findings = evaluate(warm_only(summary), results.samples, env)
     cpu = (env.get("cpu") or {}).get("model") or "an unknown CPU"
-    lines = [f"# Reproducing the Indirect Convolution paper on {cpu}", "",
+    in8 = int8.is_int8(summary)
+    labels = INT8_LABEL if in8 else REFERENCE_LABEL
+    lines = [f"# Reproducing the Indirect Convolution paper{' in 8-bit (u8s8)' if in8 else ''} on {cpu}", "",
              f"Paper: {PAPER}. Results folder: `{results.path}`; generated {datetime.now():%Y-%m-%d %H:%M}.", ""]
     if env.get("quick"):
         lines += ["> **Quick run** (`--quick`): a few layers and a few samples each. It checks that everything "
@@ -307,19 +271,21 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
               f"{summary['layer'].nunique()} layers, threads {sorted(summary['threads'].unique().tolist())}.", ""]
     lines += ["## Verdicts", "",
               "Each claim judged against the same numba micro-kernel under im2col (the paper's method: the "
-              "difference is the algorithm) and against im2col on this machine's BLAS.", ""]
+              "difference is the algorithm) and against im2col on this machine's BLAS" + (", which has no 8-bit "
+              "GEMM (u8 x s8 into int32): in 8-bit the same-kernel column is the comparison." if in8 else "."), ""]
     if set(summary.get("cache", ["warm"])) == {"warm", "cold"}:
         lines += ["These verdicts are on the warm cases (the paper's setting); the cold ones follow below.", ""]
     by = {(f.claim, f.reference): f for f in findings}
-    lines += verdict_table(findings) + [""]
+    lines += verdict_table(findings, labels) + [""]
     for n in (1, 2, 3):
         lines += [f"## Claim {n}", "", f"> {CLAIMS[n]}", "", f"Rule: {RULES[n]}", ""]
         for ref in REFERENCES:
             f = by.get((n, ref))
             if f is None:
                 continue
-            lines += [f"### Against {REFERENCE_LABEL[ref]}: {f.verdict}", "", f.headline, ""]
-            lines += (_memory_table(f) if n == 3 else _speed_table(f)) + [""]
+            lines += [f"### Against {labels[ref]}: {f.verdict}", "", f.headline, ""]
+            lines += (memory_table(f) if n == 3 else speed_table(f)) + [""]
+    lines += int8.crossover_lines(findings)
     lines += cache_sections(summary, results.samples, evaluate, verdict_table)
     lines += pack_share_lines(summary, read_phases(results.path))
     lines += report_lines(results)  # best convbench vs best production peer, when peers ran
@@ -361,29 +327,35 @@ def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = N
     results = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS)
     plots = plot_all(results_dir, formats=formats) if draw else []
     headline = headline_results(results)
-    findings = evaluate(warm_only(headline.summary), headline.samples)
+    findings = evaluate(warm_only(headline.summary), headline.samples, headline.env)
     path = Path(results_dir) / "report.md"
     path.write_text(render_report(results, findings))
     return ReproduceOutcome(Path(results_dir), path, plots, findings)
 
 
 def reproduce(out: str | Path | None = None, *, quick: bool = False, monitor: Any = None,
-              calibration: bool = True, formats: Any = None, cache: list[str] | None = None) -> ReproduceOutcome:
+              calibration: bool = True, formats: Any = None, cache: list[str] | None = None,
+              dtype: str = "float32") -> ReproduceOutcome:
     """Run ``configs/paper.yaml`` (``quick``: :data:`QUICK_LAYERS` x :data:`QUICK_ALGORITHMS`,
-    quick timing; ``cache``: the cache states, e.g. ``["warm", "cold"]``), draw its figures
-    into ``OUT/plots/`` and write ``OUT/report.md``."""
+    quick timing; ``cache``: the cache states, e.g. ``["warm", "cold"]``; ``dtype="u8s8"``: every
+    layer 8-bit, plus claim 4's channel grid), draw its figures into ``OUT/plots/`` and write
+    ``OUT/report.md``."""
     from ..config import load_config
     from ..results import default_out_dir
     from ..sweep.plan import plan
     from ..sweep.session import run
 
+    if dtype not in ("float32", int8.INT8):
+        raise ValueError(f"reproduce runs dtype float32 or {int8.INT8}, got {dtype!r}")
     config = load_config(CONFIG)
-    the_plan = plan(config, layers=QUICK_LAYERS if quick else None,
-                    algorithms=QUICK_ALGORITHMS if quick else None, quick=quick, cache=cache)
+    if dtype == int8.INT8:
+        config = int8.int8_config(config, quick)
+    layers = QUICK_LAYERS + (["crossover/*"] if dtype == int8.INT8 else []) if quick else None
+    the_plan = plan(config, layers=layers, algorithms=QUICK_ALGORITHMS if quick else None, quick=quick, cache=cache)
     if quick:  # a few more samples than a plain --quick, so every speedup has an interval
         the_plan.timing = replace(the_plan.timing, min_samples=max(the_plan.timing.min_samples, QUICK_MIN_SAMPLES))
     out_dir = Path(out) if out is not None else default_out_dir(config.name + ("-quick" if quick else ""))
     outcome = run(the_plan, out_dir, monitor=monitor, calibration=calibration,
                   argv=["convbench", "reproduce", *(["--quick"] if quick else []),
-                        *(["--cache", ",".join(cache)] if cache else [])])
+                        *(["--cache", ",".join(cache)] if cache else []), *(["--dtype", dtype] if dtype != "float32" else [])])
     return write_report(outcome.out_dir, formats=formats)

@@ -11,7 +11,7 @@ from .app import FormatOption, PluginOption, app, console, err_console, fail, lo
 
 @app.command("list")
 def list_cmd(plugin: list[str] = PluginOption, fmt: str = FormatOption) -> None:
-    """List every registered algorithm with its description, layout and constraints."""
+    """List every registered algorithm with its description, layout, dtypes and constraints."""
     from ..registry import get_algorithm, list_algorithms, source_of
     from .render import algorithms_table, print_table
 
@@ -25,6 +25,7 @@ def list_cmd(plugin: list[str] = PluginOption, fmt: str = FormatOption) -> None:
             library = f"peer: {library or 'version unknown'}"
         rows.append({"name": name,
                      "description": algo.description, "layout": algo.natural_layout or "both",
+                     "dtypes": ", ".join(getattr(algo, "dtypes", ("float32", "float64"))),
                      "constraints": algo.constraints, "tol": f"{algo.tolerance_for('float32'):.0e}",
                      "library": library or "", "source": source_of(name)})
     print_table(algorithms_table(rows), fmt)
@@ -67,13 +68,16 @@ def verify(
         with console.status(f"checking {name} ..."):
             results = check_algorithm(name)
         counts = {s: sum(r.status == s for r in results) for s in ("passed", "skipped", "failed", "error")}
-        errors = [r.error for r in results if r.error is not None]
+        worst: dict[str, float] = {}  # by unit: relative (float specs), LSB (8-bit ones)
+        for r in results:
+            if r.error is not None:
+                worst[r.unit] = max(worst.get(r.unit, 0.0), r.error)
         bad = [r for r in results if r.status in ("failed", "error")]
         any_bad |= bool(bad)
         table.add_row(
             name, str(len(results)), str(counts["passed"]), str(counts["skipped"]),
             f"[red]{len(bad)}[/]" if bad else "0",
-            f"{max(errors):.1e}" if errors else "-",
+            "; ".join(f"{v:g} LSB" if u == "LSB" else f"{v:.1e}" for u, v in worst.items()) or "-",
         )
         for r in bad if verbose else bad[:3]:
             say(err_console, f"[red]{r.status}[/] {name} {r.check} {r.spec_id}: {r.message}")

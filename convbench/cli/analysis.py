@@ -199,6 +199,7 @@ def reproduce(
     quick: bool = typer.Option(False, "--quick", help="A few layers, the three algorithms of the claims, few samples: checks it all runs (well under 2 minutes)."),
     from_results: str = typer.Option(None, "--from", help="Do not run: redraw the figures and rewrite report.md of this existing results folder."),
     cache: str = typer.Option(None, "--cache", help="Cache states: warm (default), cold or warm,cold; with both, report.md judges the claims warm and cold."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 (default) or u8s8: every layer 8-bit (u8 activations, s8 weights), plus a channel grid judging where ONNX Runtime's int8 indirect convolution starts to pay (claim 4)."),
 ) -> None:
     """Run configs/paper.yaml, draw its figures and write report.md judging the paper's claims."""
     from ..analysis.report import reproduce as run_reproduce, write_report
@@ -206,6 +207,10 @@ def reproduce(
     from ..results import ResultsError, check_new_dir
     from .render import say
 
+    if dtype not in ("float32", "u8s8"):
+        option_error("--dtype", ValueError(f"must be float32 or u8s8, got {dtype!r}"))
+    if from_results and dtype != "float32":
+        option_error("--dtype", ValueError("does not go with --from, which judges the folder's own rows; drop it"))
     try:
         if from_results:
             _read(from_results, samples=False)  # a clear error for a bad folder, before drawing
@@ -216,9 +221,10 @@ def reproduce(
                 check_new_dir(out)
             except ResultsError as exc:
                 option_error("--out", exc)
-            with console.status("running configs/paper.yaml" + (" (quick)" if quick else "") + " ..."):
+            what = "configs/paper.yaml" + (" in u8s8" if dtype == "u8s8" else "") + (" (quick)" if quick else "")
+            with console.status(f"running {what} ..."):
                 states = plan_overrides(None, None, None, cache)["cache"]
-                outcome = run_reproduce(out, quick=quick, cache=states)
+                outcome = run_reproduce(out, quick=quick, cache=states, dtype=dtype)
     except (ConfigError, ResultsError, ValueError) as exc:
         fail(str(exc))
     for f in outcome.findings:

@@ -25,6 +25,9 @@ def tune(
     with err_console.status("tuning ...") as status:
         result = tuning.tune(seconds, progress=lambda msg: status.update(msg))
     print_table(tune_table(result))
+    if getattr(result, "quant", None) is not None:  # the u8s8 tile, tuned after the float one
+        print_table(tune_table(result.quant))
+        console.print(f"chose {result.quant.chosen} for u8s8", highlight=False)
     console.print(f"chose {result.chosen} in {result.seconds:.0f} s; cached in {result.cache_file}", highlight=False)
 
 

@@ -7,6 +7,7 @@ checks the values themselves (thread counts, shards) in one place.
 from __future__ import annotations
 
 from ..machine.threads import check_thread_count
+from ..spec import DTYPES, check_field
 from ..sweep.plan import check_shard
 
 
@@ -27,10 +28,23 @@ def parse_ints(text: str | None, flag: str) -> list[int] | None:
         raise ValueError(f"{flag} must be comma-separated integers, got {text!r}") from None
 
 
+def parse_dtypes(text: str | None) -> list[str] | None:
+    """``--dtype float32,u8s8`` -> ``["float32", "u8s8"]``, each checked."""
+    names = parse_names(text)
+    if names is not None and not names:
+        raise ValueError(f"--dtype takes one or more of {', '.join(DTYPES)}, comma-separated; got {text!r}")
+    for name in names or []:
+        try:
+            check_field("dtype", name)
+        except ValueError:
+            raise ValueError(f"--dtype takes {', '.join(DTYPES)} (comma-separated); got {name!r}") from None
+    return names
+
+
 def plan_overrides(algorithms: str | None, threads: str | None, layers: str | None,
-                   cache: str | None = None, phases: bool = True) -> dict:
-    """``-a``, ``-t``, ``-l``, ``--cache`` and ``--no-phases`` as :func:`convbench.sweep.plan.plan`'s
-    keyword arguments."""
+                   cache: str | None = None, phases: bool = True, dtype: str | None = None) -> dict:
+    """``-a``, ``-t``, ``-l``, ``--cache``, ``--no-phases`` and ``--dtype`` as
+    :func:`convbench.sweep.plan.plan`'s keyword arguments."""
     counts = parse_ints(threads, "--threads")
     for t in counts or []:
         try:
@@ -42,7 +56,7 @@ def plan_overrides(algorithms: str | None, threads: str | None, layers: str | No
         if state not in ("warm", "cold"):
             raise ValueError(f"--cache takes warm, cold or warm,cold; got {state!r}")
     return {"algorithms": parse_names(algorithms), "threads": counts, "layers": parse_names(layers),
-            "cache": states, "phases": phases}
+            "cache": states, "phases": phases, "dtypes": parse_dtypes(dtype)}
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -11,7 +11,8 @@ the same rows for programs. In every mode:
 
 The tables of each command are built here too, from library data
 (:func:`algorithms_table`, :func:`run_summary`, ...), as :class:`Grid`
-objects that :func:`show` renders in any of those modes.
+objects that :func:`show` renders in any of those modes; ``info`` and
+``doctor``'s are in :mod:`.render_machine`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 from rich.console import Console
 from rich.text import Text
+
+from ..quant import QUANT_DTYPES
+
 
 def plain(cell: Any) -> str:
     """A cell without rich markup (``[red]x[/]`` -> ``x``)."""
@@ -232,7 +236,7 @@ def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Grid:
 
 def algorithms_table(rows: list[dict[str, str]]) -> Grid:
     table = Grid(title="convbench algorithms")
-    for column in ("name", "description", "natural layout", "constraints", "float32 tol", "library", "source"):
+    for column in ("name", "description", "natural layout", "dtypes", "constraints", "float32 tol", "library", "source"):
         # names whole; only the prose columns may fold on a narrow terminal
         table.add_column(column, wrap=column in ("description", "constraints", "source"))
     for r in rows:
@@ -241,15 +245,22 @@ def algorithms_table(rows: list[dict[str, str]]) -> Grid:
 
 
 def verify_table() -> Grid:
-    return _table("convbench verify: every algorithm against the float64 reference",
+    return _table("convbench verify: every algorithm against the float64 reference (8-bit: the exact one, in LSB)",
                   ("algorithm", "cases", "passed", "skipped", "failed", "worst error"), ("algorithm",))
+
+
+def _rate(df: Any) -> str:
+    """A rate column's header: GFLOP/s, GOP/s for 8-bit rows, or both named when the rows mix."""
+    from ..plots._common import rate_unit
+
+    return rate_unit(df["dtype"].astype(str).unique() if "dtype" in df else [])
 
 
 def run_summary(best: Any, totals: Any) -> None:
     """The best algorithm per layer and the network totals at the end of a run."""
     if len(best):
         table = _table("best algorithm per layer",
-                       ("layer", "layout", "dtype", "threads", "cache", "best", "median", "GFLOP/s", "vs baseline"),
+                       ("layer", "layout", "dtype", "threads", "cache", "best", "median", _rate(best), "vs baseline"),
                        ("layer", "best"))
         for r in best.itertuples():
             table.add_row(r.layer, r.layout, r.dtype, str(r.threads), r.cache, r.algorithm, fmt_time(r.time_median_s),
@@ -257,7 +268,7 @@ def run_summary(best: Any, totals: Any) -> None:
         print_table(table)
     if len(totals):
         table = _table("network total per algorithm (sum of count x median)",
-                       ("algorithm", "layout", "dtype", "threads", "cache", "total", "GFLOP/s", "layers ok"),
+                       ("algorithm", "layout", "dtype", "threads", "cache", "total", _rate(totals), "layers ok"),
                        ("algorithm",))
         # complete totals first, fastest first; partial ones (layers left out) after, never ranked above
         order = totals.assign(partial=~totals["complete"].astype(bool))
@@ -272,55 +283,16 @@ def layers_table(name: str, n_layers: int, algorithms: list[str], rows: list[dic
                  not_loaded: list[str] | None = None) -> Grid:
     """The layer table; ``not_loaded`` algorithms (of a config's plugins, never run to look) say so."""
     not_loaded = not_loaded or []
+    quantized = {r["dtype"] in QUANT_DTYPES for r in rows}
+    # 8-bit layers count integer operations: never labelled FLOP, and a mixed table says which is which
+    work = "MFLOP" if quantized <= {False} else "MOP" if quantized == {True} else "MFLOP (MOP if u8s8)"
     table = _table(f"{name}: {n_layers} layers, workspace in KiB (- = unsupported, ? = unknown)",
-                   ("layer", "class", "count", "shape", "MFLOP", *algorithms, *not_loaded), ("layer", "class", "shape"))
+                   ("layer", "class", "count", "shape", work, *algorithms, *not_loaded), ("layer", "class", "shape"))
     for r in rows:
         ws = ["?" if b == "unknown" else fmt(None if b is None else b / 1024, ".1f")
               for b in r["workspace_bytes"].values()]
         table.add_row(r["layer"], r["layer_class"], str(r["count"]), r["description"], f"{r['flops'] / 1e6:.1f}", *ws,
                       *["not loaded"] * len(not_loaded))
-    return table
-
-
-def info_table(env: dict[str, Any]) -> Grid:
-    cpu, sysinfo, th, cal = env["cpu"], env["system"], env["threads"], env.get("calibration", {})
-    table = Grid(title="convbench info")
-    table.add_column("what")
-    table.add_column("value", wrap=True)
-    for what, value in (
-        ("CPU", cpu.get("model")), ("cores (available / logical)", f"{cpu.get('available_cores')} / {cpu.get('logical_cores')}"),
-        ("SIMD", ", ".join(cpu.get("simd") or [])), ("memory", f"{env['memory'].get('total_gib')} GiB"),
-        ("OS", sysinfo.get("platform")), ("Python", env["python"].get("version")),
-        ("libraries", ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)),
-        ("BLAS", f"{th.get('blas')} {th.get('blas_version')}"),
-        ("thread pools", "; ".join(f"{p['internal_api']}: {p['num_threads']}" for p in th.get("pools", []))),
-        ("numba", f"{th.get('numba_max_threads')} threads, layer {th.get('numba_threading_layer')}"),
-        ("kernel configuration", f"{env.get('kernel_config', {}).get('name')} "
-                                 f"({env.get('kernel_config', {}).get('source')})"),
-        ("sgemm GFLOP/s by threads", ", ".join(f"{t}: {g}" for t, g in (cal.get("sgemm_gflops") or {}).items())),
-        ("memory copy GB/s", str(cal.get("memory_copy_gbs"))),
-        ("convbench", f"{env['convbench'].get('version')} {env['convbench'].get('commit') or ''}"
-                      f"{' (dirty)' if env['convbench'].get('dirty') else ''}"),
-    ):
-        table.add_row(what, str(value))
-    return table
-
-
-def doctor_table(findings: dict) -> Grid:
-    table = _table("this machine's steadiness (f32 sgemm 192^3, one thread, pinned to each core)",
-                   ("core", "median GFLOP/s", "p10", "p90", "spread p90/p10", "drift"), ("core",))
-    for core, c in findings.get("per_core", {}).items():
-        table.add_row(core, fmt(c["median_gflops"], ".1f"), fmt(c["p10_gflops"], ".1f"), fmt(c["p90_gflops"], ".1f"),
-                      fmt(c["spread"], ".0%"), fmt(c["drift"], "+.0%"))
-    sleep, load, freq = findings.get("sleep", {}), findings.get("load", {}), findings.get("frequency", {})
-    if sleep:
-        table.add_row("after 1 s sleep", fmt(sleep.get("after_gflops"), ".1f"), "", "", "", fmt(sleep.get("change"), "+.0%"))
-    pre = findings.get("preemption", {})
-    table.caption = (f"load average {load.get('loadavg_1min', '-')}, other processes busy on "
-                     f"{load.get('others_busy_cores', '-')} cores, steal {fmt(load.get('steal'), '.1%')}; "
-                     f"{fmt(pre.get('share'), '.1%')} of 5 ms slices of a busy loop preempted (a sweep retakes "
-                     f"such samples); governor {freq.get('governor') or 'not exposed'}, "
-                     f"turbo {freq.get('turbo') if freq.get('turbo') is not None else 'not exposed'}")
     return table
 
 
@@ -362,7 +334,7 @@ def winners_table(winners: Any) -> Grid:
 
 def selection_tables(selection: Any, network: Any) -> tuple[Grid, Grid]:
     table = _table("best algorithm per layer (fastest ok case within its error tolerance)",
-                   ("layer", "layout", "dtype", "threads", "best", "median", "GFLOP/s", "runner-up", "margin"),
+                   ("layer", "layout", "dtype", "threads", "best", "median", _rate(selection), "runner-up", "margin"),
                    ("layer", "best", "runner-up"))
     for r in selection.head(MAX_TABLE_ROWS).to_dict("records"):
         margin = "-" if r["margin"] != r["margin"] else f"x{r['margin']:.2f}" + ("" if r["clear_winner"] else " (tie)")

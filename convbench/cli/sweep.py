@@ -20,6 +20,7 @@ def run(
     algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's). The baseline is always added."),
     threads: str = typer.Option(None, "--threads", "-t", help="Comma-separated thread counts, e.g. 1,2 (default: the config's)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
+    dtype: str = typer.Option(None, "--dtype", help="Comma-separated dtypes every layer is swept over: float32, float64, u8s8 (8-bit quantized, ONNX QLinearConv), e.g. float32,u8s8 (default: the config's)."),
     cache: str = typer.Option(None, "--cache", help="Cache states to measure: warm, cold or warm,cold (default: the config's, warm). Cold evicts every operand from every cache level before each timed call."),
     wait_quiet: float = typer.Option(0.0, "--wait-quiet", help="Before each repetition of a layer, wait up to this many seconds until other processes leave the cores free (default 0: do not wait)."),
     phases: bool = typer.Option(True, "--phases/--no-phases", help="Time the steps of every call (pack, transform_in, gemm, transform_out, other) in a pass of their own and write phases.csv (default on)."),
@@ -81,7 +82,7 @@ def run(
         if shard:
             fail("--shard and --executor do not mix: the executor makes the shards itself (see --tasks)")
         try:
-            overrides = plan_overrides(algorithms, threads, layers, cache, phases)
+            overrides = plan_overrides(algorithms, threads, layers, cache, phases, dtype)
         except ValueError as exc:
             fail(str(exc))
         the_plan = plan_for_executor(config, resume, plugin, quick=quick, repeat=repeat, **overrides)
@@ -93,7 +94,7 @@ def run(
         return
     try:
         setup = prepare_run(config, out=out, resume=resume, plugins=plugin, allow_config_plugins=allow_config_plugins,
-                            quick=quick, shard=parse_shard(shard), repeat=repeat, **plan_overrides(algorithms, threads, layers, cache, phases))
+                            quick=quick, shard=parse_shard(shard), repeat=repeat, **plan_overrides(algorithms, threads, layers, cache, phases, dtype))
     except FolderNotEmpty as exc:
         fail(f"{exc} with --resume {out}")
     except (ConfigError, ResultsError, PluginError, ValueError) as exc:
@@ -102,7 +103,7 @@ def run(
         option_error("--wait-quiet", ValueError(f"must be a number of seconds >= 0, got {wait_quiet}"))
     setup.plan.wait_quiet_s = wait_quiet
     again = resume_command(config, {
-        "-a": algorithms, "-t": threads, "-l": layers, "--cache": cache, "--no-phases": not phases,
+        "-a": algorithms, "-t": threads, "-l": layers, "--dtype": dtype, "--cache": cache, "--no-phases": not phases,
         "--memory-limit": memory_limit, "--quick": quick,
         "--repeat": str(repeat) if repeat is not None else None,
         "--plugin": plugin, "--allow-config-plugins": allow_config_plugins, "--no-isolation": not isolation,
@@ -165,10 +166,11 @@ def layers(
     config: str = typer.Argument(None, help="Config YAML, or a name in configs/. Default: the embedded sweep."),
     algorithms: str = typer.Option(None, "--algorithms", "-a", help="Comma-separated algorithms (default: the config's)."),
     layers: str = typer.Option(None, "--layers", "-l", help="Only layers whose name matches these comma-separated globs."),
+    dtype: str = typer.Option(None, "--dtype", help="Comma-separated dtypes every layer is swept over: float32, float64, u8s8 (8-bit quantized, ONNX QLinearConv), e.g. float32,u8s8 (default: the config's)."),
     plugin: list[str] = PluginOption,
     fmt: str = FormatOption,
 ) -> None:
-    """Show the expanded layer table: shapes, FLOPs, and each algorithm's workspace.
+    """Show the expanded layer table: shapes, FLOPs (integer operations for u8s8), each algorithm's workspace.
 
     Never runs the config's plugins (a look at a config runs no code): their
     algorithms show as "not loaded" unless the same plugin is given with --plugin.
@@ -176,13 +178,15 @@ def layers(
     from ..config import ConfigError, load_config
     from ..config.consent import describe_target, pending_plugins, set_aside_plugin_algorithms
     from ..sweep.plan import describe_layers, plan
+    from ..quant import QUANT_DTYPES
+    from .options import parse_dtypes
     from .render import layers_table, print_table, say
 
     fmt = output_format(fmt)
     load_plugins(plugin)
     try:
         the_config, names, aside = set_aside_plugin_algorithms(load_config(config), parse_names(algorithms))
-        the_plan = plan(the_config, algorithms=names, layers=parse_names(layers))
+        the_plan = plan(the_config, algorithms=names, layers=parse_names(layers), dtypes=parse_dtypes(dtype))
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
     rows = describe_layers(the_plan)
@@ -196,8 +200,10 @@ def layers(
         if pending:
             say(console, f"not loaded: the config's plugins {', '.join(map(describe_target, pending))} "
                          "(layers never runs a config's code; `convbench run` asks for --allow-config-plugins)")
-        total = sum(r["flops"] * r["count"] for r in rows)
-        say(console, f"total (weighted by count, summed over variants): {total / 1e9:.3f} GFLOP")
+        for unit, quantized in (("GFLOP", False), ("GOP (8-bit)", True)):
+            total = sum(r["flops"] * r["count"] for r in rows if (r["dtype"] in QUANT_DTYPES) == quantized)
+            if total:
+                say(console, f"total (weighted by count, summed over variants): {total / 1e9:.3f} {unit}")
 
 
 @app.command()
@@ -208,7 +214,8 @@ def info(
     import json
 
     from ..machine.metadata import collect_all
-    from .render import info_table, print_table
+    from .render import print_table
+    from .render_machine import info_table
 
     with err_console.status("collecting metadata and calibrating ..."):
         env = collect_all(calibration=True)
@@ -228,7 +235,8 @@ def doctor(
     import json
 
     from ..machine.noise import diagnose
-    from .render import doctor_table, print_table
+    from .render import print_table
+    from .render_machine import doctor_table
 
     if not seconds >= 10:
         fail(f"--seconds must be at least 10, got {seconds:g}")
@@ -287,7 +295,7 @@ def repair(
 def resume_command(config: str | None, options: dict[str, Any], out_dir: Any) -> list[str]:
     """The ``convbench run`` line that resumes an interrupted run with the same options."""
     again = ["convbench", "run", *([config] if config else [])]
-    for flag in ("-a", "-t", "-l", "--repeat", "--memory-limit"):
+    for flag in ("-a", "-t", "-l", "--dtype", "--repeat", "--memory-limit"):
         again += [flag, options[flag]] if options.get(flag) else []
     again += ["--quick"] if options.get("--quick") else []
     again += [x for p in options.get("--plugin") or [] for x in ("--plugin", p)]

@@ -7,6 +7,7 @@ each with the ConvSpec of every layout x dtype variant.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import itertools
 from dataclasses import dataclass
@@ -99,6 +100,16 @@ class Config:
             more = ", ..." if len(self.layers) > 8 else ""
             raise ConfigError(f"{self.path}: no layer matches {', '.join(map(repr, globs))}. Layers: {names}{more}")
         return Config(self.name, self.path, self.model, kept, self.timing)
+
+    def with_dtypes(self, dtypes: list[str] | None) -> "Config":
+        """A copy whose every layer is swept over ``dtypes`` (``--dtype``; all as given when none)."""
+        if not dtypes:
+            return self
+        from ..spec import check_field
+
+        checked = tuple(dict.fromkeys(check_field("dtype", d) for d in dtypes))
+        layers = [dataclasses.replace(layer, dtypes=checked) for layer in self.layers]
+        return Config(self.name, self.path, self.model, layers, self.timing)
 
     def as_run(self, algorithms: list[str], threads: list[int], timing: TimingSettings,
                cache: list[str] | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ A config file (every key is optional except that some layer must exist)::
     defaults:                    # any layer field, applied to every layer
       batch: 1
       layout: [nchw, nhwc]       # lists of layouts / dtypes are sweep dimensions
-      dtype: float32
+      dtype: float32             # float32, float64, u8s8 (8-bit, ONNX QLinearConv), or a list
     timing: {min_samples: 10, min_time_s: 0.1, max_time_s: 5, target_ci: null, repeat: 5}
     layers:                      # explicit layers, in order
       - {name: conv1, in_channels: 3, out_channels: 32, size: 224,

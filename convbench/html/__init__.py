@@ -21,10 +21,10 @@ from .page import cases_block, esc, figure, page, table
 
 #: Figures in the order the page shows them, with their captions.
 FIGURES = [("headline", "Indirect against im2col + GEMM per layer class"),
-           ("speedup", "Speedup over the baseline per layer"), ("gflops", "GFLOP/s per layer"),
+           ("speedup", "Speedup over the baseline per layer"), ("gflops", "GFLOP/s per layer (GOP/s on 8-bit panels)"),
            ("phases", "Where the time goes: each call's phases, warm and cold"),
            ("winner_map", "The fastest algorithm per layer"), ("network", "Network totals"),
-           ("memory", "Extra memory per layer"), ("accuracy", "Accuracy against the float64 reference"),
+           ("memory", "Extra memory per layer"), ("accuracy", "Accuracy against the float64 reference (8-bit: in LSB against the exact one)"),
            ("roofline", "Roofline"), ("thread_scaling", "Thread scaling")]
 #: Files beside the page that it links to, where they exist.
 FILES = ["summary.csv", "samples.csv", "repetitions.csv", "phases.csv", "selection.csv", "env.json",
@@ -53,9 +53,9 @@ def _verdicts(res: Any) -> str:
 
     summary = res.summary
     parts = ["<h2 id=\"verdicts\">Verdicts</h2>"]
-    if res.env.get("config_name") == "paper":
+    if str(res.env.get("config_name") or "").startswith("paper"):  # paper, and reproduce --dtype u8s8's paper-u8s8
         parts += ["<h3>The Indirect Convolution paper's claims (warm caches)</h3>",
-                  markdown_table(verdict_table(evaluate(warm_only(summary), res.samples)))]
+                  markdown_table(verdict_table(evaluate(warm_only(summary), res.samples, res.env)))]
     selection = select_best(summary)
     parts += ["<h3>The fastest correct algorithm per layer</h3>",
               "<p>\"(tie)\": the runner-up's interval overlaps the winner's; margin = runner-up / winner.</p>",

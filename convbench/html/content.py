@@ -120,12 +120,27 @@ def network(comparison: Any) -> str:
             + table([*keys, "choice", "total, ms", "layers ok", "vs best per layer"], rows, numeric=(len(keys) + 1,)))
 
 
+#: Columns the case table adds when the run has 8-bit rows (after ``max_rel_err``).
+CASE_COLUMNS_8BIT = ["max_abs_err_lsb", "quant"]
+
+
 def case_rows(summary: Any) -> tuple[list[str], list[list[Any]]]:
-    cols = [c for c in CASE_COLUMNS if c in summary.columns]
+    """The case table's headers and rows. Rates are headed by their unit: GFLOP/s, GOP/s for
+    8-bit (u8s8) rows, both named when a run has both; 8-bit runs add their error in LSB and
+    their quantization parameters."""
+    from ..plots._common import is_8bit, rate_unit
+
+    dtypes = summary["dtype"].astype(str).unique() if "dtype" in summary.columns else []
+    wanted = list(CASE_COLUMNS)
+    if any(is_8bit(d) for d in dtypes):
+        at = wanted.index("max_rel_err") + 1
+        wanted[at:at] = CASE_COLUMNS_8BIT
+    cols = [c for c in wanted if c in summary.columns]
     rows = []
     for rec in summary[cols].to_dict("records"):
         rows.append([_plain(rec[c]) for c in cols])
-    return cols, rows
+    unit = rate_unit(dtypes)
+    return [unit if c == "gflops" and unit != "GFLOP/s" else c for c in cols], rows
 
 
 def _plain(v: Any) -> Any:

@@ -9,10 +9,16 @@ channels per block) and the depthwise tile (``dw_pixels`` x ``dw_vectors``
 vectors). Every algorithm that shares a kernel gets the same tile
 (``indirect`` and ``im2col-numba`` both run :mod:`convbench.kernels.gemm`).
 
+The u8s8 kernels have a table of their own (:data:`QUANT_TABLE`: VNNI
+``vpdpbusd`` on zmm or ymm, AVX2 ``vpmaddwd``, generic), chosen by the same
+rules; a u8s8 configuration is only ever given to a CPU that has its
+instruction (:data:`QUANT_REQUIRES`).
+
 Which configuration runs, in order:
 
 1. ``CONVBENCH_KERNEL_CONFIG=<name>`` in the environment (any entry of
-   :data:`CANDIDATES`, e.g. to measure a non-native tile);
+   :data:`CANDIDATES`, e.g. to measure a non-native tile; a u8s8 name from
+   :data:`QUANT_CANDIDATES`, alone or after a comma, forces the u8s8 one);
 2. the choice ``convbench tune`` (:mod:`convbench.kernels.tune`) cached
    for this CPU model, read here (:func:`cached_choice`);
 3. the table's default for the features numba compiles for
@@ -36,6 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .quant_configs import (QUANT_CANDIDATES, QUANT_REQUIRES, QUANT_TABLE,  # noqa: F401
+                            QuantKernelConfig, quant_by_name, quant_isa_for, quant_runs_on)
 
 #: Environment variable that forces a configuration by name.
 ENV_VAR = "CONVBENCH_KERNEL_CONFIG"
@@ -228,10 +237,22 @@ def cached_choice() -> KernelConfig | None:
 
 
 _active: tuple[KernelConfig, str] | None = None
+_active_quant: tuple[QuantKernelConfig, str] | None = None
+
+
+def _forced() -> tuple[str | None, str | None]:
+    """``CONVBENCH_KERNEL_CONFIG`` split into its float and its u8s8 name (comma-separated, any order)."""
+    f32 = u8 = None
+    for name in filter(None, (n.strip() for n in os.environ.get(ENV_VAR, "").split(","))):
+        if name.startswith("u8s8-"):
+            u8 = name
+        else:
+            f32 = name
+    return f32, u8
 
 
 def _resolve() -> tuple[KernelConfig, str]:
-    forced = os.environ.get(ENV_VAR)
+    forced = _forced()[0]
     if forced:
         return by_name(forced), f"env {ENV_VAR}"
     tuned = cached_choice()
@@ -250,9 +271,49 @@ def active_config() -> KernelConfig:
 
 
 def reset_active_config() -> None:
-    """Forget the resolved configuration (after ``tune`` or in tests)."""
-    global _active
-    _active = None
+    """Forget the resolved configurations (after ``tune`` or in tests)."""
+    global _active, _active_quant
+    _active = _active_quant = None
+
+
+#: Suffix of the tuned u8s8 choice's key in the cache file (after :func:`cpu_key`).
+QUANT_KEY_SUFFIX = " | u8s8"
+
+
+def _resolve_quant() -> tuple[QuantKernelConfig, str]:
+    _, feats = compile_target()
+    forced = _forced()[1]
+    if forced:
+        cfg, source = quant_by_name(forced), f"env {ENV_VAR}"
+        if not quant_runs_on(cfg.isa, feats):
+            need = " or ".join("+".join(sorted(n)) for n in QUANT_REQUIRES[cfg.isa])
+            raise ValueError(f"{ENV_VAR} names {cfg.name}, which needs {need}; numba's compile "
+                             f"target has none of that (its kernels would not compile for this CPU).")
+        return cfg, source
+    entry = read_tuned_cache().get(cpu_key() + QUANT_KEY_SUFFIX)
+    if isinstance(entry, dict):
+        try:
+            cfg = quant_by_name(str(entry.get("name")))
+            if quant_runs_on(cfg.isa, feats):
+                return cfg, "tuned"
+        except ValueError:  # a name from another convbench version: ignore it
+            pass
+    return QUANT_TABLE[quant_isa_for(feats)], "table"
+
+
+def active_quant_config() -> QuantKernelConfig:
+    """The u8s8 configuration of this process: forced, tuned or the table's (resolved once)."""
+    global _active_quant
+    if _active_quant is None:
+        _active_quant = _resolve_quant()
+    return _active_quant[0]
+
+
+def active_quant_config_info() -> dict[str, Any]:
+    """The u8s8 configuration and where it came from (``table``, ``tuned``, ``env ...``)."""
+    cfg = active_quant_config()
+    assert _active_quant is not None
+    return {**cfg.as_dict(), "source": _active_quant[1]}
 
 
 def active_config_info() -> dict[str, Any]:
@@ -262,4 +323,5 @@ def active_config_info() -> dict[str, Any]:
     assert _active is not None
     cpu, feats = compile_target()
     return {**cfg.as_dict(), "source": _active[1], "tuned": _active[1] == "tuned",
-            "compile_cpu": cpu, "table_isa": isa_for(feats, platform.machine())}
+            "compile_cpu": cpu, "table_isa": isa_for(feats, platform.machine()),
+            "u8s8": active_quant_config_info()}

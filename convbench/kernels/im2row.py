@@ -4,7 +4,7 @@ Indirect Convolution avoids.
 The matrix is ``(N, OH*OW, G, R*S*Cg)``: for each output pixel and group one
 contiguous row, ordered ``(r, s, c)`` like the packed weights, so row ``p``
 of group ``g`` is what the indirection buffer would point at tap by tap.
-Padding taps are written as zeros.
+Padding taps are written as zeros (``pad``: the u8s8 input's zero point).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ._parallel import chunk_done, next_chunk, parallel_for
 
 
 @njit(nogil=True, cache=True)
-def im2row_jobs(work, x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, groups, col):  # pragma: no cover
+def im2row_jobs(work, x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, groups, col, pad):  # pragma: no cover
     """Output rows from ``work`` (``n * OH + oh``) of :func:`im2row`."""
     n_img, h, w, c = x.shape
     cg = c // groups
@@ -51,16 +51,16 @@ def im2row_jobs(work, x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, groups, col)
                                     d[cc] = src[cc]
                             else:
                                 for cc in range(cg):
-                                    d[cc] = 0.0
+                                    d[cc] = pad
         chunk_done(work, lo, hi)
 
 
 def im2row(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, top: int,
-           left: int, oh: int, ow: int, groups: int, col: np.ndarray) -> None:
-    """Fill ``col`` ``(N*OH*OW, G*R*S*Cg)`` from NHWC ``x``; output rows are
-    split over ``numba.get_num_threads()`` threads."""
+           left: int, oh: int, ow: int, groups: int, col: np.ndarray, pad: int = 0) -> None:
+    """Fill ``col`` ``(N*OH*OW, G*R*S*Cg)`` from NHWC ``x`` (padding: ``pad``); output
+    rows are split over ``numba.get_num_threads()`` threads."""
     parallel_for(im2row_jobs, x.shape[0] * oh, x, kh, kw, sh, sw, dh, dw, top, left, oh, ow,
-                 groups, col)
+                 groups, col, col.dtype.type(pad))
 
 
 def im2row_bytes(spec: ConvSpec) -> int:
@@ -71,10 +71,11 @@ def im2row_bytes(spec: ConvSpec) -> int:
             * spec.kernel_w * spec.in_channels * spec.itemsize)
 
 
-def tap_major_copy(spec: ConvSpec) -> Callable[[np.ndarray], np.ndarray]:
+def tap_major_copy(spec: ConvSpec, pad: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     """The tap-major im2col copy of an NHWC input, for depthwise layers: a function from
     ``x`` to ``col`` ``(R*S, N, OH, OW, C)``, for each tap the input pixels it reads for
-    every output pixel, channels innermost, zeros where it reads padding.
+    every output pixel, channels innermost, ``pad`` (zero; a u8s8 input's zero point)
+    where it reads padding.
 
     Each tap's block is filled by one numpy copy whose contiguous runs are whole
     image rows (OW*C values); a pixel-major layout copied 128-byte runs and
@@ -104,10 +105,10 @@ def tap_major_copy(spec: ConvSpec) -> Callable[[np.ndarray], np.ndarray]:
         col = np.empty((len(taps), n, oh, ow, c), dtype)
         for t, (i0, i1, j0, j1, y0, x0) in enumerate(taps):
             # zeros only where the tap reads padding (border strips), then the copy
-            col[t, :, :i0] = 0
-            col[t, :, i1:] = 0
-            col[t, :, i0:i1, :j0] = 0
-            col[t, :, i0:i1, j1:] = 0
+            col[t, :, :i0] = pad
+            col[t, :, i1:] = pad
+            col[t, :, i0:i1, :j0] = pad
+            col[t, :, i0:i1, j1:] = pad
             if i1 > i0 and j1 > j0:
                 col[t, :, i0:i1, j0:j1] = x[:, y0:y0 + (i1 - i0 - 1) * sh + 1:sh, x0:x0 + (j1 - j0 - 1) * sw + 1:sw]
         return col

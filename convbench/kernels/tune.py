@@ -1,4 +1,4 @@
-"""``convbench tune``: pick the fastest kernel configuration for this CPU and remember it.
+"""``convbench tune``: pick the fastest kernel configurations for this CPU and remember them.
 
 :func:`tune` times the candidates of this CPU's instruction set
 (:data:`convbench.kernels.configs.CANDIDATES`) on a few layer shapes, one
@@ -8,7 +8,10 @@ choice is cached per CPU model in the user's cache folder
 (``$XDG_CACHE_HOME/convbench`` or ``~/.cache/convbench``,
 :func:`cache_file`); :func:`cached_choice` returns it to
 :func:`convbench.kernels.configs.active_config`, so later runs use it and
-``env.json`` says ``"source": "tuned"``. Remove the file (or
+``env.json`` says ``"source": "tuned"``. The u8s8 tile
+(:data:`~convbench.kernels.configs.QUANT_CANDIDATES`) is tuned the same way
+on :data:`QUANT_WORKLOAD`, after the float one, and cached under its own key
+(:func:`cpu_key` + ``" | u8s8"``). Remove the file (or
 ``convbench tune --clear``) to go back to the table.
 """
 
@@ -24,9 +27,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .configs import (CACHE_NAME, CANDIDATES, KernelConfig, cache_dir, cache_file,  # noqa: F401
-                      cached_choice, compile_target, cpu_key, cpu_model, isa_for,
-                      read_tuned_cache)
+from .configs import (CACHE_NAME, CANDIDATES, QUANT_CANDIDATES, KernelConfig,  # noqa: F401
+                      QuantKernelConfig, cache_dir, cache_file, cached_choice, compile_target,
+                      cpu_key, cpu_model, isa_for, quant_isa_for, read_tuned_cache)
 
 #: Shapes timed per candidate: (name, M pixels, K reduction, N channels, taps).
 #: A 3x3 layer through the indirection path and two 1x1 GEMMs of MobileNet /
@@ -34,12 +37,21 @@ from .configs import (CACHE_NAME, CANDIDATES, KernelConfig, cache_dir, cache_fil
 WORKLOAD = [("3x3 28x28 128->128", 28, 128, 128, 9),
             ("1x1 28x28 256->256", 28, 256, 256, 1),
             ("1x1 7x7 1024->1024", 7, 1024, 1024, 1)]
+#: The u8s8 tile's shapes (a layer with few channels too: 8-bit tiles are four channels deep).
+QUANT_WORKLOAD = [("3x3 28x28 128->128", 28, 128, 128, 9),
+                  ("1x1 56x56 64->128", 56, 64, 128, 1),
+                  ("1x1 7x7 1024->1024", 7, 1024, 1024, 1)]
+#: The float tile's share of the budget when the u8s8 one is tuned too.
+FLOAT_SHARE = 0.7
 
 
 def clear() -> bool:
-    """Forget this CPU's tuned choice; True if there was one."""
+    """Forget this CPU's tuned choices (float and u8s8); True if there was one."""
+    from .configs import QUANT_KEY_SUFFIX
+
     data = read_tuned_cache()
-    if data.pop(cpu_key(), None) is None:
+    had_quant = data.pop(cpu_key() + QUANT_KEY_SUFFIX, None) is not None
+    if data.pop(cpu_key(), None) is None and not had_quant:
         return False
     _write_cache(data)
     from .configs import reset_active_config
@@ -69,6 +81,8 @@ class TuneResult:
     relative: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     cache_file: str = ""
+    #: the u8s8 tile's own result (same fields), when it was tuned too
+    quant: "TuneResult | None" = None
 
 
 def _callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callable[[], None]]:
@@ -95,34 +109,37 @@ def _callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callabl
     return calls
 
 
-def tune(budget_s: float = 60.0, progress: Callable[[str], None] | None = None,
-         save: bool = True) -> TuneResult:
-    """Time this CPU's candidate configurations for up to ``budget_s`` seconds
-    or 200 rounds, whichever ends first (after compiling each, a few seconds
-    apiece), keep the fastest, cache it.
+def _quant_callables(cfg: QuantKernelConfig, rng: np.random.Generator) -> dict[str, Callable[[], None]]:
+    from ..spec import ConvSpec
+    from .indirection import indirection_buffer
+    from .qgemm import qgemm_kernel
 
-    One thread, float32; every round runs every candidate on every shape;
-    the score is the geometric mean over shapes of the median time relative
-    to the table's default, so no one shape dominates.
-    """
+    calls: dict[str, Callable[[], None]] = {}
+    kern = qgemm_kernel(cfg)
+    for name, hw, c, k, taps in QUANT_WORKLOAD:
+        r = 3 if taps == 9 else 1
+        spec = ConvSpec(batch=1, in_channels=c, out_channels=k, height=hw, width=hw, kernel=r,
+                        padding=r // 2, layout="nhwc")
+        x = rng.integers(0, 256, hw * hw * c, dtype=np.uint8)
+        packed = kern.pack(rng.integers(-128, 128, (k, c, r, r), dtype=np.int8), 1)
+        offs, zero = indirection_buffer(spec), np.full(c + 3, 128, np.uint8)
+        corr, mult = np.zeros(k, np.int32), np.full(k, 1e-3, np.float32)
+        out = np.empty(hw * hw * k, np.uint8)
+
+        def call(x=x, offs=offs, packed=packed, zero=zero, corr=corr, mult=mult, out=out, c=c, k=k) -> None:
+            kern.run(x, zero, offs, 1, 0, 1, c, k, packed, corr, mult, 128, out)
+
+        calls[name] = call
+    return calls
+
+
+def _time(calls: dict[str, dict[str, Callable[[], None]]], budget_s: float
+          ) -> tuple[dict[str, dict[str, float]], int]:
+    """Median seconds per candidate and shape: every round runs every candidate on every
+    shape (the order reversed every other round), one thread, for ``budget_s`` or 200 rounds."""
     from ..machine.threads import limit_threads
-    from .configs import TABLE, reset_active_config
 
-    say = progress or (lambda msg: None)
-    t_start = time.perf_counter()
-    _, feats = compile_target()
-    isa = isa_for(feats, platform.machine())
-    default = TABLE[isa]
-    candidates = list(dict.fromkeys(CANDIDATES[isa]))
-    rng = np.random.default_rng(0)
-    calls = {}
-    for cfg in candidates:
-        say(f"compiling {cfg.name}")
-        calls[cfg.name] = _callables(cfg, rng)
-        for f in calls[cfg.name].values():
-            f()  # compile and warm up
     times: dict[str, dict[str, list[float]]] = {n: {s: [] for s in c} for n, c in calls.items()}
-    say(f"timing {len(candidates)} candidates for {budget_s:.0f} s")
     with limit_threads(1):
         deadline = time.perf_counter() + budget_s
         rounds = 0
@@ -134,16 +151,63 @@ def tune(budget_s: float = 60.0, progress: Callable[[str], None] | None = None,
                     f()
                     times[name][shape].append(time.perf_counter() - t0)
             rounds += 1
-    med = {n: {s: float(np.median(v)) for s, v in per.items()} for n, per in times.items()}
+    return {n: {s: float(np.median(v)) for s, v in per.items()} for n, per in times.items()}, rounds
+
+
+def _choose(candidates: list[Any], default: Any, make: Callable[[Any, np.random.Generator], dict],
+            budget_s: float, key: str, say: Callable[[str], None], save: bool) -> TuneResult:
+    """Compile and time ``candidates``, keep the fastest (geometric mean over shapes of the
+    median time relative to ``default``), cache it under ``key``."""
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    calls = {}
+    for cfg in candidates:
+        say(f"compiling {cfg.name}")
+        calls[cfg.name] = make(cfg, rng)
+        for f in calls[cfg.name].values():
+            f()  # compile and warm up
+    say(f"timing {len(candidates)} candidates for {budget_s:.0f} s")
+    med, rounds = _time(calls, budget_s)
     base = med[default.name]
     rel = {n: float(np.exp(np.mean([np.log(per[s] / base[s]) for s in per]))) for n, per in med.items()}
     chosen = min(rel, key=rel.__getitem__)
-    result = TuneResult(key=cpu_key(), chosen=chosen, default=default.name, times=med, relative=rel,
+    result = TuneResult(key=key, chosen=chosen, default=default.name, times=med, relative=rel,
                         seconds=time.perf_counter() - t_start, cache_file=str(cache_file()))
     if save:
         data = read_tuned_cache()
-        data[result.key] = {"name": chosen, "default": default.name, "relative": rel,
-                            "rounds": rounds, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        data[key] = {"name": chosen, "default": default.name, "relative": rel,
+                     "rounds": rounds, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         _write_cache(data)
+    return result
+
+
+def tune(budget_s: float = 60.0, progress: Callable[[str], None] | None = None,
+         save: bool = True, quant: bool = True) -> TuneResult:
+    """Time this CPU's candidate configurations, keep the fastest, cache it.
+
+    The float32 tile first, for :data:`FLOAT_SHARE` of ``budget_s`` (or 200
+    rounds, whichever ends first, after compiling each candidate, a few
+    seconds apiece); then (``quant``) the u8s8 tile for the rest, whose
+    result is the returned one's ``quant``. One thread; every round runs
+    every candidate on every shape; the score is the geometric mean over
+    shapes of the median time relative to the table's default, so no one
+    shape dominates.
+    """
+    from .configs import QUANT_KEY_SUFFIX, QUANT_TABLE, TABLE, reset_active_config
+
+    say = progress or (lambda msg: None)
+    t_start = time.perf_counter()
+    _, feats = compile_target()
+    isa = isa_for(feats, platform.machine())
+    share = FLOAT_SHARE if quant else 1.0
+    result = _choose(list(dict.fromkeys(CANDIDATES[isa])), TABLE[isa], _callables, budget_s * share,
+                     cpu_key(), say, save)
+    if quant:
+        qisa = quant_isa_for(feats)
+        result.quant = _choose(list(dict.fromkeys(QUANT_CANDIDATES[qisa])), QUANT_TABLE[qisa],
+                               _quant_callables, budget_s * (1 - share), cpu_key() + QUANT_KEY_SUFFIX,
+                               say, save)
+    result.seconds = time.perf_counter() - t_start
+    if save:
         reset_active_config()
     return result

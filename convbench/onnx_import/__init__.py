@@ -7,9 +7,14 @@ fixes symbolic input dimensions the caller names (``batch``,
 order. Every 2-D ``Conv`` becomes a layer: channels, input size, kernel,
 stride, padding (``auto_pad`` resolved; asymmetric kept as
 ``[top, bottom, left, right]``), dilation and groups, depthwise recognised.
+The 8-bit ``QLinearConv`` and ``ConvInteger`` nodes become ``u8s8`` layers
+(``dtype: u8s8``) read the same way; ``ConvInteger`` has no output
+requantization (its output is int32), which the layer's ``note`` says: the
+layer measured is the ``u8s8`` one of the same shape. Activations or weights
+of the other signedness (s8 activations, u8 weights) are noted too.
 Layers of the same shape are one layer with ``count`` = occurrences, named
 after the first node. What cannot be a convbench layer (a 1-D or 3-D conv,
-``ConvTranspose``, quantized or contrib convolutions, shapes still symbolic
+``ConvTranspose``, contrib convolutions, shapes still symbolic
 after inference, convs inside subgraphs) is listed in
 :attr:`Imported.skipped` with the reason, never dropped silently.
 :func:`render_config` writes the config text, the skipped layers in a

@@ -1,4 +1,5 @@
-"""The walk over an ONNX graph: every 2-D ``Conv`` node as config layer fields."""
+"""The walk over an ONNX graph: every 2-D ``Conv`` (and 8-bit ``QLinearConv``,
+``ConvInteger``) node as config layer fields."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from .model import (
-    DEFAULT_MAX_SIZE, OTHER_CONVS, Imported, ImportedLayer, OnnxImportError, Skipped, dims_of, load,
-    parse_input_shape, set_inputs,
+    CONTRIB_QUANTIZED, DEFAULT_MAX_SIZE, OTHER_CONVS, QUANTIZED_CONVS, Imported, ImportedLayer, OnnxImportError,
+    Skipped, dims_of, load, parse_input_shape, set_inputs,
 )
+
+#: ONNX TensorProto element types of 8-bit data.
+_UINT8, _INT8 = 2, 3
 
 # -- the walk over the graph -------------------------------------------------------------------
 
@@ -120,6 +124,31 @@ def _layer_name(label: str, taken: set[str]) -> str:
     return name
 
 
+def _quant_note(op: str, x_type: int | None, w_type: int | None) -> str:
+    """What a ``u8s8`` layer made from an 8-bit node leaves out or changes ("" when nothing)."""
+    parts = []
+    if op == "ConvInteger":
+        parts.append("ConvInteger: int32 output, no requantization; measured as the u8s8 layer of this shape "
+                     "(QLinearConv's arithmetic, requantized to u8)")
+    if x_type == _INT8:
+        parts.append("the model's activations are int8 (u8 here)")
+    if w_type == _UINT8:
+        parts.append("the model's weights are uint8 with a zero point (symmetric int8 here)")
+    return "; ".join(parts)
+
+
+def _elem_types(graph: Any) -> dict[str, int]:
+    """Element type of every value the graph states (inputs, value_info, outputs, initializers)."""
+    types = {}
+    for vi in [*graph.input, *graph.value_info, *graph.output]:
+        t = vi.type
+        if t.HasField("tensor_type") and t.tensor_type.elem_type:
+            types[vi.name] = t.tensor_type.elem_type
+    for t in graph.initializer:
+        types[t.name] = t.data_type
+    return types
+
+
 def import_onnx(path: str | Path, *, batch: int | None = None, input_shapes: list[str] | None = None,
                 max_size: int = DEFAULT_MAX_SIZE) -> Imported:
     """Every distinct 2-D convolution of the ONNX model at ``path``, in network order.
@@ -152,39 +181,51 @@ def import_onnx(path: str | Path, *, batch: int | None = None, input_shapes: lis
             known[vi.name] = dims
     for t in graph.initializer:
         known[t.name] = list(t.dims)
+    types = _elem_types(graph)
 
     by_shape: dict[tuple, ImportedLayer] = {}
     taken: set[str] = set()
     for index, node in enumerate(graph.node):
         label = _node_label(node, index)
         _skip_subgraph_convs(node, label, result.skipped)
-        if node.domain not in ("", "ai.onnx") and node.op_type not in OTHER_CONVS:
+        op = node.op_type
+        if node.domain not in ("", "ai.onnx"):
+            if op in OTHER_CONVS:
+                result.skipped.append(Skipped(label, op, OTHER_CONVS[op]))
+            elif op in QUANTIZED_CONVS:
+                result.skipped.append(Skipped(label, f"{node.domain}.{op}", CONTRIB_QUANTIZED.format(op=op)))
             continue
-        if node.op_type in OTHER_CONVS:
-            result.skipped.append(Skipped(label, node.op_type, OTHER_CONVS[node.op_type]))
+        if op in OTHER_CONVS:
+            result.skipped.append(Skipped(label, op, OTHER_CONVS[op]))
             continue
-        if node.op_type != "Conv":
+        if op != "Conv" and op not in QUANTIZED_CONVS:
             continue
-        x = known.get(node.input[0])
-        w = known.get(node.input[1]) if len(node.input) > 1 else None
+        xi, wi = QUANTIZED_CONVS.get(op, (0, 1))
+        x = known.get(node.input[xi])
+        w = known.get(node.input[wi]) if len(node.input) > wi else None
         rank = len(x) if x is not None else (len(w) if w is not None else None)
         if rank is None:
-            result.skipped.append(Skipped(label, "Conv", "dynamic shape: shape inference could not find its input's "
-                                                         "shape; give --input-shape"))
+            result.skipped.append(Skipped(label, op, "dynamic shape: shape inference could not find its input's "
+                                                     "shape; give --input-shape"))
             continue
         if rank != 4:
             dims = rank - 2
-            result.skipped.append(Skipped(label, "Conv", f"{dims}-D convolution; convbench layers are 2-D"))
+            result.skipped.append(Skipped(label, op, f"{dims}-D convolution; convbench layers are 2-D"))
             continue
         if x is None or w is None:
-            result.skipped.append(Skipped(label, "Conv", "dynamic shape: its input or weight shape is unknown "
-                                                         "after shape inference; give --input-shape"))
+            result.skipped.append(Skipped(label, op, "dynamic shape: its input or weight shape is unknown "
+                                                     "after shape inference; give --input-shape"))
             continue
         try:
             fields = _layer_fields(node, x, w, f"{path}: node {label!r}")
         except ValueError as exc:
-            result.skipped.append(Skipped(label, "Conv", str(exc)))
+            result.skipped.append(Skipped(label, op, str(exc)))
             continue
+        if op in QUANTIZED_CONVS:
+            fields["dtype"] = "u8s8"
+            note = _quant_note(op, types.get(node.input[xi]), types.get(node.input[wi]))
+            if note:
+                fields["note"] = note
         key = tuple(sorted((k, str(v)) for k, v in fields.items()))
         if key in by_shape:
             by_shape[key].count += 1
@@ -193,6 +234,11 @@ def import_onnx(path: str | Path, *, batch: int | None = None, input_shapes: lis
             layer = ImportedLayer(_layer_name(label, taken), fields, 1, [label])
             by_shape[key] = layer
             result.layers.append(layer)
+    integer = [l.name for l in result.layers if str(l.fields.get("note", "")).startswith("ConvInteger")]
+    if integer:
+        shown = ", ".join(integer[:4]) + (", ..." if len(integer) > 4 else "")
+        result.notes.append(f"{len(integer)} ConvInteger layer(s) ({shown}) have no output requantization in the "
+                            "model (int32 output); imported as u8s8 layers of the same shape")
     return result
 
 
@@ -200,7 +246,7 @@ def _skip_subgraph_convs(node: Any, label: str, skipped: list[Skipped]) -> None:
     """Convs inside an If/Loop/Scan body run a data-dependent number of times: listed, not imported."""
     def walk(graph: Any) -> None:
         for i, inner in enumerate(graph.node):
-            if inner.op_type in ("Conv", *OTHER_CONVS):
+            if inner.op_type in ("Conv", *OTHER_CONVS, *QUANTIZED_CONVS):
                 skipped.append(Skipped(f"{label}/{_node_label(inner, i)}", inner.op_type,
                                        f"inside a subgraph of {node.op_type} node {label!r} "
                                        "(runs a data-dependent number of times)"))

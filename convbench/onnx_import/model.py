@@ -16,12 +16,17 @@ DEFAULT_MAX_SIZE = 1 << 30  # 1 GiB
 #: Convolution op types that are not 2-D ``Conv`` and why each cannot be a layer.
 OTHER_CONVS = {
     "ConvTranspose": "transposed convolution (ConvTranspose) is not a convbench layer",
-    "QLinearConv": "quantized convolution (QLinearConv) is not a convbench layer (float32/float64 only)",
-    "ConvInteger": "integer convolution (ConvInteger) is not a convbench layer (float32/float64 only)",
     "DeformConv": "deformable convolution is not a convbench layer",
     "FusedConv": "ONNX Runtime contrib op FusedConv: export the unoptimized model to import its Conv",
     "NhwcConv": "ONNX Runtime contrib op NhwcConv: export the unoptimized model to import its Conv",
 }
+
+
+#: The 8-bit convolutions imported as ``u8s8`` layers: op type -> (index of X, index of W) in its inputs.
+QUANTIZED_CONVS = {"QLinearConv": (0, 3), "ConvInteger": (0, 1)}
+#: Why a quantized convolution of another domain is not imported (ONNX Runtime's optimized graphs).
+CONTRIB_QUANTIZED = ("ONNX Runtime contrib op {op} (an optimized, possibly channels-last graph): export the "
+                     "unoptimized model to import its QLinearConv")
 
 
 class OnnxImportError(Exception):

@@ -21,6 +21,8 @@ def render_config(result: Imported, name: str | None = None) -> str:
     config_name = name or re.sub(r"[^A-Za-z0-9_.-]+", "_", result.path.stem) or "imported"
     batches = {layer.fields["batch"] for layer in result.layers}
     common_batch = batches.pop() if len(batches) == 1 else None
+    dtypes = {layer.fields.get("dtype", "float32") for layer in result.layers}
+    common_dtype = dtypes.pop() if len(dtypes) == 1 else None  # else each 8-bit layer says dtype: u8s8
     lines = [
         f"# Imported from {result.path.name} by `convbench import` (ONNX opset {result.opset}): every",
         "# distinct 2-D convolution in network order; count = how often the shape occurs.",
@@ -51,15 +53,20 @@ def render_config(result: Imported, name: str | None = None) -> str:
     body += "defaults:\n"
     if common_batch is not None:
         body += f"  batch: {common_batch}\n"
-    body += "  layout: [nchw, nhwc]\n  dtype: float32\nlayers:\n"
+    body += f"  layout: [nchw, nhwc]\n  dtype: {common_dtype or 'float32'}\nlayers:\n"
     for layer in result.layers:
         fields = {"name": layer.name, **layer.fields}
         if common_batch is not None:
             fields.pop("batch")
+        if common_dtype is not None:
+            fields.pop("dtype", None)
+        notes = [fields.pop("note")] if "note" in fields else []
         if layer.count > 1:
             fields["count"] = layer.count
             others = layer.nodes[1:]
             shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
-            fields["note"] = f"also {shown}"
+            notes.append(f"also {shown}")
+        if notes:
+            fields["note"] = "; ".join(notes)
         body += f"  - {_flow(fields)}\n"
     return "\n".join(lines) + "\n" + body

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..quant import QUANT_DTYPES
 from ..results.schema import flag
 
 #: Fixed colours so an algorithm looks the same in every figure.
@@ -173,6 +174,24 @@ def mark_flagged(ax: Any, x: float, y: float) -> None:
 
 def flagged_handle() -> Line2D:
     return Line2D([], [], ls="", marker="$!$", color="#c5221f", label="unstable or contended")
+
+
+def is_8bit(dtype: Any) -> bool:
+    """A quantized dtype (``u8s8``): its rates are GOP/s, its error is in LSB."""
+    return str(dtype) in QUANT_DTYPES
+
+
+def rate_unit(dtypes: Iterable[Any]) -> str:
+    """The unit of a throughput axis holding ``dtypes``: ``GFLOP/s`` for floats,
+    ``GOP/s`` for 8-bit, and both named when an axis holds both (figures avoid that)."""
+    kinds = {is_8bit(d) for d in dtypes}
+    return "GOP/s" if kinds == {True} else "GFLOP/s or GOP/s (8-bit)" if kinds == {True, False} else "GFLOP/s"
+
+
+def rate_headline(dtypes: Iterable[Any]) -> str:
+    """A figure title's unit where panels are per dtype: ``GFLOP/s``, ``GOP/s``, or both, said apart."""
+    kinds = {is_8bit(d) for d in dtypes}
+    return "GFLOP/s (GOP/s on 8-bit panels)" if kinds == {True, False} else rate_unit(dtypes)
 
 
 def variant_label(variant: tuple) -> str:

@@ -59,24 +59,26 @@ def speedup_by_class(summary: Any, table: Any, env: dict | None, baseline: str, 
 
 
 def gflops_by_class(summary: Any, env: dict | None) -> Figure:
-    """GFLOP/s per layer class: median over layers, a dot per layer, the sgemm ceiling."""
+    """GFLOP/s per layer class: median over layers, a dot per layer, the sgemm ceiling
+    (GOP/s and no float ceiling on a ``u8s8`` panel)."""
     algos = c.algorithms_of(summary)
     variants = c.variants_of(summary)
     classes = s.class_order(summary)
     fig = _figure(len(variants), len(classes), len(algos))
-    c.title(fig, f"Throughput per layer class: direct-equivalent GFLOP/s, median over layers\n"
+    c.title(fig, f"Throughput per layer class: direct-equivalent {c.rate_headline(summary['dtype'].unique())}, "
+                 f"median over layers\n"
                  f"{s.note(summary)}", env, summary["threads"].unique(), c.baseline_of(summary))
     axes = fig.subplots(len(variants), 1, squeeze=False)[:, 0]
     for ax, v in zip(axes, variants):
         part = summary[c.in_variant(summary, v)]
         missing = s.class_panel(ax, part, "gflops", algos, classes, s.median_centre(), valid=part["status"] == "ok")
-        peak = c.sgemm_peak(env, int(v[2]))
+        peak = np.nan if c.is_8bit(v[1]) else c.sgemm_peak(env, int(v[2]))  # a float ceiling
         if np.isfinite(peak):
             ax.axhline(peak, color="black", lw=1.2, ls="-.", zorder=3)
             ax.text(1.0, peak, f" sgemm {peak:.0f}", transform=ax.get_yaxis_transform(), va="center",
                     ha="left", fontsize=7, clip_on=False)
         ax.set_ylim(bottom=0)
-        ax.set_ylabel("GFLOP/s (direct-equivalent)")
+        ax.set_ylabel(f"{c.rate_unit([v[1]])} (direct-equivalent)")
         ax.set_title(c.variant_label(v) + s.missing_note(missing, len(part)), fontsize=9, loc="left")
         ax.grid(axis="y", alpha=0.3)
     _legend(fig, algos, [Line2D([], [], color="black", ls="-.", label="calibrated sgemm ceiling")])
@@ -121,18 +123,25 @@ def memory_by_class(df: Any, env: dict | None, panels: list[tuple]) -> Figure:
 
 
 def accuracy_by_class(df: Any, env: dict | None, panels: list[tuple]) -> Figure:
-    """Max relative error per layer class: median over layers, a dot per layer (log), tolerances."""
+    """Max relative error per layer class: median over layers, a dot per layer (log), tolerances;
+    a ``u8s8`` panel shows ``max_abs_err_lsb`` on a linear axis instead."""
     algos = c.algorithms_of(df)
     classes = s.class_order(df)
     fig = _figure(len(panels), len(classes), len(algos))
-    c.title(fig, "Accuracy per layer class: max relative error against float64, median over layers\n"
-                 + s.note(df), env)
+    eight = any(c.is_8bit(d) for _, d in panels)
+    c.title(fig, "Accuracy per layer class: max relative error against float64, median over layers"
+                 + ("; 8-bit panels: max error in LSB against the exact integer reference" if eight else "")
+                 + "\n" + s.note(df), env)
     floor = c.log_floor(df["max_rel_err"], 1e-12)
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (layout, dtype) in zip(axes, panels):
         part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]
-        missing = s.class_panel(ax, part, "max_rel_err", algos, classes, s.median_centre(), log=True, floor=floor,
-                                valid=~part["status"].isin(["skipped", "error"]))
+        lsb = c.is_8bit(dtype)  # 8-bit: the error in output units, on a linear axis
+        column = "max_abs_err_lsb" if lsb else "max_rel_err"
+        if column not in part.columns:
+            part = part.assign(**{column: np.nan})
+        missing = s.class_panel(ax, part, column, algos, classes, s.median_centre(), log=not lsb,
+                                floor=None if lsb else floor, valid=~part["status"].isin(["skipped", "error"]))
         failed = part[part["status"] == "failed"]
         if len(failed):
             ax.text(0.995, 0.98, f"{len(failed)} failed (beyond tolerance): "
@@ -142,7 +151,7 @@ def accuracy_by_class(df: Any, env: dict | None, panels: list[tuple]) -> Figure:
             for tol in sorted(set(part["error_tolerance"].dropna())):
                 if np.isfinite(tol) and tol > 0:
                     ax.axhline(tol, color="0.3", lw=0.9, ls="--")
-        ax.set_ylabel("max relative error (log)")
+        ax.set_ylabel("max error (LSB, exact reference)" if lsb else "max relative error (log)")
         ax.set_title(f"{layout.upper()}, {dtype}" + s.missing_note(missing, len(part)), fontsize=9, loc="left")
         ax.grid(axis="y", alpha=0.3)
     _legend(fig, algos, [Line2D([], [], color="0.3", ls="--", label="tolerance"),

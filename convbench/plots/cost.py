@@ -26,6 +26,16 @@ def _log_panel(ax, floor: float, ylabel: str, title: str) -> None:
     ax.set_title(title, fontsize=9, loc="left")
     ax.grid(axis="y", alpha=0.3)
 
+
+def _lsb_panel(ax, top: float, title: str) -> None:
+    """A linear panel of 8-bit errors in output units (0, 1, 2 ... LSB)."""
+    ax.set_ylim(-0.3, max(2.5, top + 1.0))
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("max error (LSB, exact reference)")
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.grid(axis="y", alpha=0.3)
+
+
 def _one_thread_count(summary: Any) -> Any:
     """Memory and error do not depend on threads: keep the lowest count per layout x dtype."""
     lowest = summary.groupby(["layout", "dtype"])["threads"].transform("min")
@@ -134,7 +144,8 @@ def figure_accuracy(summary: Any, env: dict | None = None) -> Figure:
 
     Dashed lines: the tolerances in force (``error_tolerance``). A ``failed``
     case (beyond tolerance) is a large ringed marker; an error of exactly 0
-    sits on the bottom edge; skipped cases are hatched.
+    sits on the bottom edge; skipped cases are hatched. A ``u8s8`` panel shows
+    ``max_abs_err_lsb`` instead, on a linear axis in output units (tolerance 1).
     """
     df = _one_thread_count(summary)
     if aggregated(df):  # too many layers for a bar each: per layer class
@@ -144,12 +155,16 @@ def figure_accuracy(summary: Any, env: dict | None = None) -> Figure:
     rows = c.layer_rows(df)
     panels = c.layer_panels(panels, rows)
     fig = c.new_figure(c.figure_width(max(len(r[0]) for r in rows), len(algos)), c.panel_height(len(panels), len(rows)))
-    c.title(fig, "Accuracy: max relative error against the float64 reference", env)
+    eight = any(c.is_8bit(d) for _, d in _layout_dtype_panels(df))
+    c.title(fig, "Accuracy: max relative error against the float64 reference"
+            + ("; 8-bit panels: max error in LSB against the exact integer reference" if eight else ""), env)
     width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     floor = c.log_floor(df["max_rel_err"], 1e-12)
     for ax, ((layout, dtype), layers, classes) in zip(axes, panels):
         part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]
+        lsb = c.is_8bit(dtype)
+        col = "max_abs_err_lsb" if lsb else "max_rel_err"
         rows = {(r["layer"], r["algorithm"]): r for r in part.to_dict("records")}
         for j, algo in enumerate(algos):
             color = c.color_of(algo, algos)
@@ -159,12 +174,12 @@ def figure_accuracy(summary: Any, env: dict | None = None) -> Figure:
                 if r is None:
                     continue
                 x = i + offsets[j]
-                e = float(r["max_rel_err"])
+                e = float(r.get(col, np.nan))
                 if r["status"] in ("skipped", "error") or not np.isfinite(e):
                     c.mark_absent(ax, x, width, color)
                     continue
                 (fx if r["status"] == "failed" else xs).append(x)
-                (fy if r["status"] == "failed" else ys).append(max(e, floor))
+                (fy if r["status"] == "failed" else ys).append(e if lsb else max(e, floor))
             ax.plot(xs, ys, ls="none", marker="o", ms=5, color=color, label=algo)
             if fx:
                 ax.plot(fx, fy, ls="none", marker="o", ms=9, mfc=color, mec="red", mew=2.0)
@@ -173,8 +188,13 @@ def figure_accuracy(summary: Any, env: dict | None = None) -> Figure:
                 if np.isfinite(tol) and tol > 0:
                     ax.axhline(tol, color="0.3", lw=0.9, ls="--")
                     names = ", ".join(dict.fromkeys(g["algorithm"]))
-                    ax.text(1.0, tol, f" tol {tol:.0e}\n ({names})", transform=ax.get_yaxis_transform(),
-                            fontsize=6, va="center", ha="left", clip_on=False)
+                    ax.text(1.0, tol, f" tol {tol:g} LSB" if lsb else f" tol {tol:.0e}\n ({names})",
+                            transform=ax.get_yaxis_transform(), fontsize=6, va="center", ha="left", clip_on=False)
+        if lsb:
+            errs = part[col].dropna() if col in part.columns else []
+            _lsb_panel(ax, float(max(errs, default=0.0)), f"{layout.upper()}, {dtype}")
+            c.decorate_layer_axis(ax, layers, classes, show_labels=len(rows) > 1 or ax is axes[-1])
+            continue
         _log_panel(ax, floor, "max relative error (log)", f"{layout.upper()}, {dtype}")
         # A band above the highest tolerance and error for the layer-class labels,
         # which the tolerance line used to strike through.

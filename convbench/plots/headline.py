@@ -52,12 +52,20 @@ def headline_table(summary: Any, algorithm: str = "indirect",
 
 def figure_headline(summary: Any, env: dict | None = None, algorithm: str = "indirect",
                     references: Sequence[str] = REFERENCES) -> Figure:
-    """Speedup of ``algorithm`` over each reference, per layer class (see the module)."""
+    """Speedup of ``algorithm`` over each reference, per layer class (see the module).
+
+    One kind of arithmetic per axis: the float rows where the run has them (the
+    paper's setting), else the 8-bit ones, and the title says which.
+    """
     t = headline_table(summary, algorithm, references)
+    eight = t["dtype"].map(c.is_8bit).astype(bool) if len(t) else t["dtype"]
+    kind = ""
+    if len(t) and eight.any():
+        t, kind = (t[~eight], " (float layers)") if (~eight).any() else (t, " (8-bit u8s8 layers)")
     refs = [r for r in references if r in set(t["reference"])]
     fig = c.new_figure(7.5, 3.9)
     threads = sorted(t["threads"].unique()) if len(t) else None
-    fig.suptitle(f"How much faster {algorithm} is than im2col + GEMM, per layer class\n"
+    fig.suptitle(f"How much faster {algorithm} is than im2col + GEMM, per layer class{kind}\n"
                  f"{c.machine_label(env, threads)}", fontsize=11)
     if t.empty:
         c.no_data(fig, f"no layer has both {algorithm} and one of {', '.join(references)} ok")

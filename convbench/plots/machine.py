@@ -38,20 +38,26 @@ def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
     count, the best of the run's calibrations when env.json has several
     (:func:`~._common.sgemm_peak`); without a calibration, the best rate any
     case reached. One panel per thread count; colour is the algorithm, marker
-    shape the layer class. Only ``ok`` cases are points.
+    shape the layer class. Only ``ok`` cases are points. 8-bit (``u8s8``)
+    cases get panels of their own, in GOP/s and operations per byte, whose
+    roof is the best rate any 8-bit case reached (the calibration is a float
+    sgemm): 8-bit and float rates never share an axis.
     """
     ok = summary[summary["status"] == "ok"].copy()
     ok["intensity"] = ok["flops"] / traffic_bytes(ok)
     threads = sorted(summary["threads"].unique())
+    kinds = sorted({c.is_8bit(d) for d in summary["dtype"]})
+    panels = [(t, eight) for t in threads for eight in kinds]
     algos = c.algorithms_of(summary)
     classes = list(dict.fromkeys(summary["layer_class"].astype(str)))
-    fig = c.new_figure(5.5 * len(threads) + 2.4, 5.6)
+    fig = c.new_figure(5.5 * len(panels) + 2.4, 5.6)
     c.title(fig, "Roofline: arithmetic intensity against throughput", env, threads)
-    axes = fig.subplots(1, len(threads), squeeze=False, sharey=True)[0]
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=len(kinds) == 1)[0]
     bw = c.memory_bandwidth(env)
     roof_label = "roof (measured)"
-    for ax, t in zip(axes, threads):
-        part = ok[ok["threads"] == t]
+    for ax, (t, eight) in zip(axes, panels):
+        part = ok[(ok["threads"] == t) & (ok["dtype"].map(c.is_8bit) == eight)]
+        unit = "GOP/s" if eight else "GFLOP/s"
         for algo in algos:
             a = part[part["algorithm"] == algo]
             for k, cls in enumerate(classes):
@@ -62,14 +68,16 @@ def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
         lo = max(part["intensity"].min() / 2, 1e-2) if len(part) else 0.1
         hi = part["intensity"].max() * 2 if len(part) else 100.0
         x = np.logspace(np.log10(lo), np.log10(hi), 200)
-        peak = c.sgemm_peak(env, int(t))
+        peak = np.nan if eight else c.sgemm_peak(env, int(t))
         peak_text = f"sgemm {peak:.0f} GFLOP/s ({c.sgemm_peak_label(env)})"
-        if not np.isfinite(peak) and len(part):  # no calibration: the best rate any case reached
+        if not np.isfinite(peak) and len(part):  # no calibration (none is 8-bit): the best rate any case reached
             peak = float(part["gflops"].max())
-            peak_text = f"best observed rate {peak:.0f} GFLOP/s (no calibration)"
-            roof_label = "roof (best observed rate; no calibration)"
+            peak_text = f"best observed rate {peak:.0f} {unit} ({'8-bit' if eight else 'no calibration'})"
+            if not eight:
+                roof_label = "roof (best observed rate; no calibration)"
         if np.isfinite(peak) or np.isfinite(bw):
-            roof = np.minimum(peak if np.isfinite(peak) else np.inf, x * bw if np.isfinite(bw) else np.inf)
+            # full_like: without a bandwidth the roof is flat, still one value per x
+            roof = np.minimum(np.full_like(x, peak if np.isfinite(peak) else np.inf), x * bw if np.isfinite(bw) else np.inf)
             ax.plot(x, roof, color="black", lw=1.5)
             text = [peak_text] if np.isfinite(peak) else []
             if np.isfinite(bw):
@@ -80,10 +88,11 @@ def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
         ax.set_yscale("log")
         c.no_minor_ticks(ax, "x")
         c.no_minor_ticks(ax, "y")
-        ax.set_xlabel("arithmetic intensity (FLOP / byte of compulsory traffic)")
-        ax.set_title(f"{t} thread{'s' if t != 1 else ''}", fontsize=9, loc="left")
+        ax.set_xlabel(f"arithmetic intensity ({'OP' if eight else 'FLOP'} / byte of compulsory traffic)")
+        ax.set_title(f"{t} thread{'s' if t != 1 else ''}" + (", 8-bit (u8s8)" if eight else ""), fontsize=9, loc="left")
         ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("GFLOP/s (direct-equivalent, log)")
+        if ax is axes[0] or len(kinds) > 1:
+            ax.set_ylabel(f"{unit} (direct-equivalent, log)")
     handles = [Line2D([], [], ls="none", marker="o", color=c.color_of(a, algos), label=a) for a in algos]
     if len(classes) > 1 or classes[0]:
         handles += [Line2D([], [], ls="none", marker=MARKERS[k % len(MARKERS)], color="0.3",

@@ -1,7 +1,9 @@
-"""Per-layer speed figures: speedup over the baseline, and GFLOP/s against the sgemm ceiling."""
+"""Per-layer speed figures: speedup over the baseline, and GFLOP/s against the sgemm ceiling
+(GOP/s on 8-bit panels, which have no float ceiling drawn)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,8 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
     depthwise layers (1-20 GFLOP/s beside 60) to nothing. The measured sgemm
     GFLOP/s of the machine at the panel's thread count is drawn as the ceiling. Algorithms that do fewer multiplications than the
     direct sum (Winograd, FFT) can pass it: the count is the direct one.
+    A ``u8s8`` panel (panels are per layout x dtype) counts integer operations,
+    GOP/s, and draws no float ceiling: 8-bit and float rates never share an axis.
     """
     if aggregated(summary):  # too many layers for a bar each: per layer class
         return gflops_by_class(summary, env)
@@ -113,8 +117,8 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
     rows = c.layer_rows(summary)
     panels = c.layer_panels(variants, rows)
     fig = c.new_figure(c.figure_width(max(len(r[0]) for r in rows), len(algos)), c.panel_height(len(panels), len(rows)))
-    c.title(fig, "Throughput per layer: direct-equivalent GFLOP/s", env, summary["threads"].unique(),
-            c.baseline_of(summary))
+    c.title(fig, f"Throughput per layer: direct-equivalent {c.rate_headline(summary['dtype'].unique())}", env,
+            summary["threads"].unique(), c.baseline_of(summary))
     width, offsets = c.bar_geometry(len(algos))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (variant, layers, classes) in zip(axes, panels):
@@ -136,7 +140,7 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
                 ys.append(r["gflops"])
             ax.bar(xs, np.asarray(ys, dtype=float) - floor, bottom=floor, width=width, color=color, label=algo,
                    **c.peer_style(algo))
-        peak = c.sgemm_peak(env, int(variant[2]))
+        peak = math.nan if c.is_8bit(variant[1]) else c.sgemm_peak(env, int(variant[2]))  # a float ceiling
         tallest = max([peak if np.isfinite(peak) else 0.0, *part.loc[part["status"] == "ok", "gflops"].dropna()])
         ax.set_yscale("log")
         # headroom above the tallest bar for the layer-class labels
@@ -146,12 +150,13 @@ def figure_gflops(summary: Any, env: dict | None = None) -> Figure:
             ax.axhline(peak, color="black", lw=1.2, ls="-.", zorder=3)
             ax.text(1.0, peak, f" sgemm {peak:.0f}", transform=ax.get_yaxis_transform(), va="center",
                     ha="left", fontsize=7, clip_on=False)
-        ax.set_ylabel("GFLOP/s (direct-equivalent, log)")
+        ax.set_ylabel(f"{c.rate_unit([variant[1]])} (direct-equivalent, log)")
         ax.set_title(c.variant_label(variant), fontsize=9, loc="left")
         ax.grid(axis="y", alpha=0.3)
         c.decorate_layer_axis(ax, layers, classes, show_labels=len(rows) > 1 or ax is axes[-1])
     handles = c.algorithm_handles(algos)
-    handles += [Line2D([], [], color="black", ls="-.", label=f"sgemm ceiling, measured ({c.sgemm_peak_label(env)}; BLAS, same threads)"),
+    floats_only = "" if not any(c.is_8bit(v[1]) for v in variants) else ", float panels"
+    handles += [Line2D([], [], color="black", ls="-.", label=f"sgemm ceiling, measured ({c.sgemm_peak_label(env)}; BLAS, same threads{floats_only})"),
                 c.absent_handle()]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=8)
     return fig

@@ -32,7 +32,9 @@ from ..spec import ConvSpec
 #: and ``phases.csv``.
 #: 5: ``retaken``, ``contended``, ``other_load``, ``steal`` and the samples' ``ran``
 #: (what other processes did while a case ran); schema-4 folders read with them empty.
-SCHEMA_VERSION = 5
+#: 6: 8-bit quantized rows (``dtype`` ``u8s8``, :mod:`convbench.quant`): ``max_abs_err_lsb``
+#: and ``quant``; schema-5 folders read with them empty (every row was float).
+SCHEMA_VERSION = 6
 
 #: Columns ``summary.csv`` must have (the documented contract).
 REQUIRED_COLUMNS = [
@@ -69,6 +71,19 @@ REQUIRED_COLUMNS = [
 #: verified during the case (``numba_threads``, ``blas_threads``,
 #: ``fft_workers``) and ``seed``.
 #:
+#: 8-bit quantized rows (schema 6, ``dtype`` ``u8s8``): the answer is checked
+#: against the exact integer reference in output units, ``max_abs_err_lsb``
+#: (the largest |y - reference| of the uint8 outputs: 0 expected, 1 allowed and
+#: ``ok`` with a ``reason`` saying so, since a float32 requantization may land
+#: on the other side of a rounding tie; more is ``failed``); their
+#: ``max_rel_err`` is empty (NaN): a relative error of uint8 codes against a
+#: reference that saturates at 0 and 255 measures nothing, and the LSB count is
+#: the exact statement. Float rows leave ``max_abs_err_lsb`` empty. ``quant``
+#: records the case's drawn quantization parameters
+#: (``QuantizedWeight.describe()``: scales, zero points, bias range; empty for
+#: float rows), ``error_tolerance`` is in LSB for u8s8 rows, and ``gflops``
+#: counts integer operations (GOP/s) there, the same ``flops`` formula.
+#:
 #: Repetitions (see :mod:`convbench.sweep.repeats`): the median and its CI
 #: pool every repetition (the CI by a bootstrap over repetitions);
 #: ``n_repetitions``, ``reps_agree`` (repetitions whose own median is within
@@ -104,7 +119,7 @@ SUMMARY_COLUMNS = [
     "prepare_bytes", "measured_workspace_bytes", "numba_allocs", "implementation",
     "numba_threads", "blas_threads", "fft_workers", "seed", *REPETITION_SUMMARY_COLUMNS,
     "rss_peak_bytes", "memory_method", "cache", "phase_sum_ratio", "phases_add_up",
-    "retaken", "contended", "other_load", "steal",
+    "retaken", "contended", "other_load", "steal", "max_abs_err_lsb", "quant",
 ]
 
 #: Columns of ``repetitions.csv``: one row per case and repetition, written as
@@ -141,11 +156,13 @@ ADDED_IN_4 = {"summary.csv": ["rss_peak_bytes", "memory_method", "cache", "phase
               "samples.csv": ["cache"]}
 #: Columns a schema-4 folder lacks: what other processes did (read as empty: nothing recorded it).
 ADDED_IN_5 = {"summary.csv": ["retaken", "contended", "other_load", "steal"], "samples.csv": ["ran"]}
+#: Columns a schema-5 folder lacks: 8-bit rows did not exist (read as empty, NaN: every row was float).
+ADDED_IN_6 = {"summary.csv": ["max_abs_err_lsb", "quant"], "samples.csv": []}
 #: What a column missing from an older folder reads as, where empty would be wrong
 #: (every case before schema 4 ran warm, and ``cache`` is part of the case keys).
 COLUMN_DEFAULTS = {"cache": "warm", "repetition": 0}
 #: Each schema's additions, by the version that added them.
-_ADDED = {2: ADDED_IN_2, 3: ADDED_IN_3, 4: ADDED_IN_4, 5: ADDED_IN_5}
+_ADDED = {2: ADDED_IN_2, 3: ADDED_IN_3, 4: ADDED_IN_4, 5: ADDED_IN_5, 6: ADDED_IN_6}
 
 
 def added_since(name: str, version: int) -> list[str]:
@@ -153,7 +170,8 @@ def added_since(name: str, version: int) -> list[str]:
     ``version`` may lack: everything added by a later schema."""
     return [col for v, added in sorted(_ADDED.items()) if version < v for col in added[name]]
 
-#: ``ok``: measured and right; ``skipped``: not run (unsupported, the memory
+#: ``ok``: measured and right (a ``reason`` on an ok row is a note: a u8s8 answer 1 LSB
+#: from the exact reference); ``skipped``: not run (unsupported, the memory
 #: guard, too many threads), ``failed``: a wrong answer; ``error``: raised;
 #: ``crashed``: killed the worker process (the reason names the signal);
 #: ``timeout``: no progress within the case timeout; ``missing``: the task of a

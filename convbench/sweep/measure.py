@@ -32,12 +32,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..algorithm import unsupported_reason
 from ..machine.memory import check_fits
 from ..machine.threads import check_threads, limit_threads, pinned, thread_report
 from ..reference import error_floor, reference
 from ..registry import get_algorithm
 from ..results.schema import sample_row, spec_columns, summary_row
-from .answers import check_last, check_output, raised as _raised
+from .answers import Check, check_last, check_output, raised as _raised
 from .footprint import measure_memory
 from .refkernel import REF_FLOPS, ReferenceKernel  # noqa: F401 (REF_FLOPS: the session's)
 from .phasing import PhaseTimer, phase_rows
@@ -81,7 +82,7 @@ class _Live:
     sampler: Sampler
     samples: list[tuple[int, Row]] = field(default_factory=list)
     last: Any = None  # the output of the last timed call
-    check: Callable[[Any], tuple[str, str, float]] | None = None
+    check: Check | None = None
     baseline: bool = False
     phase_rows: list[Row] = field(default_factory=list)
     retaken: int = 0  # samples retaken because another process preempted them
@@ -177,6 +178,8 @@ def measure_group(
 
     mon.stage(-1, "creating the inputs")
     x_master, w_master = spec.random_inputs(seed)
+    for row in rows.values():  # a u8s8 case's drawn scales, zero points and bias
+        row["quant"] = w_master.describe() if spec.is_quantized else None
     ref: np.ndarray | None = None
     live: list[_Live] = []
     with pinned(pin), limit_threads(group.threads):
@@ -190,7 +193,7 @@ def measure_group(
             mon.stage(pos, stage)
             try:
                 algo = get_algorithm(case.algorithm)
-                why = algo.supports(spec)
+                why = unsupported_reason(algo, spec)
                 if why:
                     row.update(status="skipped", reason=str(why))
                     finish(pos, case, [])
@@ -223,15 +226,15 @@ def measure_group(
                 y = call(x)
                 row["compile_s"] = time.perf_counter() - t0
                 if ref is None:
-                    stage = "the float64 reference"
+                    stage = "the reference"
                     mon.stage(pos, stage)
                     ref = reference(spec, x_master, w_master)
                     floor = error_floor(x_master, w_master)
-                status, why, err = check_output(y, spec, ref, floor, tol)
+                status, why, errors = check_output(y, spec, ref, floor, tol)
                 if status == "ok" and not np.array_equal(x, x_master):
                     status, why = "failed", "the call modified its input array"
                     x[...] = x_master
-                row.update(status=status, reason=why, max_rel_err=err)
+                row.update(status=status, reason=why, **errors)
                 del y
                 stage = "the warm-up call"
                 mon.stage(pos, stage)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from ..algorithm import unsupported_reason
 from ..config.expand import Config, ConfigError, Layer, resolve_algorithms
 from ..machine.threads import check_thread_count
 from ..registry import get_algorithm
@@ -103,6 +104,7 @@ def plan(
     repeat: int | None = None,
     cache: list[str] | None = None,
     phases: bool = True,
+    dtypes: list[str] | None = None,
 ) -> Plan:
     """Expand a config (with overrides) into groups of cases.
 
@@ -114,9 +116,10 @@ def plan(
     (speedups need the baseline measured beside the others). ``repeat``
     replaces the config's number of repetitions (``quick`` implies 1 unless given);
     ``cache`` the config's cache states (``warm``, ``cold``); ``phases=False``
-    skips the phase pass (``--no-phases``).
+    skips the phase pass (``--no-phases``); ``dtypes`` replaces every layer's
+    dtypes (``--dtype``, e.g. ``["float32", "u8s8"]``).
     """
-    config = config.select_layers(layers)
+    config = config.select_layers(layers).with_dtypes(dtypes)
     names = (
         resolve_algorithms(algorithms, config.baseline, "algorithms")
         if algorithms is not None
@@ -179,7 +182,7 @@ def describe_layers(plan: Plan) -> list[dict[str, Any]]:
             for name in plan.algorithms:
                 algo = get_algorithm(name)
                 try:
-                    why = algo.supports(spec)
+                    why = unsupported_reason(algo, spec)
                     ws = None if why else algo.workspace_bytes(spec)
                     row["workspace_bytes"][name] = None if why else "unknown" if ws is None else int(ws)
                 except Exception:

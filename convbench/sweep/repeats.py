@@ -86,7 +86,8 @@ def _status(reps: list[Row]) -> tuple[str, str]:
             same = all(r.get("status") == status and str(r.get("reason") or "") == reason for r in reps)
             prefix = "" if same else f"repetition {int(first['repetition']) + 1} of {len(reps)}: "
             return status, prefix + reason
-    return "ok", ""
+    # an ok row's reason is a note (a u8s8 answer 1 LSB off): kept if any repetition had one
+    return "ok", next((str(r["reason"]) for r in reps if r.get("reason")), "")
 
 
 def combine(
@@ -113,6 +114,7 @@ def combine(
         status, reason = _status(reps)
         row.update(status=status, reason=reason, n_repetitions=len(reps),
                    max_rel_err=_nanmax(r.get("max_rel_err") for r in reps),
+                   max_abs_err_lsb=_nanmax(r.get("max_abs_err_lsb") for r in reps),
                    unstable=any(bool(r.get("unstable")) for r in reps),
                    remeasured=int(sum(int(r.get("remeasured") or 0) for r in reps)),
                    ref_drift=_nanmax(abs(r.get("ref_drift", math.nan)) for r in reps),

@@ -102,6 +102,7 @@ def prepare_run(
     repeat: int | None = None,
     cache: list[str] | None = None,
     phases: bool = True,
+    dtypes: list[str] | None = None,
 ) -> RunSetup:
     """Load plugins and the config, plan the sweep, and choose its results folder.
 
@@ -127,7 +128,8 @@ def prepare_run(
     the_config = load_config(config)
     load_config_plugins(the_config, allow=allow_config_plugins, given=targets)
     the_plan = make_plan(the_config, algorithms=algorithms, threads=threads, layers=layers, quick=quick,
-                         shard=shard, plugins=targets, repeat=repeat, cache=cache, phases=phases)
+                         shard=shard, plugins=targets, repeat=repeat, cache=cache, phases=phases,
+                         dtypes=dtypes)
     if resume is not None:
         return RunSetup(the_plan, Path(resume), resume=True)
     check_new_dir(out)

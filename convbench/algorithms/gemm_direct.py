@@ -13,18 +13,37 @@ the size of the input, against ``R*S`` times the input for im2col.
 Phases: ``pack`` (the phase-split padded copy; absent for a 1x1 layer) ->
 ``gemm`` (the R*S accumulated GEMMs and the crop of the ``Wq - OW`` extra
 columns, which is where the accumulator meets the output).
+
+Threads (issue 31): each tap was one GEMM on BLAS's own threads, followed
+by a numpy accumulation on one thread; R*S thread wake-ups and barriers a
+call, and the additions (as much memory traffic as the GEMMs' output, R*S
+times) did not scale (1.34-1.52x at two threads, 0.87x on a 5x5 layer).
+Now the GEMM rows are split into blocks of whole plane rows over the
+kernels' pool (:func:`convbench.kernels._parallel.parallel_numpy`): each
+thread runs every tap's one-thread BLAS call on its block, accumulates it
+and crops it into the output, so the additions and the crop split too.
+The phase-split copy stays a numpy copy on one thread (under 1% of a call).
+A 1x1 layer's single GEMM is cut into blocks on the pool the same way
+(:mod:`convbench.kernels.split_gemm`, as ``im2col``'s).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import split_gemm
+from ..kernels._parallel import parallel_numpy
 from ..layouts import adapt
 from .. import implementation as impl
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
+
+
+#: The fewest GEMM rows a thread's chunk holds: every chunk is R*S BLAS calls
+#: (each repacking its weights), so many small chunks cost more than they balance.
+BLOCK_ROWS = 512
 
 
 def _plane_geometry(spec: ConvSpec) -> tuple[int, int, int]:
@@ -106,32 +125,42 @@ class GemmDirect(Algorithm):
                         ]
             return planes.reshape(sh, sw, n * per_image, c)
 
+        plane_rows = rows // wq  # the GEMM rows come in whole plane rows of Wq pixels
+        flops = 2.0 * rows * cg * k * r_taps * s_taps
+
         def gemm(flat: Array) -> Array:
-            acc = np.zeros((rows, g, kg), dtype)
-            prod = np.empty((rows, kg), dtype)
-            for a, b, offset, r, s in taps:
-                window = flat[a, b, offset : offset + rows]
-                if depthwise:
-                    acc += window[:, :, None] * wt[r, s, :, 0, :]
-                    continue
-                for gi in range(g):
-                    np.matmul(window[:, gi * cg : (gi + 1) * cg], wt[r, s, gi], out=prod)
-                    acc[:, gi] += prod
-            # rows of image i start at i*per_image; keep OH rows of OW columns
-            acc = acc.reshape(rows, k)
             y = np.empty((n, oh, ow, k), dtype)
-            for i in range(n):
-                block = acc[i * per_image : i * per_image + oh * wq]
-                y[i] = block.reshape(oh, wq, k)[:, :ow]
+
+            def block(lo: int, hi: int) -> None:
+                # plane rows [lo, hi): every tap's GEMM on them, then their crop into y
+                r0, r1 = lo * wq, hi * wq
+                acc = np.zeros((r1 - r0, g, kg), dtype)
+                prod = np.empty((r1 - r0, kg), dtype)
+                for a, b, offset, r, s in taps:
+                    window = flat[a, b, offset + r0 : offset + r1]
+                    if depthwise:
+                        acc += window[:, :, None] * wt[r, s, :, 0, :]
+                        continue
+                    for gi in range(g):
+                        np.matmul(window[:, gi * cg : (gi + 1) * cg], wt[r, s, gi], out=prod)
+                        acc[:, gi] += prod
+                acc = acc.reshape(hi - lo, wq, k)
+                # plane row q is row q % (Hq+1) of image q // (Hq+1); rows past OH are cropped
+                for i in range(lo // (hq + 1), (hi - 1) // (hq + 1) + 1):
+                    q0, q1 = max(lo, i * (hq + 1)), min(hi, i * (hq + 1) + oh)
+                    if q1 > q0:
+                        u0 = q0 - i * (hq + 1)
+                        y[i, u0 : u0 + q1 - q0] = acc[q0 - lo : q1 - lo, :ow]
+
+            parallel_numpy(block, plane_rows, min_chunk=-(-BLOCK_ROWS // wq), flops=flops)
             return y
 
         if pointwise:
             # a 1x1, stride-1, unpadded layer is one GEMM on the input as it lies
             def gemm1(x: Array) -> Array:
-                y = np.empty((n * h * w_in, k), dtype)
-                for gi in range(g):
-                    np.matmul(x.reshape(-1, c)[:, gi * cg : (gi + 1) * cg], wt[0, 0, gi],
-                              out=y[:, gi * kg : (gi + 1) * kg])
+                m = n * h * w_in
+                y = np.empty((m, g, kg), dtype)  # each group's (M, Kg) product straight into its channels
+                split_gemm.matmul(x.reshape(m, g, cg).transpose(1, 0, 2), wt[0, 0], y.transpose(1, 0, 2))
                 return y.reshape(n, h, w_in, k)
 
             return adapt(phased(("gemm", gemm1)), spec.layout, "nhwc")

@@ -17,8 +17,17 @@ channel multiplier (:func:`_depthwise_nhwc`). The group-major im2row
 0.1 GFLOP/s, 16-50x slower than the same layer in NCHW, and so inflated every
 "vs baseline" speedup on depthwise layers. It runs on one thread (numpy).
 
-The ``gemm`` step of grouped NHWC layers also interleaves the (G, M, Kg)
-product into NHWC channels, as the GEMM's result is laid out per group.
+The ``gemm`` step of grouped NHWC layers writes each group's product
+straight into its channels of the NHWC output (a strided BLAS operand).
+
+Threads (issue 31): the copy runs over the kernels' pool (numba), and so
+does the GEMM, cut into blocks of rows or columns, one one-thread BLAS call
+each (:mod:`convbench.kernels.split_gemm`); both steps get one thread per
+grain of work (:mod:`convbench.kernels.grain`). The GEMM was one call on
+BLAS's own threads, which scaled 1.42x where the machine's sgemm scaled 1.9x:
+BLAS's worker shared the second core with the pool's helpers, still polling
+after the copy (``split_gemm`` says why parking them is not the answer
+here). The depthwise NHWC path's copy and contraction are numpy on one thread.
 
 No BLAS has an 8-bit GEMM: a ``u8s8`` layer is a ``skipped`` row saying so
 (its ``supports``); ``im2col-numba`` runs im2row + the numba u8s8 GEMM.
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import split_gemm
 from ..kernels.im2col import im2col_nchw
 from ..kernels.im2row import im2row, im2row_bytes, tap_major_copy
 from .. import implementation as impl
@@ -56,10 +66,7 @@ class Im2col(Algorithm):
         return impl.blas()
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
-        extra = 0
-        if spec.layout == "nhwc" and spec.groups > 1 and spec.channels_per_group > 1:
-            extra = spec.output_bytes  # (G, M, Kg) product before the channel interleave
-        return im2row_bytes(spec) + extra
+        return im2row_bytes(spec)  # grouped NHWC products go straight into the output
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
         g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
@@ -80,7 +87,9 @@ class Im2col(Algorithm):
                 return cols
 
             def gemm(cols: Array) -> Array:
-                return np.matmul(w_mat, cols.reshape(n, g, -1, oh * ow)).reshape(n, k, oh, ow)
+                y = np.empty((n, k, oh, ow), dtype)
+                split_gemm.matmul(w_mat, cols.reshape(n * g, -1, oh * ow), y.reshape(n * g, kg, oh * ow))
+                return y
 
             # a pointwise layer's input already is the (N, G, Cg, OH*OW) matrix
             return phased(("pack", pack), ("gemm", gemm)) if copy else phased(("gemm", gemm))
@@ -103,11 +112,11 @@ class Im2col(Algorithm):
                 # depthwise: G dot products of length R*S per pixel, not G one-column GEMMs;
                 # einsum writes (M, G, Kg), which already is NHWC
                 return np.einsum("mgt,gtj->mgj", col.reshape(m, g, -1), w_mat).reshape(n, oh, ow, k)
-            # (G, M, R*S*Cg) strided view: each group's rows are a BLAS operand as they lie
-            y = np.matmul(col.reshape(m, g, -1).transpose(1, 0, 2), w_mat)  # (G, M, Kg)
-            if g == 1:
-                return y.reshape(n, oh, ow, k)
-            return np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n, oh, ow, k)
+            # (G, M, R*S*Cg) strided view: each group's rows are a BLAS operand as they lie,
+            # and each group's (M, Kg) slice of the NHWC output is one too
+            y = np.empty((m, g, kg), dtype)
+            split_gemm.matmul(col.reshape(m, g, -1).transpose(1, 0, 2), w_mat, y.transpose(1, 0, 2))
+            return y.reshape(n, oh, ow, k)
 
         return phased(("pack", pack), ("gemm", gemm)) if copy else phased(("gemm", gemm))
 

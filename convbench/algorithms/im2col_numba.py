@@ -18,6 +18,11 @@ adds its layout conversions (``pack`` in front, ``transform_out`` behind).
 
 ``u8s8`` layers: the same copy (padding written as the zero point) and the
 8-bit micro-kernel ``indirect`` uses (:mod:`convbench.algorithms._quantized`).
+
+Threads (issue 31): the copy (output rows) and the GEMM (tiles x channel
+blocks) are both on the kernels' pool, each step on one thread per grain of
+work (:mod:`convbench.kernels.grain`); the depthwise path's tap-major copy is
+numpy on one thread.
 """
 
 from __future__ import annotations

@@ -8,6 +8,15 @@ the call.
 
 Phases: ``gemm`` (the direct loops are the multiply-accumulate core); NCHW adds
 its layout conversions (``pack`` in front, ``transform_out`` behind).
+
+Threads (issue 31): output rows (``N * OH`` jobs) are taken by the kernels'
+pool (:mod:`convbench.kernels._parallel`), a step on one thread per grain of
+work (:mod:`convbench.kernels.grain`). It never lost its second core: the
+1.00x issue 31 saw on a 1x1 512->512 14x14 layer (14 rows of 7 MFLOP each)
+came in the same minute as indirect's 1.05x and oneDNN's 1.07x on that
+layer, a contended stretch of that run; the phases at 1 and 2 threads show
+one step that splits over rows like the others. The NCHW conversions are
+numpy copies on one thread.
 """
 
 from __future__ import annotations

@@ -1,9 +1,18 @@
 """Winograd F(2x2, 3x3): 4x4 input tiles, B/G/A transforms, 16 GEMMs over channels.
 
 Weights are transformed once in ``prepare`` (U = G g G^T). A call transforms
-the input tiles (numba), does the 16 (per group) channel GEMMs as one
-batched numpy/BLAS matmul (an elementwise product for depthwise layers),
-and transforms back (numba). Only 3x3 kernels, stride 1, dilation 1.
+the input tiles (numba), does the 16 (per group) channel GEMMs as batched
+numpy/BLAS matmuls (an elementwise product for depthwise layers), and
+transforms back (numba). Only 3x3 kernels, stride 1, dilation 1.
+
+Threads (issue 31): the 16 GEMMs were one batched matmul on BLAS's own
+threads: 16 small GEMMs (784 x 64 x 64 on a 56x56 layer) that BLAS split
+one by one, each split paying a wake-up and a barrier, while the
+transforms' pool helpers polled on the same cores (0.87-0.94x at two
+threads against one). Now every step runs on the kernels' pool
+(:mod:`convbench.kernels._parallel`): the transforms over tiles, and the
+GEMMs as a share of the 16 planes per thread, each a one-thread BLAS call;
+every step gets one thread per grain of work (:mod:`convbench.kernels.grain`).
 
 Phases: ``transform_in`` (B^T d B) -> ``gemm`` (the 16 channel GEMMs) ->
 ``transform_out`` (A^T m A); NCHW adds its layout conversions.
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels._parallel import parallel_numpy
 from ..kernels.winograd import input_transform, output_transform, skewed_planes, weight_transform
 from ..layouts import adapt
 from .. import implementation as impl
@@ -70,6 +80,7 @@ class Winograd(Algorithm):
         depthwise_u = u[:, :, 0, None, :] if cg == 1 else None  # (16, G, 1, Kg)
         dtype = spec.np_dtype
         out_shape = (spec.batch, spec.output_height, spec.output_width, spec.out_channels)
+        gemm_flops = 2.0 * 16 * n_tiles * cg * spec.out_channels
 
         def transform_in(x: Array) -> Array:
             v = skewed_planes((g, n_tiles, cg), dtype)
@@ -79,9 +90,11 @@ class Winograd(Algorithm):
         def gemm(v: Array) -> Array:
             m = skewed_planes((g, n_tiles, kg), dtype)
             if depthwise_u is not None:
-                np.multiply(v, depthwise_u, out=m)
-            else:
-                np.matmul(v, u, out=m)
+                parallel_numpy(lambda lo, hi: np.multiply(v[lo:hi], depthwise_u[lo:hi], out=m[lo:hi]),
+                               16, nbytes=v.nbytes + m.nbytes)
+            else:  # the planes' GEMMs, a share of the 16 on each thread, BLAS at one thread
+                parallel_numpy(lambda lo, hi: np.matmul(v[lo:hi], u[lo:hi], out=m[lo:hi]), 16,
+                               flops=gemm_flops)
             return m
 
         def transform_out(m: Array) -> Array:

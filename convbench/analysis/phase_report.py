@@ -87,3 +87,32 @@ def warm_only(summary: Any) -> Any:
     if "cache" in summary.columns and (summary["cache"] == "warm").any():
         return summary[summary["cache"] == "warm"]
     return summary
+
+
+def headline_cases(summary: Any) -> Any:
+    """What the headline verdicts judge: the warm cases (:func:`warm_only`) at the run's
+    lowest thread count; every count is judged on its own in :func:`thread_sections`."""
+    s = warm_only(summary)
+    if "threads" not in s.columns or s.empty:
+        return s
+    return s[s["threads"] == s["threads"].min()]
+
+
+def thread_sections(summary: Any, samples: Any, evaluate: Callable[[Any, Any], list],
+                    render: Callable[[list], list[str]]) -> list[str]:
+    """With more than one thread count, the claims judged at each count on its own
+    cases (the algorithms compared at the same count, as measured interleaved)."""
+    s = warm_only(summary)
+    counts = sorted(int(t) for t in set(s["threads"])) if "threads" in s.columns else []
+    if len(counts) < 2:
+        return []
+    lines = ["## Verdicts at each thread count", "",
+             f"The verdicts above are at {counts[0]} thread{'s' if counts[0] != 1 else ''}, the run's lowest "
+             "count. Here each count is judged on its own cases; how each algorithm scales is the "
+             "thread-scaling figure (`plots/thread_scaling.png`).", ""]
+    for t in counts:
+        part = s[s["threads"] == t]
+        ids = set(part["case_id"])
+        part_samples = samples[samples["case_id"].isin(ids)] if samples is not None else None
+        lines += [f"### {t} thread{'s' if t != 1 else ''}", "", *render(evaluate(part, part_samples)), ""]
+    return lines

@@ -38,7 +38,7 @@ from .findings import fmt_pct as _fmt_pct, fmt_speedup as _fmt_speedup, md_table
 from .machines import headline_results, machines_section
 from .machine_card import machine_lines
 from .peers import report_lines
-from .phase_report import cache_sections, pack_share_lines, warm_only
+from .phase_report import cache_sections, headline_cases, pack_share_lines, thread_sections
 
 PAPER = 'Marat Dukhan, "The Indirect Convolution Algorithm", arXiv:1907.02129 (2019)'
 CONFIG = "paper"
@@ -256,7 +256,7 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
     everything, results = results, headline_results(results)  # verdicts never pool machines
     env, summary = results.env, results.summary
     if findings is None:
-        findings = evaluate(warm_only(summary), results.samples, env)
+        findings = evaluate(headline_cases(summary), results.samples, env)
     cpu = (env.get("cpu") or {}).get("model") or "an unknown CPU"
     in8 = int8.is_int8(summary)
     labels = INT8_LABEL if in8 else REFERENCE_LABEL
@@ -287,13 +287,15 @@ def render_report(results: Any, findings: list[Finding] | None = None, plots_dir
             lines += (memory_table(f) if n == 3 else speed_table(f)) + [""]
     lines += int8.crossover_lines(findings)
     lines += cache_sections(summary, results.samples, evaluate, verdict_table)
+    lines += thread_sections(summary, results.samples, evaluate, verdict_table)
     lines += pack_share_lines(summary, read_phases(results.path))
     lines += report_lines(results)  # best convbench vs best production peer, when peers ran
     lines += machines_section(everything, evaluate, REFERENCE_LABEL)
     figures = [("headline", "Indirect against im2col + GEMM per layer class"),
                ("speedup", "Speedup over the baseline per layer"), ("memory", "Extra memory per layer"),
                ("gflops", "GFLOP/s per layer against the sgemm ceiling"), ("accuracy", "Accuracy"),
-               ("roofline", "Roofline"), ("winner_map", "Fastest algorithm per layer"),
+               ("roofline", "Roofline"), ("thread_scaling", "Thread scaling per layer class"),
+               ("winner_map", "Fastest algorithm per layer"),
                ("network", "Network view")]
     present = [(name, label) for name, label in figures if (Path(results.path) / "plots" / f"{name}.png").is_file()]
     if present:
@@ -327,7 +329,7 @@ def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = N
     results = read_results(results_dir, samples=ANALYSIS_SAMPLE_COLUMNS)
     plots = plot_all(results_dir, formats=formats) if draw else []
     headline = headline_results(results)
-    findings = evaluate(warm_only(headline.summary), headline.samples, headline.env)
+    findings = evaluate(headline_cases(headline.summary), headline.samples, headline.env)
     path = Path(results_dir) / "report.md"
     path.write_text(render_report(results, findings))
     return ReproduceOutcome(Path(results_dir), path, plots, findings)
@@ -335,10 +337,11 @@ def write_report(results_dir: str | Path, *, draw: bool = True, formats: Any = N
 
 def reproduce(out: str | Path | None = None, *, quick: bool = False, monitor: Any = None,
               calibration: bool = True, formats: Any = None, cache: list[str] | None = None,
-              dtype: str = "float32") -> ReproduceOutcome:
+              dtype: str = "float32", threads: list[int] | None = None) -> ReproduceOutcome:
     """Run ``configs/paper.yaml`` (``quick``: :data:`QUICK_LAYERS` x :data:`QUICK_ALGORITHMS`,
     quick timing; ``cache``: the cache states, e.g. ``["warm", "cold"]``; ``dtype="u8s8"``: every
-    layer 8-bit, plus claim 4's channel grid), draw its figures into ``OUT/plots/`` and write
+    layer 8-bit, plus claim 4's channel grid; ``threads``: the thread counts, default the
+    config's, each judged in report.md), draw its figures into ``OUT/plots/`` and write
     ``OUT/report.md``."""
     from ..config import load_config
     from ..results import default_out_dir
@@ -351,11 +354,13 @@ def reproduce(out: str | Path | None = None, *, quick: bool = False, monitor: An
     if dtype == int8.INT8:
         config = int8.int8_config(config, quick)
     layers = QUICK_LAYERS + (["crossover/*"] if dtype == int8.INT8 else []) if quick else None
-    the_plan = plan(config, layers=layers, algorithms=QUICK_ALGORITHMS if quick else None, quick=quick, cache=cache)
+    the_plan = plan(config, layers=layers, algorithms=QUICK_ALGORITHMS if quick else None, quick=quick, cache=cache,
+                    threads=threads)
     if quick:  # a few more samples than a plain --quick, so every speedup has an interval
         the_plan.timing = replace(the_plan.timing, min_samples=max(the_plan.timing.min_samples, QUICK_MIN_SAMPLES))
     out_dir = Path(out) if out is not None else default_out_dir(config.name + ("-quick" if quick else ""))
     outcome = run(the_plan, out_dir, monitor=monitor, calibration=calibration,
                   argv=["convbench", "reproduce", *(["--quick"] if quick else []),
-                        *(["--cache", ",".join(cache)] if cache else []), *(["--dtype", dtype] if dtype != "float32" else [])])
+                        *(["--cache", ",".join(cache)] if cache else []), *(["--dtype", dtype] if dtype != "float32" else []),
+                        *(["--threads", ",".join(map(str, threads))] if threads else [])])
     return write_report(outcome.out_dir, formats=formats)

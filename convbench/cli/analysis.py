@@ -200,6 +200,7 @@ def reproduce(
     from_results: str = typer.Option(None, "--from", help="Do not run: redraw the figures and rewrite report.md of this existing results folder."),
     cache: str = typer.Option(None, "--cache", help="Cache states: warm (default), cold or warm,cold; with both, report.md judges the claims warm and cold."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 (default) or u8s8: every layer 8-bit (u8 activations, s8 weights), plus a channel grid judging where ONNX Runtime's int8 indirect convolution starts to pay (claim 4)."),
+    threads: str = typer.Option(None, "--threads", "-t", help="Thread counts, e.g. 1,2 (default: the config's); report.md judges the claims at each and draws the thread-scaling figure."),
 ) -> None:
     """Run configs/paper.yaml, draw its figures and write report.md judging the paper's claims."""
     from ..analysis.report import reproduce as run_reproduce, write_report
@@ -211,6 +212,8 @@ def reproduce(
         option_error("--dtype", ValueError(f"must be float32 or u8s8, got {dtype!r}"))
     if from_results and dtype != "float32":
         option_error("--dtype", ValueError("does not go with --from, which judges the folder's own rows; drop it"))
+    if from_results and threads:
+        option_error("--threads", ValueError("does not go with --from, which judges the folder's own thread counts; drop it"))
     try:
         if from_results:
             _read(from_results, samples=False)  # a clear error for a bad folder, before drawing
@@ -223,8 +226,8 @@ def reproduce(
                 option_error("--out", exc)
             what = "configs/paper.yaml" + (" in u8s8" if dtype == "u8s8" else "") + (" (quick)" if quick else "")
             with console.status(f"running {what} ..."):
-                states = plan_overrides(None, None, None, cache)["cache"]
-                outcome = run_reproduce(out, quick=quick, cache=states, dtype=dtype)
+                over = plan_overrides(None, threads, None, cache)
+                outcome = run_reproduce(out, quick=quick, cache=over["cache"], dtype=dtype, threads=over["threads"])
     except (ConfigError, ResultsError, ValueError) as exc:
         fail(str(exc))
     for f in outcome.findings:

@@ -28,6 +28,9 @@ def tune(
     if getattr(result, "quant", None) is not None:  # the u8s8 tile, tuned after the float one
         print_table(tune_table(result.quant))
         console.print(f"chose {result.quant.chosen} for u8s8", highlight=False)
+    if getattr(result, "grain", None):  # issue 31: the work that pays for one more thread
+        console.print(f"grain: {result.grain['flops']:.3g} flops or {result.grain['nbytes']:.3g} bytes a thread",
+                      highlight=False)
     console.print(f"chose {result.chosen} in {result.seconds:.0f} s; cached in {result.cache_file}", highlight=False)
 
 

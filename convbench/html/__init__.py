@@ -25,13 +25,20 @@ FIGURES = [("headline", "Indirect against im2col + GEMM per layer class"),
            ("phases", "Where the time goes: each call's phases, warm and cold"),
            ("winner_map", "The fastest algorithm per layer"), ("network", "Network totals"),
            ("memory", "Extra memory per layer"), ("accuracy", "Accuracy against the float64 reference (8-bit: in LSB against the exact one)"),
-           ("roofline", "Roofline"), ("thread_scaling", "Thread scaling")]
+           ("roofline", "Roofline"), ("thread_scaling", "Thread scaling"),
+           ("zoo_networks", "The zoo: each network's totals, the oracle first"),
+           ("zoo_classes", "The zoo: the paper's pairs against arithmetic intensity")]
 #: Files beside the page that it links to, where they exist.
 FILES = ["summary.csv", "samples.csv", "repetitions.csv", "phases.csv", "selection.csv", "env.json",
          "config.yaml", "report.md"]
 
 
-def _figures(folder: Path) -> str:
+#: Above this many cases the figures are drawn as PNG only: a big run's SVG (a path per point)
+#: is larger than its PNG, so the page would not use it, and drawing it costs seconds.
+SVG_MAX_CASES = 2000
+
+
+def _figures(folder: Path, cases: int) -> str:
     """Every figure of the run, drawn first where ``plots/`` lacks them or is older than the summary."""
     from ..plots import plot_all
 
@@ -39,7 +46,7 @@ def _figures(folder: Path) -> str:
     summary_time = (folder / "summary.csv").stat().st_mtime
     pngs = [plots / f"{name}.png" for name, _ in FIGURES]
     if not any(p.is_file() and p.stat().st_mtime >= summary_time for p in pngs):
-        plot_all(folder, formats=["png", "svg"])
+        plot_all(folder, formats=["png", "svg"] if cases <= SVG_MAX_CASES else ["png"])
     out = [figure(plots / f"{name}.png", plots / f"{name}.svg", caption)
            for name, caption in FIGURES if (plots / f"{name}.png").is_file()]
     return "<h2 id=\"figures\">Figures</h2>" + ("".join(out) or "<p class=\"dim\">No figure.</p>")
@@ -50,6 +57,7 @@ def _verdicts(res: Any) -> str:
     from ..analysis.phase_report import warm_only
     from ..analysis.report import evaluate, verdict_table
     from ..analysis.select import network_comparison, select_best
+    from ..analysis.zoo_report import html_section as zoo_html
 
     summary = res.summary
     parts = ["<h2 id=\"verdicts\">Verdicts</h2>"]
@@ -71,6 +79,7 @@ def _verdicts(res: Any) -> str:
                   "<p>Peer time / convbench time over the network (above 1, convbench is faster); the 95% "
                   "interval redoes each side's choice of its fastest in every resample.</p>",
                   table(["layout", "dtype", "threads", "cache", "ratio", "95% CI", "layers"], rows)]
+    parts.append(zoo_html(res.path))  # a zoo run's per-network and per-class verdicts ("" otherwise)
     return "".join(parts)
 
 
@@ -88,7 +97,7 @@ def write_html(results_dir: str | Path, out: str | Path | None = None) -> Path:
         header(env, title),
         "<nav><a href=\"#machine\">machine</a><a href=\"#warnings\">warnings</a><a href=\"#verdicts\">verdicts"
         "</a><a href=\"#figures\">figures</a><a href=\"#cases\">every case</a><a href=\"#files\">files</a></nav>",
-        machine(env), warnings(res.summary, env), _verdicts(res), _figures(folder),
+        machine(env), warnings(res.summary, env), _verdicts(res), _figures(folder, len(res.summary)),
         f"<h2 id=\"cases\">Every case ({len(rows)})</h2>", cases_block(cols, rows),
         f"<h2 id=\"files\">Files</h2><p>{links}</p>",
     ])

@@ -24,6 +24,21 @@ waking each other for it cost more than the chunks gained (the Winograd
 F(4x4) input transform of a 64-channel 56x56 layer: 251 us on 2 threads
 with 16 Python-claimed chunks, 209 us with 2 static halves, 335 us on one).
 
+How many threads: :func:`parallel_for` and :func:`parallel_numpy` take the
+step's work (``flops`` and/or ``nbytes``) and run it on one thread per
+grain of it (:mod:`convbench.kernels.grain`, measured by ``convbench
+tune``), never more than the case's threads: a small step is not split into
+pieces smaller than the cost of waking a thread.
+
+One thread budget: numpy/BLAS work that a built-in splits over the threads
+(:func:`parallel_numpy`) runs each chunk with BLAS at one thread, so the
+pool's threads times BLAS's never exceed the case's count, and BLAS's own
+threads (which sleep between calls, ``OPENBLAS_THREAD_TIMEOUT=4``) are not
+woken once per small GEMM. A step that hands the cores to another pool
+(scipy.fft's ``workers``; the sweep before a peer's sample) first calls
+:func:`park`, so helpers polling for the next task do not take a core from
+that pool (see ``docs/threads.md``).
+
 A kernel reads::
 
     @njit(nogil=True, cache=True)
@@ -48,6 +63,7 @@ import numpy as np
 from numba import njit
 
 from ._intrinsics import atomic_read, fetch_add
+from .grain import threads_for
 
 #: Chunks per thread: enough that a core twice as fast as the other ends
 #: within about one chunk of it; a chunk costs two atomic adds.
@@ -120,11 +136,20 @@ def _poll_while(arr, i, value, polls):  # pragma: no cover - compiled
 
 @njit(nogil=True, cache=True)
 def _release_and_poll(ctl, generation, seen, polls):  # pragma: no cover - compiled
-    """``ctl[ACTIVE] -= 1`` (this helper has returned), then :func:`_poll_while`
-    the generation: one compiled call, so the helper holds no GIL meanwhile."""
+    """``ctl[ACTIVE] -= 1`` (this helper has returned), then poll ``generation[0]``
+    until it is not ``seen`` (a new task: returned), or ``generation[1]`` reaches
+    ``seen`` (:func:`park` after the task this helper saw: ``seen`` is returned,
+    and the helper sleeps), or ``polls`` reads have passed: one compiled call, so
+    the helper holds no GIL meanwhile."""
     if ctl.shape[0] > ACTIVE:
         fetch_add(ctl, ACTIVE, -1)
-    return _poll_while(generation, 0, seen, polls)
+    for _ in range(polls):
+        now = atomic_read(generation, 0)
+        if now != seen:
+            return now
+        if atomic_read(generation, 1) >= seen:
+            return seen
+    return atomic_read(generation, 0)
 
 
 @njit(nogil=True, cache=True)
@@ -157,7 +182,9 @@ class _Pool:
     """
 
     def __init__(self, nhelpers: int) -> None:
-        self.generation = np.zeros(1, np.int64)
+        # [0]: the task's generation; [1]: the generation at the last park(): a helper
+        # that has seen no newer task sleeps (a store, so a helper late to a task still sees it)
+        self.generation = np.array([0, -1], np.int64)
         self.cond = threading.Condition()
         self.task: tuple[Callable[[], Any], np.ndarray, int, list[BaseException]] | None = None
         for i in range(nhelpers):
@@ -168,7 +195,7 @@ class _Pool:
         done = _NO_TASK  # the ctl of the task just run, released by the next poll
         while True:
             now = _release_and_poll(done, self.generation, seen, SPIN_POLLS)
-            if now == seen:
+            if now == seen:  # no task within the polling time, or park(): sleep until one
                 with self.cond:
                     while self.generation[0] == seen:
                         self.cond.wait()
@@ -230,6 +257,32 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+#: The most threads any parallel step ran on since :func:`threads_used` last read it.
+_most_threads = 0
+
+
+def threads_used(reset: bool = True) -> int:
+    """The most threads one parallel step of this module ran on since the last
+    read (0: none ran): what the case's calls really used, grain included."""
+    global _most_threads
+    n = _most_threads
+    if reset:
+        _most_threads = 0
+    return n
+
+
+def park() -> None:
+    """Send the helpers that are polling for the next task to sleep now.
+
+    Called before a step that hands the cores to another thread pool
+    (scipy.fft's workers, BLAS's own threads, a library's): a helper polling
+    for up to a millisecond after the last step would hold a core that pool
+    needs. The next parallel step wakes them (a sleeping thread's wake-up is
+    then part of that step's time)."""
+    if _pool is not None:
+        _pool.generation[1] = _pool.generation[0]
+
+
 def run_threads(fn: Callable[[], Any], work: np.ndarray, nthreads: int) -> None:
     """``fn()`` on up to ``nthreads`` threads (the caller's first), returning
     when every job of ``work`` is finished.
@@ -237,21 +290,67 @@ def run_threads(fn: Callable[[], Any], work: np.ndarray, nthreads: int) -> None:
     ``fn`` must take its chunks with :func:`next_chunk`, report each with
     :func:`chunk_done` and return when none is left. Exceptions are
     re-raised in the caller."""
+    global _most_threads
+    if nthreads > _most_threads:
+        _most_threads = nthreads
     if nthreads <= 1:
         fn()
         return
     _get_pool().run(fn, work, nthreads)
 
 
-def parallel_for(kernel: Callable[..., Any], njobs: int, *args: Any, min_chunk: int = 1) -> None:
-    """``kernel(work, *args)`` on every thread, the jobs ``[0, njobs)`` of
+def parallel_for(kernel: Callable[..., Any], njobs: int, *args: Any, min_chunk: int = 1,
+                 flops: float = 0.0, nbytes: float = 0.0) -> None:
+    """``kernel(work, *args)`` on the threads, the jobs ``[0, njobs)`` of
     ``work`` taken chunk by chunk (see the module docstring).
 
     ``kernel`` must release the GIL (``@njit(nogil=True)``) and its jobs must
     write disjoint outputs. ``min_chunk``: the fewest jobs that pay for what
-    a chunk loads (see :func:`chunk_count`).
+    a chunk loads (see :func:`chunk_count`). ``flops`` / ``nbytes``: the
+    step's whole work, which sets how many threads it gets
+    (:func:`convbench.kernels.grain.threads_for`); neither given: every
+    thread of the case.
     """
-    nthreads = numba.get_num_threads()
+    nthreads = threads_for(flops, nbytes)
     nchunks = chunk_count(njobs, nthreads, min_chunk)
     work = new_work(njobs, nchunks)
     run_threads(lambda: kernel(work, *args), work, min(nthreads, nchunks))
+
+
+def parallel_numpy(body: Callable[[int, int], Any], njobs: int, *, min_chunk: int = 1,
+                   flops: float = 0.0, nbytes: float = 0.0) -> None:
+    """``body(lo, hi)`` (Python: numpy and BLAS calls, which release the GIL) for
+    chunks ``[lo, hi)`` of ``[0, njobs)`` on the threads, BLAS at one thread
+    meanwhile; ``flops``/``nbytes`` and ``min_chunk`` as in :func:`parallel_for`.
+
+    This is how the built-ins that call BLAS use the case's cores: many
+    single-threaded BLAS calls on the pool, not BLAS's own threads. A batch of
+    small GEMMs (Winograd's 16, FFT's per frequency, gemm-direct's taps) split
+    by BLAS paid a sleeping thread's wake-up and a barrier in every GEMM, and
+    BLAS's threads and the pool's polling helpers took turns on the cores.
+    Chunks must write disjoint outputs."""
+    from ..machine.blas import blas_threads, blas_threads_set
+
+    nthreads = threads_for(flops, nbytes)
+    nchunks = chunk_count(njobs, nthreads, min_chunk)
+    if min(nthreads, nchunks) <= 1:  # the whole range at once: no counter to claim from
+        global _most_threads
+        _most_threads = max(_most_threads, 1)
+        if blas_threads_set() == 1:  # a one-thread case: BLAS is at one already
+            body(0, njobs)
+            return
+        with blas_threads(1):
+            body(0, njobs)
+        return
+    work = new_work(njobs, nchunks)
+
+    def task() -> None:
+        while True:
+            lo, hi = next_chunk(work)
+            if lo >= hi:
+                return
+            body(lo, hi)
+            chunk_done(work, lo, hi)
+
+    with blas_threads(1):
+        run_threads(task, work, min(nthreads, nchunks))

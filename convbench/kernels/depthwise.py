@@ -136,4 +136,4 @@ def depthwise(x: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_
         _bounds.require("depthwise", "the weights", w, 0, taps * channels * mult - 1)
         _bounds.require("depthwise", "the output", out, 0, nimg * m_pix * channels * mult - 1)
     parallel_for(jobs_for(config), nimg * (-(-offs.shape[0] // config.dw_pixels)), x, zero, offs,
-                 img_stride, channels, mult, w, out)
+                 img_stride, channels, mult, w, out, nbytes=x.nbytes + out.nbytes)

@@ -125,4 +125,6 @@ def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[
     n, g, cb, hp, wp, _ = x.shape
     kb, oh, ow = w.shape[1], out.shape[3], out.shape[4]
     jobs = _compiled(pixels, vector_bytes)
-    parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, hp, wp, oh, ow, *kernel, *stride, *dilation)
+    flops = 2.0 * out.size * cb * kernel[0] * kernel[1] * w.shape[-1]
+    parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, hp, wp, oh, ow, *kernel, *stride, *dilation,
+                 flops=flops)

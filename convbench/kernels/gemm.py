@@ -227,7 +227,8 @@ class GemmKernel:
         nblocks = -(-panels // self.nc_panels)  # as the kernel cuts them
         njobs = groups * nblocks * nimg * (-(-offs.shape[0] // self.config.mr))
         parallel_for(jobs, njobs, a, zero, offs, nimg, img_stride, groups, cg, kg,
-                     packed, kblocks, self.nc_panels, out, min_chunk=MIN_TILES)
+                     packed, kblocks, self.nc_panels, out, min_chunk=MIN_TILES,
+                     flops=2.0 * nimg * offs.size * cg * kg * groups)
 
 
 def _check_bounds(a: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_stride: int,

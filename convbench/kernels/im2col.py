@@ -48,4 +48,4 @@ def im2col_nchw(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: 
                 left: int, oh: int, ow: int, cols: np.ndarray) -> None:
     """Fill ``cols`` ``(N, G, Cg*R*S, OH*OW)`` from NCHW ``x``, planes split over the threads."""
     parallel_for(im2col_nchw_jobs, x.shape[0] * x.shape[1], x, kh, kw, sh, sw, dh, dw, top, left,
-                 oh, ow, cols)
+                 oh, ow, cols, nbytes=2.0 * cols.nbytes)

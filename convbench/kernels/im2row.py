@@ -60,7 +60,7 @@ def im2row(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, 
     """Fill ``col`` ``(N*OH*OW, G*R*S*Cg)`` from NHWC ``x`` (padding: ``pad``); output
     rows are split over ``numba.get_num_threads()`` threads."""
     parallel_for(im2row_jobs, x.shape[0] * oh, x, kh, kw, sh, sw, dh, dw, top, left, oh, ow,
-                 groups, col, col.dtype.type(pad))
+                 groups, col, col.dtype.type(pad), nbytes=2.0 * col.nbytes)
 
 
 def im2row_bytes(spec: ConvSpec) -> int:

@@ -49,10 +49,13 @@ def clear() -> bool:
     """Forget this CPU's tuned choices (float and u8s8); True if there was one."""
     from .configs import QUANT_KEY_SUFFIX
 
+    from .grain_tune import forget_grain
+
+    had_grain = forget_grain()
     data = read_tuned_cache()
     had_quant = data.pop(cpu_key() + QUANT_KEY_SUFFIX, None) is not None
     if data.pop(cpu_key(), None) is None and not had_quant:
-        return False
+        return had_grain
     _write_cache(data)
     from .configs import reset_active_config
 
@@ -83,6 +86,8 @@ class TuneResult:
     cache_file: str = ""
     #: the u8s8 tile's own result (same fields), when it was tuned too
     quant: "TuneResult | None" = None
+    #: the measured grain (``convbench.kernels.grain_tune.tune_grain``), None if not measured
+    grain: dict[str, Any] | None = None
 
 
 def _callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callable[[], None]]:
@@ -207,6 +212,10 @@ def tune(budget_s: float = 60.0, progress: Callable[[str], None] | None = None,
         result.quant = _choose(list(dict.fromkeys(QUANT_CANDIDATES[qisa])), QUANT_TABLE[qisa],
                                _quant_callables, budget_s * (1 - share), cpu_key() + QUANT_KEY_SUFFIX,
                                say, save)
+    from .grain_tune import tune_grain  # how much work pays for a second thread (issue 31)
+
+    say("measuring the grain (1 against 2 threads)")
+    result.grain = tune_grain(min(8.0, budget_s / 4), save=save)
     result.seconds = time.perf_counter() - t_start
     if save:
         reset_active_config()

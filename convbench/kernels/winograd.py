@@ -100,7 +100,8 @@ def input_transform_jobs(work, x, pad_top, pad_left, tiles_h, tiles_w, out):  # 
 def input_transform(x: np.ndarray, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int,
                     out: np.ndarray) -> None:
     """out[16, G, T, Cg] = B^T d B of each 4x4 input tile d (zero outside x), over the threads."""
-    parallel_for(input_transform_jobs, out.shape[2], x, pad_top, pad_left, tiles_h, tiles_w, out)
+    parallel_for(input_transform_jobs, out.shape[2], x, pad_top, pad_left, tiles_h, tiles_w, out,
+                 nbytes=x.nbytes + out.nbytes)
 
 
 @njit(nogil=True, cache=True, fastmath=True)
@@ -142,4 +143,4 @@ def output_transform_jobs(work, m, tiles_h, tiles_w, y):  # pragma: no cover
 
 def output_transform(m: np.ndarray, tiles_h: int, tiles_w: int, y: np.ndarray) -> None:
     """y[n, 2i:2i+2, 2j:2j+2, k] = A^T M A, cropped to y; ``m`` is (16, G, T, Kg)."""
-    parallel_for(output_transform_jobs, m.shape[2], m, tiles_h, tiles_w, y)
+    parallel_for(output_transform_jobs, m.shape[2], m, tiles_h, tiles_w, y, nbytes=m.nbytes + y.nbytes)

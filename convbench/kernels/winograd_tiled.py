@@ -240,7 +240,8 @@ def input_transform(m: int, x: np.ndarray, pad_top: int, pad_left: int, tiles_h:
     if v.shape != (x.shape[0] * tiles_h * tiles_w, (m + 2) ** 2, x.shape[3]):
         raise ValueError(f"V has shape {v.shape} for input {x.shape} and F({m}x{m},3x3)")
     _require_contiguous(x, v)
-    parallel_for(_jobs(m, v)[0], v.shape[0], x, pad_top, pad_left, tiles_h, tiles_w, v)
+    parallel_for(_jobs(m, v)[0], v.shape[0], x, pad_top, pad_left, tiles_h, tiles_w, v,
+                 nbytes=x.nbytes + v.nbytes)
 
 
 def output_transform(m: int, mm: np.ndarray, tiles_h: int, tiles_w: int, y: np.ndarray) -> None:
@@ -248,7 +249,7 @@ def output_transform(m: int, mm: np.ndarray, tiles_h: int, tiles_w: int, y: np.n
     if mm.shape != (y.shape[0] * tiles_h * tiles_w, (m + 2) ** 2, y.shape[3]):
         raise ValueError(f"M has shape {mm.shape} for output {y.shape} and F({m}x{m},3x3)")
     _require_contiguous(mm, y)
-    parallel_for(_jobs(m, y)[1], mm.shape[0], mm, tiles_h, tiles_w, y)
+    parallel_for(_jobs(m, y)[1], mm.shape[0], mm, tiles_h, tiles_w, y, nbytes=mm.nbytes + y.nbytes)
 
 
 def _require_contiguous(src: np.ndarray, dst: np.ndarray) -> None:

@@ -114,6 +114,7 @@ def collect_threads() -> dict[str, Any]:
         "pools": report["pools"],
         "numba_max_threads": max_threads(),
         "numba_threading_layer": report["numba_threading_layer"],
+        "grain": report.get("grain"),  # how much work a step needs per thread (convbench.kernels.grain)
         "numba_config_threading_layer": numba.config.THREADING_LAYER,
         "numpy_show_config": _numpy_config(np),
         "env": env,
@@ -170,7 +171,8 @@ def _best_of(fn: Callable[[], Any], repeat: int) -> float:
 
 def calibrate(threads: list[int] | None = None, n: int = 1024, mem_mib: int = 128, repeat: int = 3,
               runs: int = 5) -> dict[str, Any]:
-    """Machine ceilings: numpy sgemm GFLOP/s per thread count, copy GB/s.
+    """Machine ceilings: numpy sgemm GFLOP/s per thread count (``threads``, and always 1
+    and numba's maximum, so the machine's own scaling is on record), copy GB/s.
 
     The sgemm rate is measured ``runs`` times (each the best of ``repeat``
     ``n x n`` float32 matmuls), a quarter second apart, since one reading on
@@ -183,7 +185,8 @@ def calibrate(threads: list[int] | None = None, n: int = 1024, mem_mib: int = 12
 
     from .threads import check_threads, limit_threads, max_threads
 
-    counts = sorted(set(threads or [1, max_threads()]))
+    # 1 and all of numba's threads always, so every env.json says how the machine's sgemm scales
+    counts = sorted(set(threads or []) | {1, max_threads()})
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)

@@ -27,6 +27,9 @@ import os
 import sys
 from typing import Any, Callable, Iterator
 
+from . import blas
+from .blas import blas_threads, blas_threads_set  # noqa: F401 (part of this module's surface)
+
 _fft_workers: int | None = None
 
 
@@ -130,6 +133,7 @@ def limit_threads(n: int) -> Iterator[None]:
     old_fft = _fft_workers
     frame: dict[str, Any] = {"n": n, "restore": [(set_, get()) for get, set_ in _pools.values()]}
     limiter = threadpool_limits(limits=n)
+    blas_before = blas.noted(n)
     _frames.append(frame)
     try:
         numba.set_num_threads(n)
@@ -144,6 +148,37 @@ def limit_threads(n: int) -> Iterator[None]:
         for set_, old in reversed(frame["restore"]):
             set_(old)
         limiter.restore_original_limits()
+        blas.noted(blas_before)
+
+
+def pool_sample_start(clock: Callable[[], float], algorithm: str) -> float:
+    """At a timed sample's start: before a peer's sample, park the kernels' pool
+    (its helpers sleep, so the peer's own threads do not share the cores with
+    helpers polling after convbench's last case); start counting the threads the
+    pool's steps use (:func:`pool_threads_used`); return ``clock()``.
+
+    convbench's own algorithms find the pool as the case before left it (polling
+    for about a millisecond, then asleep): it is their pool. Parking it before
+    each of their samples too made every sample wake a sleeping thread, which on
+    the 2-vCPU VMs took 18 us at the median and 0.47 ms at the 90th percentile
+    (an idle vCPU woken by the hypervisor)."""
+    from ..kernels._parallel import park, threads_used
+    from ..registry import get_algorithm
+
+    if getattr(get_algorithm(algorithm), "peer", False):
+        park()
+    threads_used(reset=True)
+    return clock()
+
+
+def pool_threads_used() -> int:
+    """The most threads one step of the kernels' pool used since
+    :func:`pool_sample_start` (0: the pool did not run). The grain may keep a
+    small call on fewer threads than the case's: the sweep judges whether such
+    a sample was preempted by the threads it used, not by the case's count."""
+    from ..kernels._parallel import threads_used
+
+    return threads_used(reset=False)
 
 
 def thread_report() -> dict[str, Any]:
@@ -157,7 +192,10 @@ def thread_report() -> dict[str, Any]:
     ]
     blas = [p["num_threads"] for p in pools if p["user_api"] == "blas"]
     torch = sys.modules.get("torch")
+    from ..kernels.grain import active_grain
+
     return {
+        "grain": active_grain().as_dict(),  # the work that pays for one more thread (kernels.grain)
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": _threading_layer(),

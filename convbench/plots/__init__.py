@@ -20,7 +20,8 @@ from typing import Any
 from .choice import figure_network, figure_winner_map, plot_network, plot_winner_map
 from .cost import figure_accuracy, figure_memory, plot_accuracy, plot_memory
 from .headline import figure_headline, plot_headline
-from .machine import figure_roofline, figure_thread_scaling, plot_roofline, plot_thread_scaling
+from .machine import figure_roofline, plot_roofline
+from .scaling import figure_thread_scaling, plot_thread_scaling
 from .machines import figure_machines, plot_machines
 from .phases import figure_phases, plot_phases
 from .speed import figure_gflops, figure_speedup, plot_gflops, plot_speedup

@@ -1,4 +1,4 @@
-"""Figures against the machine's limits: the roofline, and thread scaling."""
+"""Figures against the machine's limits: the roofline (thread scaling: :mod:`.scaling`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..results.schema import specs_of
-from ..timing import geomean
 from . import _common as c
-from ._scale import aggregated
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 
@@ -106,84 +104,3 @@ def figure_roofline(summary: Any, env: dict | None = None) -> Figure:
 def plot_roofline(summary: Any, env: dict | None, out: str | Path, *, formats: Any = None) -> list[Path]:
     """Write ``roofline.png``/``.svg`` (see :func:`figure_roofline`); returns the paths."""
     return c.save(figure_roofline(summary, env), out, "roofline", formats)
-
-
-def scaling_table(summary: Any) -> Any:
-    """Per algorithm x layout x dtype x layer x threads: speedup over its own 1-thread
-    (lowest-count) time and efficiency = speedup / (threads / lowest count)."""
-    ok = summary[summary["status"] == "ok"]
-    keys = ["algorithm", "layout", "dtype", "layer"]
-    base_threads = ok.groupby(keys)["threads"].transform("min")
-    base = ok[ok["threads"] == base_threads].set_index(keys)["time_median_s"]
-    df = ok[keys + ["threads", "time_median_s"]].copy()
-    df["base_threads"] = base_threads
-    df["base_time_s"] = base.reindex(df.set_index(keys).index).to_numpy()
-    df["speedup"] = df["base_time_s"] / df["time_median_s"]
-    df["efficiency"] = df["speedup"] / (df["threads"] / df["base_threads"])
-    return df
-
-
-def figure_thread_scaling(summary: Any, env: dict | None = None) -> Figure:
-    """Speedup and parallel efficiency against threads, per algorithm.
-
-    Each algorithm's line is the geometric mean over the layers that are
-    ``ok`` at every thread count; thin lines are single layers. Speedup is
-    against the same algorithm at the lowest thread count; the dotted line is
-    perfect scaling. Only meaningful when the run has more than one count.
-    """
-    df = scaling_table(summary)
-    threads = sorted(summary["threads"].unique())
-    algos = c.algorithms_of(summary)
-    panels = list(dict.fromkeys(zip(summary["layout"], summary["dtype"])))
-    fig = c.new_figure(11, 4.0 * len(panels) + 1.4)
-    # past MAX_LAYERS a thin line per layer is a smear: the layers' interquartile range as a band
-    band = aggregated(summary)
-    headline = "Thread scaling: speedup and efficiency against thread count"
-    if band:
-        headline += f"\n{summary['layer'].nunique()} layers: the band is the middle half of the layers (25-75%)"
-    c.title(fig, headline, env, threads)
-    axes = fig.subplots(len(panels), 2, squeeze=False)
-    for (ax_s, ax_e), (layout, dtype) in zip(axes, panels):
-        part = df[(df["layout"] == layout) & (df["dtype"] == dtype)]
-        for algo in algos:
-            a = part[part["algorithm"] == algo]
-            full = a.groupby("layer")["threads"].nunique()
-            a = a[a["layer"].isin(full[full == len(threads)].index)]
-            if a.empty:
-                continue
-            color = c.color_of(algo, algos)
-            if band:
-                q = a.groupby("threads")[["speedup", "efficiency"]].quantile([0.25, 0.75]).unstack()
-                for ax, col in ((ax_s, "speedup"), (ax_e, "efficiency")):
-                    ax.fill_between(q.index, q[(col, 0.25)], q[(col, 0.75)], color=color, alpha=0.15, lw=0)
-            else:
-                for _, g in a.groupby("layer"):
-                    g = g.sort_values("threads")
-                    ax_s.plot(g["threads"], g["speedup"], color=color, lw=0.5, alpha=0.25)
-                    ax_e.plot(g["threads"], g["efficiency"], color=color, lw=0.5, alpha=0.25)
-            mean = a.groupby("threads").agg(speedup=("speedup", geomean), efficiency=("efficiency", geomean))
-            ax_s.plot(mean.index, mean["speedup"], color=color, lw=2, marker="o", label=algo,
-                      **c.peer_style(algo, line=True))
-            ax_e.plot(mean.index, mean["efficiency"], color=color, lw=2, marker="o", label=algo,
-                      **c.peer_style(algo, line=True))
-        t0 = threads[0]
-        ax_s.plot(threads, [t / t0 for t in threads], color="black", ls=":", label="perfect scaling")
-        ax_e.axhline(1.0, color="black", ls=":")
-        for ax in (ax_s, ax_e):
-            ax.set_xticks(threads)
-            ax.set_xlabel("threads")
-            ax.grid(alpha=0.3)
-            ax.set_title(f"{layout.upper()}, {dtype}", fontsize=9, loc="left")
-        ax_s.set_ylabel(f"speedup over {t0} thread{'s' if t0 != 1 else ''} (x)")
-        ax_e.set_ylabel("parallel efficiency (speedup / threads)")
-        ax_e.set_ylim(0, max(1.1, float(np.nanmax(part["efficiency"])) * 1.05) if len(part) else 1.1)
-    handles, _ = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
-    return fig
-
-
-def plot_thread_scaling(summary: Any, env: dict | None, out: str | Path, *, formats: Any = None) -> list[Path]:
-    """Write ``thread_scaling.png``/``.svg``; nothing (``[]``) for a single thread count."""
-    if summary["threads"].nunique() < 2:
-        return []
-    return c.save(figure_thread_scaling(summary, env), out, "thread_scaling", formats)

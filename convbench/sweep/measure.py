@@ -34,7 +34,7 @@ import numpy as np
 
 from ..algorithm import unsupported_reason
 from ..machine.memory import check_fits
-from ..machine.threads import check_threads, limit_threads, pinned, thread_report
+from ..machine.threads import check_threads, limit_threads, pinned, pool_sample_start, pool_threads_used, thread_report
 from ..reference import error_floor, reference
 from ..registry import get_algorithm
 from ..results.schema import sample_row, spec_columns, summary_row
@@ -308,11 +308,11 @@ def _sample_interleaved(
                             t_flush = time.perf_counter()
                             flush()
                             item.sampler.elapsed_s += time.perf_counter() - t_flush
-                        c0, t0 = cpu(), time.perf_counter()
+                        c0, t0 = pool_sample_start(cpu, c.algorithm), time.perf_counter()  # a peer's: pool asleep
                         for _ in range(loops):
                             y = call(x)
                         elapsed = time.perf_counter() - t0
-                        ran = ran_share(cpu() - c0, elapsed, c.threads)
+                        ran = ran_share(cpu() - c0, elapsed, min(c.threads, pool_threads_used() or c.threads))
                         if ran >= RAN_MIN or item.retaken >= item.sampler.settings.min_samples:
                             break
                         item.retaken += 1

@@ -1,0 +1,129 @@
+"""``convbench tune``'s measurement of the grain (:mod:`convbench.kernels.grain`):
+how much work pays for a second thread on this machine, found by timing
+real kernels at 1 and 2 threads, interleaved, on growing sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from . import grain
+from .grain import KEY_SUFFIX, Grain
+
+
+def _crossover(make: Callable[[int], tuple[Callable[[], object], float]], sizes: list[int],
+               margin: float, budget_s: float) -> float | None:
+    """The work of the smallest size at which two threads beat one by ``margin``
+    (median of per-round ratios, interleaved), confirmed by the next size; ``None``
+    when none does within ``budget_s``."""
+    from ..machine.threads import limit_threads
+
+    deadline = time.perf_counter() + budget_s
+    wins = []
+    for size in sizes:
+        call, work = make(size)
+        with limit_threads(1):
+            call()
+        with limit_threads(2):
+            call()
+        ratios = []
+        for r in range(15):
+            times = {}
+            for t in ((1, 2) if r % 2 == 0 else (2, 1)):
+                with limit_threads(t):
+                    t0 = time.perf_counter()
+                    call()
+                    times[t] = time.perf_counter() - t0
+            ratios.append(times[1] / times[2])
+        wins.append((work, float(np.median(ratios)) >= margin))
+        if len(wins) >= 2 and wins[-1][1] and wins[-2][1]:
+            return wins[-2][0]
+        if time.perf_counter() > deadline:
+            break
+    return None
+
+
+def measure(budget_s: float = 10.0, margin: float = 1.15) -> Grain | None:
+    """Measure the grain here: on the GEMM micro-kernel (a 1x1 64->64 layer of
+    growing pixel count) and on the im2row copy (a 3x3 64-channel layer of
+    growing size), the work at which two threads first run ``margin`` times
+    faster than one, halved (a thread's share). ``None`` when this process has
+    fewer than two threads or no size won within the budget (a busy machine):
+    the caller keeps what it had."""
+    import numba
+
+    from .gemm import PackedGemm
+    from .im2row import im2row
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        return None
+    rng = np.random.default_rng(0)
+    b = rng.uniform(-1, 1, (64, 64)).astype(np.float32)
+    gemm = PackedGemm(b)
+
+    def gemm_case(m: int) -> tuple[Callable[[], object], float]:
+        a = rng.uniform(-1, 1, (m, 64)).astype(np.float32)
+        return (lambda: gemm(a)), 2.0 * m * 64 * 64
+
+    def copy_case(hw: int) -> tuple[Callable[[], object], float]:
+        x = rng.uniform(-1, 1, (1, hw, hw, 64)).astype(np.float32)
+        col = np.empty((hw * hw, 9 * 64), np.float32)
+        geometry = (3, 3, 1, 1, 1, 1, 1, 1, hw, hw)
+        return (lambda: im2row(x, *geometry, 1, col)), float(col.nbytes + x.nbytes)
+
+    grain._active = Grain(0.0, 0.0, "measuring")  # every step on every thread while measuring
+    try:
+        flops = _crossover(gemm_case, [8 << i for i in range(12)], margin, budget_s / 2)
+        nbytes = _crossover(copy_case, [4, 6, 8, 11, 16, 22, 32, 45, 64, 90, 128], margin, budget_s / 2)
+    finally:
+        grain.reset_grain()
+    if flops is None or nbytes is None:
+        return None
+    return Grain(flops / 2, nbytes / 2, "tuned")
+
+
+#: Seconds ``convbench tune`` spends measuring the grain (after the tiles).
+TUNE_SECONDS = 8.0
+
+
+def tune_grain(budget_s: float = TUNE_SECONDS, save: bool = True) -> dict[str, Any] | None:
+    """:func:`measure` the grain and (``save``) cache it beside the tuned tiles;
+    returns what was measured (``None``: nothing could be, and nothing changes)."""
+    grain = measure(budget_s)
+    if grain is None:
+        return None
+    entry = {"flops": grain.flops, "nbytes": grain.nbytes, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if save:
+        from .configs import cpu_key, read_tuned_cache
+
+        data = read_tuned_cache()
+        data[cpu_key() + KEY_SUFFIX] = entry
+        _write(data)
+    return entry
+
+
+def forget_grain() -> bool:
+    """Drop this CPU's measured grain from the cache; True if there was one."""
+    from .configs import cpu_key, read_tuned_cache
+
+    data = read_tuned_cache()
+    if data.pop(cpu_key() + KEY_SUFFIX, None) is None:
+        return False
+    _write(data)
+    return True
+
+
+def _write(data: dict[str, Any]) -> None:
+    # as convbench.kernels.tune writes the same file: atomically, then the grain is read again
+    from .configs import cache_file
+
+    path = cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".grain.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    grain.reset_grain()

@@ -1,0 +1,95 @@
+"""BLAS products split over the kernels' pool: how the BLAS built-ins use the case's threads.
+
+:func:`matmul` computes ``out[i] = a[i] @ b[i]`` for a stack of matrices as
+numpy's ``matmul`` does, on the case's threads, one thread per grain of work
+(:mod:`.grain`): the matrices of the stack, and rows or columns of each
+(whichever dimension is longer) when the stack is shorter than the threads,
+are blocks that the threads of :mod:`._parallel` take in turn, each one BLAS
+call at one thread (:func:`._parallel.parallel_numpy`).
+
+Why not BLAS's own threads. Issue 31's im2col scaled 1.42x where the
+machine's sgemm scaled 1.9x: BLAS's worker shared the second core with the
+pool's helpers, still polling after the numba copy. Parking them first fixed
+that on a quiet machine (1.74-1.89x on 1x1 layers, 5-10% better than these
+blocks), but BLAS splits a GEMM statically and meets at barriers: with
+another process on one core the same GEMM ran 18x slower on two threads than
+on one (48 ms against 2.7 ms, a 3x3 256->256 14x14 layer), where blocks taken
+in turn lose only the busy core's share. The VMs this runs on are shared, so
+the pool it is, and one pool for every step of a call.
+
+On one thread (the case's, or the grain's for a small product) it is one
+``matmul`` call with BLAS at one thread: exactly the unsplit product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..machine.blas import blas_threads, blas_threads_set
+from ._parallel import parallel_numpy
+from .grain import threads_for
+
+#: The fewest rows (or columns) a block of one matrix holds: BLAS packs its
+#: operands per call, and below this the packing and the call cost more than
+#: the split gains.
+MIN_BLOCK = 128
+#: Blocks per thread to aim for when the stack is short: two, so a faster core
+#: can take more of them, and no more, as each block repacks its operands (on
+#: the quiet VM four a thread scaled im2col's 1x1 layers 1.55-1.58x, one a
+#: thread 1.66-1.70x; two, between balance and repacking, is not measured apart).
+BLOCKS_PER_THREAD = 2
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[i] = a[i % len(a)] @ b[i]`` for 3-D stacks ``a`` (A, M, K), ``b`` (B, K, N)
+    and ``out`` (B, M, N), where ``A`` divides ``B`` (``a``'s matrices cycle: one
+    group's weights against every image's columns), on the case's threads.
+    Views are fine (each matrix needs unit stride in its last axis for BLAS to
+    take it). Returns ``out``."""
+    if a.ndim != 3 or b.ndim != 3 or out.ndim != 3:
+        raise ValueError(f"split_gemm.matmul takes 3-D stacks, got a{a.shape}, b{b.shape}, out{out.shape}")
+    na, m, kd = a.shape
+    nb, n = b.shape[0], b.shape[2]
+    if na < 1 or nb % na or b.shape[1] != kd or out.shape != (nb, m, n):
+        raise ValueError(f"split_gemm.matmul: a{a.shape} @ b{b.shape} does not make out{out.shape}")
+    flops = 2.0 * nb * m * n * kd
+    threads = threads_for(flops=flops)
+
+    def whole(lo: int, hi: int) -> None:
+        # matrices [lo, hi) in as few matmul calls as a's cycle allows (numpy loops inside)
+        if hi - lo == 1:  # one product: 2-D operands, numpy's plainest path to BLAS
+            np.matmul(a[lo % na], b[lo], out=out[lo])
+            return
+        if na == 1:
+            np.matmul(a[0], b[lo:hi], out=out[lo:hi])
+            return
+        i = lo
+        while i < hi:
+            j = min(hi, (i // na + 1) * na)
+            np.matmul(a[i % na : i % na + j - i], b[i:j], out=out[i:j])
+            i = j
+
+    if threads == 1:  # the unsplit product, BLAS at one thread (it is, in a one-thread case)
+        if blas_threads_set() == 1:
+            whole(0, nb)
+        else:
+            with blas_threads(1):
+                whole(0, nb)
+        return out
+    rows = m >= n  # split the longer dimension of each matrix, if the stack is too short
+    length = m if rows else n
+    blocks = max(1, min(-(-BLOCKS_PER_THREAD * threads // nb), length // MIN_BLOCK))
+    size = -(-length // blocks)
+    blocks = -(-length // size)
+
+    def split(lo: int, hi: int) -> None:
+        for job in range(lo, hi):
+            i, blk = divmod(job, blocks)
+            s = slice(blk * size, min(length, (blk + 1) * size))
+            if rows:
+                np.matmul(a[i % na, s], b[i], out=out[i, s])
+            else:
+                np.matmul(a[i % na], b[i][:, s], out=out[i][:, s])
+
+    parallel_numpy(whole if blocks == 1 else split, nb * blocks, flops=flops)
+    return out

@@ -1,0 +1,241 @@
+"""Issue 31: every built-in is exact on two threads, work is split only where the
+grain says it pays, and the pools share the case's thread budget (the pool's
+threads x BLAS's never exceed it; helpers sleep when asked)."""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+import pytest
+
+import convbench
+from convbench import ConvSpec, get_algorithm, reference, relative_error
+from convbench.kernels import grain, split_gemm
+from convbench.kernels._parallel import park, parallel_for, parallel_numpy, threads_used
+from convbench.machine import blas as blas_mod
+from convbench.machine.threads import blas_threads, limit_threads
+
+TWO = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+
+
+@pytest.fixture
+def tiny_grain(monkeypatch):
+    """A grain of one flop and one byte: even the tests' tiny layers are split."""
+    monkeypatch.setattr(grain, "_active", grain.Grain(1.0, 1.0, "test"))
+
+
+def _builtins() -> list[str]:
+    from convbench.registry import BUILTIN_MODULES, source_of
+
+    return [n for n in sorted(convbench.list_algorithms()) if source_of(n) in BUILTIN_MODULES
+            and not getattr(get_algorithm(n), "peer", False) and "float32" in get_algorithm(n).dtypes]
+
+
+#: Odd shapes: partial tiles, strides, groups, depthwise, dilation, batch > 1, a 1x1.
+SHAPES = [
+    dict(batch=2, in_channels=3, out_channels=5, height=7, width=9, kernel=3, padding=1),
+    dict(batch=1, in_channels=4, out_channels=6, height=8, width=5, kernel=(3, 2), stride=2, padding=(1, 0), groups=2),
+    dict(batch=2, in_channels=6, out_channels=12, height=9, width=7, kernel=3, padding=1, groups=6),
+    dict(batch=3, in_channels=5, out_channels=7, height=6, width=6, kernel=1),
+    dict(batch=1, in_channels=9, out_channels=37, height=13, width=11, kernel=3, padding=1),
+    dict(batch=1, in_channels=3, out_channels=4, height=11, width=10, kernel=5, padding=2, dilation=2),
+]
+
+
+@TWO
+@pytest.mark.parametrize("name", _builtins())
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_builtin_is_exact_on_two_threads(name, dtype, tiny_grain):
+    algo = get_algorithm(name)
+    for kw in SHAPES:
+        for layout in ("nhwc", "nchw"):
+            spec = ConvSpec(layout=layout, dtype=dtype, **kw)
+            if algo.supports(spec) or dtype not in algo.dtypes:
+                continue
+            x, w = spec.random_inputs(3)
+            ref = reference(spec, x, w)
+            for n in (2, 1):
+                with limit_threads(n):
+                    y = algo.prepare(spec, w)(x)
+                err = relative_error(y, ref)
+                assert err <= algo.tolerance_for(dtype), f"{name} {spec.describe()} threads={n}: {err:.3g}"
+
+
+def test_grain_gives_one_thread_per_grain_of_work(monkeypatch):
+    monkeypatch.setattr(grain, "_active", grain.Grain(1e6, 1e5, "test"))
+    assert grain.threads_for(flops=5e5, most=4) == 1  # less than a grain: one thread
+    assert grain.threads_for(flops=2.5e6, most=4) == 2
+    assert grain.threads_for(flops=1e9, most=4) == 4  # never more than the case's
+    assert grain.threads_for(nbytes=3e5, most=8) == 3
+    assert grain.threads_for(flops=1e3, nbytes=1e6, most=8) == 8  # the larger count of the two
+    assert grain.threads_for(most=4) == 4  # no estimate: every thread, as before
+    assert grain.threads_for(flops=1e12, most=1) == 1
+
+
+def test_grain_is_read_from_env_and_refuses_nonsense(monkeypatch):
+    grain.reset_grain()
+    monkeypatch.setenv(grain.ENV_VAR, "2e6,4096")
+    try:
+        g = grain.active_grain()
+        assert (g.flops, g.nbytes, g.source) == (2e6, 4096, "env CONVBENCH_GRAIN")
+        monkeypatch.setenv(grain.ENV_VAR, "lots")
+        grain.reset_grain()
+        with pytest.raises(ValueError, match="FLOPS,BYTES"):
+            grain.active_grain()
+    finally:
+        monkeypatch.delenv(grain.ENV_VAR)
+        grain.reset_grain()
+
+
+def test_tuned_grain_is_cached_per_cpu_and_forgotten(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(grain.ENV_VAR, raising=False)
+    from convbench.kernels import grain_tune
+
+    monkeypatch.setattr(grain_tune, "measure", lambda budget_s: grain.Grain(3e6, 2e5, "tuned"))
+    grain.reset_grain()
+    try:
+        assert grain_tune.tune_grain(0.1)["flops"] == 3e6
+        g = grain.active_grain()
+        assert (g.flops, g.nbytes, g.source) == (3e6, 2e5, "tuned")
+        assert grain_tune.forget_grain() is True and grain.active_grain() == grain.DEFAULT
+    finally:
+        grain.reset_grain()
+
+
+@TWO
+def test_small_work_runs_on_one_thread_and_large_on_the_case_threads(monkeypatch):
+    from convbench.kernels.gemm import PackedGemm
+
+    monkeypatch.setattr(grain, "_active", grain.Grain(1e6, 1e6, "test"))
+    g = PackedGemm(np.ones((16, 16), np.float32))
+    with limit_threads(2):
+        threads_used()
+        g(np.ones((4, 16), np.float32))  # 2 kflop
+        assert threads_used() == 1
+        g(np.ones((4096, 16), np.float32))  # 2 Mflop: two grains
+        assert threads_used() == 2
+
+
+@TWO
+def test_numpy_chunks_run_blas_on_one_thread_and_restore_it(tiny_grain):
+    seen_blas, seen_jobs = [], np.zeros(40, int)
+
+    def body(lo: int, hi: int) -> None:
+        seen_blas.append(max(lc.get_num_threads() for lc in blas_mod._blas_controllers()))
+        seen_jobs[lo:hi] += 1
+
+    with limit_threads(2):
+        before = [lc.get_num_threads() for lc in blas_mod._blas_controllers()]
+        parallel_numpy(body, 40, flops=1e9)
+        after = [lc.get_num_threads() for lc in blas_mod._blas_controllers()]
+    assert set(seen_blas) == {1}  # the pool's 2 threads x BLAS's 1: within the case's 2
+    assert np.all(seen_jobs == 1)
+    assert before == after == [2] * len(before)
+
+
+def test_blas_threads_sets_and_restores():
+    with limit_threads(1):
+        with blas_threads(1):  # already one: nothing to do
+            assert blas_mod.blas_threads_set() == 1
+        if numba.config.NUMBA_NUM_THREADS >= 2:
+            with limit_threads(2):
+                with blas_threads(1):
+                    assert {lc.get_num_threads() for lc in blas_mod._blas_controllers()} == {1}
+                assert {lc.get_num_threads() for lc in blas_mod._blas_controllers()} == {2}
+
+
+@pytest.mark.parametrize("na,nb,m,k,n", [(1, 1, 300, 40, 50), (2, 6, 33, 70, 20), (3, 3, 5, 7, 900),
+                                          (4, 8, 400, 64, 300), (1, 5, 2, 3, 4)])
+def test_split_gemm_matches_numpy_on_both_thread_counts(na, nb, m, k, n, tiny_grain):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((na, m, k))
+    b = rng.standard_normal((nb, k, n))
+    want = np.matmul(np.tile(a, (nb // na, 1, 1)), b)
+    for t in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        out = np.full((nb, m, n), np.nan)
+        with limit_threads(t):
+            split_gemm.matmul(a, b, out)
+        np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("na,nb,m,k,n", [(1, 1, 300, 40, 50), (2, 6, 33, 70, 20), (4, 8, 400, 64, 300)])
+def test_split_gemm_computes_every_product_once(na, nb, m, k, n, tiny_grain, monkeypatch):
+    """However the work is cut (whole matrices, row or column blocks, BLAS's own
+    threads), the BLAS calls add up to the product's flops, no more."""
+    import types
+
+    done = []
+
+    def counting_matmul(x, y, out):
+        done.append(2 * x.shape[-2] * x.shape[-1] * y.shape[-1] * max(out.size // (x.shape[-2] * y.shape[-1]), 1))
+        return np.matmul(x, y, out=out)
+
+    monkeypatch.setattr(split_gemm, "np", types.SimpleNamespace(matmul=counting_matmul))
+    a, b = np.ones((na, m, k)), np.ones((nb, k, n))
+    for t in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        done.clear()
+        with limit_threads(t):
+            split_gemm.matmul(a, b, np.empty((nb, m, n)))
+        assert sum(done) == 2 * nb * m * n * k, f"threads={t}"
+
+
+def test_split_gemm_names_shapes_that_do_not_fit():
+    with pytest.raises(ValueError, match="does not make"):
+        split_gemm.matmul(np.ones((2, 3, 4)), np.ones((3, 4, 5)), np.ones((3, 3, 5)))
+    with pytest.raises(ValueError, match="3-D"):
+        split_gemm.matmul(np.ones((3, 4)), np.ones((1, 4, 5)), np.ones((1, 3, 5)))
+
+
+def test_spectral_products_check_their_shapes():
+    from convbench.kernels.spectral import spectral_products
+
+    x = np.zeros((1, 1, 3, 8), np.complex64)
+    w = np.zeros((1, 8, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="do not fit"):
+        spectral_products(x, w, w, np.zeros((1, 1, 5, 8), np.complex64))
+    with pytest.raises(ValueError, match="do not fit"):
+        spectral_products(x.astype(np.complex128), w, w, np.zeros((1, 1, 4, 8), np.complex128))
+
+
+@TWO
+def test_fft_workers_follow_the_case_and_the_grain(monkeypatch):
+    from convbench.algorithms import fft
+
+    monkeypatch.setattr(grain, "_active", grain.Grain(1e9, 1e6, "test"))
+    with limit_threads(2):
+        assert fft._workers(10) == 1  # a small transform: one worker
+        assert fft._workers(10**8) == 2
+    with limit_threads(1):
+        assert fft._workers(10**8) == 1  # never more than the case's
+
+
+@TWO
+def test_park_sends_polling_helpers_to_sleep(monkeypatch, tiny_grain):
+    """With polling made long (about a second), a parked helper stops burning CPU at once."""
+    from convbench.kernels import _parallel
+
+    @numba.njit(nogil=True)
+    def jobs(work, out):  # pragma: no cover - compiled
+        while True:
+            lo, hi = _parallel.next_chunk(work)
+            if lo >= hi:
+                return
+            for j in range(lo, hi):
+                out[j] = j
+            _parallel.chunk_done(work, lo, hi)
+
+    monkeypatch.setattr(_parallel, "SPIN_POLLS", 1 << 30)
+    out = np.zeros(64)
+    with limit_threads(2):
+        parallel_for(jobs, 64, out)
+        parallel_for(jobs, 64, out)  # the helper now polls with the long limit
+        park()
+        time.sleep(0.02)
+        c0 = time.process_time()
+        time.sleep(0.2)
+        burnt = time.process_time() - c0
+    assert burnt < 0.05, f"helpers burnt {burnt:.3f} s of CPU after park()"
+    np.testing.assert_array_equal(out, np.arange(64))

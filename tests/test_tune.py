@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import convbench
 from convbench.kernels import configs, tune
 
 
@@ -52,6 +53,7 @@ def test_tune_times_candidates_and_caches_the_fastest(cache_home, monkeypatch):
     cands = {k: v[:2] for k, v in configs.CANDIDATES.items()}
     monkeypatch.setattr(tune, "CANDIDATES", cands)
     monkeypatch.setattr(tune, "WORKLOAD", [("3x3 6x6 8->8", 6, 8, 8, 9), ("1x1 5x5 16->40", 5, 16, 40, 1)])
+    monkeypatch.setattr(tune, "DB_WORKLOAD", [("direct-blocked 3x3 5x5 8->8", 5, 8)])
     result = tune.tune(0.05)
     isa = configs.isa_for(configs.compile_target()[1], __import__("platform").machine())
     names = {c.name for c in cands[isa]}
@@ -69,3 +71,24 @@ def test_cli_tune_clear(cache_home):
 
     res = CliRunner().invoke(app, ["tune", "--clear"])
     assert res.exit_code == 0 and "no tuned choice" in res.output
+
+
+def test_tune_times_direct_blocked_tiles_and_the_algorithm_uses_the_choice(cache_home, monkeypatch):
+    import platform
+
+    isa = configs.isa_for(configs.compile_target()[1], platform.machine())
+    default = configs.TABLE[isa]
+    tiles = [c for c in configs.CANDIDATES[isa] if c.db_pixels != default.db_pixels]
+    if not tiles:
+        pytest.skip(f"the {isa} table has no direct-blocked tile candidates")
+    monkeypatch.setattr(tune, "CANDIDATES", {isa: [default, *tiles]})
+    monkeypatch.setattr(tune, "WORKLOAD", [("3x3 6x6 8->8", 6, 8, 8, 9)])
+    monkeypatch.setattr(tune, "DB_WORKLOAD", [("direct-blocked 3x3 9x9 20->20", 9, 20)])
+    result = tune.tune(0.05, quant=False)
+    assert set(result.relative) == {default.name, *(c.name for c in tiles)}
+    assert all("direct-blocked 3x3 9x9 20->20" in per for per in result.times.values())
+    chosen = configs.by_name(result.chosen)
+    assert configs.active_config().db_pixels == chosen.db_pixels
+    spec = convbench.ConvSpec(batch=1, in_channels=8, out_channels=8, height=6, width=6, kernel=3, padding=1,
+                              layout="nhwc")
+    assert f"direct-blocked-{chosen.db_pixels}x" in convbench.get_algorithm("direct-blocked").implementation(spec)

@@ -69,7 +69,7 @@ class KernelConfig:
     dw_pixels: int  #: depthwise: output pixels per tile
     dw_vectors: int  #: depthwise: channel vectors per tile
     #: direct-blocked: output pixels per register tile (one accumulator vector each, plus a
-    #: weight vector and a broadcast; not measured against other values yet, see tune)
+    #: weight vector and a broadcast); ``convbench tune`` times the candidates' values
     db_pixels: int = 8
 
     def nr(self, dtype: np.dtype | str = "float32") -> int:
@@ -86,8 +86,11 @@ class KernelConfig:
         blocking other than the ISA's default is appended (``-kc512``)."""
         base = f"f32-gemm-{self.mr}x{self.nr()}-{self.isa}"
         default = TABLE.get(self.isa)
-        if default is not None and replace(default, mr=self.mr, nr_vectors=self.nr_vectors) != self:
+        if default is not None and replace(default, mr=self.mr, nr_vectors=self.nr_vectors,
+                                           db_pixels=self.db_pixels) != self:
             base += f"-kc{self.kc}-nc{self.nc}-dw{self.dw_pixels}x{self.dw_channels()}"
+        if default is not None and self.db_pixels != default.db_pixels:
+            base += f"-db{self.db_pixels}"  # direct-blocked's register tile
         return base
 
     def as_dict(self) -> dict[str, Any]:
@@ -127,9 +130,13 @@ CANDIDATES: dict[str, list[KernelConfig]] = {
                replace(TABLE["avx512"], kc=1024),
                replace(TABLE["avx512"], mr=12),
                replace(TABLE["avx512"], mr=6),
-               TABLE["avx2"]],
+               TABLE["avx2"],
+               # direct-blocked's tile: 8 or 20 accumulators instead of 14 (of 32 zmm)
+               replace(TABLE["avx512"], db_pixels=8), replace(TABLE["avx512"], db_pixels=20)],
     "avx2": [TABLE["avx2"], replace(TABLE["avx2"], kc=512), replace(TABLE["avx2"], mr=4),
-             replace(TABLE["avx2"], mr=6, nr_vectors=1)],
+             replace(TABLE["avx2"], mr=6, nr_vectors=1),
+             # direct-blocked's tile: 4 or 10 accumulators instead of 6 (of 16 ymm)
+             replace(TABLE["avx2"], db_pixels=4), replace(TABLE["avx2"], db_pixels=10)],
     "neon": [TABLE["neon"], replace(TABLE["neon"], mr=4, nr_vectors=4),
              replace(TABLE["neon"], mr=8)],
     "generic": [TABLE["generic"]],

@@ -3,7 +3,9 @@
 :func:`tune` times the candidates of this CPU's instruction set
 (:data:`convbench.kernels.configs.CANDIDATES`) on a few layer shapes, one
 thread, interleaved round by round so a drift of the machine hits every
-candidate alike, and keeps the one with the lowest geometric-mean time. The
+candidate alike, and keeps the one with the lowest geometric-mean time (a
+candidate is a whole configuration: the GEMM's tile and blocking on
+:data:`WORKLOAD`, direct-blocked's register tile on :data:`DB_WORKLOAD`). The
 choice is cached per CPU model in the user's cache folder
 (``$XDG_CACHE_HOME/convbench`` or ``~/.cache/convbench``,
 :func:`cache_file`); :func:`cached_choice` returns it to
@@ -109,6 +111,31 @@ def _callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callabl
 
         def call(x=x, offs=offs, packed=packed, kb=kb, zero=zero, out=out, c=c, k=k) -> None:
             kern.run(x, zero, offs, 1, 0, 1, c, k, packed, kb, out)
+
+        calls[name] = call
+    calls.update(_direct_blocked_callables(cfg, rng))
+    return calls
+
+
+#: direct-blocked's shapes for its register tile (``db_pixels``): (name, size, C = K).
+DB_WORKLOAD = [("direct-blocked 3x3 28x28 128->128", 28, 128), ("direct-blocked 3x3 14x14 256->256", 14, 256)]
+
+
+def _direct_blocked_callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callable[[], None]]:
+    """direct-blocked's kernel on blocked arrays, with ``cfg``'s tile (3x3, stride 1, pad 1)."""
+    from .direct_blocked import block_channels, direct_blocked, row_tiles
+
+    calls: dict[str, Callable[[], None]] = {}
+    wdt = block_channels(cfg.vector_bytes, np.float32)
+    for name, hw, c in DB_WORKLOAD:
+        blocks = -(-c // wdt)
+        pixels, owp = row_tiles(hw, cfg.db_pixels)
+        x = rng.uniform(-1, 1, (1, 1, blocks, hw + 2, owp + 2, wdt)).astype(np.float32)
+        w = rng.uniform(-1, 1, (1, blocks, blocks, 3, 3, wdt, wdt)).astype(np.float32)
+        out = np.empty((1, 1, blocks, hw, owp, wdt), np.float32)
+
+        def call(x=x, w=w, out=out, pixels=pixels) -> None:
+            direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), pixels, cfg.vector_bytes)
 
         calls[name] = call
     return calls

@@ -28,8 +28,10 @@ The floors (one thread, float32, NHWC, batch 1 unless said):
 2. indirect >= 0.9x im2col (BLAS) on the ResNet-50 3x3 layers;
    indirect >= 1.0x im2col-numba on every 3x3 and 1x1 stride-2 layer of
    ``configs/paper.yaml``;
-3. 2 threads >= 1.6x 1 thread for every algorithm on layers >= 50 MFLOP,
-   where the machine's sgemm scales >= 1.8x (wall clock, always);
+3. 2 threads >= 1.6x 1 thread for every built-in on layers >= 50 MFLOP, and
+   >= 0.95x on every layer of ``configs/paper.yaml`` and ``configs/mobilenet.yaml``,
+   where the machine's sgemm scales >= 1.8x (wall clock, always; the peers'
+   scaling beside them for the record; :func:`scaling_rows`);
 4. winograd-f4 >= 1.5x im2col (BLAS) on 3x3 stride-1 layers with C, K >= 64;
 5. best convbench >= 1.0x torch conv2d (geometric mean per network: the
    dense MobileNet v1 layers, the ResNet-50 3x3 layers);
@@ -147,6 +149,46 @@ def jit_rows(tune_seconds: float | None) -> list[Check]:
                              120.0, "ceiling"))
             print(f"  {'tune':28s} {wall:5.1f} s", file=sys.stderr, flush=True)
     return out
+
+
+def _shipped_layers() -> list[tuple[str, convbench.ConvSpec]]:
+    """Every layer of configs/paper.yaml and configs/mobilenet.yaml (grids included), float32 NHWC."""
+    from convbench.config import load_config
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [(f"{name}/{lay.name}", lay.spec("nhwc", "float32")) for name in ("paper", "mobilenet")
+            for lay in load_config(os.path.join(here, "..", "configs", f"{name}.yaml")).layers]
+
+
+def scaling_rows(rows: list[Check], min_rounds: int, min_time: float) -> None:
+    """Floor 3 (issue 31): every built-in >= 1.6x on three layers >= 50 MFLOP and >= 0.95x on
+    every shipped layer, the peers beside them for the record; judged only where the machine's
+    sgemm scales >= 1.8x in the same run (below that its two vCPUs are not both this process's)."""
+    from convbench.algorithm import unsupported_reason
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (1024, 1024)).astype(np.float32)
+    sg = two_vs_one(lambda: (lambda: a @ a), min_rounds, min_time)
+    scales = sg[0] >= 1.8
+    why = "" if scales else f"this machine's sgemm scaled {sg[0]:.2f}x (< 1.8) in the same run"
+    rows.append(Check("3 machine: sgemm 2 threads / 1 (>= 1.8 to judge floor 3)", "1024^3", *sg,
+                      math.nan, "record", "numpy"))
+    print(f"  {'sgemm 2t/1t':34s} {'1024^3':24s} {sg[0]:5.2f}", file=sys.stderr, flush=True)
+    ours, peers = ours_and_peers()
+    big = [(s.describe(), s) for s in (layer(64, 64, 56, 3), layer(256, 256, 14, 3), layer(512, 512, 14, 1))]
+    for group, layers, bound in (("3 2 threads / 1 thread, >= 50 MFLOP", big, 1.6),
+                                 ("3 2 threads / 1 thread, paper + mobilenet", _shipped_layers(), 0.95)):
+        for name, spec in layers:
+            x, w = spec.random_inputs(5)
+            for algo in sorted([*ours, "naive"]) + sorted(peers):
+                if unsupported_reason(get_algorithm(algo), spec) is not None:
+                    continue  # a layer or dtype it does not run (an 8-bit-only peer, Winograd on 1x1)
+                med, lo, hi = two_vs_one(lambda: conv_call(algo, spec, x, w), min_rounds, min_time)
+                peer = algo in peers
+                rows.append(Check(group + (", peers for the record" if peer else ""), f"{algo}, {name}", med, lo,
+                                  hi, math.nan if peer else bound, "record" if peer else "floor", algo,
+                                  judged=scales or peer, note="" if scales or peer else why))
+                print(f"  {'threads ' + algo:34s} {name[:40]:40s} {med:5.2f}", file=sys.stderr, flush=True)
 
 
 def _blas_report() -> str:
@@ -270,32 +312,11 @@ def main(argv: list[str] | None = None) -> int:
                               0.9, "floor", "direct-blocked", "onednn"))
             print(f"  {'direct-blocked/onednn':34s} {network:24s} {geo[0]:5.2f}", file=sys.stderr, flush=True)
 
-    # 3. two threads against one (wall clock), every algorithm, layers >= 50 MFLOP
+    # 3. two threads against one (wall clock): every built-in, large layers and every shipped layer
     if "3" in floors and numba.config.NUMBA_NUM_THREADS < 2:
         rows.append(not_measured("3 2 threads / 1 thread", f"numba has {numba.config.NUMBA_NUM_THREADS} thread(s) here"))
     elif "3" in floors:
-        m = k = n = 1024
-        a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
-        b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
-        sg = two_vs_one(lambda: (lambda: a @ b), min_rounds, min_time)
-        sgemm_scales = sg[0] >= 1.8
-        rows.append(Check("3 machine: sgemm 2 threads / 1 (>= 1.8 to judge floor 3)", "1024^3", *sg,
-                          math.nan, "record", "numpy"))
-        print(f"  {'sgemm 2t/1t':34s} {'1024^3':24s} {sg[0]:5.2f}", file=sys.stderr, flush=True)
-        big = [layer(64, 64, 56, 3), layer(256, 256, 14, 3), layer(512, 512, 14, 1)]
-        for spec in big:
-            assert spec.flops >= 50e6
-            x, w = spec.random_inputs(5)
-            for algo in sorted(convbench.list_algorithms()):
-                if get_algorithm(algo).supports(spec) is not None:
-                    continue
-                med, lo, hi = two_vs_one(lambda: conv_call(algo, spec, x, w), min_rounds, min_time)
-                rows.append(Check("3 2 threads / 1 thread, >= 50 MFLOP", f"{algo}, {spec.describe()}",
-                                  med, lo, hi, 1.6, "floor", algo, judged=sgemm_scales,
-                                  note="" if sgemm_scales else
-                                  f"this machine's sgemm scaled {sg[0]:.2f}x (< 1.8) in the same run"))
-                print(f"  {'threads ' + algo:34s} {spec.describe():24s} {med:5.2f}",
-                      file=sys.stderr, flush=True)
+        scaling_rows(rows, min_rounds=min_rounds, min_time=min_time)
 
     # 5. and 7. the best of convbench against torch, and against the best production peer
     peers = ours_and_peers()[1]

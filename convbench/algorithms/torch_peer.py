@@ -231,6 +231,8 @@ class _QuantizedEngine(Peer):
     engine: ClassVar[str] = ""
 
     def supports(self, spec: ConvSpec) -> str | None:
+        if not spec.is_quantized:  # when asked directly: unsupported_reason says so from dtypes first
+            return f"{self.name} runs u8s8 only"
         return tq.unsupported(_torch(), spec, self.engine)
 
     def implementation(self, spec: ConvSpec) -> str:

@@ -112,7 +112,10 @@ def test_kill_9_mid_sweep_then_resume_gives_the_uninterrupted_case_set(tmp_path,
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, many_config):
     config, full = many_config
     out = tmp_path / "stopped"
-    proc = _start(["run", str(config), "--allow-config-plugins", "--out", str(out), "--no-isolation"], start_new_session=True)
+    # the run gets Ctrl-C's default action, as in a terminal, even where pytest itself was started
+    # with SIGINT ignored (a background job of a script): a child inherits an ignored SIGINT
+    proc = _start(["run", str(config), "--allow-config-plugins", "--out", str(out), "--no-isolation"],
+                  start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_rows(proc, out, 2)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     output, _ = proc.communicate(timeout=30)

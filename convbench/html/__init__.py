@@ -29,8 +29,8 @@ FIGURES = [("headline", "Indirect against im2col + GEMM per layer class"),
            ("zoo_networks", "The zoo: each network's totals, the oracle first"),
            ("zoo_classes", "The zoo: the paper's pairs against arithmetic intensity")]
 #: Files beside the page that it links to, where they exist.
-FILES = ["summary.csv", "samples.csv", "repetitions.csv", "phases.csv", "selection.csv", "env.json",
-         "config.yaml", "report.md"]
+FILES = ["summary.csv", "samples.csv", "summary.parquet", "samples.parquet", "repetitions.csv", "phases.csv",
+         "selection.csv", "env.json", "config.yaml", "report.md"]
 
 
 #: Above this many cases the figures are drawn as PNG only: a big run's SVG (a path per point)

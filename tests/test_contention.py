@@ -78,6 +78,31 @@ def test_the_load_meter_sees_another_process_keep_a_core_busy():
     assert got["other_load"] >= 0.5, got
 
 
+def test_a_repetition_is_contended_by_retaken_samples_or_by_other_processes_load():
+    from convbench.machine.contention import CONTENDED_SHARE, QUIET_CORES, contended
+
+    assert not contended(0, 100, 0.0) and not contended(0, 100, None)
+    assert contended(int(CONTENDED_SHARE * 100) + 1, 100, 0.0)  # preempted too often
+    assert not contended(int(CONTENDED_SHARE * 100), 100, QUIET_CORES / 2)
+    # never preempted, but a neighbour kept a core busy: it slows what it does not preempt
+    assert contended(0, 100, QUIET_CORES)
+
+
+def test_a_case_measured_beside_a_busy_process_is_flagged_contended():
+    if not Path("/proc/stat").is_file():
+        pytest.skip("no /proc/stat on this system: other processes' load is unknown there")
+    p = plan(parse_config(TINY.format(algo="indirect"), "t.yaml"))
+    slow = TimingSettings(min_samples=4, min_time_s=0.6, max_time_s=0.8, target_ci=None, min_sample_time_s=0.02)
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 120\nwhile time.time() < t: pass"])  # killed below
+    try:
+        time.sleep(0.2)
+        rows = measure_group(p.groups[0], slow, 0, "im2col", phases=False).rows
+    finally:
+        busy.kill()
+        busy.wait()
+    assert all(r["contended"] is True and r["other_load"] >= 0.5 for r in rows), [(r["status"], r["reason"], r["contended"], r["other_load"], r["retaken"], r["n_samples"]) for r in rows]
+
+
 def test_wait_quiet_returns_at_once_when_the_threshold_is_met_and_gives_up_in_time():
     assert wait_quiet(5.0, threshold=1e9)["quiet"] is True
     t0 = time.monotonic()

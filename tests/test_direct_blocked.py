@@ -8,7 +8,7 @@ import pytest
 
 import convbench
 from convbench.kernels.configs import active_config
-from convbench.kernels.direct_blocked import block_channels, direct_blocked, row_tiles
+from convbench.kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked, row_tiles
 
 
 @pytest.mark.parametrize("ow, most, want", [(56, 14, (14, 56)), (7, 14, (7, 7)), (55, 14, (14, 56)),
@@ -48,4 +48,35 @@ def test_it_declares_no_workspace_and_its_phases_are_the_layout_copies_around_th
     x, w = spec.random_inputs(0)
     call = algo.prepare(spec, w)
     assert call.phases == ("pack", "gemm", "transform_out")
+    assert convbench.relative_error(call(x), convbench.reference(spec, x, w)) < 1e-5
+
+
+def _dw_arrays(hp=6, wp=6, oh=4, ow=4, gb=1, mult=1, dtype=np.float32):
+    w = block_channels(active_config().vector_bytes, dtype)
+    return (np.zeros((1, gb, hp, wp, w), dtype), np.zeros((gb, mult, 3, 3, w), dtype),
+            np.zeros((1, gb, mult, oh, ow, w), dtype))
+
+
+def test_the_depthwise_kernel_refuses_arrays_it_would_overrun():
+    vb = active_config().vector_bytes
+    x, w, out = _dw_arrays()
+    depthwise_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb)  # exactly fits
+    with pytest.raises(ValueError, match="reads past the padded input"):
+        depthwise_blocked(*_dw_arrays(wp=5), (3, 3), (1, 1), (1, 1), 4, vb)
+    with pytest.raises(ValueError, match="whole number of 3-pixel tiles"):
+        depthwise_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 3, vb)
+    with pytest.raises(ValueError, match="shapes disagree"):
+        depthwise_blocked(*_dw_arrays(mult=2)[:2], out, (3, 3), (1, 1), (1, 1), 4, vb)
+    with pytest.raises(ValueError, match="blocks of"):
+        depthwise_blocked(x.astype(np.float64), w, out, (3, 3), (1, 1), (1, 1), 4, vb)
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+@pytest.mark.parametrize("channels, mult, stride, dilation", [(3, 1, 1, 1), (19, 2, 2, 1), (40, 1, 3, 2)])
+def test_depthwise_layers_put_groups_in_the_lanes_and_match_the_reference(layout, channels, mult, stride, dilation):
+    spec = convbench.ConvSpec(batch=2, in_channels=channels, out_channels=channels * mult, height=11, width=9,
+                              kernel=3, stride=stride, dilation=dilation, padding=(1, 2, 0, 1), groups=channels,
+                              layout=layout)
+    x, w = spec.random_inputs(1)
+    call = convbench.get_algorithm("direct-blocked").prepare(spec, w)
     assert convbench.relative_error(call(x), convbench.reference(spec, x, w)) < 1e-5

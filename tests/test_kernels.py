@@ -315,3 +315,23 @@ def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
     assert a.flags.c_contiguous and a.flags.writeable
     packed = pack_weights(np.ones((40, 9, 3, 3)), 1, dtype, 32)
     assert packed.ctypes.data % ALIGN == 0
+
+
+@pytest.mark.parametrize("band_bytes", [1, 3000, 1 << 30])  # a row a band, several with a short last, one
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+def test_im2col_numba_depthwise_bands_match_the_reference(monkeypatch, band_bytes, layout):
+    monkeypatch.setattr(dw_mod, "BAND_BYTES", band_bytes)
+    spec = ConvSpec(batch=2, in_channels=21, out_channels=42, height=13, width=8, kernel=3, stride=(2, 1),
+                    dilation=(1, 2), padding=(1, 0, 2, 1), groups=21, layout=layout)
+    x, w = spec.random_inputs(3)
+    call = convbench.get_algorithm("im2col-numba").prepare(spec, w)
+    assert relative_error(call(x), reference(spec, x, w)) < 1e-5
+
+
+def test_im2col_depthwise_refuses_arrays_that_do_not_fit():
+    x = np.zeros((1, 6, 6, 4), np.float32)
+    w = np.zeros(9 * 4, np.float32)
+    with pytest.raises(ValueError, match="do not fit a 3x3 depthwise layer"):
+        dw_mod.im2col_depthwise(x, (3, 3), (1, 1), (1, 1), 1, 1, w, np.zeros((1, 6, 6, 5), np.float32))
+    with pytest.raises(ValueError, match="do not fit"):
+        dw_mod.im2col_depthwise(x, (3, 3), (1, 1), (1, 1), 1, 1, w[:-1], np.zeros((1, 6, 6, 4), np.float32))

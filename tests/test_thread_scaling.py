@@ -239,3 +239,20 @@ def test_park_sends_polling_helpers_to_sleep(monkeypatch, tiny_grain):
         burnt = time.process_time() - c0
     assert burnt < 0.05, f"helpers burnt {burnt:.3f} s of CPU after park()"
     np.testing.assert_array_equal(out, np.arange(64))
+
+
+@TWO
+@pytest.mark.parametrize("grain_flops, expected", [(1.0, 2), (1e15, 1)])
+def test_each_case_records_the_threads_the_pool_really_ran_on(monkeypatch, grain_flops, expected):
+    from convbench.config import parse_config
+    from convbench.sweep.measure import measure_group
+    from convbench.sweep.plan import plan
+    from convbench.timing import TimingSettings
+
+    monkeypatch.setattr(grain, "_active", grain.Grain(grain_flops, grain_flops, "test"))
+    text = "name: t\nalgorithms: [indirect]\nthreads: [2]\nlayers:\n  - {name: a, channels: 8, size: 9, kernel: 3}\n"
+    group = plan(parse_config(text, "t.yaml")).groups[0]
+    fast = TimingSettings(min_samples=3, min_time_s=0.0, max_time_s=0.5, target_ci=None, min_sample_time_s=0.0)
+    row = measure_group(group, fast, 0, "indirect", phases=False).rows[0]
+    assert row["status"] == "ok" and row["threads"] == 2
+    assert row["pool_threads"] == expected  # the grain's choice, not the case's count

@@ -13,9 +13,12 @@ time, as oneDNN's reorders are in the ``onednn`` peer's. It needs no
 workspace beyond the blocked copies of the input and the output
 (``workspace_bytes`` says 0 and its docstring which copies: the harness
 hands every algorithm NCHW or NHWC, so the copies are its layout, not a
-workspace). Channels of a group are padded to whole blocks: a depthwise
-layer (one channel a group) computes ``W`` lanes for one, so it is correct
-but slow there; grouped layers with few channels per group are too.
+workspace). Channels of a group are padded to whole blocks, so grouped
+layers with few channels per group compute lanes they throw away. Depthwise
+layers (one input channel a group, any number of outputs a group) have
+their own path instead, as in oneDNN: the *groups* fill the vector lanes, and
+a tap is one elementwise multiply-add of ``W`` groups
+(:func:`~convbench.kernels.direct_blocked.depthwise_blocked`).
 
 Threads (issue 31): the kernel's jobs are output rows of one channel block
 ``(n, g, kb, oh)`` on the kernels' pool, on one thread per grain of work
@@ -31,7 +34,7 @@ import numpy as np
 from ..algorithm import Algorithm, Array, ConvCall
 from ..kernels.aligned import aligned_empty
 from ..kernels.configs import active_config
-from ..kernels.direct_blocked import block_channels, direct_blocked, row_tiles
+from ..kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked, row_tiles
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
@@ -48,7 +51,7 @@ class DirectBlocked(Algorithm):
     name = "direct-blocked"
     description = "direct convolution on a channel-blocked layout (oneDNN's), register-blocked, no workspace"
     natural_layout = None
-    constraints = "none (depthwise and few-channel groups run padded to whole channel blocks)"
+    constraints = "none (grouped layers with few channels a group run padded to whole channel blocks)"
 
     def implementation(self, spec: ConvSpec) -> str:
         cfg = active_config()
@@ -61,6 +64,8 @@ class DirectBlocked(Algorithm):
         return 0
 
     def prepare(self, spec: ConvSpec, weight: Array) -> ConvCall:
+        if spec.channels_per_group == 1:
+            return _prepare_depthwise(spec, weight)
         cfg = active_config()
         dtype = spec.np_dtype
         wdt = block_channels(cfg.vector_bytes, dtype)
@@ -101,3 +106,47 @@ class DirectBlocked(Algorithm):
             return np.ascontiguousarray(y).reshape(n, g * kg, oh, ow)
 
         return phased(("pack", pack), ("gemm", compute), ("transform_out", unpack))
+
+
+def _prepare_depthwise(spec: ConvSpec, weight: Array) -> ConvCall:
+    """The depthwise path: groups in the vector lanes, blocks of ``W`` groups."""
+    cfg = active_config()
+    dtype = spec.np_dtype
+    wdt = block_channels(cfg.vector_bytes, dtype)
+    g, mult = spec.groups, spec.out_channels_per_group
+    gb = _blocks(g, wdt)
+    kh, kw = spec.kernel
+    padded = np.zeros((gb * wdt, mult, kh, kw), dtype)  # spare lanes: zero weights, zero outputs
+    padded[:g] = np.asarray(weight).reshape(g, mult, kh, kw)
+    wb = aligned_empty((gb, mult, kh, kw, wdt), dtype)
+    wb[...] = padded.reshape(gb, wdt, mult, kh, kw).transpose(0, 2, 3, 4, 1)
+    n, h, w = spec.batch, spec.height, spec.width
+    top, left = spec.pad_top, spec.pad_left
+    oh, ow = spec.output_height, spec.output_width
+    pixels, owp = row_tiles(ow, cfg.db_pixels)
+    hp = h + top + spec.pad_bottom
+    wp = max(w + left + spec.pad_right, (owp - 1) * spec.stride_w + (kw - 1) * spec.dilation_w + 1)
+    nhwc = spec.layout == "nhwc"
+
+    def pack(x: Array) -> Array:
+        xb = np.zeros((n, gb, hp, wp, wdt), dtype)
+        src = x if nhwc else x.transpose(0, 2, 3, 1)  # (N, H, W, G) either way
+        for b in range(gb):
+            c0, c1 = b * wdt, min(g, (b + 1) * wdt)
+            xb[:, b, top:top + h, left:left + w, : c1 - c0] = src[..., c0:c1]
+        return xb
+
+    def compute(xb: Array) -> Array:
+        out = aligned_empty((n, gb, mult, oh, owp, wdt), dtype)
+        depthwise_blocked(xb, wb, out, spec.kernel, spec.stride, spec.dilation, pixels, cfg.vector_bytes)
+        return out
+
+    def unpack(ob: Array) -> Array:
+        ob = ob[:, :, :, :, :ow]  # output channel (gb * W + lane) * M + m
+        if nhwc:  # (N, GB, M, OH, OW, W) -> (N, OH, OW, GB, W, M)
+            y = ob.transpose(0, 3, 4, 1, 5, 2).reshape(n, oh, ow, gb * wdt * mult)[..., : g * mult]
+            return np.ascontiguousarray(y)
+        y = ob.transpose(0, 1, 5, 2, 3, 4).reshape(n, gb * wdt * mult, oh, ow)[:, : g * mult]
+        return np.ascontiguousarray(y)
+
+    return phased(("pack", pack), ("gemm", compute), ("transform_out", unpack))

@@ -5,34 +5,42 @@ This is the paper's same-kernel comparison: packing, blocking, tile and
 threading are identical to ``indirect``; the A rows are contiguous rows of
 the im2row matrix instead of input pixels reached through the indirection
 buffer. 1x1, stride-1, unpadded layers skip the copy (the input is the
-matrix). Depthwise layers (one channel a group) copy a tap-major matrix
-(:func:`~convbench.kernels.im2row.tap_major_copy`) and run the depthwise
-kernel ``indirect`` uses (:mod:`convbench.kernels.depthwise`), reading its
-rows through a table of offsets into that matrix: again the same kernel
-with an im2col copy in front. (Run as C one-channel GEMMs, the dense kernel
-was 8-14x slower than indirect there, slower than naive: a gap that said
+matrix). Depthwise layers (one channel a group) copy a
+tap-major matrix and run the depthwise kernel ``indirect`` uses
+(:mod:`convbench.kernels.depthwise`), reading its rows through a table of
+offsets into that matrix: again the same kernel with an im2col copy in
+front. The copy is made in bands of output rows
+(:func:`~convbench.kernels.depthwise.im2col_depthwise`), each read by the
+kernel while it is still in cache, as production im2col convolutions bound
+their workspace: the whole matrix (nine times the input for a 3x3 layer)
+went to memory and back, which held it at 0.2x indirect on MobileNet's
+depthwise layers. Copy and kernel interleave, so that call is one step,
+without a phase split. (Run as C one-channel GEMMs, the dense kernel was
+8-14x slower than indirect there, slower than naive: a gap that said
 nothing about the algorithms.)
 
 Phases: ``pack`` (the im2row copy; absent for a 1x1 layer) -> ``gemm``; NCHW
 adds its layout conversions (``pack`` in front, ``transform_out`` behind).
 
 ``u8s8`` layers: the same copy (padding written as the zero point) and the
-8-bit micro-kernel ``indirect`` uses (:mod:`convbench.algorithms._quantized`).
+8-bit micro-kernel ``indirect`` uses (:mod:`convbench.algorithms._quantized`);
+a u8s8 depthwise layer still copies its whole tap-major matrix, not in bands.
 
 Threads (issue 31): the copy (output rows) and the GEMM (tiles x channel
 blocks) are both on the kernels' pool, each step on one thread per grain of
-work (:mod:`convbench.kernels.grain`); the depthwise path's tap-major copy is
-numpy on one thread.
+work (:mod:`convbench.kernels.grain`); the depthwise path's bands are
+shared out over the threads, each band copied and computed on one.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
-from ..kernels.depthwise import depthwise, pack_depthwise
-from ..kernels.im2row import im2row, im2row_bytes, tap_major_copy
+from ..kernels.depthwise import band_rows, im2col_depthwise, pack_depthwise
+from ..kernels.im2row import im2row, im2row_bytes
 from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
 from ..phases import phased
@@ -61,9 +69,11 @@ class Im2colNumba(Algorithm):
     def workspace_bytes(self, spec: ConvSpec) -> int:
         m = spec.output_height * spec.output_width
         extra = conversion_bytes(spec, "nhwc") + (_quantized.scratch_bytes(spec) if spec.is_quantized else 0)
-        if spec.is_depthwise:  # the tap-major matrix and its (M, R*S) offset table
-            taps = spec.kernel_h * spec.kernel_w
-            return taps * spec.batch * m * spec.in_channels * spec.itemsize + m * taps * 8 + extra
+        if spec.is_depthwise:  # a band of the tap-major matrix per thread (at most), its offset tables
+            taps, ow, c = spec.kernel_h * spec.kernel_w, spec.output_width, spec.in_channels
+            rows = band_rows(spec.output_height, ow, c, taps, spec.itemsize)
+            band = taps * rows * ow * c * spec.itemsize
+            return numba.config.NUMBA_NUM_THREADS * band + 2 * rows * ow * taps * 8 + extra
         # im2row matrix + its row-offset table (the kernel's A-row addresses)
         return im2row_bytes(spec) + m * 8 + extra
 
@@ -105,22 +115,16 @@ class Im2colNumba(Algorithm):
 
 
 def _depthwise(spec: ConvSpec, weight: Array) -> ConvCall:
-    """A depthwise NHWC layer: the tap-major copy (``pack``), then indirect's depthwise
-    kernel (``gemm``) reading pixel ``p``'s tap ``t`` at ``col[t, n, p]``."""
+    """A depthwise NHWC layer: the tap-major im2col matrix band by band, each band read by
+    indirect's depthwise kernel while it is in cache (one step: copy and kernel interleave)."""
     dtype = spec.np_dtype
-    n, c, k = spec.batch, spec.in_channels, spec.out_channels
-    m = spec.output_height * spec.output_width
-    taps = spec.kernel_h * spec.kernel_w
     wpk = pack_depthwise(np.asarray(weight), dtype)
-    # col is (T, N, M, C): image n starts n*M*C in, tap t of pixel p at t*N*M*C + p*C
-    offs = (np.arange(taps, dtype=np.int64)[None, :] * (n * m * c)
-            + np.arange(m, dtype=np.int64)[:, None] * c)
-    zero = np.zeros(c, dtype)  # never read: the matrix has no padding taps
-    shape = (n, spec.output_height, spec.output_width, k)
+    shape = (spec.batch, spec.output_height, spec.output_width, spec.out_channels)
+    geometry = (spec.kernel, spec.stride, spec.dilation, spec.pad_top, spec.pad_left)
 
-    def gemm(col: Array) -> Array:
+    def banded(x: Array) -> Array:
         out = aligned_empty(shape, dtype)
-        depthwise(col.reshape(-1), zero, offs, n, m * c, c, k // c, wpk, out.reshape(-1))
+        im2col_depthwise(x, *geometry, wpk, out)
         return out
 
-    return phased(("pack", tap_major_copy(spec)), ("gemm", gemm))
+    return banded

@@ -38,7 +38,7 @@ FILES = ["summary.csv", "samples.csv", "summary.parquet", "samples.parquet", "re
 SVG_MAX_CASES = 2000
 
 
-def _figures(folder: Path, cases: int) -> str:
+def _figures(folder: Path, res: Any) -> str:
     """Every figure of the run, drawn first where ``plots/`` lacks them or is older than the summary."""
     from ..plots import plot_all
 
@@ -46,7 +46,7 @@ def _figures(folder: Path, cases: int) -> str:
     summary_time = (folder / "summary.csv").stat().st_mtime
     pngs = [plots / f"{name}.png" for name, _ in FIGURES]
     if not any(p.is_file() and p.stat().st_mtime >= summary_time for p in pngs):
-        plot_all(folder, formats=["png", "svg"] if cases <= SVG_MAX_CASES else ["png"])
+        plot_all(folder, formats=["png", "svg"] if len(res.summary) <= SVG_MAX_CASES else ["png"], results=res)
     out = [figure(plots / f"{name}.png", plots / f"{name}.svg", caption)
            for name, caption in FIGURES if (plots / f"{name}.png").is_file()]
     return "<h2 id=\"figures\">Figures</h2>" + ("".join(out) or "<p class=\"dim\">No figure.</p>")
@@ -85,10 +85,11 @@ def _verdicts(res: Any) -> str:
 
 def write_html(results_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the page of a results folder (default ``DIR/report.html``); returns its path."""
-    from ..results import read_results
+    from ..analysis.machines import load
+    from ..results import ANALYSIS_SAMPLE_COLUMNS
 
     folder = Path(results_dir)
-    res = read_results(folder, samples=["time_s"])
+    res = load([folder], samples=ANALYSIS_SAMPLE_COLUMNS)  # read once: the figures take it too
     env = res.env
     title = f"convbench: {env.get('config_name') or folder.name}"
     links = " ".join(f"<a href=\"{f}\">{f}</a>" for f in FILES if (folder / f).is_file())
@@ -97,7 +98,7 @@ def write_html(results_dir: str | Path, out: str | Path | None = None) -> Path:
         header(env, title),
         "<nav><a href=\"#machine\">machine</a><a href=\"#warnings\">warnings</a><a href=\"#verdicts\">verdicts"
         "</a><a href=\"#figures\">figures</a><a href=\"#cases\">every case</a><a href=\"#files\">files</a></nav>",
-        machine(env), warnings(res.summary, env), _verdicts(res), _figures(folder, len(res.summary)),
+        machine(env), warnings(res.summary, env), _verdicts(res), _figures(folder, res),
         f"<h2 id=\"cases\">Every case ({len(rows)})</h2>", cases_block(cols, rows),
         f"<h2 id=\"files\">Files</h2><p>{links}</p>",
     ])

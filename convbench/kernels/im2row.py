@@ -114,3 +114,25 @@ def tap_major_copy(spec: ConvSpec, pad: int = 0) -> Callable[[np.ndarray], np.nd
         return col
 
     return pack
+
+
+@njit(nogil=True, cache=True)
+def tap_major_band_jobs(x, kh, kw, sh, sw, dh, dw, top, left, i0, col, pad):  # pragma: no cover - compiled
+    """``col[t, i, j]`` = the input pixel tap ``t`` of output pixel ``(i0 + i, j)`` reads in the
+    one NHWC image ``x`` (``H, W, C``), ``pad`` where it reads padding."""
+    h, w, c = x.shape
+    rows, ow = col.shape[1], col.shape[2]
+    for r in range(kh):
+        for s in range(kw):
+            t = r * kw + s
+            for i in range(rows):
+                ih = (i0 + i) * sh - top + r * dh
+                for j in range(ow):
+                    iw = j * sw - left + s * dw
+                    if 0 <= ih < h and 0 <= iw < w:
+                        for cc in range(c):
+                            col[t, i, j, cc] = x[ih, iw, cc]
+                    else:
+                        for cc in range(c):
+                            col[t, i, j, cc] = pad
+

@@ -40,7 +40,8 @@ FIGURES = ("speedup", "gflops", "memory", "accuracy", "roofline", "winner_map", 
 
 
 def plot_all(results_dir: str | Path | list[str | Path], out_dir: str | Path | None = None, *,
-             only: list[str] | None = None, formats: Any = None, jobs: int | None = None) -> list[Path]:
+             only: list[str] | None = None, formats: Any = None, jobs: int | None = None,
+             results: Any = None) -> list[Path]:
     """Draw every figure of a results folder into ``out_dir`` (default ``DIR/plots/``).
 
     ``only`` limits the figures (names from :data:`FIGURES`). Returns the
@@ -61,7 +62,8 @@ def plot_all(results_dir: str | Path | list[str | Path], out_dir: str | Path | N
     unknown = [n for n in only or [] if n not in (*FIGURES, "machines")]
     if unknown:
         raise ValueError(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}, machines")
-    res = load(folders, samples=ANALYSIS_SAMPLE_COLUMNS)  # figures need each case's times, nothing more
+    # figures need each case's times, nothing more
+    res = results if results is not None else load(folders, samples=ANALYSIS_SAMPLE_COLUMNS)
     out = Path(out_dir) if out_dir is not None else Path(folders[0]) / "plots"
     if res.summary.empty:
         raise ValueError(f"{', '.join(map(str, folders))}: summary.csv has no rows; nothing to draw")

@@ -34,7 +34,9 @@ from ..spec import ConvSpec
 #: (what other processes did while a case ran); schema-4 folders read with them empty.
 #: 6: 8-bit quantized rows (``dtype`` ``u8s8``, :mod:`convbench.quant`): ``max_abs_err_lsb``
 #: and ``quant``; schema-5 folders read with them empty (every row was float).
-SCHEMA_VERSION = 6
+#: 7: ``pool_threads`` (the threads the kernels' pool really ran a step of the case
+#: on); schema-6 folders read with it empty (not recorded).
+SCHEMA_VERSION = 7
 
 #: Columns ``summary.csv`` must have (the documented contract).
 REQUIRED_COLUMNS = [
@@ -104,10 +106,17 @@ REQUIRED_COLUMNS = [
 #: :mod:`convbench.machine.contention`): ``retaken`` samples that were
 #: preempted (their threads ran less than 90% of the wall time) and taken
 #: again, over all repetitions; ``contended`` whether a repetition still had
-#: more than 20% of its samples retaken after being measured once more;
+#: more than 20% of its samples retaken, or other processes kept 0.3 cores or
+#: more busy, after being measured once more
+#: (:func:`convbench.machine.contention.contended`);
 #: ``other_load`` the most cores other processes kept busy during a
 #: repetition, ``steal`` the hypervisor's steal time (a share of all cores).
 #: ``samples.csv``'s ``ran`` is the share of a sample its threads ran.
+#: ``pool_threads`` (schema 7): the most threads the kernels' pool
+#: (:mod:`convbench.kernels._parallel`) ran one step of the case's timed calls
+#: on, the grain's choice included; 0 where no step ran on it (BLAS,
+#: scipy.fft or a peer's own pool did the work: ``blas_threads``,
+#: ``fft_workers`` and ``numba_threads`` are the limits each pool was given).
 REPETITION_SUMMARY_COLUMNS = [
     "n_repetitions", "reps_agree", "rep_spread", "speedup_ci_low", "speedup_ci_high",
     "time_norm_median", "time_norm_ci_low", "time_norm_ci_high", "norm_rep_spread",
@@ -119,7 +128,7 @@ SUMMARY_COLUMNS = [
     "prepare_bytes", "measured_workspace_bytes", "numba_allocs", "implementation",
     "numba_threads", "blas_threads", "fft_workers", "seed", *REPETITION_SUMMARY_COLUMNS,
     "rss_peak_bytes", "memory_method", "cache", "phase_sum_ratio", "phases_add_up",
-    "retaken", "contended", "other_load", "steal", "max_abs_err_lsb", "quant",
+    "retaken", "contended", "other_load", "steal", "max_abs_err_lsb", "quant", "pool_threads",
 ]
 
 #: Columns of ``repetitions.csv``: one row per case and repetition, written as
@@ -158,11 +167,12 @@ ADDED_IN_4 = {"summary.csv": ["rss_peak_bytes", "memory_method", "cache", "phase
 ADDED_IN_5 = {"summary.csv": ["retaken", "contended", "other_load", "steal"], "samples.csv": ["ran"]}
 #: Columns a schema-5 folder lacks: 8-bit rows did not exist (read as empty, NaN: every row was float).
 ADDED_IN_6 = {"summary.csv": ["max_abs_err_lsb", "quant"], "samples.csv": []}
+ADDED_IN_7 = {"summary.csv": ["pool_threads"], "samples.csv": []}
 #: What a column missing from an older folder reads as, where empty would be wrong
 #: (every case before schema 4 ran warm, and ``cache`` is part of the case keys).
 COLUMN_DEFAULTS = {"cache": "warm", "repetition": 0}
 #: Each schema's additions, by the version that added them.
-_ADDED = {2: ADDED_IN_2, 3: ADDED_IN_3, 4: ADDED_IN_4, 5: ADDED_IN_5, 6: ADDED_IN_6}
+_ADDED = {2: ADDED_IN_2, 3: ADDED_IN_3, 4: ADDED_IN_4, 5: ADDED_IN_5, 6: ADDED_IN_6, 7: ADDED_IN_7}
 
 
 def added_since(name: str, version: int) -> list[str]:

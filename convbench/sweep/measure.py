@@ -43,7 +43,7 @@ from .footprint import measure_memory
 from .refkernel import REF_FLOPS, ReferenceKernel  # noqa: F401 (REF_FLOPS: the session's)
 from .phasing import PhaseTimer, phase_rows
 from ..machine.cache import cold_cache
-from ..machine.contention import CONTENDED_SHARE, RAN_MIN, LoadMeter, cpu_clock, ran_share
+from ..machine.contention import RAN_MIN, LoadMeter, contended, cpu_clock, ran_share
 from ..timing import Sampler, TimingSettings, loops_for, summarize
 from .plan import Case, Group
 
@@ -57,8 +57,6 @@ class GroupResult:
     samples: list[Row] = field(default_factory=list)
     phases: list[Row] = field(default_factory=list)  # phases.csv rows (repetition 0)
 
-
-# -- measuring ---------------------------------------------------------------------
 
 
 def base_row(case: Case, seed: int, baseline: str | None) -> Row:
@@ -86,6 +84,7 @@ class _Live:
     baseline: bool = False
     phase_rows: list[Row] = field(default_factory=list)
     retaken: int = 0  # samples retaken because another process preempted them
+    pool_threads: int = 0  # the most threads the kernels' pool ran one step of a sample on
 
 
 class Monitor:
@@ -312,7 +311,8 @@ def _sample_interleaved(
                         for _ in range(loops):
                             y = call(x)
                         elapsed = time.perf_counter() - t0
-                        ran = ran_share(cpu() - c0, elapsed, min(c.threads, pool_threads_used() or c.threads))
+                        item.pool_threads = max(item.pool_threads, used := pool_threads_used())
+                        ran = ran_share(cpu() - c0, elapsed, min(c.threads, used or c.threads))
                         if ran >= RAN_MIN or item.retaken >= item.sampler.settings.min_samples:
                             break
                         item.retaken += 1
@@ -336,9 +336,9 @@ def _sample_interleaved(
                         or (i.sampler.done and not (i.baseline and others_left))]
             for item in finished:
                 item.row.update(summarize(item.sampler.samples, item.sampler.settings.confidence))
-                n_taken = len(item.sampler.samples) + item.retaken
-                item.row.update(retaken=item.retaken, contended=item.retaken > CONTENDED_SHARE * n_taken,
-                                **load.stop())
+                seen, n_taken = load.stop(), len(item.sampler.samples) + item.retaken
+                item.row.update(retaken=item.retaken, contended=contended(item.retaken, n_taken, seen["other_load"]),
+                                pool_threads=item.pool_threads, **seen)
                 check_last(item.row, item.check, item.last)
                 item.last = None
                 finish(item.pos, item.case, item.samples)

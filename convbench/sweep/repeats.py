@@ -122,6 +122,7 @@ def combine(
                    contended=any(bool(r.get("contended")) for r in reps),
                    other_load=_nanmax(r.get("other_load") for r in reps),
                    steal=_nanmax(r.get("steal") for r in reps),
+                   pool_threads=_nanmax(r.get("pool_threads") for r in reps),
                    pinned_cpus=",".join(dict.fromkeys(c for c in (_cpu(r.get("pinned_cpu")) for r in reps) if c)))
         a = arrays[cid]
         if a["time"].size:

@@ -41,7 +41,10 @@ The floors (one thread, float32, NHWC, batch 1 unless said):
    Runtime; both layouts on each side), geometric mean per network;
 8. direct-blocked >= 1.0x im2col (BLAS) on every 3x3 layer of
    ``configs/paper.yaml``, and >= 0.9x the ``onednn`` peer, geometric mean
-   per network (ResNet-50 3x3, dense MobileNet v1), NHWC.
+   per network (ResNet-50 3x3, dense MobileNet v1), NHWC;
+9. im2col-numba >= 0.5x indirect on every depthwise layer of
+   ``configs/mobilenet.yaml`` (direct-blocked's depthwise path beside it,
+   for the record).
 
 "Best" in 5 and 7 is chosen among noisy candidates; the bootstrap redoes
 that choice in every resample (``peer_checks.py``), so the interval
@@ -210,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     ap.add_argument("--min-time", type=float, default=None, help="seconds per comparison")
     ap.add_argument("--no-jit", action="store_true", help="skip the compile-time and tune checks")
-    ap.add_argument("--floors", default="1,2,3,4,5,6,7,8",
+    ap.add_argument("--floors", default="1,2,3,4,5,6,7,8,9",
                     help="comma-separated floors to measure (default: all)")
     ap.add_argument("--explore", action="store_true",
                     help="exit 0 whatever the verdicts (for the numbers alone)")
@@ -311,6 +314,18 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(Check("8 direct-blocked / onednn, geometric mean", f"{len(pairs)} {network} layers", *geo,
                               0.9, "floor", "direct-blocked", "onednn"))
             print(f"  {'direct-blocked/onednn':34s} {network:24s} {geo[0]:5.2f}", file=sys.stderr, flush=True)
+
+    # 9. im2col-numba (banded tap-major copy + indirect's depthwise kernel) on MobileNet v1's depthwise
+    # layers; direct-blocked's depthwise path beside it, for the record
+    for name, spec in [(n, s) for n, s in _shipped_layers() if n.startswith("mobilenet/") and s.is_depthwise
+                       ] if "9" in floors else []:
+        x, w = spec.random_inputs(10)
+        ind = conv_call("indirect", spec, x, w)
+        ratio("9 im2col-numba / indirect, MobileNet v1 depthwise", name, spec.flops,
+              conv_call("im2col-numba", spec, x, w), ind, "im2col-numba", "indirect", 0.5)
+        row = ratio("9 direct-blocked / indirect, MobileNet v1 depthwise, for the record", name, spec.flops,
+                    conv_call("direct-blocked", spec, x, w), ind, "direct-blocked", "indirect", math.nan)
+        row.kind = "record"
 
     # 3. two threads against one (wall clock): every built-in, large layers and every shipped layer
     if "3" in floors and numba.config.NUMBA_NUM_THREADS < 2:

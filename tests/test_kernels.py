@@ -319,10 +319,12 @@ def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
 
 @pytest.mark.parametrize("band_bytes", [1, 3000, 1 << 30])  # a row a band, several with a short last, one
 @pytest.mark.parametrize("layout", ["nhwc", "nchw"])
-def test_im2col_numba_depthwise_bands_match_the_reference(monkeypatch, band_bytes, layout):
+@pytest.mark.parametrize("width, stride, padding", [(8, (2, 1), (1, 0, 2, 1)), (2, (1, 3), (0, 2, 5, 4))])
+def test_im2col_numba_depthwise_bands_match_the_reference(monkeypatch, band_bytes, layout, width, stride, padding):
     monkeypatch.setattr(dw_mod, "BAND_BYTES", band_bytes)
-    spec = ConvSpec(batch=2, in_channels=21, out_channels=42, height=13, width=8, kernel=3, stride=(2, 1),
-                    dilation=(1, 2), padding=(1, 0, 2, 1), groups=21, layout=layout)
+    # the second: columns that read only padding, at both ends of the row
+    spec = ConvSpec(batch=2, in_channels=21, out_channels=42, height=13, width=width, kernel=3, stride=stride,
+                    dilation=(1, 2), padding=padding, groups=21, layout=layout)
     x, w = spec.random_inputs(3)
     call = convbench.get_algorithm("im2col-numba").prepare(spec, w)
     assert relative_error(call(x), reference(spec, x, w)) < 1e-5

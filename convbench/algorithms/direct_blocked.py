@@ -2,8 +2,9 @@
 ARM Compute Library and TVM's CPU schedules lead with; Indirect Convolution's rival
 (both avoid the im2col matrix: one by pointers, the other by a layout).
 
-``prepare`` reorders the weights once into ``(G, KB, CB, R, S, W, W)`` blocks
-of the configuration's vector width ``W`` (:mod:`convbench.kernels.direct_blocked`).
+``prepare`` reorders the weights once into ``(G, KB, CB, R, S, CW, W)`` blocks
+of the configuration's vector width ``W`` (``CW``: ``W`` input channels, or a
+group's all where it has fewer) (:mod:`convbench.kernels.direct_blocked`).
 The call converts the input to the blocked layout, zero-padded by the
 layer's padding (``pack``), runs the register-blocked kernel (``gemm``: a
 tile of ``db_pixels`` output pixels x ``W`` output channels held in
@@ -13,8 +14,9 @@ time, as oneDNN's reorders are in the ``onednn`` peer's. It needs no
 workspace beyond the blocked copies of the input and the output
 (``workspace_bytes`` says 0 and its docstring which copies: the harness
 hands every algorithm NCHW or NHWC, so the copies are its layout, not a
-workspace). Channels of a group are padded to whole blocks, so grouped
-layers with few channels per group compute lanes they throw away. Depthwise
+workspace). Channels of a group are padded to whole blocks (output blocks
+always ``W`` wide), so grouped layers with few output channels per group
+compute lanes they throw away. Depthwise
 layers (one input channel a group, any number of outputs a group) have
 their own path instead, as in oneDNN: the *groups* fill the vector lanes, and
 a tap is one elementwise multiply-add of ``W`` groups
@@ -22,9 +24,10 @@ a tap is one elementwise multiply-add of ``W`` groups
 
 Threads (issue 31): the kernel's jobs are output rows of one channel block
 ``(n, g, kb, oh)`` on the kernels' pool, on one thread per grain of work
-(:mod:`convbench.kernels.grain`). The blocked copies of the input and output
-(``pack``, ``transform_out``) are numpy on one thread: at two threads they
-are 5-15% of a 3x3 call, the share that does not halve.
+(:mod:`convbench.kernels.grain`); so are the blocked copies of the input and
+output (``pack``, ``transform_out``: :mod:`convbench.kernels.blocked_layout`),
+a row a job. (As numpy slice copies on one thread they were 5-15% of a 3x3
+call, the share that did not halve.)
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 
 from ..algorithm import Algorithm, Array, ConvCall
 from ..kernels.aligned import aligned_empty
+from ..kernels.blocked_layout import dense_lanes, depthwise_lanes, from_blocked, to_blocked
 from ..kernels.configs import active_config
 from ..kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked, row_tiles
 from ..phases import phased
@@ -70,26 +74,25 @@ class DirectBlocked(Algorithm):
         dtype = spec.np_dtype
         wdt = block_channels(cfg.vector_bytes, dtype)
         g, cg, kg = spec.groups, spec.channels_per_group, spec.out_channels_per_group
-        cb, kb = _blocks(cg, wdt), _blocks(kg, wdt)
+        cw = min(cg, wdt)  # input lanes: a group with fewer channels than a vector is not padded to one
+        cb, kb = _blocks(cg, cw), _blocks(kg, wdt)
         kh, kw = spec.kernel
-        padded = np.zeros((g, kb * wdt, cb * wdt, kh, kw), dtype)
+        padded = np.zeros((g, kb * wdt, cb * cw, kh, kw), dtype)
         padded[:, :kg, :cg] = np.asarray(weight).reshape(g, kg, cg, kh, kw)
-        wb = aligned_empty((g, kb, cb, kh, kw, wdt, wdt), dtype)
-        wb[...] = padded.reshape(g, kb, wdt, cb, wdt, kh, kw).transpose(0, 1, 3, 5, 6, 4, 2)
+        wb = aligned_empty((g, kb, cb, kh, kw, cw, wdt), dtype)
+        wb[...] = padded.reshape(g, kb, wdt, cb, cw, kh, kw).transpose(0, 1, 3, 5, 6, 4, 2)
         n, h, w = spec.batch, spec.height, spec.width
         top, left = spec.pad_top, spec.pad_left
         oh, ow = spec.output_height, spec.output_width
         pixels, owp = row_tiles(ow, cfg.db_pixels)  # rows padded to whole register tiles
         hp = h + top + spec.pad_bottom
         wp = max(w + left + spec.pad_right, (owp - 1) * spec.stride_w + (spec.kernel_w - 1) * spec.dilation_w + 1)
-        nhwc = spec.layout == "nhwc"
+        in_lanes, out_lanes = dense_lanes(g, cg, cw)[::2], dense_lanes(g, kg, wdt)
+        layout = spec.layout
 
         def pack(x: Array) -> Array:
-            xb = np.zeros((n, g, cb, hp, wp, wdt), dtype)  # the padding is zeros, and so are the spare channels
-            src = x.reshape(n, h, w, g, cg).transpose(0, 3, 4, 1, 2) if nhwc else x.reshape(n, g, cg, h, w)
-            for b in range(cb):
-                c0, c1 = b * wdt, min(cg, (b + 1) * wdt)
-                xb[:, :, b, top:top + h, left:left + w, : c1 - c0] = src[:, :, c0:c1].transpose(0, 1, 3, 4, 2)
+            xb = aligned_empty((n, g, cb, hp, wp, cw), dtype)  # every element written: padding and spare lanes zero
+            to_blocked(x, layout, *in_lanes, top, left, xb.reshape(n, g * cb, hp, wp, cw))
             return xb
 
         def compute(xb: Array) -> Array:
@@ -98,12 +101,9 @@ class DirectBlocked(Algorithm):
             return out
 
         def unpack(ob: Array) -> Array:
-            ob = ob[:, :, :, :, :ow]  # the row's padding columns go
-            if nhwc:  # (N, G, KB, OH, OW, W) -> (N, OH, OW, G, KB*W) -> the first Kg of each group
-                y = ob.transpose(0, 3, 4, 1, 2, 5).reshape(n, oh, ow, g, kb * wdt)[..., :kg]
-                return np.ascontiguousarray(y).reshape(n, oh, ow, g * kg)
-            y = ob.transpose(0, 1, 2, 5, 3, 4).reshape(n, g, kb * wdt, oh, ow)[:, :, :kg]
-            return np.ascontiguousarray(y).reshape(n, g * kg, oh, ow)
+            y = np.empty(spec.output_shape, dtype)
+            from_blocked(ob.reshape(n, g * kb, oh, owp, wdt), layout, *out_lanes, y)
+            return y
 
         return phased(("pack", pack), ("gemm", compute), ("transform_out", unpack))
 
@@ -126,14 +126,12 @@ def _prepare_depthwise(spec: ConvSpec, weight: Array) -> ConvCall:
     pixels, owp = row_tiles(ow, cfg.db_pixels)
     hp = h + top + spec.pad_bottom
     wp = max(w + left + spec.pad_right, (owp - 1) * spec.stride_w + (kw - 1) * spec.dilation_w + 1)
-    nhwc = spec.layout == "nhwc"
+    in_lanes, out_lanes = depthwise_lanes(g, 1, wdt)[::2], depthwise_lanes(g, mult, wdt)
+    layout = spec.layout
 
     def pack(x: Array) -> Array:
-        xb = np.zeros((n, gb, hp, wp, wdt), dtype)
-        src = x if nhwc else x.transpose(0, 2, 3, 1)  # (N, H, W, G) either way
-        for b in range(gb):
-            c0, c1 = b * wdt, min(g, (b + 1) * wdt)
-            xb[:, b, top:top + h, left:left + w, : c1 - c0] = src[..., c0:c1]
+        xb = aligned_empty((n, gb, hp, wp, wdt), dtype)
+        to_blocked(x, layout, *in_lanes, top, left, xb)
         return xb
 
     def compute(xb: Array) -> Array:
@@ -141,12 +139,9 @@ def _prepare_depthwise(spec: ConvSpec, weight: Array) -> ConvCall:
         depthwise_blocked(xb, wb, out, spec.kernel, spec.stride, spec.dilation, pixels, cfg.vector_bytes)
         return out
 
-    def unpack(ob: Array) -> Array:
-        ob = ob[:, :, :, :, :ow]  # output channel (gb * W + lane) * M + m
-        if nhwc:  # (N, GB, M, OH, OW, W) -> (N, OH, OW, GB, W, M)
-            y = ob.transpose(0, 3, 4, 1, 5, 2).reshape(n, oh, ow, gb * wdt * mult)[..., : g * mult]
-            return np.ascontiguousarray(y)
-        y = ob.transpose(0, 1, 5, 2, 3, 4).reshape(n, gb * wdt * mult, oh, ow)[:, : g * mult]
-        return np.ascontiguousarray(y)
+    def unpack(ob: Array) -> Array:  # output channel (gb * W + lane) * M + m
+        y = np.empty(spec.output_shape, dtype)
+        from_blocked(ob.reshape(n, gb * mult, oh, owp, wdt), layout, *out_lanes, y)
+        return y
 
     return phased(("pack", pack), ("gemm", compute), ("transform_out", unpack))

@@ -4,12 +4,14 @@ Low, ICML 2018; oneDNN's ``jit:avx512_core`` / ``jit:avx2`` direct kernels).
 Layouts, ``W`` being the channels of one SIMD vector (the configuration's
 ``vector_bytes`` of the dtype: 16 float32 on AVX-512, 8 on AVX2):
 
-- input ``(N, G, CB, Hp, Wp, W)``: each group's channels in blocks of ``W``
-  (zero-padded to a whole block), the image zero-padded by the layer's
-  padding, so no tap needs a bounds check;
-- weights ``(G, KB, CB, R, S, W_in, W_out)``: for an output block and an
-  input block, each tap is a ``W x W`` matrix whose rows are vectors of
-  output channels;
+- input ``(N, G, CB, Hp, Wp, CW)``: each group's channels in blocks of
+  ``CW`` (``W``, or all of a group's channels where it has fewer: a
+  3-channel first layer is not padded to 16), zero-padded to a whole block,
+  the image zero-padded by the layer's padding, so no tap needs a bounds
+  check;
+- weights ``(G, KB, CB, R, S, CW, W)``: for an output block and an input
+  block, each tap is a ``CW x W`` matrix whose rows are vectors of output
+  channels;
 - output ``(N, G, KB, OH, OWp, W)``, each row padded to whole tiles (and the
   input to match) so every tile has the same, compile-time, width.
 
@@ -34,14 +36,14 @@ from ._intrinsics import data_ptr, lanes, ptr_add, stack_vectors, vcopy, vfma, v
 from ._parallel import chunk_done, next_chunk, parallel_for
 
 
-def _build(UR: int, VB: int) -> Callable:  # noqa: N803 - the tile's constants
+def _build(UR: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's constants
     @njit(nogil=True, fastmath=True, cache=True)
     def direct_blocked_jobs(work, x, w, out, groups, cb_n, kb_n, hp, wp, oh_n, ow_n, kh, kw,
                             sh, sw, dh, dw):  # pragma: no cover - compiled
         W = lanes(x, VB)
         acc = stack_vectors(x, UR, VB)
         xp0, wp0, op0 = data_ptr(x), data_ptr(w), data_ptr(out)
-        tap = W * W  # one tap's weights: W input channels x W output channels
+        tap = CW * W  # one tap's weights: CW input channels x W output channels
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
@@ -62,15 +64,15 @@ def _build(UR: int, VB: int) -> Callable:  # noqa: N803 - the tile's constants
                     for cb in range(cb_n):
                         for r in range(kh):
                             ih = oh * sh + r * dh
-                            x_row = ptr_add(xp0, ((x_img + cb) * hp + ih) * wp * W)
+                            x_row = ptr_add(xp0, ((x_img + cb) * hp + ih) * wp * CW)
                             for s in range(kw):
-                                xs = ptr_add(x_row, (ow0 * sw + s * dw) * W)
+                                xs = ptr_add(x_row, (ow0 * sw + s * dw) * CW)
                                 wt = ptr_add(wp0, (((w_blk + cb) * kh + r) * kw + s) * tap)
                                 # constant trip counts: the accumulators stay in registers
-                                for c in range(W):
+                                for c in range(CW):
                                     wv = ptr_add(wt, c * W)
                                     for p in range(UR):
-                                        vfma(ptr_add(acc, p * W), xs[p * sw * W + c], wv, VB)
+                                        vfma(ptr_add(acc, p * W), xs[p * sw * CW + c], wv, VB)
                     for p in range(UR):
                         vcopy(ptr_add(op0, o_row + (ow0 + p) * W), ptr_add(acc, p * W), VB)
             chunk_done(work, lo, hi)
@@ -79,8 +81,8 @@ def _build(UR: int, VB: int) -> Callable:  # noqa: N803 - the tile's constants
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(ur: int, vbytes: int) -> Callable:
-    return _build(ur, vbytes)
+def _compiled(ur: int, vbytes: int, cw: int) -> Callable:
+    return _build(ur, vbytes, cw)
 
 
 def row_tiles(ow: int, most: int) -> tuple[int, int]:
@@ -103,8 +105,10 @@ def check_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[i
     g_w, kb, cb_w, kh, kw, w_in, w_out = w.shape
     n_o, g_o, kb_o, oh, ow, lanes_o = out.shape
     width = block_channels(vector_bytes, x.dtype)
-    if not (x.dtype == w.dtype == out.dtype and lanes_x == w_in == w_out == lanes_o == width):
-        raise ValueError(f"direct-blocked: blocks of {width} {x.dtype} channels expected in every array; got "
+    if not (x.dtype == w.dtype == out.dtype and w_out == lanes_o == width and lanes_x == w_in
+            and 1 <= lanes_x <= width):
+        raise ValueError(f"direct-blocked: output blocks of {width} {x.dtype} channels, input blocks of at most "
+                         f"as many, expected; got "
                          f"{lanes_x}, {w_in}x{w_out}, {lanes_o} ({x.dtype}, {w.dtype}, {out.dtype})")
     if (g_w, cb_w, (kh, kw)) != (g, cb, kernel) or (n_o, g_o, kb_o) != (n, g, kb):
         raise ValueError(f"direct-blocked: shapes disagree: input {x.shape}, weights {w.shape}, output {out.shape}")
@@ -124,8 +128,8 @@ def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[
     check_blocked(x, w, out, kernel, stride, dilation, pixels, vector_bytes)
     n, g, cb, hp, wp, _ = x.shape
     kb, oh, ow = w.shape[1], out.shape[3], out.shape[4]
-    jobs = _compiled(pixels, vector_bytes)
-    flops = 2.0 * out.size * cb * kernel[0] * kernel[1] * w.shape[-1]
+    jobs = _compiled(pixels, vector_bytes, x.shape[-1])
+    flops = 2.0 * out.size * cb * kernel[0] * kernel[1] * w.shape[-2]
     parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, hp, wp, oh, ow, *kernel, *stride, *dilation,
                  flops=flops)
 

@@ -119,20 +119,35 @@ def tap_major_copy(spec: ConvSpec, pad: int = 0) -> Callable[[np.ndarray], np.nd
 @njit(nogil=True, cache=True)
 def tap_major_band_jobs(x, kh, kw, sh, sw, dh, dw, top, left, i0, col, pad):  # pragma: no cover - compiled
     """``col[t, i, j]`` = the input pixel tap ``t`` of output pixel ``(i0 + i, j)`` reads in the
-    one NHWC image ``x`` (``H, W, C``), ``pad`` where it reads padding."""
+    one NHWC image ``x`` (``H, W, C``), ``pad`` where it reads padding.
+
+    Per tap and output row, the columns that read inside the image are one run
+    (contiguous in ``x`` too at stride 1), the rest padding at both ends; raw
+    pointers, as in :func:`im2row_jobs`, for the same reason."""
     h, w, c = x.shape
     rows, ow = col.shape[1], col.shape[2]
-    for r in range(kh):
-        for s in range(kw):
-            t = r * kw + s
-            for i in range(rows):
-                ih = (i0 + i) * sh - top + r * dh
-                for j in range(ow):
-                    iw = j * sw - left + s * dw
-                    if 0 <= ih < h and 0 <= iw < w:
-                        for cc in range(c):
-                            col[t, i, j, cc] = x[ih, iw, cc]
-                    else:
-                        for cc in range(c):
-                            col[t, i, j, cc] = pad
-
+    xp, cp = data_ptr(x), data_ptr(col)
+    for t in range(kh * kw):
+        r, s = t // kw, t % kw
+        j0 = min(ow, max(0, -((s * dw - left) // sw)))  # the first column whose input is inside the image
+        j1 = max(j0, min(ow, (w - 1 + left - s * dw) // sw + 1))
+        for i in range(rows):
+            ih = (i0 + i) * sh - top + r * dh
+            dst = ptr_add(cp, (t * rows + i) * ow * c)
+            if ih < 0 or ih >= h:
+                for e in range(ow * c):
+                    dst[e] = pad
+                continue
+            for e in range(j0 * c):
+                dst[e] = pad
+            for e in range(j1 * c, ow * c):
+                dst[e] = pad
+            src = ptr_add(xp, (ih * w + j0 * sw - left + s * dw) * c)
+            run = ptr_add(dst, j0 * c)
+            if sw == 1:
+                for e in range((j1 - j0) * c):
+                    run[e] = src[e]
+            else:
+                for j in range(j1 - j0):
+                    for cc in range(c):
+                        run[j * c + cc] = src[j * sw * c + cc]

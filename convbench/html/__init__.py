@@ -38,15 +38,39 @@ FILES = ["summary.csv", "samples.csv", "summary.parquet", "samples.parquet", "re
 SVG_MAX_CASES = 2000
 
 
-def _figures(folder: Path, res: Any) -> str:
-    """Every figure of the run, drawn first where ``plots/`` lacks them or is older than the summary."""
+def _draw_figures(folder: Path, res: Any) -> Any:
+    """Start drawing every figure where ``plots/`` lacks them or is older than the summary;
+    returns a handle for :func:`_figures`. Where fork exists the drawing runs in a child
+    process while the page's verdicts are computed (each half takes ~10 s on a 25,000-case
+    run, and the verdicts are one thread: together they keep both cores busy)."""
+    import multiprocessing as mp
+
     from ..plots import plot_all
 
     plots = folder / "plots"
     summary_time = (folder / "summary.csv").stat().st_mtime
     pngs = [plots / f"{name}.png" for name, _ in FIGURES]
-    if not any(p.is_file() and p.stat().st_mtime >= summary_time for p in pngs):
-        plot_all(folder, formats=["png", "svg"] if len(res.summary) <= SVG_MAX_CASES else ["png"], results=res)
+    if any(p.is_file() and p.stat().st_mtime >= summary_time for p in pngs):
+        return None
+    kwargs = {"formats": ["png", "svg"] if len(res.summary) <= SVG_MAX_CASES else ["png"], "results": res}
+    if "fork" not in mp.get_all_start_methods():
+        plot_all(folder, **kwargs)
+        return None
+    child = mp.get_context("fork").Process(target=plot_all, args=(folder,), kwargs=kwargs, daemon=False)
+    child.start()
+    return child, kwargs
+
+
+def _figures(folder: Path, drawing: Any) -> str:
+    """The figures section, once the drawing :func:`_draw_figures` started has ended."""
+    from ..plots import plot_all
+
+    if drawing is not None:
+        child, kwargs = drawing
+        child.join()
+        if child.exitcode != 0:  # draw again here, so the error (if any) is raised where it can be read
+            plot_all(folder, **kwargs)
+    plots = folder / "plots"
     out = [figure(plots / f"{name}.png", plots / f"{name}.svg", caption)
            for name, caption in FIGURES if (plots / f"{name}.png").is_file()]
     return "<h2 id=\"figures\">Figures</h2>" + ("".join(out) or "<p class=\"dim\">No figure.</p>")
@@ -93,12 +117,19 @@ def write_html(results_dir: str | Path, out: str | Path | None = None) -> Path:
     env = res.env
     title = f"convbench: {env.get('config_name') or folder.name}"
     links = " ".join(f"<a href=\"{f}\">{f}</a>" for f in FILES if (folder / f).is_file())
+    drawing = _draw_figures(folder, res)
+    try:
+        verdicts = _verdicts(res)
+    except BaseException:
+        if drawing is not None:
+            drawing[0].kill()
+        raise
     cols, rows = case_rows(res.summary)
     body = "".join([
         header(env, title),
         "<nav><a href=\"#machine\">machine</a><a href=\"#warnings\">warnings</a><a href=\"#verdicts\">verdicts"
         "</a><a href=\"#figures\">figures</a><a href=\"#cases\">every case</a><a href=\"#files\">files</a></nav>",
-        machine(env), warnings(res.summary, env), _verdicts(res), _figures(folder, res),
+        machine(env), warnings(res.summary, env), verdicts, _figures(folder, drawing),
         f"<h2 id=\"cases\">Every case ({len(rows)})</h2>", cases_block(cols, rows),
         f"<h2 id=\"files\">Files</h2><p>{links}</p>",
     ])

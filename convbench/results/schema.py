@@ -275,8 +275,16 @@ def spec_of(row: Mapping[str, Any]) -> ConvSpec:
 
 
 def specs_of(summary: Any) -> list[ConvSpec]:
-    """:func:`spec_of` for every row of a summary DataFrame, in order."""
-    return [spec_of(r) for r in summary[SPEC_COLUMNS].to_dict("records")]
+    """:func:`spec_of` for every row of a summary DataFrame, in order (one spec per distinct
+    shape: a big run repeats a few hundred shapes over thousands of rows)."""
+    made: dict[tuple[Any, ...], ConvSpec] = {}
+    out = []
+    for values in summary[SPEC_COLUMNS].itertuples(index=False, name=None):
+        spec = made.get(values)
+        if spec is None:
+            spec = made[values] = spec_of(dict(zip(SPEC_COLUMNS, values)))
+        out.append(spec)
+    return out
 
 
 def _row(columns: list[str], values: Mapping[str, Any], what: str) -> dict[str, Any]:

@@ -89,26 +89,31 @@ def test_the_layout_copies_place_every_channel_in_its_lane_and_zero_the_rest(lay
     n, groups, per, h, w, lanes = 2, 3, 5, 4, 3, 4  # 5 channels a group: a full block and a partial one
     x = np.arange(n * groups * per * h * w, dtype=np.float32).reshape(n, groups * per, h, w) + 1
     xin = x.transpose(0, 2, 3, 1).copy() if layout == "nhwc" else x
-    base, step, valid = dense_lanes(groups, per, lanes)
-    xb = np.full((n, len(base), h + 3, w + 2, lanes), np.nan, np.float32)
-    to_blocked(xin, layout, base, valid, 1, 1, xb)
+    lane_map = dense_lanes(groups, per, lanes)
+    xb = np.full((n, len(lane_map.base), h + 3, w + 2, lanes), np.nan, np.float32)
+    to_blocked(xin, layout, lane_map, 1, 1, xb)
     want = np.zeros_like(xb)
-    for b, (c0, v) in enumerate(zip(base, valid)):
+    for b, (c0, v) in enumerate(zip(lane_map.base, lane_map.valid)):
         want[:, b, 1:1 + h, 1:1 + w, :v] = x[:, c0:c0 + v].transpose(0, 2, 3, 1)
     np.testing.assert_array_equal(xb, want)
     back = np.empty_like(xin)
-    from_blocked(np.ascontiguousarray(xb[:, :, 1:1 + h, 1:]), layout, base, step, valid, back)
+    from_blocked(np.ascontiguousarray(xb[:, :, 1:1 + h, 1:]), layout, lane_map, back)
     np.testing.assert_array_equal(back, xin)  # the row's extra column is dropped
 
 
 def test_the_layout_copies_refuse_lane_maps_and_shapes_that_do_not_fit():
-    from convbench.kernels.blocked_layout import from_blocked, to_blocked
+    from convbench.kernels.blocked_layout import Lanes, dense_lanes, depthwise_lanes, from_blocked, to_blocked
 
     x = np.zeros((1, 4, 3, 3), np.float32)
     xb = np.zeros((1, 1, 5, 5, 4), np.float32)
+    one = np.array([1])
     with pytest.raises(ValueError, match="reach past the 4 channels"):
-        to_blocked(x, "nchw", np.array([1]), np.array([4]), 1, 1, xb)
+        Lanes(one, one, np.array([4]), 4, 4)
     with pytest.raises(ValueError, match="does not fit"):
-        to_blocked(x, "nchw", np.array([0]), np.array([4]), 3, 1, xb)
+        to_blocked(x, "nchw", dense_lanes(1, 4, 4), 3, 1, xb)
+    with pytest.raises(ValueError, match="does not fit 1 blocks of 4 over 4"):
+        to_blocked(x, "nchw", dense_lanes(1, 8, 4), 1, 1, xb)  # a map of another channel count
+    with pytest.raises(ValueError, match="does not fit"):  # a depthwise output map has steps: never an input map
+        to_blocked(x, "nchw", depthwise_lanes(2, 2, 4), 1, 1, xb)
     with pytest.raises(ValueError, match="do not fit"):
-        from_blocked(xb, "nchw", np.array([0]), np.array([1]), np.array([4]), np.zeros((1, 4, 6, 3), np.float32))
+        from_blocked(xb, "nchw", dense_lanes(1, 4, 4), np.zeros((1, 4, 6, 3), np.float32))

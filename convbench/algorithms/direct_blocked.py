@@ -87,12 +87,12 @@ class DirectBlocked(Algorithm):
         pixels, owp = row_tiles(ow, cfg.db_pixels)  # rows padded to whole register tiles
         hp = h + top + spec.pad_bottom
         wp = max(w + left + spec.pad_right, (owp - 1) * spec.stride_w + (spec.kernel_w - 1) * spec.dilation_w + 1)
-        in_lanes, out_lanes = dense_lanes(g, cg, cw)[::2], dense_lanes(g, kg, wdt)
+        in_lanes, out_lanes = dense_lanes(g, cg, cw), dense_lanes(g, kg, wdt)
         layout = spec.layout
 
         def pack(x: Array) -> Array:
             xb = aligned_empty((n, g, cb, hp, wp, cw), dtype)  # every element written: padding and spare lanes zero
-            to_blocked(x, layout, *in_lanes, top, left, xb.reshape(n, g * cb, hp, wp, cw))
+            to_blocked(x, layout, in_lanes, top, left, xb.reshape(n, g * cb, hp, wp, cw))
             return xb
 
         def compute(xb: Array) -> Array:
@@ -102,7 +102,7 @@ class DirectBlocked(Algorithm):
 
         def unpack(ob: Array) -> Array:
             y = np.empty(spec.output_shape, dtype)
-            from_blocked(ob.reshape(n, g * kb, oh, owp, wdt), layout, *out_lanes, y)
+            from_blocked(ob.reshape(n, g * kb, oh, owp, wdt), layout, out_lanes, y)
             return y
 
         return phased(("pack", pack), ("gemm", compute), ("transform_out", unpack))
@@ -126,12 +126,12 @@ def _prepare_depthwise(spec: ConvSpec, weight: Array) -> ConvCall:
     pixels, owp = row_tiles(ow, cfg.db_pixels)
     hp = h + top + spec.pad_bottom
     wp = max(w + left + spec.pad_right, (owp - 1) * spec.stride_w + (kw - 1) * spec.dilation_w + 1)
-    in_lanes, out_lanes = depthwise_lanes(g, 1, wdt)[::2], depthwise_lanes(g, mult, wdt)
+    in_lanes, out_lanes = depthwise_lanes(g, 1, wdt), depthwise_lanes(g, mult, wdt)
     layout = spec.layout
 
     def pack(x: Array) -> Array:
         xb = aligned_empty((n, gb, hp, wp, wdt), dtype)
-        to_blocked(x, layout, *in_lanes, top, left, xb)
+        to_blocked(x, layout, in_lanes, top, left, xb)
         return xb
 
     def compute(xb: Array) -> Array:
@@ -141,7 +141,7 @@ def _prepare_depthwise(spec: ConvSpec, weight: Array) -> ConvCall:
 
     def unpack(ob: Array) -> Array:  # output channel (gb * W + lane) * M + m
         y = np.empty(spec.output_shape, dtype)
-        from_blocked(ob.reshape(n, gb * mult, oh, owp, wdt), layout, *out_lanes, y)
+        from_blocked(ob.reshape(n, gb * mult, oh, owp, wdt), layout, out_lanes, y)
         return y
 
     return phased(("pack", pack), ("gemm", compute), ("transform_out", unpack))

@@ -16,6 +16,8 @@ row: numpy's strided slice assignments ran them on one thread at a few GB/s,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
@@ -102,18 +104,36 @@ def _strides(shape: tuple[int, ...], layout: str) -> tuple[int, int, int, int, i
     return n, c, h, w, c * h * w, h * w, w
 
 
-def _lanes_fit(where: str, base: np.ndarray, step: np.ndarray, valid: np.ndarray, lanes: int, channels: int,
-               blocks: int) -> None:
-    """Refuse a lane map that would reach a channel the array does not have (numba checks nothing)."""
-    if not (len(base) == len(step) == len(valid) == blocks):
-        raise ValueError(f"{where}: {blocks} blocks but lane maps of {len(base)}, {len(step)}, {len(valid)}")
-    last = base + np.maximum(valid - 1, 0) * step
-    if ((valid < 0) | (valid > lanes) | (base < 0) | (step < 1) | ((valid > 0) & (last >= channels))).any():
-        raise ValueError(f"{where}: a block's lanes reach past the {channels} channels")
+@dataclass(frozen=True)
+class Lanes:
+    """Which channel each lane of each block holds (see the module docstring), checked once:
+    the copies of a prepared call then check only that it fits their arrays."""
+
+    base: np.ndarray  #: int64, a block's first channel
+    step: np.ndarray  #: int64, the channel distance between a block's lanes
+    valid: np.ndarray  #: int64, a block's lanes that hold a channel (the rest are zeros)
+    lanes: int  #: lanes in a block
+    channels: int  #: channels of the array it maps
+
+    def __post_init__(self) -> None:
+        base, step, valid = self.base, self.step, self.valid
+        if not (len(base) == len(step) == len(valid)):
+            raise ValueError(f"lane map: {len(base)}, {len(step)}, {len(valid)} entries")
+        last = base + np.maximum(valid - 1, 0) * step
+        if ((valid < 0) | (valid > self.lanes) | (base < 0) | (step < 1)
+                | ((valid > 0) & (last >= self.channels))).any():
+            raise ValueError(f"lane map: a block's lanes reach past the {self.channels} channels")
+
+    def fits(self, where: str, channels: int, blocks: int, lanes: int, unit: bool = False) -> None:
+        """Refuse arrays of another channel count, block count or width (or a spread-out map
+        where ``unit`` steps are needed)."""
+        if (channels, blocks, lanes) != (self.channels, len(self.base), self.lanes) or (
+                unit and (self.step != 1).any()):
+            raise ValueError(f"{where}: a lane map of {len(self.base)} blocks of {self.lanes} over {self.channels} "
+                             f"channels does not fit {blocks} blocks of {lanes} over {channels} channels")
 
 
-def to_blocked(x: np.ndarray, layout: str, base: np.ndarray, valid: np.ndarray, top: int, left: int,
-               xb: np.ndarray) -> None:
+def to_blocked(x: np.ndarray, layout: str, lanes_of: Lanes, top: int, left: int, xb: np.ndarray) -> None:
     """Fill ``xb`` ``(N, B, Hp, Wp, W)`` from ``x`` (NCHW or NHWC): lane ``l`` of block ``b`` is
     channel ``base[b] + l`` (``l < valid[b]``), the image placed at ``(top, left)``, zeros
     everywhere else."""
@@ -123,15 +143,13 @@ def to_blocked(x: np.ndarray, layout: str, base: np.ndarray, valid: np.ndarray, 
         raise ValueError(f"to_blocked: input {x.shape} {x.dtype} and blocked {xb.shape} {xb.dtype} do not fit")
     if top < 0 or left < 0 or top + h > hp or left + w > wp:
         raise ValueError(f"to_blocked: a {h}x{w} image at ({top}, {left}) does not fit {hp}x{wp}")
-    base, valid = np.asarray(base, np.int64), np.asarray(valid, np.int64)
-    _lanes_fit("to_blocked", base, np.ones_like(base), valid, lanes, c, nb)
+    lanes_of.fits("to_blocked", c, nb, lanes, unit=True)
     sw = c if layout == "nhwc" else 1
-    parallel_for(_pack_jobs, n * nb * hp, x, xb, base, valid, sn, sc, sh_, sw, top, left, h, w,
+    parallel_for(_pack_jobs, n * nb * hp, x, xb, lanes_of.base, lanes_of.valid, sn, sc, sh_, sw, top, left, h, w,
                  nbytes=2.0 * xb.nbytes)
 
 
-def from_blocked(ob: np.ndarray, layout: str, base: np.ndarray, step: np.ndarray, valid: np.ndarray,
-                 y: np.ndarray) -> None:
+def from_blocked(ob: np.ndarray, layout: str, lanes_of: Lanes, y: np.ndarray) -> None:
     """Fill ``y`` (NCHW or NHWC) from ``ob`` ``(N, B, OH, OWp, W)``: channel
     ``base[b] + l * step[b]`` is lane ``l`` of block ``b`` (``l < valid[b]``); the row's
     columns past ``y``'s width are dropped. Every channel of ``y`` must be some block's."""
@@ -140,23 +158,24 @@ def from_blocked(ob: np.ndarray, layout: str, base: np.ndarray, step: np.ndarray
     if not (y.flags.c_contiguous and ob.flags.c_contiguous and y.dtype == ob.dtype and (n_b, oh_b) == (n, oh)
             and ow <= owp):
         raise ValueError(f"from_blocked: blocked {ob.shape} {ob.dtype} and output {y.shape} {y.dtype} do not fit")
-    base, step, valid = (np.asarray(a, np.int64) for a in (base, step, valid))
-    _lanes_fit("from_blocked", base, step, valid, lanes, k, nb)
+    lanes_of.fits("from_blocked", k, nb, lanes)
     sw = k if layout == "nhwc" else 1
-    parallel_for(_unpack_jobs, n * oh * nb, ob, y, base, step, valid, sn, sc, sh_, sw, ow,
+    parallel_for(_unpack_jobs, n * oh * nb, ob, y, lanes_of.base, lanes_of.step, lanes_of.valid, sn, sc, sh_, sw, ow,
                  nbytes=2.0 * y.nbytes)
 
 
-def dense_lanes(groups: int, per_group: int, lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(base, step, valid)`` of blocks ``g * ceil(per_group / W) + blk``: ``W`` consecutive channels
-    of one group each, the group's last block partly filled."""
+def dense_lanes(groups: int, per_group: int, lanes: int) -> Lanes:
+    """Blocks ``g * ceil(per_group / W) + blk``: ``W`` consecutive channels of one group each,
+    the group's last block partly filled."""
     nblk = -(-per_group // lanes)
     g, blk = np.divmod(np.arange(groups * nblk, dtype=np.int64), nblk)
-    return g * per_group + blk * lanes, np.ones_like(g), np.minimum(lanes, per_group - blk * lanes)
+    return Lanes(g * per_group + blk * lanes, np.ones_like(g), np.minimum(lanes, per_group - blk * lanes), lanes,
+                 groups * per_group)
 
 
-def depthwise_lanes(groups: int, mult: int, lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(base, step, valid)`` of depthwise output blocks ``gb * mult + m``: lane ``l`` is output
-    ``(gb * W + l) * mult + m`` (``mult`` 1: the input's blocks of ``W`` groups)."""
+def depthwise_lanes(groups: int, mult: int, lanes: int) -> Lanes:
+    """Depthwise output blocks ``gb * mult + m``: lane ``l`` is output ``(gb * W + l) * mult + m``
+    (``mult`` 1: the input's blocks of ``W`` groups)."""
     gb, m = np.divmod(np.arange(-(-groups // lanes) * mult, dtype=np.int64), mult)
-    return gb * lanes * mult + m, np.full_like(gb, mult), np.minimum(lanes, groups - gb * lanes)
+    return Lanes(gb * lanes * mult + m, np.full_like(gb, mult), np.minimum(lanes, groups - gb * lanes), lanes,
+                 groups * mult)

@@ -117,3 +117,40 @@ def test_the_layout_copies_refuse_lane_maps_and_shapes_that_do_not_fit():
         to_blocked(x, "nchw", depthwise_lanes(2, 2, 4), 1, 1, xb)
     with pytest.raises(ValueError, match="do not fit"):
         from_blocked(xb, "nchw", dense_lanes(1, 4, 4), np.zeros((1, 4, 6, 3), np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kernel, padding, stride, groups, phases", [
+    (1, 0, 1, 1, ("gemm",)),  # whole blocks, no padding, whole tiles: no copy at all
+    (3, 1, 1, 2, ("pack", "gemm")),  # padding: the input is copied, the output written in place
+    (1, 0, 2, 1, ("gemm",)),
+])
+def test_nhwc_layers_of_whole_blocks_skip_the_copies_and_match_the_reference(dtype, kernel, padding, stride, groups,
+                                                                             phases):
+    width = block_channels(active_config().vector_bytes, dtype)
+    c = 2 * width * groups
+    spec = convbench.ConvSpec(batch=2, in_channels=c, out_channels=c, height=7, width=14, kernel=kernel,
+                              padding=padding, stride=stride, groups=groups, layout="nhwc", dtype=dtype)
+    x, w = spec.random_inputs(4)
+    call = convbench.get_algorithm("direct-blocked").prepare(spec, w)
+    assert call.phases == phases
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    assert convbench.relative_error(call(x), convbench.reference(spec, x, w)) < tol
+
+
+def test_the_nhwc_kernel_refuses_arrays_it_would_overrun():
+    from convbench.kernels.direct_blocked import direct_blocked_nhwc
+
+    vb = active_config().vector_bytes
+    lanes = block_channels(vb, np.float32)
+    w = np.zeros((1, 1, 1, 1, 1, lanes, lanes), np.float32)
+    x = np.zeros((1, 4, 4, lanes), np.float32)
+    direct_blocked_nhwc(x, w, np.zeros((1, 4, 4, lanes), np.float32), (1, 1), (1, 1), (1, 1), 4, vb, True, True)
+    with pytest.raises(ValueError, match="reads past the input"):
+        direct_blocked_nhwc(x, w, np.zeros((1, 4, 6, lanes), np.float32), (1, 1), (1, 1), (1, 1), 3, vb, True, True)
+    with pytest.raises(ValueError, match="does not hold"):
+        direct_blocked_nhwc(x[..., :1].copy(), w, np.zeros((1, 4, 4, lanes), np.float32), (1, 1), (1, 1), (1, 1),
+                            4, vb, True, True)
+    with pytest.raises(ValueError, match="does not hold"):
+        direct_blocked_nhwc(x, w, np.zeros((1, 4, 4, 2 * lanes), np.float32), (1, 1), (1, 1), (1, 1), 4, vb,
+                            True, True)

@@ -14,7 +14,10 @@ time, as oneDNN's reorders are in the ``onednn`` peer's. It needs no
 workspace beyond the blocked copies of the input and the output
 (``workspace_bytes`` says 0 and its docstring which copies: the harness
 hands every algorithm NCHW or NHWC, so the copies are its layout, not a
-workspace). Channels of a group are padded to whole blocks (output blocks
+workspace). In NHWC a block is already ``W`` neighbouring channels of a
+pixel, so an unpadded layer whose groups hold whole blocks reads its input
+as it lies (no ``pack``), and one whose rows are whole tiles writes its
+output in place (no ``transform_out``): most 1x1 layers skip both copies. Channels of a group are padded to whole blocks (output blocks
 always ``W`` wide), so grouped layers with few output channels per group
 compute lanes they throw away. Depthwise
 layers (one input channel a group, any number of outputs a group) have
@@ -38,7 +41,7 @@ from ..algorithm import Algorithm, Array, ConvCall
 from ..kernels.aligned import aligned_empty
 from ..kernels.blocked_layout import dense_lanes, depthwise_lanes, from_blocked, to_blocked
 from ..kernels.configs import active_config
-from ..kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked, row_tiles
+from ..kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked_nhwc, row_tiles
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
@@ -89,6 +92,13 @@ class DirectBlocked(Algorithm):
         wp = max(w + left + spec.pad_right, (owp - 1) * spec.stride_w + (spec.kernel_w - 1) * spec.dilation_w + 1)
         in_lanes, out_lanes = dense_lanes(g, cg, cw), dense_lanes(g, kg, wdt)
         layout = spec.layout
+        # NHWC whose blocks are already W neighbouring channels of a pixel needs no copy: the
+        # input where the layer has no padding and its tiles read no column past the image,
+        # the output where its groups hold whole blocks and its rows whole tiles
+        unpadded = spec.pad_top == spec.pad_bottom == spec.pad_left == spec.pad_right == 0
+        x_direct = layout == "nhwc" and cw == wdt and cg % wdt == 0 and unpadded and wp == w
+        out_direct = layout == "nhwc" and kg % wdt == 0 and owp == ow
+        out_shape = spec.output_shape if out_direct else (n, g, kb, oh, owp, wdt)
 
         def pack(x: Array) -> Array:
             xb = aligned_empty((n, g, cb, hp, wp, cw), dtype)  # every element written: padding and spare lanes zero
@@ -96,8 +106,9 @@ class DirectBlocked(Algorithm):
             return xb
 
         def compute(xb: Array) -> Array:
-            out = aligned_empty((n, g, kb, oh, owp, wdt), dtype)
-            direct_blocked(xb, wb, out, spec.kernel, spec.stride, spec.dilation, pixels, cfg.vector_bytes)
+            out = aligned_empty(out_shape, dtype)
+            direct_blocked_nhwc(xb, wb, out, spec.kernel, spec.stride, spec.dilation, pixels, cfg.vector_bytes,
+                                x_direct, out_direct)
             return out
 
         def unpack(ob: Array) -> Array:
@@ -105,7 +116,9 @@ class DirectBlocked(Algorithm):
             from_blocked(ob.reshape(n, g * kb, oh, owp, wdt), layout, out_lanes, y)
             return y
 
-        return phased(("pack", pack), ("gemm", compute), ("transform_out", unpack))
+        steps = [("pack", pack)] if not x_direct else []
+        steps += [("gemm", compute)] + ([("transform_out", unpack)] if not out_direct else [])
+        return phased(*steps)
 
 
 def _prepare_depthwise(spec: ConvSpec, weight: Array) -> ConvCall:

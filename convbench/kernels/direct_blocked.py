@@ -38,8 +38,8 @@ from ._parallel import chunk_done, next_chunk, parallel_for
 
 def _build(UR: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's constants
     @njit(nogil=True, fastmath=True, cache=True)
-    def direct_blocked_jobs(work, x, w, out, groups, cb_n, kb_n, hp, wp, oh_n, ow_n, kh, kw,
-                            sh, sw, dh, dw):  # pragma: no cover - compiled
+    def direct_blocked_jobs(work, x, w, out, groups, cb_n, kb_n, oh_n, ow_n, kh, kw, sh, sw, dh, dw,
+                            xn, xb, xh, xp, on, ob, oh_s, op):  # pragma: no cover - compiled
         W = lanes(x, VB)
         acc = stack_vectors(x, UR, VB)
         xp0, wp0, op0 = data_ptr(x), data_ptr(w), data_ptr(out)
@@ -55,26 +55,25 @@ def _build(UR: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's co
                 rest //= kb_n
                 g = rest % groups
                 n = rest // groups
-                x_img = (n * groups + g) * cb_n  # first input block of this image and group
                 w_blk = (g * kb_n + kb) * cb_n  # first (kb, cb) weight block
-                o_row = (((n * groups + g) * kb_n + kb) * oh_n + oh) * ow_n * W
+                o_row = n * on + (g * kb_n + kb) * ob + oh * oh_s
                 for ow0 in range(0, ow_n, UR):  # ow_n is a multiple of UR (the caller pads the row)
                     for p in range(UR):
                         vzero(ptr_add(acc, p * W), VB)
                     for cb in range(cb_n):
                         for r in range(kh):
                             ih = oh * sh + r * dh
-                            x_row = ptr_add(xp0, ((x_img + cb) * hp + ih) * wp * CW)
+                            x_row = ptr_add(xp0, n * xn + (g * cb_n + cb) * xb + ih * xh)
                             for s in range(kw):
-                                xs = ptr_add(x_row, (ow0 * sw + s * dw) * CW)
+                                xs = ptr_add(x_row, (ow0 * sw + s * dw) * xp)
                                 wt = ptr_add(wp0, (((w_blk + cb) * kh + r) * kw + s) * tap)
                                 # constant trip counts: the accumulators stay in registers
                                 for c in range(CW):
                                     wv = ptr_add(wt, c * W)
                                     for p in range(UR):
-                                        vfma(ptr_add(acc, p * W), xs[p * sw * CW + c], wv, VB)
+                                        vfma(ptr_add(acc, p * W), xs[p * sw * xp + c], wv, VB)
                     for p in range(UR):
-                        vcopy(ptr_add(op0, o_row + (ow0 + p) * W), ptr_add(acc, p * W), VB)
+                        vcopy(ptr_add(op0, o_row + (ow0 + p) * op), ptr_add(acc, p * W), VB)
             chunk_done(work, lo, hi)
 
     return direct_blocked_jobs
@@ -126,12 +125,64 @@ def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[
     """``out`` = the direct convolution of blocked ``x`` with blocked ``w`` (see the module
     docstring); output rows are split over ``numba.get_num_threads()`` threads."""
     check_blocked(x, w, out, kernel, stride, dilation, pixels, vector_bytes)
-    n, g, cb, hp, wp, _ = x.shape
+    n, g, cb, hp, wp, cw = x.shape
     kb, oh, ow = w.shape[1], out.shape[3], out.shape[4]
-    jobs = _compiled(pixels, vector_bytes, x.shape[-1])
-    flops = 2.0 * out.size * cb * kernel[0] * kernel[1] * w.shape[-2]
-    parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, hp, wp, oh, ow, *kernel, *stride, *dilation,
-                 flops=flops)
+    width = out.shape[-1]
+    _run(x, (g * cb * hp * wp * cw, hp * wp * cw, wp * cw, cw), w, out, (g * kb * oh * ow * width, oh * ow * width,
+         ow * width, width), n, oh, ow, kernel, stride, dilation, pixels, vector_bytes)
+
+
+def _run(x: np.ndarray, x_strides: tuple[int, int, int, int], w: np.ndarray, out: np.ndarray,
+         out_strides: tuple[int, int, int, int], n: int, oh: int, ow: int, kernel: tuple[int, int],
+         stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int) -> None:
+    g, kb, cb, _, _, cw, _ = w.shape
+    jobs = _compiled(pixels, vector_bytes, cw)
+    flops = 2.0 * n * g * kb * w.shape[-1] * oh * ow * cb * kernel[0] * kernel[1] * cw
+    parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, oh, ow, *kernel, *stride, *dilation, *x_strides,
+                 *out_strides, flops=flops)
+
+
+def direct_blocked_nhwc(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
+                        stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int,
+                        x_nhwc: bool, out_nhwc: bool) -> None:
+    """:func:`direct_blocked` with the input and/or the output in plain NHWC instead of the
+    blocked layout (``x_nhwc``: ``x`` is ``(N, H, W, C)``, which needs no padding, whole
+    blocks of ``W`` channels a group and rows that read no column past the image;
+    ``out_nhwc``: ``out`` is ``(N, OH, OW, K)``, which needs whole blocks of ``W`` outputs
+    a group and rows of whole tiles), so a layer that allows it skips that copy: a block is
+    then ``W`` neighbouring channels of one pixel. Every address the kernel forms is
+    checked against the arrays first."""
+    g, kb, cb, kh, kw, cw, width = w.shape
+    if not (x.dtype == w.dtype == out.dtype and width == block_channels(vector_bytes, x.dtype)
+            and all(a.flags.c_contiguous for a in (x, w, out))):
+        raise ValueError(f"direct-blocked: {x.dtype}, {w.dtype}, {out.dtype} arrays of blocks of "
+                         f"{block_channels(vector_bytes, x.dtype)}, C-contiguous, expected")
+    if x_nhwc:
+        n, h, wd, c = x.shape
+        if c != g * cb * cw:
+            raise ValueError(f"direct-blocked: input {x.shape} does not hold {g} groups of {cb} blocks of {cw}")
+        xs, hp, wp = (h * wd * c, cw, wd * c, c), h, wd
+    else:
+        n, g_x, cb_x, hp, wp, cw_x = x.shape
+        if (g_x, cb_x, cw_x) != (g, cb, cw):
+            raise ValueError(f"direct-blocked: input {x.shape} and weights {w.shape} disagree")
+        xs = (g * cb * hp * wp * cw, hp * wp * cw, wp * cw, cw)
+    if out_nhwc:
+        n_o, oh, ow, k = out.shape
+        if k != g * kb * width:
+            raise ValueError(f"direct-blocked: output {out.shape} does not hold {g} groups of {kb} blocks of {width}")
+        os_ = (oh * ow * k, width, ow * k, k)
+    else:
+        n_o, g_o, kb_o, oh, ow, _ = out.shape
+        if (g_o, kb_o) != (g, kb):
+            raise ValueError(f"direct-blocked: output {out.shape} and weights {w.shape} disagree")
+        os_ = (g * kb * oh * ow * width, oh * ow * width, ow * width, width)
+    (sh, sw), (dh, dw) = stride, dilation
+    if n_o != n or pixels < 1 or ow % pixels or (kh, kw) != tuple(kernel):
+        raise ValueError(f"direct-blocked: output {out.shape}, input {x.shape}, {pixels}-pixel tiles do not fit")
+    if (oh - 1) * sh + (kh - 1) * dh >= hp or (ow - 1) * sw + (kw - 1) * dw >= wp:
+        raise ValueError(f"direct-blocked: output {oh}x{ow} reads past the input {hp}x{wp}")
+    _run(x, xs, w, out, os_, n, oh, ow, kernel, stride, dilation, pixels, vector_bytes)
 
 
 def _build_depthwise(UR: int, VB: int) -> Callable:  # noqa: N803 - the tile's constants

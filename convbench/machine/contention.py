@@ -12,7 +12,8 @@ towards "not preempted"). :func:`ran_share` is that fraction; a sample below
 
 Beside it, :class:`LoadMeter` reads ``/proc/stat`` and ``/proc/self/stat``
 around a repetition: how many cores other processes kept busy (all busy
-time minus this process's own) and the hypervisor's steal time.
+time minus this process's own and its parent's, the sweep's) and the
+hypervisor's steal time.
 :func:`wait_quiet` waits, up to a limit, until other processes leave the
 cores free (``convbench run --wait-quiet SECONDS``). Off Linux the meter
 and the wait say "unknown" and do nothing; the CPU clocks exist everywhere.
@@ -73,14 +74,24 @@ def _proc_stat() -> tuple[float, float] | None:
     return user + nice + system + irq + softirq, steal
 
 
-def _own_jiffies() -> float | None:
-    """This process's user + system time in jiffies (every thread); None off Linux."""
+def _jiffies(pid: str) -> float | None:
+    """User + system time in jiffies of process ``pid`` (every thread); None where unknown."""
     try:
-        text = Path("/proc/self/stat").read_text()
+        text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2:].split()
     return float(fields[11]) + float(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def _own_jiffies() -> float | None:
+    """This process's time and its parent's, in jiffies; None off Linux. The parent is the
+    sweep that started this worker (or the shell): writing rows and starting a worker after
+    a crash is the sweep's own work, not another process's load."""
+    own = _jiffies("self")
+    if own is None:
+        return None
+    return own + (_jiffies(str(os.getppid())) or 0.0)
 
 
 class LoadMeter:

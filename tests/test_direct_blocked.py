@@ -139,18 +139,16 @@ def test_nhwc_layers_of_whole_blocks_skip_the_copies_and_match_the_reference(dty
 
 
 def test_the_nhwc_kernel_refuses_arrays_it_would_overrun():
-    from convbench.kernels.direct_blocked import direct_blocked_nhwc
-
     vb = active_config().vector_bytes
     lanes = block_channels(vb, np.float32)
     w = np.zeros((1, 1, 1, 1, 1, lanes, lanes), np.float32)
     x = np.zeros((1, 4, 4, lanes), np.float32)
-    direct_blocked_nhwc(x, w, np.zeros((1, 4, 4, lanes), np.float32), (1, 1), (1, 1), (1, 1), 4, vb, True, True)
+    direct_blocked(x, w, np.zeros((1, 4, 4, lanes), np.float32), (1, 1), (1, 1), (1, 1), 4, vb, x_nhwc=True, out_nhwc=True)
     with pytest.raises(ValueError, match="reads past the input"):
-        direct_blocked_nhwc(x, w, np.zeros((1, 4, 6, lanes), np.float32), (1, 1), (1, 1), (1, 1), 3, vb, True, True)
+        direct_blocked(x, w, np.zeros((1, 4, 6, lanes), np.float32), (1, 1), (1, 1), (1, 1), 3, vb, x_nhwc=True, out_nhwc=True)
     with pytest.raises(ValueError, match="does not hold"):
-        direct_blocked_nhwc(x[..., :1].copy(), w, np.zeros((1, 4, 4, lanes), np.float32), (1, 1), (1, 1), (1, 1),
-                            4, vb, True, True)
+        direct_blocked(x[..., :1].copy(), w, np.zeros((1, 4, 4, lanes), np.float32), (1, 1), (1, 1), (1, 1),
+                       4, vb, x_nhwc=True, out_nhwc=True)
     with pytest.raises(ValueError, match="does not hold"):
-        direct_blocked_nhwc(x, w, np.zeros((1, 4, 4, 2 * lanes), np.float32), (1, 1), (1, 1), (1, 1), 4, vb,
-                            True, True)
+        direct_blocked(x, w, np.zeros((1, 4, 4, 2 * lanes), np.float32), (1, 1), (1, 1), (1, 1), 4, vb,
+                       x_nhwc=True, out_nhwc=True)

@@ -41,7 +41,7 @@ from ..algorithm import Algorithm, Array, ConvCall
 from ..kernels.aligned import aligned_empty
 from ..kernels.blocked_layout import dense_lanes, depthwise_lanes, from_blocked, to_blocked
 from ..kernels.configs import active_config
-from ..kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked_nhwc, row_tiles
+from ..kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked, row_tiles
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
@@ -49,6 +49,17 @@ from ..spec import ConvSpec
 
 def _blocks(n: int, width: int) -> int:
     return (n + width - 1) // width
+
+
+def _rows(spec: ConvSpec, most: int) -> tuple[int, int, int, int]:
+    """``(pixels, OWp, Hp, Wp)``: the register tile, the output row padded to whole tiles,
+    and the padded input those rows read (wider than the layer's padding where the
+    last tile reads past it)."""
+    pixels, owp = row_tiles(spec.output_width, most)
+    hp = spec.height + spec.pad_top + spec.pad_bottom
+    wp = max(spec.width + spec.pad_left + spec.pad_right,
+             (owp - 1) * spec.stride_w + (spec.kernel_w - 1) * spec.dilation_w + 1)
+    return pixels, owp, hp, wp
 
 
 @register
@@ -84,12 +95,10 @@ class DirectBlocked(Algorithm):
         padded[:, :kg, :cg] = np.asarray(weight).reshape(g, kg, cg, kh, kw)
         wb = aligned_empty((g, kb, cb, kh, kw, cw, wdt), dtype)
         wb[...] = padded.reshape(g, kb, wdt, cb, cw, kh, kw).transpose(0, 1, 3, 5, 6, 4, 2)
-        n, h, w = spec.batch, spec.height, spec.width
+        n, w = spec.batch, spec.width
         top, left = spec.pad_top, spec.pad_left
         oh, ow = spec.output_height, spec.output_width
-        pixels, owp = row_tiles(ow, cfg.db_pixels)  # rows padded to whole register tiles
-        hp = h + top + spec.pad_bottom
-        wp = max(w + left + spec.pad_right, (owp - 1) * spec.stride_w + (spec.kernel_w - 1) * spec.dilation_w + 1)
+        pixels, owp, hp, wp = _rows(spec, cfg.db_pixels)
         in_lanes, out_lanes = dense_lanes(g, cg, cw), dense_lanes(g, kg, wdt)
         layout = spec.layout
         # NHWC whose blocks are already W neighbouring channels of a pixel needs no copy: the
@@ -107,8 +116,8 @@ class DirectBlocked(Algorithm):
 
         def compute(xb: Array) -> Array:
             out = aligned_empty(out_shape, dtype)
-            direct_blocked_nhwc(xb, wb, out, spec.kernel, spec.stride, spec.dilation, pixels, cfg.vector_bytes,
-                                x_direct, out_direct)
+            direct_blocked(xb, wb, out, spec.kernel, spec.stride, spec.dilation, pixels, cfg.vector_bytes,
+                           x_nhwc=x_direct, out_nhwc=out_direct)
             return out
 
         def unpack(ob: Array) -> Array:
@@ -133,12 +142,9 @@ def _prepare_depthwise(spec: ConvSpec, weight: Array) -> ConvCall:
     padded[:g] = np.asarray(weight).reshape(g, mult, kh, kw)
     wb = aligned_empty((gb, mult, kh, kw, wdt), dtype)
     wb[...] = padded.reshape(gb, wdt, mult, kh, kw).transpose(0, 2, 3, 4, 1)
-    n, h, w = spec.batch, spec.height, spec.width
-    top, left = spec.pad_top, spec.pad_left
-    oh, ow = spec.output_height, spec.output_width
-    pixels, owp = row_tiles(ow, cfg.db_pixels)
-    hp = h + top + spec.pad_bottom
-    wp = max(w + left + spec.pad_right, (owp - 1) * spec.stride_w + (kw - 1) * spec.dilation_w + 1)
+    n, top, left = spec.batch, spec.pad_top, spec.pad_left
+    oh = spec.output_height
+    pixels, owp, hp, wp = _rows(spec, cfg.db_pixels)
     in_lanes, out_lanes = depthwise_lanes(g, 1, wdt), depthwise_lanes(g, mult, wdt)
     layout = spec.layout
 

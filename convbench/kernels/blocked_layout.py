@@ -17,6 +17,7 @@ row: numpy's strided slice assignments ran them on one thread at a few GB/s,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numba import njit
@@ -124,11 +125,15 @@ class Lanes:
                 | ((valid > 0) & (last >= self.channels))).any():
             raise ValueError(f"lane map: a block's lanes reach past the {self.channels} channels")
 
+    @cached_property
+    def unit(self) -> bool:
+        """Whether every block's lanes are neighbouring channels (what an input map needs)."""
+        return bool((self.step == 1).all())
+
     def fits(self, where: str, channels: int, blocks: int, lanes: int, unit: bool = False) -> None:
         """Refuse arrays of another channel count, block count or width (or a spread-out map
         where ``unit`` steps are needed)."""
-        if (channels, blocks, lanes) != (self.channels, len(self.base), self.lanes) or (
-                unit and (self.step != 1).any()):
+        if (channels, blocks, lanes) != (self.channels, len(self.base), self.lanes) or (unit and not self.unit):
             raise ValueError(f"{where}: a lane map of {len(self.base)} blocks of {self.lanes} over {self.channels} "
                              f"channels does not fit {blocks} blocks of {lanes} over {channels} channels")
 

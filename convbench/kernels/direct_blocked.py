@@ -97,66 +97,34 @@ def block_channels(vector_bytes: int, dtype: np.dtype | str) -> int:
     return vector_bytes // np.dtype(dtype).itemsize
 
 
-def check_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
-                  stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int) -> None:
-    """Refuse arrays the kernel would read or write out of bounds (numba checks none)."""
-    n, g, cb, hp, wp, lanes_x = x.shape
-    g_w, kb, cb_w, kh, kw, w_in, w_out = w.shape
-    n_o, g_o, kb_o, oh, ow, lanes_o = out.shape
-    width = block_channels(vector_bytes, x.dtype)
-    if not (x.dtype == w.dtype == out.dtype and w_out == lanes_o == width and lanes_x == w_in
-            and 1 <= lanes_x <= width):
-        raise ValueError(f"direct-blocked: output blocks of {width} {x.dtype} channels, input blocks of at most "
-                         f"as many, expected; got "
-                         f"{lanes_x}, {w_in}x{w_out}, {lanes_o} ({x.dtype}, {w.dtype}, {out.dtype})")
-    if (g_w, cb_w, (kh, kw)) != (g, cb, kernel) or (n_o, g_o, kb_o) != (n, g, kb):
-        raise ValueError(f"direct-blocked: shapes disagree: input {x.shape}, weights {w.shape}, output {out.shape}")
-    (sh, sw), (dh, dw) = stride, dilation
+def _check_rows(where: str, oh: int, ow: int, hp: int, wp: int, kernel: tuple[int, int], stride: tuple[int, int],
+                dilation: tuple[int, int], pixels: int, padded: str = "padded ") -> None:
+    """Refuse an output of ``oh x ow`` (rows of whole ``pixels``-pixel tiles) whose taps would
+    read past an input of ``hp x wp`` (the kernels check no bound)."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     if pixels < 1 or ow % pixels:
-        raise ValueError(f"direct-blocked: the output row ({ow}) must be a whole number of {pixels}-pixel tiles")
+        raise ValueError(f"{where}: the output row ({ow}) must be a whole number of {pixels}-pixel tiles")
     if (oh - 1) * sh + (kh - 1) * dh >= hp or (ow - 1) * sw + (kw - 1) * dw >= wp:
-        raise ValueError(f"direct-blocked: output {oh}x{ow} reads past the padded input {hp}x{wp}")
-    if not all(a.flags.c_contiguous for a in (x, w, out)):
-        raise ValueError("direct-blocked: input, weights and output must be C-contiguous")
+        raise ValueError(f"{where}: output {oh}x{ow} reads past the {padded}input {hp}x{wp}")
 
 
 def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
-                   stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int) -> None:
+                   stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int, *,
+                   x_nhwc: bool = False, out_nhwc: bool = False) -> None:
     """``out`` = the direct convolution of blocked ``x`` with blocked ``w`` (see the module
-    docstring); output rows are split over ``numba.get_num_threads()`` threads."""
-    check_blocked(x, w, out, kernel, stride, dilation, pixels, vector_bytes)
-    n, g, cb, hp, wp, cw = x.shape
-    kb, oh, ow = w.shape[1], out.shape[3], out.shape[4]
-    width = out.shape[-1]
-    _run(x, (g * cb * hp * wp * cw, hp * wp * cw, wp * cw, cw), w, out, (g * kb * oh * ow * width, oh * ow * width,
-         ow * width, width), n, oh, ow, kernel, stride, dilation, pixels, vector_bytes)
+    docstring); output rows are split over ``numba.get_num_threads()`` threads.
 
-
-def _run(x: np.ndarray, x_strides: tuple[int, int, int, int], w: np.ndarray, out: np.ndarray,
-         out_strides: tuple[int, int, int, int], n: int, oh: int, ow: int, kernel: tuple[int, int],
-         stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int) -> None:
-    g, kb, cb, _, _, cw, _ = w.shape
-    jobs = _compiled(pixels, vector_bytes, cw)
-    flops = 2.0 * n * g * kb * w.shape[-1] * oh * ow * cb * kernel[0] * kernel[1] * cw
-    parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, oh, ow, *kernel, *stride, *dilation, *x_strides,
-                 *out_strides, flops=flops)
-
-
-def direct_blocked_nhwc(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
-                        stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int,
-                        x_nhwc: bool, out_nhwc: bool) -> None:
-    """:func:`direct_blocked` with the input and/or the output in plain NHWC instead of the
-    blocked layout (``x_nhwc``: ``x`` is ``(N, H, W, C)``, which needs no padding, whole
-    blocks of ``W`` channels a group and rows that read no column past the image;
-    ``out_nhwc``: ``out`` is ``(N, OH, OW, K)``, which needs whole blocks of ``W`` outputs
-    a group and rows of whole tiles), so a layer that allows it skips that copy: a block is
-    then ``W`` neighbouring channels of one pixel. Every address the kernel forms is
-    checked against the arrays first."""
+    ``x_nhwc``: ``x`` is plain NHWC ``(N, H, W, C)`` instead (which needs no padding, whole
+    blocks of ``W`` channels a group and rows that read no column past the image);
+    ``out_nhwc``: ``out`` is ``(N, OH, OW, K)`` (whole blocks of ``W`` outputs a group, rows
+    of whole tiles). A layer that allows it skips that copy: a block is then ``W``
+    neighbouring channels of one pixel. Every address the kernel forms is checked first."""
     g, kb, cb, kh, kw, cw, width = w.shape
     if not (x.dtype == w.dtype == out.dtype and width == block_channels(vector_bytes, x.dtype)
-            and all(a.flags.c_contiguous for a in (x, w, out))):
-        raise ValueError(f"direct-blocked: {x.dtype}, {w.dtype}, {out.dtype} arrays of blocks of "
-                         f"{block_channels(vector_bytes, x.dtype)}, C-contiguous, expected")
+            and 1 <= cw <= width and all(a.flags.c_contiguous for a in (x, w, out))):
+        raise ValueError(f"direct-blocked: C-contiguous arrays of output blocks of {block_channels(vector_bytes, x.dtype)}"
+                         f" {x.dtype} channels, input blocks of at most as many, expected; got weights {w.shape} "
+                         f"({x.dtype}, {w.dtype}, {out.dtype})")
     if x_nhwc:
         n, h, wd, c = x.shape
         if c != g * cb * cw:
@@ -165,7 +133,7 @@ def direct_blocked_nhwc(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: t
     else:
         n, g_x, cb_x, hp, wp, cw_x = x.shape
         if (g_x, cb_x, cw_x) != (g, cb, cw):
-            raise ValueError(f"direct-blocked: input {x.shape} and weights {w.shape} disagree")
+            raise ValueError(f"direct-blocked: shapes disagree: input {x.shape}, weights {w.shape}, output {out.shape}")
         xs = (g * cb * hp * wp * cw, hp * wp * cw, wp * cw, cw)
     if out_nhwc:
         n_o, oh, ow, k = out.shape
@@ -175,14 +143,15 @@ def direct_blocked_nhwc(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: t
     else:
         n_o, g_o, kb_o, oh, ow, _ = out.shape
         if (g_o, kb_o) != (g, kb):
-            raise ValueError(f"direct-blocked: output {out.shape} and weights {w.shape} disagree")
+            raise ValueError(f"direct-blocked: shapes disagree: input {x.shape}, weights {w.shape}, output {out.shape}")
         os_ = (g * kb * oh * ow * width, oh * ow * width, ow * width, width)
-    (sh, sw), (dh, dw) = stride, dilation
-    if n_o != n or pixels < 1 or ow % pixels or (kh, kw) != tuple(kernel):
-        raise ValueError(f"direct-blocked: output {out.shape}, input {x.shape}, {pixels}-pixel tiles do not fit")
-    if (oh - 1) * sh + (kh - 1) * dh >= hp or (ow - 1) * sw + (kw - 1) * dw >= wp:
-        raise ValueError(f"direct-blocked: output {oh}x{ow} reads past the input {hp}x{wp}")
-    _run(x, xs, w, out, os_, n, oh, ow, kernel, stride, dilation, pixels, vector_bytes)
+    if n_o != n or (kh, kw) != tuple(kernel):
+        raise ValueError(f"direct-blocked: shapes disagree: input {x.shape}, weights {w.shape}, output {out.shape}")
+    _check_rows("direct-blocked", oh, ow, hp, wp, kernel, stride, dilation, pixels, "" if x_nhwc else "padded ")
+    jobs = _compiled(pixels, vector_bytes, cw)
+    flops = 2.0 * n * g * kb * width * oh * ow * cb * kh * kw * cw
+    parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, oh, ow, *kernel, *stride, *dilation, *xs, *os_,
+                 flops=flops)
 
 
 def _build_depthwise(UR: int, VB: int) -> Callable:  # noqa: N803 - the tile's constants
@@ -242,12 +211,7 @@ def check_depthwise_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kerne
     if (gb_w, (kh, kw)) != (gb, kernel) or (n_o, gb_o, mult_o) != (n, gb, mult):
         raise ValueError(f"direct-blocked depthwise: shapes disagree: input {x.shape}, weights {w.shape}, "
                          f"output {out.shape}")
-    (sh, sw), (dh, dw) = stride, dilation
-    if pixels < 1 or ow % pixels:
-        raise ValueError(f"direct-blocked depthwise: the output row ({ow}) must be a whole number of "
-                         f"{pixels}-pixel tiles")
-    if (oh - 1) * sh + (kh - 1) * dh >= hp or (ow - 1) * sw + (kw - 1) * dw >= wp:
-        raise ValueError(f"direct-blocked depthwise: output {oh}x{ow} reads past the padded input {hp}x{wp}")
+    _check_rows("direct-blocked depthwise", oh, ow, hp, wp, kernel, stride, dilation, pixels)
     if not all(a.flags.c_contiguous for a in (x, w, out)):
         raise ValueError("direct-blocked depthwise: input, weights and output must be C-contiguous")
 

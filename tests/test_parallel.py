@@ -10,7 +10,7 @@ import pytest
 from numba import njit
 
 from convbench.kernels._parallel import (FINISHED, SIZE, chunk_count, chunk_done, new_work, next_chunk,
-                                         parallel_for, run_threads)
+                                         park, parallel_for, run_threads)
 
 
 def test_work_is_cut_into_near_equal_chunks():
@@ -93,6 +93,46 @@ def test_parallel_for_returns_with_every_job_written():
                 out = np.zeros(n)
                 parallel_for(_fill_jobs, n, out)
                 np.testing.assert_array_equal(out, np.arange(n))
+    finally:
+        numba.set_num_threads(old)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_a_polling_helper_claims_a_chunk_before_the_caller_starts():
+    """The join handshake: a task posted while a helper polls lets the helper
+    take the first chunk (the caller waits, without the GIL, for its claim);
+    after park() no helper polls, and the task runs without waiting."""
+    import threading
+
+    me = threading.get_ident()
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        for parked in (False, True):
+            helper_first = 0
+            for _ in range(50):
+                first: list[int] = []
+
+                def task(work: np.ndarray) -> None:
+                    while True:
+                        lo, hi = next_chunk(work)
+                        if lo >= hi:
+                            return
+                        if lo == 0:
+                            first.append(threading.get_ident())
+                        chunk_done(work, lo, hi)
+
+                warm = new_work(2, 2)
+                run_threads(lambda: task(warm), warm, 2)  # wakes the helper: it polls after this
+                if parked:
+                    park()
+                first.clear()
+                work = new_work(8, 8)
+                run_threads(lambda: task(work), work, 2, join=True)
+                assert work[FINISHED] == 8
+                helper_first += first != [me]
+            if not parked:  # a preempted helper may miss the bound now and then, not every time
+                assert helper_first > 0
     finally:
         numba.set_num_threads(old)
 

@@ -15,7 +15,7 @@ from convbench import ConvSpec, get_algorithm, reference, relative_error
 from convbench.kernels import grain, split_gemm
 from convbench.kernels._parallel import park, parallel_for, parallel_numpy, threads_used
 from convbench.machine import blas as blas_mod
-from convbench.machine.threads import blas_threads, limit_threads
+from convbench.machine.threads import blas_threads, limit_threads, pool_sample_start
 
 TWO = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 
@@ -119,21 +119,56 @@ def test_small_work_runs_on_one_thread_and_large_on_the_case_threads(monkeypatch
         assert threads_used() == 2
 
 
+def _blas_counts() -> list[int]:
+    return [lc.get_num_threads() for lc in blas_mod._blas_controllers()]
+
+
+class _PluginCallingBlas(convbench.Algorithm):
+    name = "t-plugin-calling-blas"
+
+    def prepare(self, spec, weight):
+        return lambda x: convbench.reference(spec, x, weight)
+
+
+@pytest.fixture
+def plugin():
+    from convbench.registry import unregister
+
+    unregister(_PluginCallingBlas.name)
+    convbench.register(_PluginCallingBlas)
+    yield _PluginCallingBlas.name
+    unregister(_PluginCallingBlas.name)
+
+
 @TWO
-def test_numpy_chunks_run_blas_on_one_thread_and_restore_it(tiny_grain):
+def test_numpy_chunks_run_blas_on_one_thread_until_the_case_needs_it_back(tiny_grain, plugin):
+    """Inside a case BLAS stays at one thread after a built-in's step (no reset
+    per step); before a plugin's sample and at the case's end it is put back."""
     seen_blas, seen_jobs = [], np.zeros(40, int)
 
     def body(lo: int, hi: int) -> None:
-        seen_blas.append(max(lc.get_num_threads() for lc in blas_mod._blas_controllers()))
+        seen_blas.append(max(_blas_counts()))
         seen_jobs[lo:hi] += 1
 
+    outside = _blas_counts()
     with limit_threads(2):
-        before = [lc.get_num_threads() for lc in blas_mod._blas_controllers()]
+        before = _blas_counts()
         parallel_numpy(body, 40, flops=1e9)
-        after = [lc.get_num_threads() for lc in blas_mod._blas_controllers()]
+        assert _blas_counts() == [1] * len(before)  # left lowered for the next step
+        pool_sample_start(time.perf_counter, "im2col")  # a built-in's sample: still lowered
+        assert _blas_counts() == [1] * len(before)
+        pool_sample_start(time.perf_counter, plugin)  # anything else: the case's count
+        assert _blas_counts() == before == [2] * len(before)
+        parallel_numpy(body, 40, flops=1e9)
+    assert _blas_counts() == outside
     assert set(seen_blas) == {1}  # the pool's 2 threads x BLAS's 1: within the case's 2
-    assert np.all(seen_jobs == 1)
-    assert before == after == [2] * len(before)
+    assert np.all(seen_jobs == 2)
+
+
+def test_numpy_steps_outside_a_case_leave_blas_as_they_found_it():
+    outside = _blas_counts()
+    parallel_numpy(lambda lo, hi: None, 4)
+    assert _blas_counts() == outside
 
 
 def test_blas_threads_sets_and_restores():

@@ -22,6 +22,10 @@ Now the GEMM rows are split into blocks of whole plane rows over the
 kernels' pool (:func:`convbench.kernels._parallel.parallel_numpy`): each
 thread runs every tap's one-thread BLAS call on its block, accumulates it
 and crops it into the output, so the additions and the crop split too.
+A thread's chunk holds at least :data:`BLOCK_ROWS` rows: each chunk is
+Python that takes the GIL once per tap, and two threads handing the GIL to
+each other (a 15-30 us wake-up each time on the 2-vCPU VMs) ran a 3x3
+64->64 14x14 layer at 0.6x one thread; a layer of fewer rows runs on one.
 The phase-split copy stays a numpy copy on one thread (under 1% of a call).
 A 1x1 layer's single GEMM is cut into blocks on the pool the same way
 (:mod:`convbench.kernels.split_gemm`, as ``im2col``'s).
@@ -41,8 +45,9 @@ from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
 
 
-#: The fewest GEMM rows a thread's chunk holds: every chunk is R*S BLAS calls
-#: (each repacking its weights), so many small chunks cost more than they balance.
+#: The fewest GEMM rows a thread's chunk holds (strictly: fewer than twice as
+#: many rows run on one thread): every chunk is R*S BLAS calls (each repacking
+#: its weights) and R*S turns of the GIL, so many small chunks cost more than they balance.
 BLOCK_ROWS = 512
 
 

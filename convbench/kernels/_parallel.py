@@ -76,10 +76,16 @@ CHUNKS_PER_THREAD = 16
 #: idle still goes to sleep. The polling is CPU time of the process: a
 #: process-CPU clock over a multi-threaded call counts it.
 SPIN_POLLS = 1 << 20
-#: Reads a helper waits after seeing a task before it takes the GIL, so the
-#: poster has reached its own kernel and released the GIL: a helper that
-#: asks for the GIL while the poster holds it sleeps, and pays the wake-up.
-SETTLE_POLLS = 1 << 12
+#: How long the poster of a numba task waits, in reads of an atomic (about
+#: 35 us), for a helper that was polling to claim its first chunk before it
+#: enters the kernel itself. Why wait: a helper that sees the task must take
+#: the GIL to start the kernel; if the poster still holds it (dispatching its
+#: own call), the helper sleeps on the GIL's condition variable and is woken
+#: 15-30 us later on the 2-vCPU VMs, a third of a 100 us step. Waiting in a
+#: compiled loop (no GIL) lets the helper take a free GIL at once; the poster
+#: then finds it free too, as the helper is inside its compiled kernel. A
+#: helper that does not come within the bound (preempted) is not waited for.
+JOIN_POLLS = 1 << 15
 
 # work[]: the shared state of one parallel_for
 NEXT, NJOBS, SIZE, FINISHED = 0, 1, 2, 3
@@ -125,13 +131,15 @@ def _add(arr, i, v):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def _poll_while(arr, i, value, polls):  # pragma: no cover - compiled
-    """Poll ``arr[i]`` until it is not ``value`` or ``polls`` reads have passed; return it."""
+def _post_and_wait(generation, work, helpers, polls):  # pragma: no cover - compiled
+    """Post the task (``generation[0] += 1``), then poll until ``helpers``
+    chunks of ``work`` are claimed (the helpers are in their kernels, without
+    the GIL) or ``polls`` reads have passed."""
+    fetch_add(generation, 0, 1)
+    want = helpers * work[SIZE]
     for _ in range(polls):
-        now = atomic_read(arr, i)
-        if now != value:
-            return now
-    return atomic_read(arr, i)
+        if atomic_read(work, NEXT) >= want:
+            return
 
 
 @njit(nogil=True, cache=True)
@@ -143,13 +151,16 @@ def _release_and_poll(ctl, generation, seen, polls):  # pragma: no cover - compi
     the helper holds no GIL meanwhile."""
     if ctl.shape[0] > ACTIVE:
         fetch_add(ctl, ACTIVE, -1)
+    fetch_add(generation, 2, 1)
+    now = seen
     for _ in range(polls):
         now = atomic_read(generation, 0)
         if now != seen:
-            return now
+            break
         if atomic_read(generation, 1) >= seen:
-            return seen
-    return atomic_read(generation, 0)
+            break
+    fetch_add(generation, 2, -1)
+    return now
 
 
 @njit(nogil=True, cache=True)
@@ -183,8 +194,9 @@ class _Pool:
 
     def __init__(self, nhelpers: int) -> None:
         # [0]: the task's generation; [1]: the generation at the last park(): a helper
-        # that has seen no newer task sleeps (a store, so a helper late to a task still sees it)
-        self.generation = np.array([0, -1], np.int64)
+        # that has seen no newer task sleeps (a store, so a helper late to a task still sees it);
+        # [2]: helpers polling for a task now
+        self.generation = np.array([0, -1, 0], np.int64)
         self.cond = threading.Condition()
         self.task: tuple[Callable[[], Any], np.ndarray, int, list[BaseException]] | None = None
         for i in range(nhelpers):
@@ -199,8 +211,6 @@ class _Pool:
                 with self.cond:
                     while self.generation[0] == seen:
                         self.cond.wait()
-            else:
-                _poll_while(self.generation, 0, now, SETTLE_POLLS)
             done = _NO_TASK
             seen = int(self.generation[0])
             assert self.task is not None
@@ -215,13 +225,20 @@ class _Pool:
                 errors.append(exc)
                 _add(ctl, FAILED, 1)
 
-    def run(self, fn: Callable[[], Any], work: np.ndarray, nthreads: int) -> None:
+    def run(self, fn: Callable[[], Any], work: np.ndarray, nthreads: int, join: bool = False) -> None:
         ctl = np.zeros(3, np.int64)
         errors: list[BaseException] = []
+        polling = int(self.generation[2]) if join else 0
         with self.cond:
             self.task = (fn, ctl, nthreads - 1, errors)
-            self.generation[0] += 1
-            self.cond.notify_all()
+            if not polling:
+                self.generation[0] += 1
+                self.cond.notify_all()
+        if polling:
+            # posted without the GIL, so that polling helpers find it free
+            _post_and_wait(self.generation, work, min(polling, nthreads - 1), JOIN_POLLS)
+            with self.cond:
+                self.cond.notify_all()  # any helper asleep meanwhile
         try:
             fn()
         except BaseException:
@@ -283,20 +300,24 @@ def park() -> None:
         _pool.generation[1] = _pool.generation[0]
 
 
-def run_threads(fn: Callable[[], Any], work: np.ndarray, nthreads: int) -> None:
+def run_threads(fn: Callable[[], Any], work: np.ndarray, nthreads: int, join: bool = False) -> None:
     """``fn()`` on up to ``nthreads`` threads (the caller's first), returning
     when every job of ``work`` is finished.
 
     ``fn`` must take its chunks with :func:`next_chunk`, report each with
     :func:`chunk_done` and return when none is left. Exceptions are
-    re-raised in the caller."""
+    re-raised in the caller. ``join``: ``fn`` runs a compiled kernel that
+    claims its first chunk without the GIL, so the caller lets polling
+    helpers claim theirs before it starts (:data:`JOIN_POLLS`); a Python
+    ``fn`` holds the GIL after its claim, and waiting for it would only move
+    the sleep on the GIL from the helper to the caller."""
     global _most_threads
     if nthreads > _most_threads:
         _most_threads = nthreads
     if nthreads <= 1:
         fn()
         return
-    _get_pool().run(fn, work, nthreads)
+    _get_pool().run(fn, work, nthreads, join)
 
 
 def parallel_for(kernel: Callable[..., Any], njobs: int, *args: Any, min_chunk: int = 1,
@@ -314,14 +335,19 @@ def parallel_for(kernel: Callable[..., Any], njobs: int, *args: Any, min_chunk: 
     nthreads = threads_for(flops, nbytes)
     nchunks = chunk_count(njobs, nthreads, min_chunk)
     work = new_work(njobs, nchunks)
-    run_threads(lambda: kernel(work, *args), work, min(nthreads, nchunks))
+    run_threads(lambda: kernel(work, *args), work, min(nthreads, nchunks), join=True)
 
 
 def parallel_numpy(body: Callable[[int, int], Any], njobs: int, *, min_chunk: int = 1,
                    flops: float = 0.0, nbytes: float = 0.0) -> None:
     """``body(lo, hi)`` (Python: numpy and BLAS calls, which release the GIL) for
     chunks ``[lo, hi)`` of ``[0, njobs)`` on the threads, BLAS at one thread
-    meanwhile; ``flops``/``nbytes`` and ``min_chunk`` as in :func:`parallel_for`.
+    meanwhile; ``flops``/``nbytes`` as in :func:`parallel_for`. ``min_chunk``:
+    the fewest jobs a chunk holds, strictly (unlike :func:`parallel_for`): a
+    range of fewer than two chunks' jobs runs on one thread, since every chunk
+    is a Python call that takes the GIL, and a thread that finds the GIL held
+    sleeps 15-30 us on the 2-vCPU VMs (gemm-direct's taps, split into
+    112-row halves on a 14x14 layer, ran 0.6x at two threads).
 
     This is how the built-ins that call BLAS use the case's cores: many
     single-threaded BLAS calls on the pool, not BLAS's own threads. A batch of
@@ -329,17 +355,14 @@ def parallel_numpy(body: Callable[[int, int], Any], njobs: int, *, min_chunk: in
     by BLAS paid a sleeping thread's wake-up and a barrier in every GEMM, and
     BLAS's threads and the pool's polling helpers took turns on the cores.
     Chunks must write disjoint outputs."""
-    from ..machine.blas import blas_threads, blas_threads_set
+    from ..machine.blas import blas_single_threaded
 
-    nthreads = threads_for(flops, nbytes)
+    nthreads = min(threads_for(flops, nbytes), max(1, njobs // max(1, min_chunk)))
     nchunks = chunk_count(njobs, nthreads, min_chunk)
     if min(nthreads, nchunks) <= 1:  # the whole range at once: no counter to claim from
         global _most_threads
         _most_threads = max(_most_threads, 1)
-        if blas_threads_set() == 1:  # a one-thread case: BLAS is at one already
-            body(0, njobs)
-            return
-        with blas_threads(1):
+        with blas_single_threaded():
             body(0, njobs)
         return
     work = new_work(njobs, nchunks)
@@ -352,5 +375,5 @@ def parallel_numpy(body: Callable[[int, int], Any], njobs: int, *, min_chunk: in
             body(lo, hi)
             chunk_done(work, lo, hi)
 
-    with blas_threads(1):
+    with blas_single_threaded():
         run_threads(task, work, min(nthreads, nchunks))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..machine.blas import blas_threads, blas_threads_set
+from ..machine.blas import blas_single_threaded
 from ._parallel import parallel_numpy
 from .grain import threads_for
 
@@ -70,11 +70,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
             i = j
 
     if threads == 1:  # the unsplit product, BLAS at one thread (it is, in a one-thread case)
-        if blas_threads_set() == 1:
+        with blas_single_threaded():
             whole(0, nb)
-        else:
-            with blas_threads(1):
-                whole(0, nb)
         return out
     rows = m >= n  # split the longer dimension of each matrix, if the stack is too short
     length = m if rows else n

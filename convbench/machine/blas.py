@@ -6,6 +6,15 @@ a call, :func:`convbench.kernels._parallel.parallel_numpy` runs BLAS on every
 thread of the kernels' pool and so must run it on one thread each
 (:func:`blas_threads`): the controllers are found once and the count this
 module last set is remembered, so a block that changes nothing costs nothing.
+
+Inside a case, :func:`blas_single_threaded` lowers BLAS to one thread and
+leaves it there: every built-in runs BLAS at one thread on each of the
+pool's threads, so putting the case's count back after each step (about 5
+us a step, two libraries set and reset) was a cost charged to every step of
+every 2-thread call, a tenth of a 50 us layer. The count goes back when
+something else may use BLAS's own threads (:func:`restore_blas`, before a
+plugin's or a peer's sample) and at the end of the case (``limit_threads``
+restores every pool).
 """
 
 from __future__ import annotations
@@ -17,12 +26,15 @@ from typing import Any, Iterator
 _blas_libs: list[Any] | None = None
 #: BLAS's thread count as limit_threads / blas_threads last set it (None: not known, ask the library).
 _blas_now: int | None = None
+#: The case's count while :func:`blas_single_threaded` has lowered BLAS below it (None: not lowered).
+_lowered_from: int | None = None
 
 
 def noted(n: int | None) -> int | None:
-    """Remember that BLAS is now at ``n`` threads (``limit_threads`` set it); return the count before."""
-    global _blas_now
-    before, _blas_now = _blas_now, n
+    """Remember that BLAS is now at ``n`` threads (``limit_threads`` set it, or
+    restored it at a block's end: ``None`` outside every block); return the count before."""
+    global _blas_now, _lowered_from
+    before, _blas_now, _lowered_from = _blas_now, n, None
     return before
 
 
@@ -68,3 +80,36 @@ def blas_threads(n: int) -> Iterator[None]:
         _blas_now = before
         for lc, old in reversed(changed):
             lc.set_num_threads(old)
+
+
+def _set_all(n: int) -> None:
+    for lc in _blas_controllers():
+        if lc.get_num_threads() != n:
+            lc.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def blas_single_threaded() -> Iterator[None]:
+    """Run the block with BLAS at one thread. Inside a case (a ``limit_threads``
+    block, which set the count) BLAS stays at one after the block, until
+    :func:`restore_blas` or the case's end; outside one it is put back at once
+    (:func:`blas_threads`), so a script calling an algorithm finds numpy as it left it."""
+    global _blas_now, _lowered_from
+    if _blas_now == 1:
+        yield
+        return
+    if _blas_now is None:  # outside every case: nothing would put the count back
+        with blas_threads(1):
+            yield
+        return
+    _set_all(1)
+    _lowered_from, _blas_now = _blas_now, 1
+    yield
+
+
+def restore_blas() -> None:
+    """Put BLAS back at the case's count if :func:`blas_single_threaded` lowered it."""
+    global _blas_now, _lowered_from
+    if _lowered_from is not None:
+        _set_all(_lowered_from)
+        _blas_now, _lowered_from = _lowered_from, None

@@ -161,12 +161,20 @@ def pool_sample_start(clock: Callable[[], float], algorithm: str) -> float:
     for about a millisecond, then asleep): it is their pool. Parking it before
     each of their samples too made every sample wake a sleeping thread, which on
     the 2-vCPU VMs took 18 us at the median and 0.47 ms at the 90th percentile
-    (an idle vCPU woken by the hypervisor)."""
-    from ..kernels._parallel import park, threads_used
-    from ..registry import get_algorithm
+    (an idle vCPU woken by the hypervisor).
 
-    if getattr(get_algorithm(algorithm), "peer", False):
+    BLAS goes back to the case's count (:func:`blas.restore_blas`) before any
+    sample but a built-in's: the built-ins run it at one thread per pool
+    thread and leave it there; a plugin or a peer gets the case's threads."""
+    from ..kernels._parallel import park, threads_used
+    from ..registry import BUILTIN_MODULES, get_algorithm
+
+    algo = get_algorithm(algorithm)
+    peer = getattr(algo, "peer", False)
+    if peer:
         park()
+    if peer or type(algo).__module__ not in BUILTIN_MODULES:
+        blas.restore_blas()
     threads_used(reset=True)
     return clock()
 

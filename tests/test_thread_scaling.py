@@ -63,6 +63,21 @@ def test_every_builtin_is_exact_on_two_threads(name, dtype, tiny_grain):
                 assert err <= algo.tolerance_for(dtype), f"{name} {spec.describe()} threads={n}: {err:.3g}"
 
 
+@TWO
+def test_gemm_direct_splits_its_taps_only_with_a_grain_of_work_per_chunk(monkeypatch):
+    spec = ConvSpec(batch=1, in_channels=8, out_channels=8, height=10, width=10, kernel=3, padding=1)
+    x, w = spec.random_inputs(0)
+    call = get_algorithm("gemm-direct").prepare(spec, w)
+    used = {}
+    for flops in (1.0, 5e6):  # a tiny grain, then the default: 60 kflop a tap is under 0.8 grain
+        monkeypatch.setattr(grain, "_active", grain.Grain(flops, 1.0, "test"))
+        with limit_threads(2):
+            threads_used()
+            call(x)
+            used[flops] = threads_used()
+    assert used == {1.0: 2, 5e6: 1}
+
+
 def test_grain_gives_one_thread_per_grain_of_work(monkeypatch):
     monkeypatch.setattr(grain, "_active", grain.Grain(1e6, 1e5, "test"))
     assert grain.threads_for(flops=5e5, most=4) == 1  # less than a grain: one thread

@@ -22,10 +22,11 @@ Now the GEMM rows are split into blocks of whole plane rows over the
 kernels' pool (:func:`convbench.kernels._parallel.parallel_numpy`): each
 thread runs every tap's one-thread BLAS call on its block, accumulates it
 and crops it into the output, so the additions and the crop split too.
-A thread's chunk holds at least :data:`BLOCK_ROWS` rows: each chunk is
-Python that takes the GIL once per tap, and two threads handing the GIL to
-each other (a 15-30 us wake-up each time on the 2-vCPU VMs) ran a 3x3
-64->64 14x14 layer at 0.6x one thread; a layer of fewer rows runs on one.
+A thread's chunk holds at least :data:`TAP_GRAINS` of work per tap: each
+chunk is Python that takes the GIL once per tap, and two threads handing the
+GIL to each other (a 15-30 us wake-up each time on the 2-vCPU VMs) ran a 3x3
+64->64 14x14 layer at 0.6x one thread; a layer with less work than two
+chunks' runs on one.
 The phase-split copy stays a numpy copy on one thread (under 1% of a call).
 A 1x1 layer's single GEMM is cut into blocks on the pool the same way
 (:mod:`convbench.kernels.split_gemm`, as ``im2col``'s).
@@ -33,9 +34,12 @@ A 1x1 layer's single GEMM is cut into blocks on the pool the same way
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..kernels import split_gemm
+from ..kernels.grain import active_grain
 from ..kernels._parallel import parallel_numpy
 from ..layouts import adapt
 from .. import implementation as impl
@@ -45,10 +49,17 @@ from ..spec import ConvSpec
 from ..algorithm import Algorithm, Array, ConvCall
 
 
-#: The fewest GEMM rows a thread's chunk holds (strictly: fewer than twice as
-#: many rows run on one thread): every chunk is R*S BLAS calls (each repacking
-#: its weights) and R*S turns of the GIL, so many small chunks cost more than they balance.
-BLOCK_ROWS = 512
+#: The least work of one tap's GEMM in a thread's chunk, in grains of the
+#: machine's arithmetic (:mod:`convbench.kernels.grain`; 4 MFLOP with the
+#: default grain, about 45 us at 90 GFLOP/s; a layer with less than two
+#: chunks' work runs on one thread): every chunk is R*S BLAS calls (each
+#: repacking its weights) and R*S turns of the GIL. Measured at two threads
+#: against one on the Zen 4 VM (3x3 256->256 14x14 / 64->64 56x56), per tap:
+#: 1 MFLOP 0.78x / 1.25x, 2 MFLOP 0.80x / 1.01x, 4 MFLOP 1.27x / 1.47x,
+#: 8 MFLOP 0.90x / 1.02x. That the curve is not smooth (7 and 6 chunks
+#: scale, 14 and 11 or 3 and 3 do not) is not explained; counted in rows
+#: (512, before) the first layer ran on one thread.
+TAP_GRAINS = 0.8
 
 
 def _plane_geometry(spec: ConvSpec) -> tuple[int, int, int]:
@@ -157,7 +168,9 @@ class GemmDirect(Algorithm):
                         u0 = q0 - i * (hq + 1)
                         y[i, u0 : u0 + q1 - q0] = acc[q0 - lo : q1 - lo, :ow]
 
-            parallel_numpy(block, plane_rows, min_chunk=-(-BLOCK_ROWS // wq), flops=flops)
+            row_flops = 2.0 * wq * cg * k  # one tap's GEMM on one plane row
+            min_rows = max(1, math.ceil(TAP_GRAINS * active_grain().flops / row_flops))
+            parallel_numpy(block, plane_rows, min_chunk=min_rows, flops=flops)
             return y
 
         if pointwise:

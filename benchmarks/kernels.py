@@ -83,6 +83,7 @@ import numpy as np
 import convbench
 from convbench import get_algorithm
 from convbench.kernels.configs import TABLE, active_config, active_config_info
+from convbench.kernels.tune import cpu_model
 from convbench.bestof import network_best_vs_best
 from convbench.kernels.gemm import PackedGemm
 from convbench.machine.malloc_policy import BLAS_ENV, keep_freed_memory
@@ -165,25 +166,18 @@ def _shipped_layers() -> list[tuple[str, convbench.ConvSpec]]:
 
 def _two_vs_one_warm(make: Callable[[], Callable[[], object]], min_rounds: int, min_time: float
                      ) -> tuple[float, float, float]:
-    """Median (and CI) of time(1 thread) / time(2 threads), alternating round by
-    round, each timed call right after an untimed one at the same count.
-
-    As a sweep's samples find them: a case's samples follow each other within
-    microseconds, so the kernels' helpers are still polling (and BLAS's and
-    torch's threads awake). Switching the count (``limit_threads``, about 0.6
-    ms) before every timed call, as :func:`bench_common.two_vs_one` does, sent
-    the helpers to sleep before each 2-thread call, so every step paid a
-    sleeping thread's wake-up (18 us at the median, 0.47 ms at the 90th
-    percentile on the 2-vCPU VMs): a cost no sweep's sample pays, which
-    ``docs/threads.md`` states apart."""
+    """Median (and CI) of time(1 thread) / time(2 threads), alternating round by round, each
+    timed call right after an untimed one at the same count: the pools awake, as a sweep's
+    samples find them (switching the count, 0.6 ms, before a timed call sends the helpers to
+    sleep; docs/threads.md states that wake-up apart)."""
     calls = {}
     for t in (1, 2):
         with limit_threads(t):
             calls[t] = make()
-            calls[t]()
     ratios: list[float] = []
     start = time.perf_counter()
-    while len(ratios) < min_rounds or time.perf_counter() - start < min_time:
+    while len(ratios) < 50 * min_rounds and (len(ratios) < min_rounds
+                                              or time.perf_counter() - start < min_time):
         took = []
         for t in (1, 2):
             with limit_threads(t):
@@ -192,8 +186,6 @@ def _two_vs_one_warm(make: Callable[[], Callable[[], object]], min_rounds: int, 
                 calls[t]()
                 took.append(time.perf_counter() - t0)
         ratios.append(took[0] / took[1])
-        if len(ratios) >= 50 * min_rounds:
-            break
     return median_ci(ratios)
 
 
@@ -235,22 +227,14 @@ def _blas_report() -> str:
                      f" x{p.get('num_threads')}" for p in threadpool_info())
 
 
-def _cpu_model() -> str:
-    from convbench.kernels.tune import cpu_model
-
-    return cpu_model()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples (every floor still measured)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     ap.add_argument("--min-time", type=float, default=None, help="seconds per comparison")
     ap.add_argument("--no-jit", action="store_true", help="skip the compile-time and tune checks")
-    ap.add_argument("--floors", default="1,2,3,4,5,6,7,8,9",
-                    help="comma-separated floors to measure (default: all)")
-    ap.add_argument("--explore", action="store_true",
-                    help="exit 0 whatever the verdicts (for the numbers alone)")
+    ap.add_argument("--floors", default="1,2,3,4,5,6,7,8,9", help="comma-separated floors to measure (default: all)")
+    ap.add_argument("--explore", action="store_true", help="exit 0 whatever the verdicts (for the numbers alone)")
     ap.add_argument("--out", help="the JSON output (default: benchmarks/results/kernels-DATE-CPU.json)")
     ap.add_argument("--tune-seconds", type=float, default=60.0,
                     help="budget of the timed 'convbench tune' (its default: 60)")
@@ -269,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Check] = []
     load0 = os.getloadavg()
     cfg_info = active_config_info()
-    print(f"CPU: {_cpu_model()}; numba target {cfg_info['compile_cpu']}; "
+    print(f"CPU: {cpu_model()}; numba target {cfg_info['compile_cpu']}; "
           f"kernel configuration: {cfg_info['name']} (source: {cfg_info['source']}, "
           f"MR={cfg_info['mr']} NR={cfg_info['nr_f32']} KC={cfg_info['kc']} NC={cfg_info['nc']} "
           f"dw {cfg_info['dw_pixels']}x{cfg_info['dw_vectors']}v)", file=sys.stderr, flush=True)
@@ -387,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
     load1 = os.getloadavg()
-    lines = [f"CPU: {_cpu_model()} ({os.cpu_count()} logical CPUs); kernel configuration "
+    lines = [f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); kernel configuration "
              f"{cfg_info['name']} (source {cfg_info['source']})",
              f"BLAS: {_blas_report()}; OpenBLAS env={env or 'unset'}",
              f"clock={args.clock} quick={quick} numba={numba.__version__} numpy={np.__version__} "

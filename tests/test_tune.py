@@ -92,3 +92,29 @@ def test_tune_times_direct_blocked_tiles_and_the_algorithm_uses_the_choice(cache
     spec = convbench.ConvSpec(batch=1, in_channels=8, out_channels=8, height=6, width=6, kernel=3, padding=1,
                               layout="nhwc")
     assert f"direct-blocked-{chosen.db_pixels}x" in convbench.get_algorithm("direct-blocked").implementation(spec)
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_grain_crossover_is_the_first_confirmed_win_timed_on_awake_pools():
+    """The grain's crossover: the first size at which two threads beat one by the margin,
+    confirmed by the next; every timed call follows an untimed one at the same count."""
+    import time
+
+    import numba
+
+    from convbench.kernels.grain_tune import _crossover
+
+    counts: dict[int, list[int]] = {}
+
+    def make(size: int):
+        def call() -> None:
+            t = numba.get_num_threads()
+            counts.setdefault(size, []).append(t)
+            # two threads halve the work and pay 1 ms: 1.0x at size 8, 1.33x at 16, 1.6x at 32
+            time.sleep(size * 0.25e-3 / t + (1e-3 if t == 2 else 0.0))
+        return call, float(size)
+
+    assert _crossover(make, [1, 2, 8, 16, 32, 64], margin=1.15, budget_s=60) == 16
+    for seen in counts.values():
+        rounds = seen[2:]  # after one call at each count, (untimed, timed) pairs at one count
+        assert len(rounds) % 2 == 0 and rounds[::2] == rounds[1::2], seen

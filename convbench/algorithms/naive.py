@@ -25,7 +25,6 @@ import numpy as np
 
 from ..kernels.direct import direct_nhwc, direct_u8_nhwc, pack_direct, u8_start
 from ..layouts import adapt, conversion_bytes
-from .. import implementation as impl
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec

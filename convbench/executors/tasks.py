@@ -17,7 +17,7 @@ import socket
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..sweep.plan import Plan
 from ..sweep.plan import whole_groups, without_cases

@@ -18,7 +18,8 @@ from .grain import KEY_SUFFIX, Grain
 def _crossover(make: Callable[[int], tuple[Callable[[], object], float]], sizes: list[int],
                margin: float, budget_s: float) -> float | None:
     """The work of the smallest size at which two threads beat one by ``margin``
-    (median of per-round ratios, interleaved), confirmed by the next size; ``None``
+    (median of per-round ratios, interleaved, each timed call after an untimed one at
+    the same count), confirmed by the next size; ``None``
     when none does within ``budget_s``."""
     from ..machine.threads import limit_threads
 
@@ -35,6 +36,9 @@ def _crossover(make: Callable[[int], tuple[Callable[[], object], float]], sizes:
             times = {}
             for t in ((1, 2) if r % 2 == 0 else (2, 1)):
                 with limit_threads(t):
+                    # untimed first: switching the count (0.6 ms) sends the helpers to sleep, and a
+                    # sweep's samples, which follow each other, find them awake
+                    call()
                     t0 = time.perf_counter()
                     call()
                     times[t] = time.perf_counter() - t0

@@ -20,11 +20,9 @@ on :data:`QUANT_WORKLOAD`, after the float one, and cached under its own key
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np

@@ -23,7 +23,6 @@ import csv
 import json
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,12 +30,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from .errors import ResultsError  # defined apart (the lock raises it too); imported from here as before
 from .integrity import SAMPLE_KEY_COLUMNS, check_integrity
 from .schema import (
     LOCK_FILE, PHASE_COLUMNS, REPETITION_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, added_since, check_rows,
 )
-from .errors import FolderNotEmpty, ResultsError
+from .errors import FolderNotEmpty, ResultsError  # defined apart (the lock raises it too); imported from here as before
 from .tables import csv_text, read_csv, read_table  # noqa: F401  (csv_text, read_csv: resume reads through io)
 
 # -- writing -------------------------------------------------------------------

@@ -143,6 +143,7 @@ class GemmDirect(Algorithm):
 
         plane_rows = rows // wq  # the GEMM rows come in whole plane rows of Wq pixels
         flops = 2.0 * rows * cg * k * r_taps * s_taps
+        row_flops = 2.0 * wq * cg * k  # one tap's GEMM on one plane row
 
         def gemm(flat: Array) -> Array:
             y = np.empty((n, oh, ow, k), dtype)
@@ -168,7 +169,6 @@ class GemmDirect(Algorithm):
                         u0 = q0 - i * (hq + 1)
                         y[i, u0 : u0 + q1 - q0] = acc[q0 - lo : q1 - lo, :ow]
 
-            row_flops = 2.0 * wq * cg * k  # one tap's GEMM on one plane row
             min_rows = max(1, math.ceil(TAP_GRAINS * active_grain().flops / row_flops))
             parallel_numpy(block, plane_rows, min_chunk=min_rows, flops=flops)
             return y

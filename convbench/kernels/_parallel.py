@@ -148,7 +148,8 @@ def _release_and_poll(ctl, generation, seen, polls):  # pragma: no cover - compi
     until it is not ``seen`` (a new task: returned), or ``generation[1]`` reaches
     ``seen`` (:func:`park` after the task this helper saw: ``seen`` is returned,
     and the helper sleeps), or ``polls`` reads have passed: one compiled call, so
-    the helper holds no GIL meanwhile."""
+    the helper holds no GIL meanwhile. While it polls it counts itself in
+    ``generation[2]``, which tells a poster whether to wait for it (:data:`JOIN_POLLS`)."""
     if ctl.shape[0] > ACTIVE:
         fetch_add(ctl, ACTIVE, -1)
     fetch_add(generation, 2, 1)

@@ -2,7 +2,6 @@
 door a plugin uses (convbench.testing), on the fixed table of odd shapes, in every
 dtype it declares (u8s8: the 8-bit battery's corners too, within 1 LSB of the exact reference)."""
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

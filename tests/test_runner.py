@@ -1,7 +1,6 @@
 """The runner: one row per case whatever happens, interleaved sampling, sharding,
 and `convbench run` end to end on configs/smoke.yaml."""
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from typer.testing import CliRunner
 from convbench import registry
 from convbench.cli import app
 from convbench.config import PluginConsentError, load_config, parse_config
-from convbench.results import LOCK_FILE, CorruptResults, FolderLock, FolderLocked, read_results, repair
+from convbench.results import LOCK_FILE, CorruptResults, FolderLock, FolderLocked, read_results
 from convbench.sweep.plan import plan as make_plan
 from convbench.sweep.session import plan_plugins, run
 

@@ -251,15 +251,33 @@ def test_spectral_products_check_their_shapes():
 
 
 @TWO
-def test_fft_workers_follow_the_case_and_the_grain(monkeypatch):
-    from convbench.algorithms import fft
+@pytest.mark.parametrize("grain_bytes, threads, blocks", [(1e3, 2, [2, 3]), (1e3, 1, [5]), (1e9, 2, [5])])
+def test_fft_transforms_split_into_one_channel_block_a_thread(monkeypatch, grain_bytes, threads, blocks):
+    """Forward and inverse transforms: one single-worker scipy.fft call per channel block, a
+    block per thread the grain gives (5 channels, 5 outputs), and the answer unchanged."""
+    import scipy.fft
 
-    monkeypatch.setattr(grain, "_active", grain.Grain(1e9, 1e6, "test"))
-    with limit_threads(2):
-        assert fft._workers(10) == 1  # a small transform: one worker
-        assert fft._workers(10**8) == 2
-    with limit_threads(1):
-        assert fft._workers(10**8) == 1  # never more than the case's
+    monkeypatch.setattr(grain, "_active", grain.Grain(1e9, grain_bytes, "test"))
+    calls: list[tuple[str, int, object]] = []
+    for name in ("rfft2", "irfft2"):
+        real = getattr(scipy.fft, name)
+
+        def spy(a, *args, _real=real, _name=name, **kwargs):
+            calls.append((_name, a.shape[1], kwargs.get("workers")))
+            return _real(a, *args, **kwargs)
+
+        monkeypatch.setattr(scipy.fft, name, spy)
+    spec = ConvSpec(batch=2, in_channels=5, out_channels=5, height=9, width=7, kernel=3, padding=(2, 0, 1, 1),
+                    stride=2, layout="nchw")
+    x, w = spec.random_inputs(0)
+    with limit_threads(threads):
+        call = get_algorithm("fft").prepare(spec, w)
+        calls.clear()
+        y = call(x)
+    assert relative_error(y, reference(spec, x, w)) < 1e-4
+    for name in ("rfft2", "irfft2"):
+        assert sorted(c for n, c, _ in calls if n == name) == blocks
+    assert {workers for *_, workers in calls} == {1}
 
 
 @TWO

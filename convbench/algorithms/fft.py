@@ -1,16 +1,16 @@
 """FFT convolution: the convolution theorem with real FFTs (scipy.fft).
 
 ``prepare`` zero-pads the dilated kernel to the FFT size and transforms it
-once. A call pads the input, transforms it, multiplies and sums over each
+once. A call transforms the input, multiplies and sums over each
 group's input channels per frequency (a numba kernel,
 :mod:`convbench.kernels.spectral`), transforms back, then crops and strides.
 Cross-correlation is a product with the conjugate kernel spectrum. The
 FFT size is the padded input rounded up to a fast length: a circular
 correlation of that size wraps only into outputs that are cropped away.
 
-Phases: ``pack`` (the zero-padded copy) -> ``transform_in`` (forward FFTs) ->
-``gemm`` (products and channel sums per frequency) -> ``transform_out``
-(inverse FFTs, crop, stride); NHWC adds its layout conversions.
+Phases: ``transform_in`` (forward FFTs) -> ``gemm`` (products and channel
+sums per frequency) -> ``transform_out`` (inverse FFTs, crop, stride); NHWC
+adds its layout conversions.
 
 Threads (issue 31): the ``gemm`` step was numpy's batched complex matmul,
 ``(1 x Cg) @ (Cg x Kg)`` once per frequency, which ran as thousands of tiny
@@ -20,15 +20,23 @@ products, each paying BLAS's thread wake-up at two threads (0.16x on a 3x3
 (:mod:`convbench.kernels.spectral`), memory-bound on the weight spectrum
 (read once a call, ``K*Cg`` FFT planes): where a second core adds no memory
 bandwidth (the 2-vCPU Zen 4 VM: 33.7 GB/s read on one thread, 30.3 on two)
-FFT stays near 1x at two threads; ``docs/threads.md`` says what would change
-that (a tiled FFT).
-The transforms use scipy.fft's ``workers``, one per grain of data
-(:mod:`convbench.kernels.grain`), with the kernels' helpers parked so
-pocketfft's threads have the cores. The zero-padded copy and the crop are
-numpy copies on one thread (a few percent of the call).
+it scaled 1.8x on a 3x3 64->64 56x56 layer but 1.37x on a 256->256 14x14
+one; ``docs/threads.md`` says what would change that (a tiled FFT).
+The transforms run on the kernels' pool too, in channel blocks, one block
+a thread, each a one-worker pocketfft call (:func:`_per_channel_block`).
+pocketfft's own ``workers`` did not scale them on that VM: a 64-channel
+60x60 forward transform took 515 us on one worker and 405-558 us on two, a
+256-channel 16x16 one 140 us and 250 us, where
+two channel blocks on the pool took 360 us and 125 us.
+There is no zero-padded copy: the FFT pads the bottom and right with zeros,
+and the top and left padding is a shift of the circular correlation, taken
+back in the crop (rows ``(o*stride - top) mod Hf``: :func:`_wrapped_crop`).
 """
 
 from __future__ import annotations
+
+import math
+from typing import Callable
 
 import numpy as np
 
@@ -36,10 +44,9 @@ from ..layouts import adapt
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
-from ..kernels._parallel import park
+from ..kernels._parallel import parallel_numpy
 from ..kernels.grain import threads_for
 from ..kernels.spectral import spectral_products, split_spectrum
-from ..machine.threads import fft_workers
 from ..algorithm import Algorithm, Array, ConvCall
 
 
@@ -51,14 +58,28 @@ def _fft_shape(spec: ConvSpec) -> tuple[int, int]:
     return scipy.fft.next_fast_len(hp, real=True), scipy.fft.next_fast_len(wp, real=True)
 
 
-def _workers(nbytes: int) -> int:
-    """scipy.fft's ``workers`` for a transform of ``nbytes``: one per grain of it,
-    at most the case's FFT workers; the pool's helpers sleep meanwhile (its
-    threads and pocketfft's share the case's cores)."""
-    workers = threads_for(nbytes=nbytes, most=fft_workers())
-    if workers > 1:
-        park()
-    return workers
+def _wrapped_crop(out: int, stride: int, pad: int, size: int) -> list[tuple[slice, slice]]:
+    """The output positions ``o`` of one axis as (output, FFT) slice pairs, reading FFT
+    position ``(o*stride - pad) mod size``: the correlation of the unpadded input is
+    the padded one shifted by ``pad``; the positions before 0 wrap to the end, which
+    holds zeros of the FFT's own padding (``size >= extent + pad``)."""
+    wrapped = min(out, -(-pad // stride))  # outputs whose first tap is in the padding
+    first = wrapped * stride - pad
+    pairs = []
+    if wrapped < out:
+        pairs.append((slice(wrapped, out), slice(first, first + (out - wrapped - 1) * stride + 1, stride)))
+    if wrapped:
+        start = size - pad
+        pairs.append((slice(0, wrapped), slice(start, start + (wrapped - 1) * stride + 1, stride)))
+    return pairs
+
+
+def _per_channel_block(body: Callable[[int, int], object], channels: int, nbytes: float) -> None:
+    """``body(lo, hi)`` over channel blocks ``[lo, hi)`` on the kernels' pool: one block a
+    thread for a transform that streams ``nbytes`` (one thread per grain of it). One
+    block, not several: every block is a Python call into scipy.fft that takes the GIL."""
+    threads = threads_for(nbytes=nbytes)
+    parallel_numpy(body, channels, min_chunk=max(1, channels // threads), nbytes=nbytes)
 
 
 @register
@@ -92,7 +113,7 @@ class FFT(Algorithm):
         dh, dw = spec.dilation
         sh, sw = spec.stride
         oh, ow = spec.output_height, spec.output_width
-        top, bottom, left, right = spec.padding
+        top, _, left, _ = spec.padding
         dtype = spec.np_dtype
 
         dilated = np.zeros((k, cg, rh, rw), dtype)
@@ -103,16 +124,20 @@ class FFT(Algorithm):
         # per group and frequency: a (Cg, Kg) matrix, as real and imaginary parts
         wr, wi = split_spectrum(w_hat.reshape(g, kg, cg, freqs).transpose(0, 3, 2, 1))
         cplx = np.result_type(dtype, np.complex64)
-        x_bytes = n * spec.in_channels * hf * wf * spec.itemsize
-        y_bytes = n * k * hf * wf * spec.itemsize
+        # each transform streams its planes once per radix pass (about log4 of the plane)
+        passes = max(1.0, math.log2(hf * wf) / 2)
+        x_work = passes * n * spec.in_channels * hf * wf * spec.itemsize
+        y_work = passes * n * k * hf * wf * spec.itemsize
+        crop_rows, crop_cols = _wrapped_crop(oh, sh, top, hf), _wrapped_crop(ow, sw, left, wf)
 
-        def pack(x: Array) -> Array:
-            return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        def transform_in(x: Array) -> Array:
+            x_hat = np.empty((n, spec.in_channels, hf, wf2), cplx)
 
-        def transform_in(xp: Array) -> Array:
-            workers = _workers(x_bytes)
-            x_hat = scipy.fft.rfft2(xp, s=(hf, wf), workers=workers)  # (N, C, Hf, Wf2)
-            return np.ascontiguousarray(x_hat, cplx).reshape(n, g, cg, freqs)
+            def block(lo: int, hi: int) -> None:
+                x_hat[:, lo:hi] = scipy.fft.rfft2(x[:, lo:hi], s=(hf, wf), workers=1)
+
+            _per_channel_block(block, spec.in_channels, x_work)
+            return x_hat.reshape(n, g, cg, freqs)
 
         def gemm(x_hat: Array) -> Array:
             y_hat = np.empty((n, g, kg, freqs), cplx)
@@ -120,10 +145,16 @@ class FFT(Algorithm):
             return y_hat.reshape(n, k, hf, wf2)
 
         def transform_out(y_hat: Array) -> Array:
-            y_full = scipy.fft.irfft2(y_hat, s=(hf, wf), workers=_workers(y_bytes))
-            y = y_full[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
-            return np.ascontiguousarray(y, dtype=dtype)
+            y = np.empty((n, k, oh, ow), dtype)
 
-        call = phased(("pack", pack), ("transform_in", transform_in), ("gemm", gemm),
-                      ("transform_out", transform_out))
+            def block(lo: int, hi: int) -> None:
+                full = scipy.fft.irfft2(y_hat[:, lo:hi], s=(hf, wf), workers=1)
+                for dst_r, src_r in crop_rows:
+                    for dst_c, src_c in crop_cols:
+                        y[:, lo:hi, dst_r, dst_c] = full[:, :, src_r, src_c]
+
+            _per_channel_block(block, k, y_work)
+            return y
+
+        call = phased(("transform_in", transform_in), ("gemm", gemm), ("transform_out", transform_out))
         return adapt(call, spec.layout, "nchw")

@@ -78,6 +78,33 @@ def test_gemm_direct_splits_its_taps_only_with_a_grain_of_work_per_chunk(monkeyp
     assert used == {1.0: 2, 5e6: 1}
 
 
+@TWO
+@pytest.mark.parametrize("shape, jobs", [
+    ({"batch": 1, "in_channels": 6, "out_channels": 40, "height": 4, "width": 3, "padding": (2, 1, 0, 1)}, 3),
+    ({"batch": 2, "in_channels": 5, "out_channels": 33, "height": 5, "width": 4, "stride": 2, "padding": 1}, 3),
+    ({"batch": 1, "in_channels": 6, "out_channels": 8, "height": 9, "width": 5, "padding": 1}, 9),
+])
+def test_gemm_direct_splits_output_channels_where_they_outnumber_the_rows(monkeypatch, shape, jobs):
+    """More output channels than GEMM rows: blocks of 16 channels (a block of rows would repack
+    every tap's whole weight matrix); otherwise blocks of plane rows. Both give the answer."""
+    from convbench.algorithms import gemm_direct
+
+    split = []
+    real = gemm_direct.parallel_numpy
+    monkeypatch.setattr(gemm_direct, "parallel_numpy", lambda body, njobs, **kw: (split.append(njobs),
+                                                                                   real(body, njobs, **kw)))
+    monkeypatch.setattr(grain, "_active", grain.Grain(1.0, 1.0, "test"))
+    spec = ConvSpec(**shape, kernel=3)
+    x, w = spec.random_inputs(0)
+    with limit_threads(2):
+        call = get_algorithm("gemm-direct").prepare(spec, w)
+        threads_used()
+        y = call(x)
+        assert threads_used() == 2
+    assert split == [jobs]
+    assert relative_error(y, reference(spec, x, w)) < 1e-5
+
+
 def test_grain_gives_one_thread_per_grain_of_work(monkeypatch):
     monkeypatch.setattr(grain, "_active", grain.Grain(1e6, 1e5, "test"))
     assert grain.threads_for(flops=5e5, most=4) == 1  # less than a grain: one thread

@@ -121,7 +121,7 @@ class DirectBlocked(Algorithm):
             return out
 
         def unpack(ob: Array) -> Array:
-            y = np.empty(spec.output_shape, dtype)
+            y = aligned_empty(spec.output_shape, dtype)
             from_blocked(ob.reshape(n, g * kb, oh, owp, wdt), layout, out_lanes, y)
             return y
 
@@ -159,7 +159,7 @@ def _prepare_depthwise(spec: ConvSpec, weight: Array) -> ConvCall:
         return out
 
     def unpack(ob: Array) -> Array:  # output channel (gb * W + lane) * M + m
-        y = np.empty(spec.output_shape, dtype)
+        y = aligned_empty(spec.output_shape, dtype)
         from_blocked(ob.reshape(n, gb * mult, oh, owp, wdt), layout, out_lanes, y)
         return y
 

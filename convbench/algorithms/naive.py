@@ -17,12 +17,20 @@ came in the same minute as indirect's 1.05x and oneDNN's 1.07x on that
 layer, a contended stretch of that run; the phases at 1 and 2 threads show
 one step that splits over rows like the others. The NCHW conversions are
 numpy copies on one thread.
+
+The output is 64-byte aligned (:func:`~convbench.kernels.aligned.aligned_empty`):
+each output pixel's row is the accumulator the innermost loop stores to,
+and where ``np.empty`` left it split across cache lines the same call ran
+up to twice as slow, by where the allocator put it (a 5x5 64->64 28x28
+layer: 4.3 ms at one thread, 4.1 or 2.2 ms at two, in one process), which
+read as "naive does not scale" on some layers and 4x on others.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.aligned import aligned_empty
 from ..kernels.direct import direct_nhwc, direct_u8_nhwc, pack_direct, u8_start
 from ..layouts import adapt, conversion_bytes
 from ..phases import phased
@@ -57,7 +65,7 @@ class Naive(Algorithm):
         dtype = spec.np_dtype
 
         def call(x: Array) -> Array:
-            out = np.empty(shape, dtype)
+            out = aligned_empty(shape, dtype)
             direct_nhwc(x, w, *geometry, out)  # guarded: C-contiguous, spec dtype
             return out
 
@@ -72,7 +80,7 @@ class Naive(Algorithm):
         x_zero, y_zero = qw.x_zero, qw.y_zero
 
         def call(x: Array) -> Array:
-            out = np.empty(shape, np.uint8)
+            out = aligned_empty(shape, np.uint8)
             direct_u8_nhwc(x, w, x_zero, acc0, mult, y_zero, *geometry, out)
             return out
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels._parallel import parallel_numpy
+from ..kernels.aligned import aligned_empty
 from ..kernels.winograd import input_transform, output_transform, skewed_planes, weight_transform
 from ..layouts import adapt
 from .. import implementation as impl
@@ -105,7 +106,7 @@ class Winograd(Algorithm):
             return m
 
         def transform_out(m: Array) -> Array:
-            y = np.empty(out_shape, dtype)
+            y = aligned_empty(out_shape, dtype)
             output_transform(m, th, tw, y)
             return y
 

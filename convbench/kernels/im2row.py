@@ -17,6 +17,7 @@ from numba import njit
 from ..spec import ConvSpec
 from ._intrinsics import data_ptr, ptr_add
 from ._parallel import chunk_done, next_chunk, parallel_for
+from .aligned import aligned_empty
 
 
 @njit(nogil=True, cache=True)
@@ -102,7 +103,7 @@ def tap_major_copy(spec: ConvSpec, pad: int = 0) -> Callable[[np.ndarray], np.nd
             taps.append((i0, i1, j0, j1, i0 * sh - top + r * dh, j0 * sw - left + s * dw))
 
     def pack(x: np.ndarray) -> np.ndarray:
-        col = np.empty((len(taps), n, oh, ow, c), dtype)
+        col = aligned_empty((len(taps), n, oh, ow, c), dtype)
         for t, (i0, i1, j0, j1, y0, x0) in enumerate(taps):
             # zeros only where the tap reads padding (border strips), then the copy
             col[t, :, :i0] = pad

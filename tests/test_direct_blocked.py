@@ -83,10 +83,15 @@ def test_depthwise_layers_put_groups_in_the_lanes_and_match_the_reference(layout
 
 
 @pytest.mark.parametrize("layout", ["nhwc", "nchw"])
-def test_the_layout_copies_place_every_channel_in_its_lane_and_zero_the_rest(layout):
+@pytest.mark.parametrize("groups, per, lanes", [
+    (3, 5, 4),  # 5 channels a group: a full block and a partial one
+    (1, 3, 3),  # NHWC pixels that are whole blocks: one run a row
+    (1, 3, 4),  # one partial block
+])
+def test_the_layout_copies_place_every_channel_in_its_lane_and_zero_the_rest(layout, groups, per, lanes):
     from convbench.kernels.blocked_layout import dense_lanes, from_blocked, to_blocked
 
-    n, groups, per, h, w, lanes = 2, 3, 5, 4, 3, 4  # 5 channels a group: a full block and a partial one
+    n, h, w = 2, 4, 3
     x = np.arange(n * groups * per * h * w, dtype=np.float32).reshape(n, groups * per, h, w) + 1
     xin = x.transpose(0, 2, 3, 1).copy() if layout == "nhwc" else x
     lane_map = dense_lanes(groups, per, lanes)

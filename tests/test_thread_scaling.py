@@ -259,6 +259,25 @@ def test_split_gemm_computes_every_product_once(na, nb, m, k, n, tiny_grain, mon
         assert sum(done) == 2 * nb * m * n * k, f"threads={t}"
 
 
+@TWO
+@pytest.mark.parametrize("m, n, calls", [(196, 64, 2), (130, 40, 2), (100, 30, 1), (300, 40, 4), (40, 200, 2)])
+def test_split_gemm_cuts_one_product_into_whole_rounds_of_blocks(m, n, calls, tiny_grain, monkeypatch):
+    """One matrix at two threads: blocks of at least MIN_BLOCK rows (or columns), as many as
+    give each thread the same count (196 rows: two blocks of 98, not three of 66)."""
+    import types
+
+    shapes = []
+
+    def recording_matmul(x, y, out):
+        shapes.append(out.shape)
+        return np.matmul(x, y, out=out)
+
+    monkeypatch.setattr(split_gemm, "np", types.SimpleNamespace(matmul=recording_matmul))
+    with limit_threads(2):
+        split_gemm.matmul(np.ones((1, m, 8)), np.ones((1, 8, n)), np.empty((1, m, n)))
+    assert len(shapes) == calls
+
+
 def test_split_gemm_names_shapes_that_do_not_fit():
     with pytest.raises(ValueError, match="does not make"):
         split_gemm.matmul(np.ones((2, 3, 4)), np.ones((3, 4, 5)), np.ones((3, 3, 5)))

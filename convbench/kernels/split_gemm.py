@@ -30,9 +30,12 @@ from ._parallel import parallel_numpy
 from .grain import threads_for
 
 #: The fewest rows (or columns) a block of one matrix holds: BLAS packs its
-#: operands per call, and below this the packing and the call cost more than
-#: the split gains.
-MIN_BLOCK = 128
+#: other operand per call, a cost against the block's own work that falls with
+#: its rows (224 x 256 @ 256 x 256 on one thread: 285 us whole, 296 us in blocks
+#: of 112 rows, 351 us in blocks of 32). At 128, a 5x5 64->64 14x14 layer's
+#: 196 x 1600 @ 1600 x 64 product stayed one block and im2col ran it at 0.77x
+#: on two threads against one; in two blocks of 98 rows, 1.45x (Zen 4 VM).
+MIN_BLOCK = 64
 #: Blocks per thread to aim for when the stack is short: two, so a faster core
 #: can take more of them, and no more, as each block repacks its operands (on
 #: the quiet VM four a thread scaled im2col's 1x1 layers 1.55-1.58x, one a
@@ -76,6 +79,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     rows = m >= n  # split the longer dimension of each matrix, if the stack is too short
     length = m if rows else n
     blocks = max(1, min(-(-BLOCKS_PER_THREAD * threads // nb), length // MIN_BLOCK))
+    if nb == 1 and blocks > threads:
+        blocks -= blocks % threads  # whole rounds: no thread left alone with a last block
     size = -(-length // blocks)
     blocks = -(-length // size)
 

@@ -25,10 +25,15 @@ _TO = {
 
 
 def convert(x: Array, src: str, dst: str) -> Array:
-    """``x`` (a 4-D activation) from layout ``src`` to ``dst``, C-contiguous."""
+    """``x`` (a 4-D activation) from layout ``src`` to ``dst``, C-contiguous (a numba
+    copy on the kernels' pool: :mod:`convbench.kernels.layout_copy`)."""
     if src == dst:
         return np.ascontiguousarray(x)
-    return np.ascontiguousarray(x.transpose(_TO[(src, dst)]))
+    if (src, dst) not in _TO:
+        raise ValueError(f"no conversion from {src!r} to {dst!r}")
+    from .kernels.layout_copy import transpose_layout
+
+    return transpose_layout(x, dst)
 
 
 def conversion_bytes(spec: "ConvSpec", natural: str) -> int:

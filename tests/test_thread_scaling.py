@@ -105,6 +105,31 @@ def test_gemm_direct_splits_output_channels_where_they_outnumber_the_rows(monkey
     assert relative_error(y, reference(spec, x, w)) < 1e-5
 
 
+@TWO
+@pytest.mark.parametrize("dtype", ["float32", "u8s8"])
+def test_naive_counts_its_work_per_output_value_not_per_weight_tensor(monkeypatch, dtype):
+    """A 1x1 stride-2 64->64 layer on 14x14 is 0.4 MFLOP: under a 1 MFLOP grain, one thread
+    (counting every output's reduction as the whole weight tensor made it 25.7 MFLOP, and
+    split it into 7 rows of 4 us on two threads, 0.4x one thread's speed)."""
+    monkeypatch.setattr(grain, "_active", grain.Grain(1e6, 1e9, "test"))
+    spec = ConvSpec(batch=1, in_channels=64, out_channels=64, height=14, width=14, kernel=1, stride=2,
+                    layout="nhwc", dtype=dtype)
+    x, w = spec.random_inputs(0)
+    call = get_algorithm("naive").prepare(spec, w)
+    with limit_threads(2):
+        threads_used()
+        call(x)
+        assert threads_used() == 1
+    big = ConvSpec(batch=1, in_channels=64, out_channels=64, height=14, width=14, kernel=3, padding=1,
+                   layout="nhwc", dtype=dtype)  # 14.5 MFLOP: two threads
+    x, w = big.random_inputs(0)
+    call = get_algorithm("naive").prepare(big, w)
+    with limit_threads(2):
+        threads_used()
+        call(x)
+        assert threads_used() == 2
+
+
 def test_grain_gives_one_thread_per_grain_of_work(monkeypatch):
     monkeypatch.setattr(grain, "_active", grain.Grain(1e6, 1e5, "test"))
     assert grain.threads_for(flops=5e5, most=4) == 1  # less than a grain: one thread

@@ -118,7 +118,7 @@ def direct_u8_nhwc(x: np.ndarray, w: np.ndarray, x_zero: int, acc0: np.ndarray, 
             f"direct_u8_nhwc: x {x.dtype}{x.shape}, w {w.dtype}{w.shape}, acc0 {acc0.dtype}{acc0.shape}, "
             f"mult {mult.dtype}{mult.shape}, out {out.dtype}{out.shape} do not fit together")
     parallel_for(direct_u8_jobs, out.shape[0] * out.shape[1], x, w, np.int64(x_zero), acc0, mult,
-                 np.int64(y_zero), sh, sw, dh, dw, top, left, out, flops=2.0 * out.size * w[0].size)
+                 np.int64(y_zero), sh, sw, dh, dw, top, left, out, flops=_flops(out, w))
 
 
 def pack_direct(weight: np.ndarray, groups: int, dtype: np.dtype | str) -> np.ndarray:
@@ -130,9 +130,15 @@ def pack_direct(weight: np.ndarray, groups: int, dtype: np.dtype | str) -> np.nd
     )
 
 
+def _flops(out: np.ndarray, w: np.ndarray) -> float:
+    """Multiply-adds x 2 of a direct convolution into ``out`` with ``w`` (G, R, S, Cg, Kg):
+    each output value reduces over R*S*Cg (not the whole group's weights)."""
+    return 2.0 * out.size * w.shape[1] * w.shape[2] * w.shape[3]
+
+
 def direct_nhwc(x: np.ndarray, w: np.ndarray, sh: int, sw: int, dh: int, dw: int, top: int,
                 left: int, out: np.ndarray) -> None:
     """``out`` (N, OH, OW, K) = conv of NHWC ``x`` with ``w`` (G, R, S, Cg, Kg);
     output rows are split over ``numba.get_num_threads()`` threads."""
     parallel_for(direct_jobs, out.shape[0] * out.shape[1], x, w, sh, sw, dh, dw, top, left, out,
-                 flops=2.0 * out.size * w[0].size)
+                 flops=_flops(out, w))

@@ -221,4 +221,5 @@ def im2col_depthwise(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     banded = _compiled_banded(config.dw_pixels, config.dw_vectors, config.vector_bytes)
     nbands = -(-oh // rows)
     parallel_for(banded, n * nbands, x, np.zeros(c, x.dtype), offs, offs_last, rows, config.dw_pixels, *kernel,
-                 *stride, *dilation, top, left, k // c, w, out, flops=2.0 * out.size * taps)
+                 *stride, *dilation, top, left, k // c, w, out, flops=2.0 * out.size * taps,
+                 nbytes=x.nbytes + out.nbytes)  # memory-bound: bytes, as indirect's kernel

@@ -229,4 +229,4 @@ def depthwise_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tup
     jobs = _compiled_depthwise(pixels, vector_bytes)
     flops = 2.0 * out.size * kernel[0] * kernel[1]
     parallel_for(jobs, n * gb * mult * oh, x, w, out, gb, mult, hp, wp, oh, ow, *kernel, *stride, *dilation,
-                 flops=flops)
+                 flops=flops, nbytes=x.nbytes + out.nbytes)  # memory-bound: its bytes count too

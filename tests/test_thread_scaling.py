@@ -65,7 +65,8 @@ def test_every_builtin_is_exact_on_two_threads(name, dtype, tiny_grain):
 
 @TWO
 def test_gemm_direct_splits_its_taps_only_with_a_grain_of_work_per_chunk(monkeypatch):
-    spec = ConvSpec(batch=1, in_channels=8, out_channels=8, height=10, width=10, kernel=3, padding=1)
+    spec = ConvSpec(batch=1, in_channels=8, out_channels=8, height=10, width=10, kernel=3, padding=1,
+                    layout="nhwc")  # no layout conversions: the taps alone
     x, w = spec.random_inputs(0)
     call = get_algorithm("gemm-direct").prepare(spec, w)
     used = {}

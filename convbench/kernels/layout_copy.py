@@ -3,9 +3,9 @@ its other layout (:func:`convbench.layouts.convert`).
 
 A job is one image row: its ``W x C`` block (a few KiB to a few tens of KiB)
 is read and written within L1, so the strided side of the transpose costs no
-more than the contiguous one. numpy's transposing copy ran the same
-conversion at about 7.5 GB/s on one thread (a 64-channel 56x56 image: 212 us,
-6-9% of FFT's two-thread call in NHWC) and, as Python, takes the GIL per block.
+more than the contiguous one. numpy's transposing copy of a 64-channel 56x56
+image took 132 us on one thread (these kernels: 67 and 74 us), 212 us inside
+FFT's NHWC call (6-9% of its two-thread time), and as Python takes the GIL.
 Two kernels, one a direction, each with the loop order that measured fastest
 for it: one kernel over flat arrays and runtime strides ran both at 174 us
 against 67 and 74 (numba's index arithmetic kept LLVM from vectorising it).

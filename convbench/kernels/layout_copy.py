@@ -4,11 +4,12 @@ its other layout (:func:`convbench.layouts.convert`).
 A job is one image row: its ``W x C`` block (a few KiB to a few tens of KiB)
 is read and written within L1, so the strided side of the transpose costs no
 more than the contiguous one. numpy's transposing copy of a 64-channel 56x56
-image took 132 us on one thread (these kernels: 67 and 74 us), 212 us inside
+image took 132 us on one thread (this kernel: 68 and 73 us), 212 us inside
 FFT's NHWC call (6-9% of its two-thread time), and as Python takes the GIL.
-Two kernels, one a direction, each with the loop order that measured fastest
-for it: one kernel over flat arrays and runtime strides ran both at 174 us
-against 67 and 74 (numba's index arithmetic kept LLVM from vectorising it).
+One kernel serves both directions: it copies between two arrays indexed
+(N, H, W, C), one of them a transposed view of the NCHW side, as fast as two
+kernels with the NCHW index written out (67 and 74 us), where one kernel over
+flat arrays and runtime strides took 174.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from ._parallel import chunk_done, next_chunk, parallel_for
 
 
 @njit(nogil=True, cache=True)
-def _to_nchw_jobs(work, x, out):  # pragma: no cover - compiled
-    """Rows ``n * H + i`` from ``work``: ``out[n, :, i, :] = x[n, i, :, :].T``."""
-    _, h, w, c = x.shape
+def _copy_rows_jobs(work, src, dst):  # pragma: no cover - compiled
+    """Rows ``n * H + i`` from ``work``: ``dst[n, i] = src[n, i]``, both indexed ``(N, H, W, C)``
+    (one of them a transposed view of an NCHW array), channels outer within the row."""
+    _, h, w, c = src.shape
     while True:
         lo, hi = next_chunk(work)
         if lo >= hi:
@@ -31,23 +33,7 @@ def _to_nchw_jobs(work, x, out):  # pragma: no cover - compiled
             n, i = job // h, job % h
             for ch in range(c):
                 for j in range(w):
-                    out[n, ch, i, j] = x[n, i, j, ch]
-        chunk_done(work, lo, hi)
-
-
-@njit(nogil=True, cache=True)
-def _to_nhwc_jobs(work, x, out):  # pragma: no cover - compiled
-    """Rows ``n * H + i`` from ``work``: ``out[n, i, :, :] = x[n, :, i, :].T``."""
-    _, c, h, w = x.shape
-    while True:
-        lo, hi = next_chunk(work)
-        if lo >= hi:
-            return
-        for job in range(lo, hi):
-            n, i = job // h, job % h
-            for ch in range(c):
-                for j in range(w):
-                    out[n, i, j, ch] = x[n, ch, i, j]
+                    dst[n, i, j, ch] = src[n, i, j, ch]
         chunk_done(work, lo, hi)
 
 
@@ -57,11 +43,13 @@ def transpose_layout(x: np.ndarray, to: str) -> np.ndarray:
     if x.ndim != 4 or to not in ("nchw", "nhwc"):
         raise ValueError(f"transpose_layout: a 4-D array to 'nchw' or 'nhwc', not {x.shape} to {to!r}")
     x = np.ascontiguousarray(x)
-    n, a, b, c = x.shape
     if to == "nchw":  # x is (N, H, W, C)
-        out = np.empty((n, c, a, b), x.dtype)
-        parallel_for(_to_nchw_jobs, n * a, x, out, nbytes=2.0 * x.nbytes)
+        n, h, w, c = x.shape
+        out = np.empty((n, c, h, w), x.dtype)
+        src, dst = x, out.transpose(0, 2, 3, 1)
     else:  # x is (N, C, H, W)
-        out = np.empty((n, b, c, a), x.dtype)
-        parallel_for(_to_nhwc_jobs, n * b, x, out, nbytes=2.0 * x.nbytes)
+        n, c, h, w = x.shape
+        out = np.empty((n, h, w, c), x.dtype)
+        src, dst = x.transpose(0, 2, 3, 1), out
+    parallel_for(_copy_rows_jobs, n * h, src, dst, nbytes=2.0 * x.nbytes)  # same (N, H, W, C) shape
     return out

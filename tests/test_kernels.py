@@ -317,7 +317,8 @@ def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
     assert packed.ctypes.data % ALIGN == 0
 
 
-@pytest.mark.parametrize("band_bytes", [1, 3000, 1 << 30])  # a row a band, several with a short last, one
+# a tile a band, parts of a row, two rows a band with a short last, one band
+@pytest.mark.parametrize("band_bytes", [1, 3000, 13000, 1 << 30])
 @pytest.mark.parametrize("layout", ["nhwc", "nchw"])
 @pytest.mark.parametrize("width, stride, padding", [(8, (2, 1), (1, 0, 2, 1)), (2, (1, 3), (0, 2, 5, 4))])
 def test_im2col_numba_depthwise_bands_match_the_reference(monkeypatch, band_bytes, layout, width, stride, padding):
@@ -328,6 +329,29 @@ def test_im2col_numba_depthwise_bands_match_the_reference(monkeypatch, band_byte
     x, w = spec.random_inputs(3)
     call = convbench.get_algorithm("im2col-numba").prepare(spec, w)
     assert relative_error(call(x), reference(spec, x, w)) < 1e-5
+
+
+def test_depthwise_bands_are_whole_rows_or_even_parts_of_one_in_whole_tiles(monkeypatch):
+    monkeypatch.setattr(dw_mod, "BAND_BYTES", 100 * 9 * 4 * 8)  # 100 pixels of 8 float32 channels, 3x3
+    assert dw_mod.band_shape(50, 30, 8, 9, 4, 4) == (3, 30)  # three whole rows fit
+    assert dw_mod.band_shape(50, 101, 8, 9, 4, 4) == (1, 52)  # two parts of 51 pixels -> whole tiles of 4
+    assert dw_mod.band_shape(50, 1001, 8, 9, 4, 4) == (1, 92)  # 11 parts of 91 -> 92, the last 81
+    assert dw_mod.band_shape(50, 3, 800, 9, 4, 4) == (1, 3)  # a tile wider than the row: the row
+
+
+def test_im2col_depthwise_runs_the_tile_function_it_is_given_on_every_band(monkeypatch):
+    from numba import njit
+
+    monkeypatch.setattr(dw_mod, "BAND_BYTES", 1000)  # parts of a row: 10 pixels of 9 taps x 4 floats are 1440 B
+    @njit(cache=True)
+    def count_bands(work, x, zero, offs, img_stride, channels, mult, w, out):  # pragma: no cover - compiled
+        out[0] += 1.0  # each band's own output slice: its first value counts the band
+
+    x = np.ones((2, 9, 10, 4), np.float32)
+    out = np.zeros((2, 9, 10, 4), np.float32)
+    dw_mod.im2col_depthwise(x, (3, 3), (1, 1), (1, 1), 1, 1, np.zeros(36, np.float32), out, tiles=count_bands)
+    rows, cols = dw_mod.band_shape(9, 10, 4, 9, 4, dw_mod.active_config().dw_pixels)
+    assert out.sum() == 2 * -(-9 // rows) * -(-10 // cols)  # nothing else written: the kernel was replaced
 
 
 def test_im2col_depthwise_refuses_arrays_that_do_not_fit():

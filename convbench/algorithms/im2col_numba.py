@@ -9,13 +9,17 @@ matrix). Depthwise layers (one channel a group) copy a
 tap-major matrix and run the depthwise kernel ``indirect`` uses
 (:mod:`convbench.kernels.depthwise`), reading its rows through a table of
 offsets into that matrix: again the same kernel with an im2col copy in
-front. The copy is made in bands of output rows
+front. The copy is made in bands of output rows, or of parts of one row
+where a row's matrix is larger than a band
 (:func:`~convbench.kernels.depthwise.im2col_depthwise`), each read by the
 kernel while it is still in cache, as production im2col convolutions bound
 their workspace: the whole matrix (nine times the input for a 3x3 layer)
 went to memory and back, which held it at 0.2x indirect on MobileNet's
 depthwise layers. Copy and kernel interleave, so that call is one step,
-without a phase split. (Run as C one-channel GEMMs, the dense kernel was
+without a phase split. The copy alone, at about memcpy's speed (50-60 GB/s
+into L2 on the Zen 4 VM), takes about as long as indirect's whole call on
+those layers, so about 0.5x indirect is this path's ceiling there
+(``benchmarks/kernels.py`` measures it, floor 9). (Run as C one-channel GEMMs, the dense kernel was
 8-14x slower than indirect there, slower than naive: a gap that said
 nothing about the algorithms.)
 
@@ -39,7 +43,8 @@ import numpy as np
 
 from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
-from ..kernels.depthwise import band_rows, im2col_depthwise, pack_depthwise
+from ..kernels.configs import active_config
+from ..kernels.depthwise import band_shape, im2col_depthwise, pack_depthwise
 from ..kernels.im2row import im2row, im2row_bytes
 from ..layouts import adapt, conversion_bytes
 from .. import implementation as impl
@@ -71,9 +76,9 @@ class Im2colNumba(Algorithm):
         extra = conversion_bytes(spec, "nhwc") + (_quantized.scratch_bytes(spec) if spec.is_quantized else 0)
         if spec.is_depthwise:  # a band of the tap-major matrix per thread (at most), its offset tables
             taps, ow, c = spec.kernel_h * spec.kernel_w, spec.output_width, spec.in_channels
-            rows = band_rows(spec.output_height, ow, c, taps, spec.itemsize)
-            band = taps * rows * ow * c * spec.itemsize
-            return numba.config.NUMBA_NUM_THREADS * band + 2 * rows * ow * taps * 8 + extra
+            rows, cols = band_shape(spec.output_height, ow, c, taps, spec.itemsize, active_config().dw_pixels)
+            band = taps * rows * cols * c * spec.itemsize
+            return numba.config.NUMBA_NUM_THREADS * band + 2 * rows * cols * taps * 8 + extra
         # im2row matrix + its row-offset table (the kernel's A-row addresses)
         return im2row_bytes(spec) + m * 8 + extra
 

@@ -147,19 +147,24 @@ def depthwise(x: np.ndarray, zero: np.ndarray, offs: np.ndarray, nimg: int, img_
 BAND_BYTES = 128 << 10
 
 
-def _build_banded(dw_jobs: Callable) -> Callable:
+@functools.lru_cache(maxsize=None)
+def _banded(dw_jobs: Callable) -> Callable:
+    """The jitted band function around the tile function ``dw_jobs``."""
     from .im2row import tap_major_band_jobs
 
     @njit(nogil=True, cache=True)
-    def banded_jobs(work, x, zero, offs, offs_last, rows, px, kh, kw, sh, sw, dh, dw, top, left,
+    def banded_jobs(work, x, zero, offs, offs_last, rows, cols, px, kh, kw, sh, sw, dh, dw, top, left,
                     mult, w, out):  # pragma: no cover - compiled
-        """Bands ``(n, b)`` from ``work``: copy the band's tap-major matrix, then run the
-        depthwise tile function on it, one thread a band."""
+        """Bands ``(n, i, j)`` from ``work``: copy the band's tap-major matrix, then run the
+        depthwise tile function on it, one thread a band. A band is ``rows`` whole output
+        rows, or ``cols`` columns of one row (``rows`` 1): either way its output pixels are
+        consecutive."""
         n_img, _, _, c = x.shape
         oh_n, ow_n = out.shape[1], out.shape[2]
-        nbands = (oh_n + rows - 1) // rows
+        nrow = (oh_n + rows - 1) // rows
+        ncol = (ow_n + cols - 1) // cols
         k = c * mult
-        col = np.empty((kh * kw, rows, ow_n, c), x.dtype)
+        col = np.empty((kh * kw, rows, cols, c), x.dtype)
         inner = np.zeros(4, np.int64)
         flat = out.reshape(-1)
         while True:
@@ -167,47 +172,50 @@ def _build_banded(dw_jobs: Callable) -> Callable:
             if lo >= hi:
                 return
             for job in range(lo, hi):
-                n = job // nbands
-                i0 = (job - n * nbands) * rows
-                r = min(rows, oh_n - i0)
-                band = col.reshape(-1)[: kh * kw * r * ow_n * c].reshape((kh * kw, r, ow_n, c))
-                tap_major_band_jobs(x[n], kh, kw, sh, sw, dh, dw, top, left, i0, band, x.dtype.type(0))
-                jobs = (r * ow_n + px - 1) // px  # the tile function's jobs; one chunk: all on this thread
+                n, rest = job // (nrow * ncol), job % (nrow * ncol)
+                i0, jb = (rest // ncol) * rows, (rest % ncol) * cols
+                r, cw = min(rows, oh_n - i0), min(cols, ow_n - jb)
+                band = col.reshape(-1)[: kh * kw * r * cw * c].reshape((kh * kw, r, cw, c))
+                tap_major_band_jobs(x[n], kh, kw, sh, sw, dh, dw, top, left, i0, jb, band, x.dtype.type(0))
+                jobs = (r * cw + px - 1) // px  # the tile function's jobs; one chunk: all on this thread
                 inner[0], inner[1], inner[2], inner[3] = 0, jobs, jobs, 0
-                o0 = (n * oh_n + i0) * ow_n * k
-                dw_jobs(inner, band.reshape(-1), zero, offs if r == rows else offs_last, r * ow_n * c, c, mult, w,
-                        flat[o0: o0 + r * ow_n * k])
+                o0 = ((n * oh_n + i0) * ow_n + jb) * k
+                dw_jobs(inner, band.reshape(-1), zero, offs if r * cw == rows * cols else offs_last, r * cw * c,
+                        c, mult, w, flat[o0: o0 + r * cw * k])
             chunk_done(work, lo, hi)
 
     return banded_jobs
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled_banded(px: int, nvec: int, vbytes: int) -> Callable:
-    return _build_banded(_compiled(px, nvec, vbytes))
+def band_shape(oh: int, ow: int, channels: int, taps: int, itemsize: int, px: int) -> tuple[int, int]:
+    """``(rows, cols)`` of one band of the tap-major matrix, about :data:`BAND_BYTES`: whole output
+    rows where one fits, else a row cut into even parts of whole tiles of ``px`` pixels (a short
+    part costs a whole tile)."""
+    pixel = max(1, taps * channels * itemsize)
+    if BAND_BYTES >= ow * pixel:
+        return min(oh, BAND_BYTES // (ow * pixel)), ow
+    cols = -(-ow // -(-ow * pixel // BAND_BYTES))
+    return 1, min(ow, -(-cols // px) * px)
 
 
-def band_rows(oh: int, ow: int, channels: int, taps: int, itemsize: int) -> int:
-    """Output rows in one band of the tap-major matrix: as many as fit :data:`BAND_BYTES`."""
-    return max(1, min(oh, BAND_BYTES // max(1, taps * ow * channels * itemsize)))
-
-
-def band_offsets(rows: int, ow: int, channels: int, taps: int) -> np.ndarray:
-    """The ``(rows*OW, T)`` offsets of a band ``(T, rows, OW, C)``: pixel ``p``'s tap ``t``."""
-    return (np.arange(taps, dtype=np.int64)[None, :] * (rows * ow * channels)
-            + np.arange(rows * ow, dtype=np.int64)[:, None] * channels)
+def band_offsets(pixels: int, channels: int, taps: int) -> np.ndarray:
+    """The ``(pixels, T)`` offsets of a band ``(T, pixels, C)``: pixel ``p``'s tap ``t``."""
+    return (np.arange(taps, dtype=np.int64)[None, :] * (pixels * channels)
+            + np.arange(pixels, dtype=np.int64)[:, None] * channels)
 
 
 def im2col_depthwise(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
                      top: int, left: int, w: np.ndarray, out: np.ndarray,
-                     config: KernelConfig | None = None) -> None:
-    """A depthwise layer as im2col + this module's kernel, in bands: for each band of output
-    rows of one image, the tap-major im2col matrix of the band
+                     config: KernelConfig | None = None, tiles: Callable | None = None) -> None:
+    """A depthwise layer as im2col + this module's kernel, in bands: for each band of one image
+    (:func:`band_shape`: output rows, or a part of one row), the tap-major im2col matrix of the band
     (:func:`~convbench.kernels.im2row.tap_major_band_jobs`) is written, then read by the
     same tile function :func:`depthwise` runs for ``indirect``, while it is still in cache.
 
     ``x`` NHWC ``(N, H, W, C)``, ``w`` from :func:`pack_depthwise`, ``out`` NHWC
-    ``(N, OH, OW, C*mult)``; bands are split over the case's threads."""
+    ``(N, OH, OW, C*mult)``; bands are split over the case's threads. ``tiles`` replaces the
+    tile function (``benchmarks/kernels.py`` passes one that does nothing, to time the copy
+    alone)."""
     config = config or active_config()
     n, _, _, c = x.shape
     n_o, oh, ow, k = out.shape
@@ -216,10 +224,11 @@ def im2col_depthwise(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
             or not (x.flags.c_contiguous and out.flags.c_contiguous)):
         raise ValueError(f"im2col_depthwise: input {x.shape} {x.dtype}, weights {w.shape} {w.dtype} and output "
                          f"{out.shape} {out.dtype} do not fit a {kernel[0]}x{kernel[1]} depthwise layer")
-    rows = band_rows(oh, ow, c, taps, x.itemsize)
-    offs, offs_last = band_offsets(rows, ow, c, taps), band_offsets(oh % rows or rows, ow, c, taps)
-    banded = _compiled_banded(config.dw_pixels, config.dw_vectors, config.vector_bytes)
-    nbands = -(-oh // rows)
-    parallel_for(banded, n * nbands, x, np.zeros(c, x.dtype), offs, offs_last, rows, config.dw_pixels, *kernel,
+    rows, cols = band_shape(oh, ow, c, taps, x.itemsize, config.dw_pixels)
+    last = (oh % rows or rows) * ow if cols == ow else ow % cols or cols  # the last band's pixels
+    offs, offs_last = band_offsets(rows * cols, c, taps), band_offsets(last, c, taps)
+    banded = _banded(tiles or _compiled(config.dw_pixels, config.dw_vectors, config.vector_bytes))
+    nbands = -(-oh // rows) * -(-ow // cols)
+    parallel_for(banded, n * nbands, x, np.zeros(c, x.dtype), offs, offs_last, rows, cols, config.dw_pixels, *kernel,
                  *stride, *dilation, top, left, k // c, w, out, flops=2.0 * out.size * taps,
                  nbytes=x.nbytes + out.nbytes)  # memory-bound: bytes, as indirect's kernel

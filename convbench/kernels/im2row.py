@@ -118,9 +118,9 @@ def tap_major_copy(spec: ConvSpec, pad: int = 0) -> Callable[[np.ndarray], np.nd
 
 
 @njit(nogil=True, cache=True)
-def tap_major_band_jobs(x, kh, kw, sh, sw, dh, dw, top, left, i0, col, pad):  # pragma: no cover - compiled
-    """``col[t, i, j]`` = the input pixel tap ``t`` of output pixel ``(i0 + i, j)`` reads in the
-    one NHWC image ``x`` (``H, W, C``), ``pad`` where it reads padding.
+def tap_major_band_jobs(x, kh, kw, sh, sw, dh, dw, top, left, i0, jb, col, pad):  # pragma: no cover - compiled
+    """``col[t, i, j]`` = the input pixel tap ``t`` of output pixel ``(i0 + i, jb + j)`` reads in
+    the one NHWC image ``x`` (``H, W, C``), ``pad`` where it reads padding.
 
     Per tap and output row, the columns that read inside the image are one run
     (contiguous in ``x`` too at stride 1), the rest padding at both ends; raw
@@ -130,8 +130,9 @@ def tap_major_band_jobs(x, kh, kw, sh, sw, dh, dw, top, left, i0, col, pad):  # 
     xp, cp = data_ptr(x), data_ptr(col)
     for t in range(kh * kw):
         r, s = t // kw, t % kw
-        j0 = min(ow, max(0, -((s * dw - left) // sw)))  # the first column whose input is inside the image
-        j1 = max(j0, min(ow, (w - 1 + left - s * dw) // sw + 1))
+        # the band's first and last+1 columns whose input is inside the image
+        j0 = min(ow, max(0, -((s * dw - left) // sw) - jb))
+        j1 = max(j0, min(ow, (w - 1 + left - s * dw) // sw + 1 - jb))
         for i in range(rows):
             ih = (i0 + i) * sh - top + r * dh
             dst = ptr_add(cp, (t * rows + i) * ow * c)
@@ -143,7 +144,7 @@ def tap_major_band_jobs(x, kh, kw, sh, sw, dh, dw, top, left, i0, col, pad):  # 
                 dst[e] = pad
             for e in range(j1 * c, ow * c):
                 dst[e] = pad
-            src = ptr_add(xp, (ih * w + j0 * sw - left + s * dw) * c)
+            src = ptr_add(xp, (ih * w + (jb + j0) * sw - left + s * dw) * c)
             run = ptr_add(dst, j0 * c)
             if sw == 1:
                 for e in range((j1 - j0) * c):

@@ -40,6 +40,24 @@ def test_the_kernel_refuses_arrays_it_would_overrun():
         direct_blocked(x.astype(np.float64), w, out, (3, 3), (1, 1), (1, 1), 4, vb)
 
 
+def test_the_kernel_skips_the_taps_of_zero_rows_it_is_told_of_and_refuses_rows_outside_the_input():
+    vb = active_config().vector_bytes
+    x, w, out = _arrays()
+    rng = np.random.default_rng(0)
+    x[...] = rng.uniform(-1, 1, x.shape)
+    w[...] = rng.uniform(-1, 1, w.shape)
+    x[:, :, :, :1] = x[:, :, :, -2:] = 0  # a padded image: one zero row on top, two below
+    direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb)
+    every = out.copy()
+    direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, rows=(1, x.shape[3] - 2))
+    np.testing.assert_allclose(out, every, rtol=1e-5, atol=1e-5)
+    x[:, :, :, 0] = 1  # told the row is padding, it is not read: the output stays the same
+    direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, rows=(1, x.shape[3] - 2))
+    np.testing.assert_allclose(out, every, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="not rows of the"):
+        direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, rows=(0, x.shape[3] + 1))
+
+
 def test_it_declares_no_workspace_and_its_phases_are_the_layout_copies_around_the_kernel():
     algo = convbench.get_algorithm("direct-blocked")
     spec = convbench.ConvSpec(batch=1, in_channels=4, out_channels=4, height=6, width=6, kernel=3, padding=1,

@@ -22,6 +22,11 @@ pixel's accumulator with the tap's weight vector. No workspace: what it
 reads is the blocked input and the blocked weights. Jobs are output rows
 ``(n, g, kb, oh)``, taken chunk by chunk by every thread
 (:mod:`._parallel`).
+
+Taps whose input row is padding are skipped (oneDNN's kernels skip padding
+taps too; on a 7x7 layer with padding 1 they are a tenth of the products);
+the padding columns are computed, since a tile spans them with the image's
+columns (skipping them per pixel, tried, cost more than it saved).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from ._parallel import chunk_done, next_chunk, parallel_for
 def _build(UR: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's constants
     @njit(nogil=True, fastmath=True, cache=True)
     def direct_blocked_jobs(work, x, w, out, groups, cb_n, kb_n, oh_n, ow_n, kh, kw, sh, sw, dh, dw,
-                            xn, xb, xh, xp, on, ob, oh_s, op):  # pragma: no cover - compiled
+                            xn, xb, xh, xp, on, ob, oh_s, op, y0, y1):  # pragma: no cover - compiled
         W = lanes(x, VB)
         acc = stack_vectors(x, UR, VB)
         xp0, wp0, op0 = data_ptr(x), data_ptr(w), data_ptr(out)
@@ -57,11 +62,14 @@ def _build(UR: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's co
                 n = rest // groups
                 w_blk = (g * kb_n + kb) * cb_n  # first (kb, cb) weight block
                 o_row = n * on + (g * kb_n + kb) * ob + oh * oh_s
+                # the taps whose input row holds the image: the others read zeros (padding)
+                r_lo = max(0, -((oh * sh - y0) // dh))
+                r_hi = min(kh, -((oh * sh - y1) // dh))
                 for ow0 in range(0, ow_n, UR):  # ow_n is a multiple of UR (the caller pads the row)
                     for p in range(UR):
                         vzero(ptr_add(acc, p * W), VB)
                     for cb in range(cb_n):
-                        for r in range(kh):
+                        for r in range(r_lo, r_hi):
                             ih = oh * sh + r * dh
                             x_row = ptr_add(xp0, n * xn + (g * cb_n + cb) * xb + ih * xh)
                             for s in range(kw):
@@ -110,7 +118,7 @@ def _check_rows(where: str, oh: int, ow: int, hp: int, wp: int, kernel: tuple[in
 
 def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
                    stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int, *,
-                   x_nhwc: bool = False, out_nhwc: bool = False) -> None:
+                   x_nhwc: bool = False, out_nhwc: bool = False, rows: tuple[int, int] | None = None) -> None:
     """``out`` = the direct convolution of blocked ``x`` with blocked ``w`` (see the module
     docstring); output rows are split over ``numba.get_num_threads()`` threads.
 
@@ -118,7 +126,9 @@ def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[
     blocks of ``W`` channels a group and rows that read no column past the image);
     ``out_nhwc``: ``out`` is ``(N, OH, OW, K)`` (whole blocks of ``W`` outputs a group, rows
     of whole tiles). A layer that allows it skips that copy: a block is then ``W``
-    neighbouring channels of one pixel. Every address the kernel forms is checked first."""
+    neighbouring channels of one pixel. ``rows``: the input rows ``[y0, y1)`` that hold the
+    image, the others being zeros (its padding), whose taps are skipped (default: every
+    row). Every address the kernel forms is checked first."""
     g, kb, cb, kh, kw, cw, width = w.shape
     if not (x.dtype == w.dtype == out.dtype and width == block_channels(vector_bytes, x.dtype)
             and 1 <= cw <= width and all(a.flags.c_contiguous for a in (x, w, out))):
@@ -148,10 +158,13 @@ def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[
     if n_o != n or (kh, kw) != tuple(kernel):
         raise ValueError(f"direct-blocked: shapes disagree: input {x.shape}, weights {w.shape}, output {out.shape}")
     _check_rows("direct-blocked", oh, ow, hp, wp, kernel, stride, dilation, pixels, "" if x_nhwc else "padded ")
+    y0, y1 = rows if rows is not None else (0, hp)
+    if not 0 <= y0 <= y1 <= hp:
+        raise ValueError(f"direct-blocked: image rows [{y0}, {y1}) are not rows of the {hp}-row input")
     jobs = _compiled(pixels, vector_bytes, cw)
     flops = 2.0 * n * g * kb * width * oh * ow * cb * kh * kw * cw
     parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, oh, ow, *kernel, *stride, *dilation, *xs, *os_,
-                 flops=flops)
+                 y0, y1, flops=flops)
 
 
 def _build_depthwise(UR: int, VB: int) -> Callable:  # noqa: N803 - the tile's constants

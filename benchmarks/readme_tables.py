@@ -7,7 +7,7 @@ A table in README is a block between two markers naming its output (a
 benchmark's JSON, or a ``report.md`` of ``convbench reproduce``, whose verdict
 table is copied as it stands)::
 
-    <!-- table: benchmarks/results/kernels-2026-12-04-amd-epyc.json -->
+    <!-- table: benchmarks/results/kernels-2026-12-05-amd-epyc.json -->
     ...rendered here, never edited by hand...
     <!-- /table -->
 

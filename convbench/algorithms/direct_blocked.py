@@ -117,7 +117,7 @@ class DirectBlocked(Algorithm):
         def compute(xb: Array) -> Array:
             out = aligned_empty(out_shape, dtype)
             direct_blocked(xb, wb, out, spec.kernel, spec.stride, spec.dilation, pixels, cfg.vector_bytes,
-                           x_nhwc=x_direct, out_nhwc=out_direct, rows=(0, spec.height) if x_direct else (top, top + spec.height))
+                           x_nhwc=x_direct, out_nhwc=out_direct, rows=(top, top + spec.height))
             return out
 
         def unpack(ob: Array) -> Array:

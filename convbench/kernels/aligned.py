@@ -18,7 +18,7 @@ def aligned_empty(shape: int | tuple[int, ...], dtype: np.dtype | str) -> np.nda
     weights, outputs, workspaces), so that no row's vectors split cache lines
     when the row length is a multiple of the vector."""
     dtype = np.dtype(dtype)
-    n = math.prod(shape) if isinstance(shape, tuple) else int(shape)  # np.prod: 3 us a call
+    n = math.prod(shape) if isinstance(shape, (tuple, list)) else int(shape)  # np.prod: 3 us a call
     raw = np.empty(n * dtype.itemsize + ALIGN, np.uint8)
     start = -raw.ctypes.data % ALIGN
     return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)

@@ -8,7 +8,7 @@ import pytest
 
 import convbench
 from convbench.kernels.configs import active_config
-from convbench.kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked, row_tiles
+from convbench.kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked, row_tiles, tile_shape
 
 
 @pytest.mark.parametrize("ow, most, want", [(56, 14, (14, 56)), (7, 14, (7, 7)), (55, 14, (14, 56)),
@@ -32,30 +32,50 @@ def test_the_kernel_refuses_arrays_it_would_overrun():
     direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb)  # exactly fits
     with pytest.raises(ValueError, match="reads past the padded input"):
         direct_blocked(*_arrays(hp=5), (3, 3), (1, 1), (1, 1), 4, vb)
-    with pytest.raises(ValueError, match="whole number of 3-pixel tiles"):
-        direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 3, vb)
     with pytest.raises(ValueError, match="shapes disagree"):
         direct_blocked(x, w, out, (5, 5), (1, 1), (1, 1), 4, vb)
     with pytest.raises(ValueError, match="blocks of"):
         direct_blocked(x.astype(np.float64), w, out, (3, 3), (1, 1), (1, 1), 4, vb)
 
 
-def test_the_kernel_skips_the_taps_of_zero_rows_it_is_told_of_and_refuses_rows_outside_the_input():
+@pytest.mark.parametrize("pixels, blocks", [(3, 2), (5, 1)])
+def test_rows_of_any_width_end_in_shorter_tiles_and_tiles_of_several_blocks_hold_their_own_channels(pixels, blocks):
     vb = active_config().vector_bytes
-    x, w, out = _arrays()
+    rng = np.random.default_rng(1)
+    x, w, out = _arrays(hp=7, wp=9, oh=5, ow=7, cb=2, kb=2)  # rows of 7: 3 + 3 + 1, or 5 + 2
+    x[...] = rng.uniform(-1, 1, x.shape)
+    w[...] = rng.uniform(-1, 1, w.shape)
+    # float64 direct convolution of the blocked arrays: out[kb, y, x, k] = sum x[cb, y+r, x+s, c] w[kb, cb, r, s, c, k]
+    win = np.lib.stride_tricks.sliding_window_view(x[0, 0].astype(np.float64), (3, 3), axis=(1, 2))[:, :5, :7]
+    want = np.einsum("byxcrs,kbrsco->kyxo", win, w[0].astype(np.float64))
+    # the same weights, tiles of `blocks` output blocks: (G, KB / B, CB, R, S, CW, B * W)
+    g, kb, cb, kh, kw, cw, width = w.shape
+    wt = np.ascontiguousarray(w.reshape(g, kb // blocks, blocks, cb, kh, kw, cw, width)
+                              .transpose(0, 1, 3, 4, 5, 6, 2, 7).reshape(g, kb // blocks, cb, kh, kw, cw, -1))
+    direct_blocked(x, wt, out, (3, 3), (1, 1), (1, 1), pixels, vb)
+    np.testing.assert_allclose(out[0, 0], want, rtol=1e-4, atol=1e-4)
+
+
+def test_the_kernel_skips_the_taps_of_zero_rows_and_columns_it_is_told_of_and_refuses_others():
+    vb = active_config().vector_bytes
+    x, w, out = _arrays(wp=8, ow=6)
     rng = np.random.default_rng(0)
     x[...] = rng.uniform(-1, 1, x.shape)
     w[...] = rng.uniform(-1, 1, w.shape)
-    x[:, :, :, :1] = x[:, :, :, -2:] = 0  # a padded image: one zero row on top, two below
+    x[:, :, :, :1] = x[:, :, :, -2:] = 0  # a padded image: one zero row on top, two below,
+    x[:, :, :, :, :1] = x[:, :, :, :, -1:] = 0  # a zero column either side
+    image = dict(rows=(1, x.shape[3] - 2), cols=(1, x.shape[4] - 1))
     direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb)
     every = out.copy()
-    direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, rows=(1, x.shape[3] - 2))
+    direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, **image)
     np.testing.assert_allclose(out, every, rtol=1e-5, atol=1e-5)
-    x[:, :, :, 0] = 1  # told the row is padding, it is not read: the output stays the same
-    direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, rows=(1, x.shape[3] - 2))
+    x[:, :, :, 0] = x[:, :, :, :, 0] = x[:, :, :, :, -1] = 1  # told they are padding, they are not read
+    direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, **image)
     np.testing.assert_allclose(out, every, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="not rows of the"):
+    with pytest.raises(ValueError, match="are not those of the"):
         direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, rows=(0, x.shape[3] + 1))
+    with pytest.raises(ValueError, match="are not those of the"):
+        direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, cols=(2, 1))
 
 
 def test_it_declares_no_workspace_and_its_phases_are_the_layout_copies_around_the_kernel():
@@ -150,9 +170,11 @@ def test_the_layout_copies_refuse_lane_maps_and_shapes_that_do_not_fit():
 ])
 def test_nhwc_layers_of_whole_blocks_skip_the_copies_and_match_the_reference(dtype, kernel, padding, stride, groups,
                                                                              phases):
-    width = block_channels(active_config().vector_bytes, dtype)
+    cfg = active_config()
+    width = block_channels(cfg.vector_bytes, dtype)
     c = 2 * width * groups
-    spec = convbench.ConvSpec(batch=2, in_channels=c, out_channels=c, height=7, width=14, kernel=kernel,
+    pixels, _ = tile_shape(2, cfg.db_pixels, cfg.db_blocks)  # rows of one whole tile, on any configuration
+    spec = convbench.ConvSpec(batch=2, in_channels=c, out_channels=c, height=7, width=pixels * stride, kernel=kernel,
                               padding=padding, stride=stride, groups=groups, layout="nhwc", dtype=dtype)
     x, w = spec.random_inputs(4)
     call = convbench.get_algorithm("direct-blocked").prepare(spec, w)

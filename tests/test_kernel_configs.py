@@ -38,8 +38,8 @@ def test_tiles_fit_the_register_file():
         assert cfg.mr * cfg.nr_vectors + cfg.nr_vectors + 1 <= regs[isa], isa
         assert cfg.dw_pixels * cfg.dw_vectors + cfg.dw_vectors <= regs[isa], isa
     for isa, cands in configs.CANDIDATES.items():
-        for cfg in cands:  # direct-blocked: an accumulator a pixel, a weight vector, a broadcast
-            assert cfg.db_pixels + 2 <= regs[isa], cfg.name
+        for cfg in cands:  # direct-blocked: an accumulator a pixel and block, a weight vector, a broadcast
+            assert cfg.db_pixels * cfg.db_blocks + 2 <= regs[isa], cfg.name
 
 
 def test_names_are_a_grammar_and_unique():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from convbench.algorithms.vnni import saturates_without_vnni
 from convbench.cli import app
 from convbench.config import load_config, parse_config
 from convbench.onnx_import import import_onnx, render_config
@@ -151,6 +152,7 @@ def test_onnxruntime_contrib_qlinearconv_is_listed_not_guessed(tmp_path):
 
 
 @needs_extra("peers", "onnx", "onnxruntime")
+@pytest.mark.skipif(saturates_without_vnni() is not None, reason=f"ONNX Runtime's MLAS: {saturates_without_vnni()}")
 @pytest.mark.parametrize("node", ["stem", "grouped"])
 def test_an_imported_layer_computes_what_onnxruntime_computes_for_its_node(qnet_path, node):
     """The imported spec, fed the node's own weights and a random input, gives ONNX Runtime's

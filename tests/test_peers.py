@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import convbench
 from convbench.sweep.plan import plan as make_plan
@@ -221,6 +222,11 @@ def test_onednn_avoids_the_prepacked_op_where_it_answers_wrongly():
     assert np.abs(algo.prepare(spec, w)(x) - ref).max() < 1e-5
     # the reason, still true of this torch: if this fails, the prepacked op was fixed;
     # drop onednn_one_column_wrong's use in torch_peer
+    from convbench.algorithms.vnni import host_features
+
+    if "avx512f" not in host_features():
+        pytest.skip("the prepacked op's wrong answer was measured with oneDNN's AVX-512 kernels (a Zen 4 VM); "
+                    "on this CPU oneDNN runs other kernels, which answer right")
     with torch.inference_mode():
         packed = torch._C._nn.mkldnn_reorder_conv2d_weight(torch.from_numpy(w).to_mkldnn(), [0, 0], [1, 2],
                                                            [1, 1], 1, [2, 1, 3, 5])

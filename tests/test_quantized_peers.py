@@ -17,6 +17,7 @@ import pytest
 
 import convbench
 from convbench.algorithm import unsupported_reason
+from convbench.algorithms.vnni import saturates_without_vnni
 from convbench.machine.threads import limit_threads
 from convbench.reference import reference
 from convbench.testing import conformance_specs, parametrize_conformance
@@ -28,6 +29,9 @@ PEERS_8BIT = [n for n in (*TORCH_PEERS, "onnxruntime") if n in convbench.list_al
 needs_torch = needs_extra("peers", "torch")
 needs_ort = needs_extra("peers", "onnx", "onnxruntime")
 pytestmark = needs_extra("peers")
+NO_VNNI = saturates_without_vnni()
+#: the x86 libraries' u8s8 peers refuse a CPU without VNNI: tests that run them need one
+needs_vnni = pytest.mark.skipif(NO_VNNI is not None, reason=f"the x86 u8s8 peers are refused here: {NO_VNNI}")
 
 
 def _spec(**kw) -> convbench.ConvSpec:
@@ -99,6 +103,9 @@ def test_extreme_scales_and_a_large_bias_stay_within_one_lsb(name):
     # torch takes the bias as a float and requantizes it: a large int32 bias with tiny and
     # large scales is where that could round to another integer
     spec = _spec(in_channels=16, out_channels=16)
+    reason = unsupported_reason(convbench.get_algorithm(name), spec)
+    if reason:
+        pytest.skip(f"{name}: {reason}")
     x, qw = spec.random_inputs(3)
     k = spec.out_channels
     w_scale = np.geomspace(1e-6, 1e2, k).astype(np.float32)
@@ -111,6 +118,22 @@ def test_extreme_scales_and_a_large_bias_stay_within_one_lsb(name):
 # -- what an engine cannot do, found by measuring ------------------------------------------
 
 
+def test_the_x86_8bit_peers_are_refused_on_a_cpu_without_vnni_and_qnnpack_is_not(monkeypatch):
+    from convbench.algorithms import vnni
+
+    monkeypatch.setattr(vnni.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(vnni, "host_features", lambda: frozenset({"avx2", "fma"}))
+    spec = _spec()
+    for name in [n for n in ("onednn", "fbgemm", "onnxruntime") if n in PEERS_8BIT]:
+        reason = unsupported_reason(convbench.get_algorithm(name), spec)
+        assert reason and "without VNNI" in reason and "saturating int16" in reason, name
+    if "qnnpack" in PEERS_8BIT:
+        assert unsupported_reason(convbench.get_algorithm("qnnpack"), spec) is None
+    monkeypatch.setattr(vnni, "host_features", lambda: frozenset({"avx2", "avxvnni"}))
+    assert vnni.saturates_without_vnni() is None
+
+
+@needs_vnni
 @needs_torch
 def test_fbgemm_depthwise_fast_path_is_refused_and_really_is_wrong():
     import torch
@@ -174,6 +197,7 @@ def test_x86_engine_runs_the_library_convbench_names(tmp_path):
 # -- threads, engines, names ---------------------------------------------------------------------
 
 
+@needs_vnni
 @needs_torch
 def test_torch_peers_run_on_the_case_thread_count_and_leave_the_engine_as_found():
     import torch
@@ -189,6 +213,7 @@ def test_torch_peers_run_on_the_case_thread_count_and_leave_the_engine_as_found(
         assert torch.backends.quantized.engine == before_engine, name
 
 
+@needs_vnni
 @needs_ort
 def test_onnxruntime_8bit_session_uses_the_case_thread_count():
     spec = _spec(layout="nhwc")
@@ -211,6 +236,7 @@ def test_qnnpack_names_the_micro_kernel_qnnpack_picks():
     assert convbench.get_algorithm("fbgemm").implementation(_spec()) == "fbgemm:quantized"
 
 
+@needs_vnni
 @needs_ort
 @pytest.mark.parametrize("layout, name", [("nchw", "onnxruntime:mlas-qlinearconv-nhwc+transposes"),
                                           ("nhwc", "onnxruntime:mlas-qlinearconv-nhwc")])
@@ -222,6 +248,7 @@ def test_onnxruntime_says_whether_it_transposed(layout, name):
         assert ort.implementation(spec) == name
 
 
+@needs_vnni
 def test_8bit_peer_rows_in_a_sweep_name_what_ran_and_measure_memory_from_the_resident_set(tmp_path):
     from convbench.config import parse_config
     from convbench.results import read_results

@@ -78,7 +78,7 @@ def test_tune_times_direct_blocked_tiles_and_the_algorithm_uses_the_choice(cache
 
     isa = configs.isa_for(configs.compile_target()[1], platform.machine())
     default = configs.TABLE[isa]
-    tiles = [c for c in configs.CANDIDATES[isa] if c.db_pixels != default.db_pixels]
+    tiles = [c for c in configs.CANDIDATES[isa] if c.db_pixels != default.db_pixels][:1]  # one: each compiles
     if not tiles:
         pytest.skip(f"the {isa} table has no direct-blocked tile candidates")
     monkeypatch.setattr(tune, "CANDIDATES", {isa: [default, *tiles]})

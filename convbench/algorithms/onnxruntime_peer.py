@@ -111,7 +111,10 @@ class OnnxRuntimeConv(Peer):
 
     def supports(self, spec: ConvSpec) -> str | None:
         if spec.is_quantized:
-            return None
+            from .vnni import saturates_without_vnni
+
+            reason = saturates_without_vnni()
+            return f"MLAS: {reason}" if reason else None
         if spec.dtype != "float32":
             return f"ONNX Runtime's CPU Conv has no {spec.dtype} kernel"
         if spec.layout != "nchw":

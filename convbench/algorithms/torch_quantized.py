@@ -29,9 +29,13 @@ in fbgemm) sums u8 x s8 pairs in saturating int16 and was off by up to 97
 LSB, so those layers are refused for ``fbgemm`` and for ``x86`` wherever it
 hands a layer to fbgemm (PyTorch's own fbgemm qconfig keeps activations to
 7 bits, ``reduce_range``, for this reason; with 7-bit inputs the same layers
-are exact). ``x86`` picks oneDNN on Linux with AVX-512 VNNI for groups <= 100
-and fbgemm otherwise (``should_use_onednn_quant``); the row's
-implementation says which.
+are exact). On a CPU without VNNI, fbgemm and oneDNN sum every layer's
+pairs that way (``vpmaddubsw``; found by the conformance battery on a Zen 1
+VM), so there both are refused for every layer
+(:func:`~convbench.algorithms.vnni.saturates_without_vnni`, which
+``onnxruntime`` shares). ``x86`` picks oneDNN on Linux with AVX-512 VNNI
+for groups <= 100 and fbgemm otherwise (``should_use_onednn_quant``); the
+row's implementation says which.
 
 PyTorch marks its quantized tensor constructors deprecated (a warning, once
 per process): the peers keep working until a release removes them.
@@ -42,7 +46,6 @@ from __future__ import annotations
 import platform
 import sys
 import warnings
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -50,6 +53,7 @@ import numpy as np
 from ..algorithm import Array, ConvCall
 from ..quant import QuantizedWeight
 from ..spec import ConvSpec
+from .vnni import host_features, saturates_without_vnni
 
 #: The engine each peer runs ("default": the engine torch starts with).
 ENGINES = ("default", "x86", "fbgemm", "onednn", "qnnpack")
@@ -70,15 +74,9 @@ def resolve(torch: Any, engine: str) -> str:
     return default_engine(torch) if engine == "default" else engine
 
 
-@lru_cache(maxsize=1)
 def _host_has_avx512_vnni() -> bool:
-    """What cpuinfo_has_x86_avx512vnni() says in PyTorch: the host CPU, not numba's target."""
-    try:
-        import llvmlite.binding as llvm
-
-        return bool(llvm.get_host_cpu_features().get("avx512vnni", False))
-    except Exception:  # noqa: BLE001 - no feature list: fbgemm is then what x86 picks on most CPUs
-        return False
+    """What cpuinfo_has_x86_avx512vnni() says in PyTorch."""
+    return "avx512vnni" in host_features()
 
 
 def x86_backend(spec: ConvSpec) -> str:
@@ -120,6 +118,9 @@ def unsupported(torch: Any, spec: ConvSpec, engine: str) -> str | None:
     engines = list(torch.backends.quantized.supported_engines)
     if name not in engines:
         return f"this torch build has no {name!r} quantized engine (it has {', '.join(e for e in engines if e != 'none')})"
+    library = packing_library(torch, spec, engine)
+    if library in ("fbgemm", "onednn") and saturates_without_vnni():
+        return f"{library}: {saturates_without_vnni()}"
     if packing_library(torch, spec, engine) == "fbgemm" and fbgemm_depthwise_fast_path(spec):
         via = "" if name == "fbgemm" else f" (the {name} engine hands groups > {X86_ONEDNN_MAX_GROUPS} or a CPU without AVX-512 VNNI to fbgemm)"
         return (f"fbgemm's depthwise fast path sums u8 x s8 pairs in saturating int16: wrong by up to ~100 LSB "

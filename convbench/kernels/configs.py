@@ -68,9 +68,11 @@ class KernelConfig:
     nc: int  #: output channels per cache block (KC x NC of packed B in L2)
     dw_pixels: int  #: depthwise: output pixels per tile
     dw_vectors: int  #: depthwise: channel vectors per tile
-    #: direct-blocked: output pixels per register tile (one accumulator vector each, plus a
-    #: weight vector and a broadcast); ``convbench tune`` times the candidates' values
+    #: direct-blocked: output pixels per register tile (``db_blocks`` accumulator vectors
+    #: each, plus a weight vector and a broadcast); ``convbench tune`` times the candidates' values
     db_pixels: int = 8
+    #: direct-blocked: output channel blocks (vectors) per register tile
+    db_blocks: int = 1
 
     def nr(self, dtype: np.dtype | str = "float32") -> int:
         """Columns of the GEMM tile for ``dtype``."""
@@ -87,10 +89,11 @@ class KernelConfig:
         base = f"f32-gemm-{self.mr}x{self.nr()}-{self.isa}"
         default = TABLE.get(self.isa)
         if default is not None and replace(default, mr=self.mr, nr_vectors=self.nr_vectors,
-                                           db_pixels=self.db_pixels) != self:
+                                           db_pixels=self.db_pixels, db_blocks=self.db_blocks) != self:
             base += f"-kc{self.kc}-nc{self.nc}-dw{self.dw_pixels}x{self.dw_channels()}"
-        if default is not None and self.db_pixels != default.db_pixels:
-            base += f"-db{self.db_pixels}"  # direct-blocked's register tile
+        if default is not None and (self.db_pixels, self.db_blocks) != (default.db_pixels, default.db_blocks):
+            # direct-blocked's register tile: pixels, and output blocks where more than one
+            base += f"-db{self.db_pixels}" + (f"x{self.db_blocks}" if self.db_blocks > 1 else "")
         return base
 
     def as_dict(self) -> dict[str, Any]:
@@ -112,8 +115,11 @@ TABLE: dict[str, KernelConfig] = {
                            dw_pixels=4, dw_vectors=2, db_pixels=14),
     # 16 ymm registers: 5x16 = 10 accumulators + 2 B + broadcasts (6x16
     # spills); measured fastest on Zen 3, KC 1024 a few percent ahead of 256/512.
+    # direct-blocked 3 pixels x 4 blocks (oneDNN's jit:avx2 tile): AVX2 FMAs take no broadcast
+    # operand, so a tile of one block pays a broadcast a multiply-add; on the Zen 1 VM (EPYC
+    # family 23 model 1) 3x4 ran ResNet-50's 3x3 layers 1.3-1.5x faster than 6x1.
     "avx2": KernelConfig("avx2", mr=5, nr_vectors=2, vector_bytes=32, kc=1024, nc=256,
-                         dw_pixels=4, dw_vectors=2, db_pixels=6),
+                         dw_pixels=4, dw_vectors=2, db_pixels=3, db_blocks=4),
     # aarch64 ASIMD, 32 q registers: XNNPACK's default f32 GEMM tile there is
     # 6x8 (neonfma); not measured here (no ARM machine).
     "neon": KernelConfig("neon", mr=6, nr_vectors=2, vector_bytes=16, kc=512, nc=256,
@@ -135,8 +141,9 @@ CANDIDATES: dict[str, list[KernelConfig]] = {
                replace(TABLE["avx512"], db_pixels=8), replace(TABLE["avx512"], db_pixels=20)],
     "avx2": [TABLE["avx2"], replace(TABLE["avx2"], kc=512), replace(TABLE["avx2"], mr=4),
              replace(TABLE["avx2"], mr=6, nr_vectors=1),
-             # direct-blocked's tile: 4 or 10 accumulators instead of 6 (of 16 ymm)
-             replace(TABLE["avx2"], db_pixels=4), replace(TABLE["avx2"], db_pixels=10)],
+             # direct-blocked's tile: 4x3 or 6x2 (12 accumulators, as 3x4), or one block (the old 6x1)
+             replace(TABLE["avx2"], db_pixels=4, db_blocks=3), replace(TABLE["avx2"], db_pixels=6, db_blocks=2),
+             replace(TABLE["avx2"], db_pixels=6, db_blocks=1)],
     "neon": [TABLE["neon"], replace(TABLE["neon"], mr=4, nr_vectors=4),
              replace(TABLE["neon"], mr=8)],
     "generic": [TABLE["generic"]],

@@ -9,19 +9,24 @@ Layouts, ``W`` being the channels of one SIMD vector (the configuration's
   3-channel first layer is not padded to 16), zero-padded to a whole block,
   the image zero-padded by the layer's padding, so no tap needs a bounds
   check;
-- weights ``(G, KB, CB, R, S, CW, W)``: for an output block and an input
-  block, each tap is a ``CW x W`` matrix whose rows are vectors of output
-  channels;
+- weights ``(G, KT, CB, R, S, CW, B * W)``: the ``KB`` output blocks of a group
+  in ``KT`` tiles of ``B``; for a tile and an input block, each tap is a
+  ``CW x BW`` matrix whose rows are the ``B`` vectors of output channels side
+  by side;
 - output ``(N, G, KB, OH, OWp, W)``, each row padded to whole tiles (and the
   input to match) so every tile has the same, compile-time, width.
 
-The micro-kernel holds ``UR`` output pixels x one block of ``W`` output
-channels in ``UR`` vector registers across the whole ``CB x R x S x W``
-reduction: each input channel value is broadcast and multiplied into every
-pixel's accumulator with the tap's weight vector. No workspace: what it
-reads is the blocked input and the blocked weights. Jobs are output rows
-``(n, g, kb, oh)``, taken chunk by chunk by every thread
-(:mod:`._parallel`).
+The micro-kernel holds ``UR`` output pixels x ``B`` blocks of ``W`` output
+channels in ``UR * B`` vector registers across the whole ``CB x R x S x W``
+reduction: each input channel value is broadcast once and multiplied into
+its pixel's ``B`` accumulators with the tap's ``B`` weight vectors. More
+blocks a tile means fewer broadcasts a multiply-add (``1 / B``): where a
+broadcast costs an instruction of its own (AVX2, whose FMAs take no
+broadcast operand as AVX-512's do) that is what lets the multiply-adds
+run back to back (oneDNN's ``jit:avx2`` kernel holds 3 pixels x 4 blocks).
+No workspace: what it reads is the blocked input and the blocked weights.
+Jobs are output rows of a tile of blocks ``(n, g, kt, oh)``, taken chunk by
+chunk by every thread (:mod:`._parallel`).
 
 Taps whose input row is padding are skipped (oneDNN's kernels skip padding
 taps too; on a 7x7 layer with padding 1 they are a tenth of the products);
@@ -41,14 +46,57 @@ from ._intrinsics import data_ptr, lanes, ptr_add, stack_vectors, vcopy, vfma, v
 from ._parallel import chunk_done, next_chunk, parallel_for
 
 
-def _build(UR: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's constants
+def _build_tile(U: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's constants
+    """The register tile: ``U`` pixels x ``KT`` output blocks over the whole reduction, from
+    the input at ``x0`` (its first pixel, first block, first tap's row) and the tile's weights
+    at ``w0``, into the output at ``o0`` (its first pixel and block)."""
+    NA = U * KT  # noqa: N806 - the accumulators: a compile-time constant, as stack_vectors needs
+
+    @njit(nogil=True, fastmath=True, cache=True, inline="always")
+    def tile(x, x0, w0, o0, r_lo, r_hi, s_lo, s_hi, geo):  # pragma: no cover - compiled
+        cb_n, kh, kw, sw, dh, dw, xb, xh, xp, ob, op = geo
+        W = lanes(x, VB)  # x: the input array, whose dtype the tile's vectors take
+        acc = stack_vectors(x, NA, VB)
+        tap = CW * KT * W  # one tap's weights: CW input channels x KT blocks of W output channels
+        for a in range(NA):
+            vzero(ptr_add(acc, a * W), VB)
+        for cb in range(cb_n):
+            for r in range(r_lo, r_hi):
+                x_row = ptr_add(x0, cb * xb + r * dh * xh)
+                for s in range(s_lo, s_hi):
+                    xs = ptr_add(x_row, s * dw * xp)
+                    wt = ptr_add(w0, ((cb * kh + r) * kw + s) * tap)
+                    # constant trip counts: the accumulators stay in registers; each broadcast
+                    # input value meets the KT weight vectors of its channel
+                    for c in range(CW):
+                        wv = ptr_add(wt, c * KT * W)
+                        for p in range(U):
+                            xv = xs[p * sw * xp + c]
+                            for k in range(KT):
+                                vfma(ptr_add(acc, (p * KT + k) * W), xv, ptr_add(wv, k * W), VB)
+        for p in range(U):
+            for k in range(KT):
+                vcopy(ptr_add(o0, k * ob + p * op), ptr_add(acc, (p * KT + k) * W), VB)
+
+    return tile
+
+
+def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's constants
+    full = _build_tile(UR, KT, VB, CW)
+    one = _build_tile(1, KT, VB, CW) if UR > 1 else full
+    # the rest of a row, in tiles of 16, 8, 4, 2 and 1 pixels (those shorter than UR): one compiled
+    # kernel for every row width
+    t16, t8, t4, t2 = (_build_tile(u, KT, VB, CW) if u < UR else one for u in (16, 8, 4, 2))
+
     @njit(nogil=True, fastmath=True, cache=True)
-    def direct_blocked_jobs(work, x, w, out, groups, cb_n, kb_n, oh_n, ow_n, kh, kw, sh, sw, dh, dw,
-                            xn, xb, xh, xp, on, ob, oh_s, op, y0, y1):  # pragma: no cover - compiled
-        W = lanes(x, VB)
-        acc = stack_vectors(x, UR, VB)
+    def direct_blocked_jobs(work, x, w, out, groups, cb_n, kt_n, oh_n, ow_n, kh, kw, sh, sw, dh, dw,
+                            xn, xb, xh, xp, on, ob, oh_s, op, y0, y1, x0, x1, n_left,
+                            n_right):  # pragma: no cover - compiled
         xp0, wp0, op0 = data_ptr(x), data_ptr(w), data_ptr(out)
-        tap = CW * W  # one tap's weights: CW input channels x W output channels
+        tap = CW * KT * lanes(x, VB)
+        geo = (cb_n, kh, kw, sw, dh, dw, xb, xh, xp, ob, op)
+        mid_end = ow_n - n_right  # n_left edge pixels, the tiles, n_right edge pixels
+        full_end = n_left + (mid_end - n_left) // UR * UR
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
@@ -56,40 +104,47 @@ def _build(UR: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's co
             for job in range(lo, hi):
                 oh = job % oh_n
                 rest = job // oh_n
-                kb = rest % kb_n
-                rest //= kb_n
+                kt = rest % kt_n
+                rest //= kt_n
                 g = rest % groups
                 n = rest // groups
-                w_blk = (g * kb_n + kb) * cb_n  # first (kb, cb) weight block
-                o_row = n * on + (g * kb_n + kb) * ob + oh * oh_s
+                w0 = ptr_add(wp0, (g * kt_n + kt) * cb_n * kh * kw * tap)
+                o_row = ptr_add(op0, n * on + (g * kt_n + kt) * KT * ob + oh * oh_s)
+                x_row = ptr_add(xp0, n * xn + g * cb_n * xb + oh * sh * xh)
                 # the taps whose input row holds the image: the others read zeros (padding)
                 r_lo = max(0, -((oh * sh - y0) // dh))
                 r_hi = min(kh, -((oh * sh - y1) // dh))
-                for ow0 in range(0, ow_n, UR):  # ow_n is a multiple of UR (the caller pads the row)
-                    for p in range(UR):
-                        vzero(ptr_add(acc, p * W), VB)
-                    for cb in range(cb_n):
-                        for r in range(r_lo, r_hi):
-                            ih = oh * sh + r * dh
-                            x_row = ptr_add(xp0, n * xn + (g * cb_n + cb) * xb + ih * xh)
-                            for s in range(kw):
-                                xs = ptr_add(x_row, (ow0 * sw + s * dw) * xp)
-                                wt = ptr_add(wp0, (((w_blk + cb) * kh + r) * kw + s) * tap)
-                                # constant trip counts: the accumulators stay in registers
-                                for c in range(CW):
-                                    wv = ptr_add(wt, c * W)
-                                    for p in range(UR):
-                                        vfma(ptr_add(acc, p * W), xs[p * sw * xp + c], wv, VB)
-                    for p in range(UR):
-                        vcopy(ptr_add(op0, o_row + (ow0 + p) * op), ptr_add(acc, p * W), VB)
+                for t0 in range(n_left, full_end, UR):  # the tiles that read no padding column
+                    full(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, geo)
+                t0 = full_end
+                for u in (16, 8, 4, 2, 1):  # the rest, in shorter tiles
+                    if mid_end - t0 >= u:
+                        xq, oq = ptr_add(x_row, t0 * sw * xp), ptr_add(o_row, t0 * op)
+                        if u == 16:
+                            t16(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
+                        elif u == 8:
+                            t8(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
+                        elif u == 4:
+                            t4(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
+                        elif u == 2:
+                            t2(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
+                        else:
+                            one(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
+                        t0 += u
+                for e in range(n_left + n_right):
+                    # an edge pixel: a tile of its own, that skips the taps whose column is padding
+                    q = e if e < n_left else mid_end - n_left + e
+                    s_lo = max(0, -((q * sw - x0) // dw))
+                    s_hi = min(kw, -((q * sw - x1) // dw))
+                    one(x, ptr_add(x_row, q * sw * xp), w0, ptr_add(o_row, q * op), r_lo, r_hi, s_lo, s_hi, geo)
             chunk_done(work, lo, hi)
 
     return direct_blocked_jobs
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(ur: int, vbytes: int, cw: int) -> Callable:
-    return _build(ur, vbytes, cw)
+def _compiled(ur: int, kt: int, vbytes: int, cw: int) -> Callable:
+    return _build(ur, kt, vbytes, cw)
 
 
 def row_tiles(ow: int, most: int) -> tuple[int, int]:
@@ -105,12 +160,20 @@ def block_channels(vector_bytes: int, dtype: np.dtype | str) -> int:
     return vector_bytes // np.dtype(dtype).itemsize
 
 
+def tile_shape(out_blocks: int, pixels: int, blocks: int) -> tuple[int, int]:
+    """``(pixels, blocks)`` of the register tile for a group of ``out_blocks`` output blocks:
+    the configured ``blocks`` where they divide ``out_blocks``, else the most that do, with
+    as many more pixels as keep the accumulator count (``pixels * blocks``)."""
+    b = max(d for d in range(1, max(1, min(blocks, out_blocks)) + 1) if out_blocks % d == 0)
+    return pixels * blocks // b, b
+
+
 def _check_rows(where: str, oh: int, ow: int, hp: int, wp: int, kernel: tuple[int, int], stride: tuple[int, int],
-                dilation: tuple[int, int], pixels: int, padded: str = "padded ") -> None:
-    """Refuse an output of ``oh x ow`` (rows of whole ``pixels``-pixel tiles) whose taps would
-    read past an input of ``hp x wp`` (the kernels check no bound)."""
+                dilation: tuple[int, int], pixels: int, padded: str = "padded ", tail: bool = False) -> None:
+    """Refuse an output of ``oh x ow`` (rows of whole ``pixels``-pixel tiles, or ``tail``: and
+    one shorter tile) whose taps would read past an input of ``hp x wp`` (the kernels check no bound)."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    if pixels < 1 or ow % pixels:
+    if pixels < 1 or (ow % pixels and not tail):
         raise ValueError(f"{where}: the output row ({ow}) must be a whole number of {pixels}-pixel tiles")
     if (oh - 1) * sh + (kh - 1) * dh >= hp or (ow - 1) * sw + (kw - 1) * dw >= wp:
         raise ValueError(f"{where}: output {oh}x{ow} reads past the {padded}input {hp}x{wp}")
@@ -118,23 +181,32 @@ def _check_rows(where: str, oh: int, ow: int, hp: int, wp: int, kernel: tuple[in
 
 def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
                    stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int, *,
-                   x_nhwc: bool = False, out_nhwc: bool = False, rows: tuple[int, int] | None = None) -> None:
+                   x_nhwc: bool = False, out_nhwc: bool = False, rows: tuple[int, int] | None = None,
+                   cols: tuple[int, int] | None = None) -> None:
     """``out`` = the direct convolution of blocked ``x`` with blocked ``w`` (see the module
     docstring); output rows are split over ``numba.get_num_threads()`` threads.
 
+    ``w`` is ``(G, KT, CB, R, S, CW, B * W)``: the register tile is ``pixels`` x ``B``
+    output blocks (:func:`tile_shape`), its ``B`` weight vectors of a tap and input
+    channel side by side; ``out`` has ``KT * B`` blocks a group.
     ``x_nhwc``: ``x`` is plain NHWC ``(N, H, W, C)`` instead (which needs no padding, whole
     blocks of ``W`` channels a group and rows that read no column past the image);
     ``out_nhwc``: ``out`` is ``(N, OH, OW, K)`` (whole blocks of ``W`` outputs a group, rows
     of whole tiles). A layer that allows it skips that copy: a block is then ``W``
-    neighbouring channels of one pixel. ``rows``: the input rows ``[y0, y1)`` that hold the
-    image, the others being zeros (its padding), whose taps are skipped (default: every
-    row). Every address the kernel forms is checked first."""
-    g, kb, cb, kh, kw, cw, width = w.shape
-    if not (x.dtype == w.dtype == out.dtype and width == block_channels(vector_bytes, x.dtype)
+    neighbouring channels of one pixel. ``rows``, ``cols``: the input rows ``[y0, y1)`` and
+    columns ``[x0, x1)`` that hold the image, the others being zeros (its padding), whose
+    taps are skipped (default: every row and column): the pixels whose taps reach a padding
+    column get a one-pixel tile each, the others whole tiles of ``pixels`` and one shorter
+    one. Every address the kernel forms is checked first."""
+    g, kt, cb, kh, kw, cw, tile = w.shape
+    width = block_channels(vector_bytes, x.dtype)
+    blocks = tile // width
+    if not (x.dtype == w.dtype == out.dtype and tile == blocks * width and blocks >= 1
             and 1 <= cw <= width and all(a.flags.c_contiguous for a in (x, w, out))):
-        raise ValueError(f"direct-blocked: C-contiguous arrays of output blocks of {block_channels(vector_bytes, x.dtype)}"
+        raise ValueError(f"direct-blocked: C-contiguous arrays of output blocks of {width}"
                          f" {x.dtype} channels, input blocks of at most as many, expected; got weights {w.shape} "
                          f"({x.dtype}, {w.dtype}, {out.dtype})")
+    kb = kt * blocks
     if x_nhwc:
         n, h, wd, c = x.shape
         if c != g * cb * cw:
@@ -151,20 +223,26 @@ def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[
             raise ValueError(f"direct-blocked: output {out.shape} does not hold {g} groups of {kb} blocks of {width}")
         os_ = (oh * ow * k, width, ow * k, k)
     else:
-        n_o, g_o, kb_o, oh, ow, _ = out.shape
-        if (g_o, kb_o) != (g, kb):
+        n_o, g_o, kb_o, oh, ow, w_o = out.shape
+        if (g_o, kb_o, w_o) != (g, kb, width):
             raise ValueError(f"direct-blocked: shapes disagree: input {x.shape}, weights {w.shape}, output {out.shape}")
         os_ = (g * kb * oh * ow * width, oh * ow * width, ow * width, width)
     if n_o != n or (kh, kw) != tuple(kernel):
         raise ValueError(f"direct-blocked: shapes disagree: input {x.shape}, weights {w.shape}, output {out.shape}")
-    _check_rows("direct-blocked", oh, ow, hp, wp, kernel, stride, dilation, pixels, "" if x_nhwc else "padded ")
+    _check_rows("direct-blocked", oh, ow, hp, wp, kernel, stride, dilation, pixels, "" if x_nhwc else "padded ",
+                tail=True)
     y0, y1 = rows if rows is not None else (0, hp)
-    if not 0 <= y0 <= y1 <= hp:
-        raise ValueError(f"direct-blocked: image rows [{y0}, {y1}) are not rows of the {hp}-row input")
-    jobs = _compiled(pixels, vector_bytes, cw)
+    x0, x1 = cols if cols is not None else (0, wp)
+    if not (0 <= y0 <= y1 <= hp and 0 <= x0 <= x1 <= wp):
+        raise ValueError(f"direct-blocked: image rows [{y0}, {y1}) and columns [{x0}, {x1}) are not those of "
+                         f"the {hp}x{wp} input")
+    (_, sw), (_, dw) = stride, dilation
+    n_left = min(ow, -(-x0 // sw))  # pixels whose first tap reads a padding column
+    n_right = ow - min(ow, max(n_left, -(-(x1 - (kw - 1) * dw) // sw)))  # those whose last one does
+    jobs = _compiled(pixels, blocks, vector_bytes, cw)
     flops = 2.0 * n * g * kb * width * oh * ow * cb * kh * kw * cw
-    parallel_for(jobs, n * g * kb * oh, x, w, out, g, cb, kb, oh, ow, *kernel, *stride, *dilation, *xs, *os_,
-                 y0, y1, flops=flops)
+    parallel_for(jobs, n * g * kt * oh, x, w, out, g, cb, kt, oh, ow, *kernel, *stride, *dilation, *xs, *os_,
+                 y0, y1, x0, x1, n_left, n_right, flops=flops)
 
 
 def _build_depthwise(UR: int, VB: int) -> Callable:  # noqa: N803 - the tile's constants

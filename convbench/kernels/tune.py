@@ -115,22 +115,23 @@ def _callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callabl
     return calls
 
 
-#: direct-blocked's shapes for its register tile (``db_pixels``): (name, size, C = K).
+#: direct-blocked's shapes for its register tile (``db_pixels`` x ``db_blocks``): (name, size, C = K).
 DB_WORKLOAD = [("direct-blocked 3x3 28x28 128->128", 28, 128), ("direct-blocked 3x3 14x14 256->256", 14, 256)]
 
 
 def _direct_blocked_callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callable[[], None]]:
     """direct-blocked's kernel on blocked arrays, with ``cfg``'s tile (3x3, stride 1, pad 1)."""
-    from .direct_blocked import block_channels, direct_blocked, row_tiles
+    from .direct_blocked import block_channels, direct_blocked, row_tiles, tile_shape
 
     calls: dict[str, Callable[[], None]] = {}
     wdt = block_channels(cfg.vector_bytes, np.float32)
     for name, hw, c in DB_WORKLOAD:
         blocks = -(-c // wdt)
-        pixels, owp = row_tiles(hw, cfg.db_pixels)
-        x = rng.uniform(-1, 1, (1, 1, blocks, hw + 2, owp + 2, wdt)).astype(np.float32)
-        w = rng.uniform(-1, 1, (1, blocks, blocks, 3, 3, wdt, wdt)).astype(np.float32)
-        out = np.empty((1, 1, blocks, hw, owp, wdt), np.float32)
+        most, bt = tile_shape(blocks, cfg.db_pixels, cfg.db_blocks)
+        pixels = row_tiles(hw, most)[0]
+        x = rng.uniform(-1, 1, (1, 1, blocks, hw + 2, hw + 2, wdt)).astype(np.float32)
+        w = rng.uniform(-1, 1, (1, blocks // bt, blocks, 3, 3, wdt, bt * wdt)).astype(np.float32)
+        out = np.empty((1, 1, blocks, hw, hw, wdt), np.float32)
 
         def call(x=x, w=w, out=out, pixels=pixels) -> None:
             direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), pixels, cfg.vector_bytes)

@@ -119,13 +119,14 @@ def unsupported(torch: Any, spec: ConvSpec, engine: str) -> str | None:
     if name not in engines:
         return f"this torch build has no {name!r} quantized engine (it has {', '.join(e for e in engines if e != 'none')})"
     library = packing_library(torch, spec, engine)
-    if library in ("fbgemm", "onednn") and saturates_without_vnni():
-        return f"{library}: {saturates_without_vnni()}"
-    if packing_library(torch, spec, engine) == "fbgemm" and fbgemm_depthwise_fast_path(spec):
+    saturates = saturates_without_vnni()
+    if library in ("fbgemm", "onednn") and saturates:
+        return f"{library}: {saturates}"
+    if library == "fbgemm" and fbgemm_depthwise_fast_path(spec):
         via = "" if name == "fbgemm" else f" (the {name} engine hands groups > {X86_ONEDNN_MAX_GROUPS} or a CPU without AVX-512 VNNI to fbgemm)"
         return (f"fbgemm's depthwise fast path sums u8 x s8 pairs in saturating int16: wrong by up to ~100 LSB "
                 f"on full-range u8 activations (PyTorch's fbgemm qconfig uses 7-bit ones){via}")
-    if packing_library(torch, spec, engine) == "onednn" and onednn_one_column_wrong(spec):
+    if library == "onednn" and onednn_one_column_wrong(spec):
         via = "" if name == "onednn" else f" (the {name} engine hands this layer to oneDNN)"
         return ("oneDNN's quantized convolution was measured wrong by up to 126 LSB on layers of one input "
                 f"channel per group, one output column and a column stride above 1{via}")

@@ -13,8 +13,9 @@ Layouts, ``W`` being the channels of one SIMD vector (the configuration's
   in ``KT`` tiles of ``B``; for a tile and an input block, each tap is a
   ``CW x BW`` matrix whose rows are the ``B`` vectors of output channels side
   by side;
-- output ``(N, G, KB, OH, OWp, W)``, each row padded to whole tiles (and the
-  input to match) so every tile has the same, compile-time, width.
+- output ``(N, G, KB, OH, OW, W)``: a row of any width is whole tiles and, at
+  its end, at most one shorter tile each of 16, 8, 4 and 2 pixels and one of a
+  single pixel, each tile's width a compile-time constant.
 
 The micro-kernel holds ``UR`` output pixels x ``B`` blocks of ``W`` output
 channels in ``UR * B`` vector registers across the whole ``CB x R x S x W``
@@ -28,10 +29,10 @@ No workspace: what it reads is the blocked input and the blocked weights.
 Jobs are output rows of a tile of blocks ``(n, g, kt, oh)``, taken chunk by
 chunk by every thread (:mod:`._parallel`).
 
-Taps whose input row is padding are skipped (oneDNN's kernels skip padding
-taps too; on a 7x7 layer with padding 1 they are a tenth of the products);
-the padding columns are computed, since a tile spans them with the image's
-columns (skipping them per pixel, tried, cost more than it saved).
+Taps whose input row or column is padding are skipped, as oneDNN's kernels
+skip them (on a 7x7 layer with padding 1 they are a fifth of the products):
+rows for every tile, columns by giving each pixel whose taps reach a padding
+column a one-pixel tile of its own.
 """
 
 from __future__ import annotations
@@ -46,13 +47,17 @@ from ._intrinsics import data_ptr, lanes, ptr_add, stack_vectors, vcopy, vfma, v
 from ._parallel import chunk_done, next_chunk, parallel_for
 
 
+@functools.lru_cache(maxsize=None)
 def _build_tile(U: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's constants
     """The register tile: ``U`` pixels x ``KT`` output blocks over the whole reduction, from
     the input at ``x0`` (its first pixel, first block, first tap's row) and the tile's weights
-    at ``w0``, into the output at ``o0`` (its first pixel and block)."""
+    at ``w0``, into the output at ``o0`` (its first pixel and block). A function of its own,
+    not inlined, shared by every kernel that calls it: each tile is compiled once (an inlined
+    one was compiled at every call, and cold compiles took 1.7x as long; the call costs
+    nothing measurable beside a tile's reduction)."""
     NA = U * KT  # noqa: N806 - the accumulators: a compile-time constant, as stack_vectors needs
 
-    @njit(nogil=True, fastmath=True, cache=True, inline="always")
+    @njit(nogil=True, fastmath=True, cache=True, inline="never")
     def tile(x, x0, w0, o0, r_lo, r_hi, s_lo, s_hi, geo):  # pragma: no cover - compiled
         cb_n, kh, kw, sw, dh, dw, xb, xh, xp, ob, op = geo
         W = lanes(x, VB)  # x: the input array, whose dtype the tile's vectors take
@@ -81,12 +86,18 @@ def _build_tile(U: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - 
     return tile
 
 
+@njit(nogil=True, cache=True)
+def _no_tile(x, x0, w0, o0, r_lo, r_hi, s_lo, s_hi, geo):  # pragma: no cover - compiled
+    """A tail size the tile never needs (not shorter than it): nothing to compile."""
+
+
 def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the tile's constants
     full = _build_tile(UR, KT, VB, CW)
     one = _build_tile(1, KT, VB, CW) if UR > 1 else full
-    # the rest of a row, in tiles of 16, 8, 4, 2 and 1 pixels (those shorter than UR): one compiled
-    # kernel for every row width
-    t16, t8, t4, t2 = (_build_tile(u, KT, VB, CW) if u < UR else one for u in (16, 8, 4, 2))
+    # the rest of a row (fewer than UR pixels, UR <= 31) in at most one tile each of 16, 8, 4 and
+    # 2 pixels and single pixels: one compiled kernel for every row width. Each tile is called
+    # from one place only, since each call inlines the whole unrolled tile (compile time)
+    t16, t8, t4, t2 = (_build_tile(u, KT, VB, CW) if u < UR else _no_tile for u in (16, 8, 4, 2))
 
     @njit(nogil=True, fastmath=True, cache=True)
     def direct_blocked_jobs(work, x, w, out, groups, cb_n, kt_n, oh_n, ow_n, kh, kw, sh, sw, dh, dw,
@@ -97,6 +108,8 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
         geo = (cb_n, kh, kw, sw, dh, dw, xb, xh, xp, ob, op)
         mid_end = ow_n - n_right  # n_left edge pixels, the tiles, n_right edge pixels
         full_end = n_left + (mid_end - n_left) // UR * UR
+        rest_px = mid_end - full_end
+        singles = n_left + rest_px % 2 + n_right  # the edge pixels and an odd last one
         while True:
             lo, hi = next_chunk(work)
             if lo >= hi:
@@ -117,23 +130,20 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
                 for t0 in range(n_left, full_end, UR):  # the tiles that read no padding column
                     full(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, geo)
                 t0 = full_end
-                for u in (16, 8, 4, 2, 1):  # the rest, in shorter tiles
-                    if mid_end - t0 >= u:
-                        xq, oq = ptr_add(x_row, t0 * sw * xp), ptr_add(o_row, t0 * op)
-                        if u == 16:
-                            t16(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
-                        elif u == 8:
-                            t8(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
-                        elif u == 4:
-                            t4(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
-                        elif u == 2:
-                            t2(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
-                        else:
-                            one(x, xq, w0, oq, r_lo, r_hi, 0, kw, geo)
-                        t0 += u
-                for e in range(n_left + n_right):
-                    # an edge pixel: a tile of its own, that skips the taps whose column is padding
-                    q = e if e < n_left else mid_end - n_left + e
+                if rest_px & 16:
+                    t16(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, geo)
+                    t0 += 16
+                if rest_px & 8:
+                    t8(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, geo)
+                    t0 += 8
+                if rest_px & 4:
+                    t4(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, geo)
+                    t0 += 4
+                if rest_px & 2:
+                    t2(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, geo)
+                for e in range(singles):
+                    # a pixel of its own: an edge one skips the taps whose column is padding
+                    q = e if e < n_left else mid_end - rest_px % 2 - n_left + e
                     s_lo = max(0, -((q * sw - x0) // dw))
                     s_hi = min(kw, -((q * sw - x1) // dw))
                     one(x, ptr_add(x_row, q * sw * xp), w0, ptr_add(o_row, q * op), r_lo, r_hi, s_lo, s_hi, geo)

@@ -120,21 +120,23 @@ DB_WORKLOAD = [("direct-blocked 3x3 28x28 128->128", 28, 128), ("direct-blocked 
 
 
 def _direct_blocked_callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callable[[], None]]:
-    """direct-blocked's kernel on blocked arrays, with ``cfg``'s tile (3x3, stride 1, pad 1)."""
-    from .direct_blocked import block_channels, direct_blocked, row_tiles, tile_shape
+    """direct-blocked's kernel on blocked arrays, with ``cfg``'s tile (3x3, stride 1, pad 1),
+    as the algorithm runs it: rows of tiles of ``cfg``'s pixels and shorter ones, padding taps
+    skipped."""
+    from .direct_blocked import block_channels, direct_blocked, tile_shape
 
     calls: dict[str, Callable[[], None]] = {}
     wdt = block_channels(cfg.vector_bytes, np.float32)
     for name, hw, c in DB_WORKLOAD:
         blocks = -(-c // wdt)
-        most, bt = tile_shape(blocks, cfg.db_pixels, cfg.db_blocks)
-        pixels = row_tiles(hw, most)[0]
+        pixels, bt = tile_shape(blocks, cfg.db_pixels, cfg.db_blocks)
         x = rng.uniform(-1, 1, (1, 1, blocks, hw + 2, hw + 2, wdt)).astype(np.float32)
         w = rng.uniform(-1, 1, (1, blocks // bt, blocks, 3, 3, wdt, bt * wdt)).astype(np.float32)
         out = np.empty((1, 1, blocks, hw, hw, wdt), np.float32)
 
         def call(x=x, w=w, out=out, pixels=pixels) -> None:
-            direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), pixels, cfg.vector_bytes)
+            direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), pixels, cfg.vector_bytes, rows=(1, hw + 1),
+                           cols=(1, hw + 1))
 
         calls[name] = call
     return calls

@@ -134,9 +134,8 @@ def _direct_blocked_callables(cfg: KernelConfig, rng: np.random.Generator) -> di
         w = rng.uniform(-1, 1, (1, blocks // bt, blocks, 3, 3, wdt, bt * wdt)).astype(np.float32)
         out = np.empty((1, 1, blocks, hw, hw, wdt), np.float32)
 
-        def call(x=x, w=w, out=out, pixels=pixels) -> None:
-            direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), pixels, cfg.vector_bytes, rows=(1, hw + 1),
-                           cols=(1, hw + 1))
+        def call(x=x, w=w, out=out, pixels=pixels, image=(1, hw + 1)) -> None:
+            direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), pixels, cfg.vector_bytes, rows=image, cols=image)
 
         calls[name] = call
     return calls

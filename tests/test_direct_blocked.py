@@ -67,10 +67,15 @@ def test_the_kernel_skips_the_taps_of_zero_rows_and_columns_it_is_told_of_and_re
     image = dict(rows=(1, x.shape[3] - 2), cols=(1, x.shape[4] - 1))
     direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb)
     every = out.copy()
+    # 4-pixel tiles on 4 rows: a band, whose edge pixels are tiles down a column
     direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, **image)
     np.testing.assert_allclose(out, every, rtol=1e-5, atol=1e-5)
-    x[:, :, :, 0] = x[:, :, :, :, 0] = x[:, :, :, :, -1] = 1  # told they are padding, they are not read
+    x[:, :, :, :, 0] = x[:, :, :, :, -1] = 1  # told they are padding, the columns are not read
     direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, **image)
+    np.testing.assert_allclose(out, every, rtol=1e-5, atol=1e-5)
+    # 5-pixel tiles: no band of 5 rows, so every tile is along one row, and skips its padding rows
+    x[:, :, :, 0] = 1
+    direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 5, vb, **image)
     np.testing.assert_allclose(out, every, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="are not those of the"):
         direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), 4, vb, rows=(0, x.shape[3] + 1))

@@ -58,7 +58,7 @@ def _build_tile(U: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - 
     the input at ``x0`` (its first pixel, first block, first tap's row) and the tile's weights
     at ``w0``, into the output at ``o0`` (its first pixel and block). A function of its own,
     not inlined, shared by every kernel that calls it: each tile is compiled once (an inlined
-    one was compiled at every call, and cold compiles took 1.7x as long; the call costs
+    one was compiled at every call, and its cold compiles took 1.5-1.7x as long; the call costs
     nothing measurable beside a tile's reduction)."""
     NA = U * KT  # noqa: N806 - the accumulators: a compile-time constant, as stack_vectors needs
 

@@ -91,6 +91,13 @@ def _build_tile(U: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - 
     return tile
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _inside(a, b, stride, dil, k, lo, hi):  # pragma: no cover - compiled
+    """The taps ``[t_lo, t_hi)`` of ``k`` along one axis that read inside ``[lo, hi)`` (the
+    image, not its padding) for at least one of the outputs ``a..b``."""
+    return max(0, -((b * stride - lo) // dil)), min(k, -((a * stride - hi) // dil))
+
+
 @njit(nogil=True, cache=True)
 def _no_tile(x, x0, w0, o0, r_lo, r_hi, s_lo, s_hi, geo):  # pragma: no cover - compiled
     """A tail size the tile never needs (not shorter than it): nothing to compile."""
@@ -135,9 +142,7 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
                 rows = min(UR, oh_n - oh0)
                 for oh in range(oh0, oh0 + rows):
                     o_row, x_row = ptr_add(o_img, oh * oh_s), ptr_add(x_img, oh * sh * xh)
-                    # the taps whose input row holds the image: the others read zeros (padding)
-                    r_lo = max(0, -((oh * sh - y0) // dh))
-                    r_hi = min(kh, -((oh * sh - y1) // dh))
+                    r_lo, r_hi = _inside(oh, oh, sh, dh, kh, y0, y1)  # the others read zeros (padding)
                     for t0 in range(n_left, full_end, UR):  # the tiles that read no padding column
                         full(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw,
                              along)
@@ -158,8 +163,7 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
                     for e in range(n_left + rest_px % 2 + n_right):
                         # a pixel of its own: an edge one skips the taps whose column is padding
                         q = e if e < n_left else mid_end - rest_px % 2 - n_left + e
-                        s_lo = max(0, -((q * sw - x0) // dw))
-                        s_hi = min(kw, -((q * sw - x1) // dw))
+                        s_lo, s_hi = _inside(q, q, sw, dw, kw, x0, x1)
                         one(x, ptr_add(x_row, q * sw * xp), w0, ptr_add(o_row, q * op), r_lo, r_hi, s_lo, s_hi,
                             along)
                 if rows < UR:
@@ -167,12 +171,10 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
                 # a band of UR rows: the pixels outside the rows' whole tiles make columns, each a
                 # whole tile down the band (a 7-pixel row is then no 3 + 3 + 1 but whole tiles
                 # only), that skips the taps of its rows' padding and, at an edge, its columns'
-                r_lo = max(0, -(((oh0 + UR - 1) * sh - y0) // dh))
-                r_hi = min(kh, -((oh0 * sh - y1) // dh))
+                r_lo, r_hi = _inside(oh0, oh0 + UR - 1, sh, dh, kh, y0, y1)
                 for e in range(columns):
                     q = e if e < n_left else full_end - n_left + e
-                    s_lo = max(0, -((q * sw - x0) // dw))
-                    s_hi = min(kw, -((q * sw - x1) // dw))
+                    s_lo, s_hi = _inside(q, q, sw, dw, kw, x0, x1)
                     full(x, ptr_add(x_img, oh0 * sh * xh + q * sw * xp), w0, ptr_add(o_img, oh0 * oh_s + q * op),
                          r_lo, r_hi, s_lo, s_hi, down)
             chunk_done(work, lo, hi)
@@ -282,7 +284,8 @@ def direct_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[
     n_right = ow - min(ow, max(n_left, -(-(x1 - (kw - 1) * dw) // sw)))  # those whose last one does
     jobs = _compiled(pixels, blocks, vector_bytes, cw)
     flops = 2.0 * n * g * kb * width * oh * ow * cb * kh * kw * cw
-    parallel_for(jobs, n * g * kt * -(-oh // pixels), x, w, out, g, cb, kt, oh, ow, *kernel, *stride, *dilation, *xs, *os_,
+    bands = -(-oh // pixels)
+    parallel_for(jobs, n * g * kt * bands, x, w, out, g, cb, kt, oh, ow, *kernel, *stride, *dilation, *xs, *os_,
                  y0, y1, x0, x1, n_left, n_right, flops=flops)
 
 

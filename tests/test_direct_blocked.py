@@ -8,7 +8,8 @@ import pytest
 
 import convbench
 from convbench.kernels.configs import active_config
-from convbench.kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked, row_tiles, tile_shape
+from convbench.kernels.direct_blocked import (block_channels, depthwise_blocked, direct_blocked, plan_direct_blocked,
+                                             row_tiles, tile_shape)
 
 
 @pytest.mark.parametrize("ow, most, want", [(56, 14, (14, 56)), (7, 14, (7, 7)), (55, 14, (14, 56)),
@@ -36,6 +37,18 @@ def test_the_kernel_refuses_arrays_it_would_overrun():
         direct_blocked(x, w, out, (5, 5), (1, 1), (1, 1), 4, vb)
     with pytest.raises(ValueError, match="blocks of"):
         direct_blocked(x.astype(np.float64), w, out, (3, 3), (1, 1), (1, 1), 4, vb)
+
+
+def test_a_planned_call_refuses_arrays_other_than_those_it_was_checked_for():
+    vb = active_config().vector_bytes
+    x, w, out = _arrays()
+    run = plan_direct_blocked(x.shape, x.dtype, w, out.shape, (3, 3), (1, 1), (1, 1), 4, vb)
+    run(x, out)
+    bigger, _, _ = _arrays(hp=5)  # the kernel's addresses were checked for 6 rows, not 5
+    for args in [(bigger, out), (x, out[:, :, :, :2]), (x.astype(np.float64), out), (np.asfortranarray(x), out),
+                 (x, out.transpose(0, 1, 2, 4, 3, 5))]:
+        with pytest.raises(ValueError, match="planned for"):
+            run(*args)
 
 
 @pytest.mark.parametrize("pixels, blocks", [(3, 2), (5, 1)])

@@ -305,7 +305,9 @@ def test_limit_threads_sets_every_pool_and_restores():
     assert after["blas_threads"] == before["blas_threads"]
 
 
-@pytest.mark.parametrize("shape,dtype", [(7, "float32"), ((3, 5, 16), "float64"), ((1000, 33), "float32")])
+@pytest.mark.parametrize("shape,dtype", [(7, "float32"), ((3, 5, 16), "float64"), ((1000, 33), "float32"),
+                                         ((3, 5), "uint8"), ((9,), "complex128"), ((3, 7), "float16"),
+                                         ((4, 3), np.dtype([("a", "f4"), ("b", "i1")]))])
 def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
     from convbench.kernels.aligned import ALIGN, aligned_empty
 

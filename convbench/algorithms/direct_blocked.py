@@ -44,7 +44,7 @@ from ..algorithm import Algorithm, Array, ConvCall
 from ..kernels.aligned import aligned_empty
 from ..kernels.blocked_layout import dense_lanes, depthwise_lanes, from_blocked, to_blocked
 from ..kernels.configs import active_config
-from ..kernels.direct_blocked import block_channels, depthwise_blocked, direct_blocked, row_tiles, tile_shape
+from ..kernels.direct_blocked import block_channels, depthwise_blocked, plan_direct_blocked, row_tiles, tile_shape
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
@@ -120,11 +120,14 @@ class DirectBlocked(Algorithm):
             to_blocked(x, layout, in_lanes, top, left, xb.reshape(n, g * cb, hp, wp, cw))
             return xb
 
+        x_shape = spec.input_shape if x_direct else (n, g, cb, hp, wp, cw)
+        run = plan_direct_blocked(x_shape, dtype, wb, out_shape, spec.kernel, spec.stride, spec.dilation, pixels,
+                                  cfg.vector_bytes, x_nhwc=x_direct, out_nhwc=out_direct,
+                                  rows=(top, top + spec.height), cols=(left, left + w))
+
         def compute(xb: Array) -> Array:
             out = aligned_empty(out_shape, dtype)
-            direct_blocked(xb, wb, out, spec.kernel, spec.stride, spec.dilation, pixels, cfg.vector_bytes,
-                           x_nhwc=x_direct, out_nhwc=out_direct, rows=(top, top + spec.height),
-                           cols=(left, left + w))
+            run(xb, out)
             return out
 
         def unpack(ob: Array) -> Array:

@@ -104,15 +104,15 @@ def threads_for(flops: float = 0.0, nbytes: float = 0.0, most: int | None = None
     """Threads for a step holding ``flops`` operations and moving ``nbytes``: one per
     grain of work (the larger count of the two), at least 1, at most ``most``
     (default: the case's ``numba.get_num_threads()``)."""
-    if most is None:
-        import numba
-
-        most = numba.get_num_threads()
-    if most <= 1:
-        return 1
     g = active_grain()
     share = max(flops / g.flops if g.flops > 0 else np.inf,
                 nbytes / g.nbytes if g.nbytes > 0 else np.inf)
     if not (flops or nbytes):
         share = np.inf  # no estimate: every thread, as before
+    if share < 2:
+        return 1  # less than two grains: one thread, whatever the case has (asking numba takes 2-4 us)
+    if most is None:
+        import numba
+
+        most = numba.get_num_threads()
     return int(max(1, min(most, share)))

@@ -78,6 +78,7 @@ from convbench.kernels.depthwise import im2col_depthwise, pack_depthwise
 from convbench.kernels.tune import cpu_model
 from convbench.bestof import network_best_vs_best
 from convbench.kernels.gemm import PackedGemm
+from convbench.machine.blas import warm_blas
 from convbench.machine.malloc_policy import BLAS_ENV, keep_freed_memory
 from convbench.machine.threads import limit_threads
 
@@ -248,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(k not in os.environ for k in BLAS_ENV):  # read by OpenBLAS at load: start again with it
         os.execve(sys.executable, [sys.executable, *sys.argv], {**BLAS_ENV, **os.environ})
     keep_freed_memory()  # the sweep's measuring process does the same
+    warm_blas()  # so does this (its docstring: a float32 BLAS slow until a float64 one has run)
     import numba
 
     quick = args.quick

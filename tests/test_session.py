@@ -96,3 +96,30 @@ def test_the_public_api_runs_a_sweep(tmp_path):
     outcome = convbench.run(the_plan, tmp_path / "r", calibration=False, isolation=False)
     results = convbench.read_results(outcome.out_dir)
     assert list(results.summary["status"]) == ["ok"]
+
+
+def test_a_sweep_warms_blas_before_it_times_a_case(tmp_path, monkeypatch):
+    """A fresh process's float32 BLAS ran 3x slow until a larger product had run (on the Zen 1
+    VM; convbench.machine.blas.warm_blas): the measuring process runs one before any case."""
+    import convbench.sweep.session as session
+
+    (tmp_path / "c.yaml").write_text(TINY)
+    the_plan = plan(load_config(tmp_path / "c.yaml"))
+    the_plan.timing = FAST
+    rec = Recorder()
+    monkeypatch.setattr(session, "warm_blas", lambda: rec.events.append(("warm",)))
+    run(the_plan, tmp_path / "r", monitor=rec, calibration=False, isolation=False)
+    kinds = [e[0] for e in rec.events]
+    assert kinds.count("warm") == 1 and kinds.index("warm") < kinds.index("started")
+
+
+def test_warm_blas_runs_a_large_product_of_each_precision(monkeypatch):
+    import numpy as np
+
+    from convbench.machine.blas import warm_blas
+
+    seen = []
+    monkeypatch.setattr(np, "ones", lambda shape, dtype: seen.append((shape, np.dtype(dtype))) or np.zeros(shape, dtype))
+    warm_blas()
+    assert {d for _, d in seen} == {np.dtype(np.float64), np.dtype(np.float32)}
+    assert all(s[0] >= 256 for s, _ in seen)  # 64^3 did not do it in a sweep's process

@@ -113,3 +113,25 @@ def restore_blas() -> None:
     if _lowered_from is not None:
         _set_all(_lowered_from)
         _blas_now, _lowered_from = _lowered_from, None
+
+
+def warm_blas() -> None:
+    """Run one 512^3 float64 and one float32 product through numpy's BLAS (about 25 ms):
+    called once by every measuring process (a sweep's, its workers', ``benchmarks/kernels.py``)
+    before it times anything.
+
+    Why: on the Zen 1 VM (OpenBLAS 0.3.31 of scipy-openblas, its Haswell kernels) a fresh
+    process ran some single-thread float32 products 1.7-3.3x slower, for as long as it
+    lived, until a larger product had run: 196x2304x256 (im2col's GEMM of a 3x3
+    256-channel 14x14 layer) took 21.7-22.7 ms, and 6.7-7.3 ms after a float64 product of
+    that size or a two-thread float32 one (3136x576x64: 12.8 -> 7.4 ms; 1024^3 and small
+    shapes alike before and after). In a sweep's process a 64^3 product did not do it, 256^3
+    mostly (8.2 ms), 512^3 fully (7.3 ms). A sweep's first BLAS calls are im2col's, so a
+    one-thread sweep timed its baseline 3x slow through the whole run, and every speedup over
+    it was 3x too large. What inside OpenBLAS does this is not known here (transparent huge
+    pages are madvise-only on that VM, so the buffers' first touches are the suspects)."""
+    import numpy as np
+
+    for dtype in (np.float64, np.float32):
+        a = np.ones((512, 512), dtype)
+        a @ a

@@ -21,6 +21,7 @@ from .. import registry
 from ..config.consent import load_config_plugins, require_loaded
 from ..config.load import dump_config, load_config
 from ..machine import metadata
+from ..machine.blas import warm_blas
 from ..machine.malloc_policy import keep_freed_memory
 from ..machine.threads import allowed_cores
 from ..results.lock import FolderLock
@@ -196,6 +197,7 @@ def iter_results(
     cores = allowed_cores()
     if pool is None:
         keep_freed_memory()
+        warm_blas()
     finished: set[int] = set()
 
     def final(group: Group, got: dict[int, tuple[list[Row], list[Row]]]) -> list[Row]:

@@ -18,6 +18,7 @@ import struct
 import sys
 from multiprocessing.connection import Connection
 
+from ..machine.blas import warm_blas
 from ..machine.malloc_policy import keep_freed_memory
 from ..machine.memory import cap_process_memory
 from ..registry import list_algorithms, load_plugin
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # pragma: no cover
         pass
     keep_freed_memory()
+    warm_blas()
     beat = mmap.mmap(beat_fd, BEAT.size)
     return serve(Connection(fd), beat)
 

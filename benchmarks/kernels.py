@@ -43,17 +43,15 @@ The floors (one thread, float32, NHWC, batch 1 unless said):
    depthwise path and the ceiling im2col's copy sets (indirect alone against
    indirect after the same banded copy, with no kernel reading it).
 
-"Best" in 5 and 7 is chosen among noisy candidates; the bootstrap redoes
-that choice in every resample (``peer_checks.py``), so the interval
-carries the winner's curse instead of hiding it.
+"Best" in 5 and 7 is chosen among noisy candidates; the bootstrap redoes that choice in every
+resample (``peer_checks.py``), so the interval carries the winner's curse instead of hiding it.
 
 ``--clock cpu`` measures the calling thread's CPU time (for a shared machine;
 the 2-thread checks always use wall time).
 
-Like a sweep's worker, the script measures with glibc's heap trimming off
-and ``OPENBLAS_THREAD_TIMEOUT=4`` (``convbench.machine.malloc_policy``; it
-restarts itself to set it). It prints the kernel configuration, the BLAS
-threadpoolctl reports and the load average before and after.
+Like a sweep's worker, the script measures with glibc's heap trimming off, ``OPENBLAS_THREAD_TIMEOUT=4``
+(``convbench.machine.malloc_policy``; it restarts itself to set it) and BLAS warmed (``warm_blas``). It
+prints the kernel configuration, the BLAS threadpoolctl reports and the load average before and after.
 """
 
 from __future__ import annotations
@@ -249,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(k not in os.environ for k in BLAS_ENV):  # read by OpenBLAS at load: start again with it
         os.execve(sys.executable, [sys.executable, *sys.argv], {**BLAS_ENV, **os.environ})
     keep_freed_memory()  # the sweep's measuring process does the same
-    warm_blas()  # so does this (its docstring: a float32 BLAS slow until a float64 one has run)
+    warm_blas()
     import numba
 
     quick = args.quick

@@ -44,8 +44,8 @@ def test_a_planned_call_refuses_arrays_other_than_those_it_was_checked_for():
     x, w, out = _arrays()
     run = plan_direct_blocked(x.shape, x.dtype, w, out.shape, (3, 3), (1, 1), (1, 1), 4, vb)
     run(x, out)
-    bigger, _, _ = _arrays(hp=5)  # the kernel's addresses were checked for 6 rows, not 5
-    for args in [(bigger, out), (x, out[:, :, :, :2]), (x.astype(np.float64), out), (np.asfortranarray(x), out),
+    shorter, _, _ = _arrays(hp=5)  # the kernel's addresses were checked for 6 rows, not 5
+    for args in [(shorter, out), (x, out[:, :, :, :2]), (x.astype(np.float64), out), (np.asfortranarray(x), out),
                  (x, out.transpose(0, 1, 2, 4, 3, 5))]:
         with pytest.raises(ValueError, match="planned for"):
             run(*args)

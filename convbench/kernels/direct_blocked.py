@@ -59,15 +59,18 @@ def _build_tile(U: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - 
     at ``w0``, into the output at ``o0`` (its first pixel and block). A function of its own,
     not inlined, shared by every kernel that calls it: each tile is compiled once (an inlined
     one was compiled at every call, and its cold compiles took 1.5-1.7x as long; the call costs
-    nothing measurable beside a tile's reduction)."""
+    nothing measurable beside a tile's reduction). ``CW`` 0: blocks of as many channels as
+    ``geo`` says at run time (one kernel for every such count: each count compiled its own
+    5-6 tiles, 4-9 s of a test run's compile each)."""
     NA = U * KT  # noqa: N806 - the accumulators: a compile-time constant, as stack_vectors needs
 
     @njit(nogil=True, fastmath=True, cache=True, inline="never")
     def tile(x, x0, w0, o0, r_lo, r_hi, s_lo, s_hi, geo):  # pragma: no cover - compiled
-        cb_n, kh, kw, dh, dw, xb, xh, xp, ob, px_x, px_o = geo  # px_: from one pixel to the next
+        cb_n, kh, kw, dh, dw, xb, xh, xp, ob, px_x, px_o, cw_run = geo  # px_: from one pixel to the next
         W = lanes(x, VB)  # x: the input array, whose dtype the tile's vectors take
+        cw = CW if CW > 0 else cw_run
         acc = stack_vectors(x, NA, VB)
-        tap = CW * KT * W  # one tap's weights: CW input channels x KT blocks of W output channels
+        tap = cw * KT * W  # one tap's weights: cw input channels x KT blocks of W output channels
         for a in range(NA):
             vzero(ptr_add(acc, a * W), VB)
         for cb in range(cb_n):
@@ -78,7 +81,7 @@ def _build_tile(U: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - 
                     wt = ptr_add(w0, ((cb * kh + r) * kw + s) * tap)
                     # constant trip counts: the accumulators stay in registers; each broadcast
                     # input value meets the KT weight vectors of its channel
-                    for c in range(CW):
+                    for c in range(cw):
                         wv = ptr_add(wt, c * KT * W)
                         for p in range(U):
                             xv = xs[p * px_x + c]
@@ -112,13 +115,14 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
     t16, t8, t4, t2 = (_build_tile(u, KT, VB, CW) if u < UR else _no_tile for u in (16, 8, 4, 2))
 
     @njit(nogil=True, fastmath=True, cache=True)
-    def direct_blocked_jobs(work, x, w, out, groups, cb_n, kt_n, oh_n, ow_n, kh, kw, sh, sw, dh, dw,
+    def direct_blocked_jobs(work, x, w, out, groups, cw, cb_n, kt_n, oh_n, ow_n, kh, kw, sh, sw, dh, dw,
                             xn, xb, xh, xp, on, ob, oh_s, op, y0, y1, x0, x1, n_left,
                             n_right):  # pragma: no cover - compiled
         xp0, wp0, op0 = data_ptr(x), data_ptr(w), data_ptr(out)
-        tap = CW * KT * lanes(x, VB)
-        along = (cb_n, kh, kw, dh, dw, xb, xh, xp, ob, sw * xp, op)  # a tile's pixels along a row
-        down = (cb_n, kh, kw, dh, dw, xb, xh, xp, ob, sh * xh, oh_s)  # down a column
+        tap = cw * KT * lanes(x, VB)
+        s0 = kw * 0  # a tile's first tap column, typed int64: a literal 0 compiled every tile twice
+        along = (cb_n, kh, kw, dh, dw, xb, xh, xp, ob, sw * xp, op, cw)  # a tile's pixels along a row
+        down = (cb_n, kh, kw, dh, dw, xb, xh, xp, ob, sh * xh, oh_s, cw)  # down a column
         bands = -(-oh_n // UR)
         mid_end = ow_n - n_right  # n_left edge pixels, the tiles, n_right edge pixels
         full_end = n_left + (mid_end - n_left) // UR * UR
@@ -144,22 +148,22 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
                     o_row, x_row = ptr_add(o_img, oh * oh_s), ptr_add(x_img, oh * sh * xh)
                     r_lo, r_hi = _inside(oh, oh, sh, dh, kh, y0, y1)  # the others read zeros (padding)
                     for t0 in range(n_left, full_end, UR):  # the tiles that read no padding column
-                        full(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw,
+                        full(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, s0, kw,
                              along)
                     if rows == UR:
                         continue  # the rest of the row is in the band's columns
                     t0 = full_end
                     if rest_px & 16:
-                        t16(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, along)
+                        t16(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, s0, kw, along)
                         t0 += 16
                     if rest_px & 8:
-                        t8(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, along)
+                        t8(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, s0, kw, along)
                         t0 += 8
                     if rest_px & 4:
-                        t4(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, along)
+                        t4(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, s0, kw, along)
                         t0 += 4
                     if rest_px & 2:
-                        t2(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, 0, kw, along)
+                        t2(x, ptr_add(x_row, t0 * sw * xp), w0, ptr_add(o_row, t0 * op), r_lo, r_hi, s0, kw, along)
                     for e in range(n_left + rest_px % 2 + n_right):
                         # a pixel of its own: an edge one skips the taps whose column is padding
                         q = e if e < n_left else mid_end - rest_px % 2 - n_left + e
@@ -299,17 +303,21 @@ def plan_direct_blocked(x_shape: tuple[int, ...], dtype: np.dtype, w: np.ndarray
     (_, sw), (_, dw) = stride, dilation
     n_left = min(ow, -(-x0 // sw))  # pixels whose first tap reads a padding column
     n_right = ow - min(ow, max(n_left, -(-(x1 - (kw - 1) * dw) // sw)))  # those whose last one does
-    jobs = _compiled(pixels, blocks, vector_bytes, cw)
+    # a block's channels as a constant for whole blocks and an image's three colours (a count
+    # known only at run time cost those first layers 10%), else 0: any count, read at run time
+    jobs = _compiled(pixels, blocks, vector_bytes, cw if cw in (width, 3) else 0)
     flops = 2.0 * n * g * kb * width * oh * ow * cb * kh * kw * cw
     bands = -(-oh // pixels)
-    geometry = (g, cb, kt, oh, ow, *kernel, *stride, *dilation, *xs, *os_, y0, y1, x0, x1, n_left, n_right)
+    geometry = (g, cw, cb, kt, oh, ow, *kernel, *stride, *dilation, *xs, *os_, y0, y1, x0, x1, n_left, n_right)
 
     def run(x: np.ndarray, out: np.ndarray) -> None:
         if not (x.shape == x_shape and out.shape == out_shape and x.dtype == dtype and out.dtype == dtype
                 and x.flags.c_contiguous and out.flags.c_contiguous):
             raise ValueError(f"direct-blocked: planned for C-contiguous input {x_shape} and output {out_shape} "
                              f"of {dtype}; got {x.shape} {x.dtype} and {out.shape} {out.dtype}")
-        parallel_for(jobs, n * g * kt * bands, x, w, out, *geometry, flops=flops)
+        # flat views: the kernel addresses them by pointer, and one compiled kernel then serves
+        # the blocked and the NHWC arrays alike (each rank pair compiled its own kernel and tiles)
+        parallel_for(jobs, n * g * kt * bands, x.reshape(-1), w, out.reshape(-1), *geometry, flops=flops)
 
     return run
 

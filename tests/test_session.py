@@ -101,13 +101,13 @@ def test_the_public_api_runs_a_sweep(tmp_path):
 def test_a_sweep_warms_blas_before_it_times_a_case(tmp_path, monkeypatch):
     """A fresh process's float32 BLAS ran 3x slow until a larger product had run (on the Zen 1
     VM; convbench.machine.blas.warm_blas): the measuring process runs one before any case."""
-    import convbench.sweep.session as session
+    import convbench.machine.measuring as measuring
 
     (tmp_path / "c.yaml").write_text(TINY)
     the_plan = plan(load_config(tmp_path / "c.yaml"))
     the_plan.timing = FAST
     rec = Recorder()
-    monkeypatch.setattr(session, "warm_blas", lambda: rec.events.append(("warm",)))
+    monkeypatch.setattr(measuring, "warm_blas", lambda: rec.events.append(("warm",)))
     run(the_plan, tmp_path / "r", monitor=rec, calibration=False, isolation=False)
     kinds = [e[0] for e in rec.events]
     assert kinds.count("warm") == 1 and kinds.index("warm") < kinds.index("started")

@@ -21,8 +21,7 @@ from .. import registry
 from ..config.consent import load_config_plugins, require_loaded
 from ..config.load import dump_config, load_config
 from ..machine import metadata
-from ..machine.blas import warm_blas
-from ..machine.malloc_policy import keep_freed_memory
+from ..machine.measuring import prepare_measuring_process
 from ..machine.threads import allowed_cores
 from ..results.lock import FolderLock
 from ..results.io import ResultsError, ResultsWriter, check_new_dir, default_out_dir, read_env
@@ -196,8 +195,7 @@ def iter_results(
     have = {gi: dict(reps) for gi, reps in (earlier or {}).items()}
     cores = allowed_cores()
     if pool is None:
-        keep_freed_memory()
-        warm_blas()
+        prepare_measuring_process()
     finished: set[int] = set()
 
     def final(group: Group, got: dict[int, tuple[list[Row], list[Row]]]) -> list[Row]:

@@ -18,8 +18,7 @@ import struct
 import sys
 from multiprocessing.connection import Connection
 
-from ..machine.blas import warm_blas
-from ..machine.malloc_policy import keep_freed_memory
+from ..machine.measuring import prepare_measuring_process
 from ..machine.memory import cap_process_memory
 from ..registry import list_algorithms, load_plugin
 from .measure import Monitor, Row, measure_group
@@ -124,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     except Exception:  # pragma: no cover
         pass
-    keep_freed_memory()
-    warm_blas()
+    prepare_measuring_process()
     beat = mmap.mmap(beat_fd, BEAT.size)
     return serve(Connection(fd), beat)
 

@@ -50,7 +50,8 @@ resample (``peer_checks.py``), so the interval carries the winner's curse instea
 the 2-thread checks always use wall time).
 
 Like a sweep's worker, the script measures with glibc's heap trimming off, ``OPENBLAS_THREAD_TIMEOUT=4``
-(``convbench.machine.malloc_policy``; it restarts itself to set it) and BLAS warmed (``warm_blas``). It
+(``convbench.machine.malloc_policy``; it restarts itself to set it) and BLAS warmed
+(``convbench.machine.measuring``). It
 prints the kernel configuration, the BLAS threadpoolctl reports and the load average before and after.
 """
 
@@ -76,8 +77,8 @@ from convbench.kernels.depthwise import im2col_depthwise, pack_depthwise
 from convbench.kernels.tune import cpu_model
 from convbench.bestof import network_best_vs_best
 from convbench.kernels.gemm import PackedGemm
-from convbench.machine.blas import warm_blas
-from convbench.machine.malloc_policy import BLAS_ENV, keep_freed_memory
+from convbench.machine.malloc_policy import BLAS_ENV
+from convbench.machine.measuring import prepare_measuring_process
 from convbench.machine.threads import limit_threads
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -246,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if any(k not in os.environ for k in BLAS_ENV):  # read by OpenBLAS at load: start again with it
         os.execve(sys.executable, [sys.executable, *sys.argv], {**BLAS_ENV, **os.environ})
-    keep_freed_memory()  # the sweep's measuring process does the same
-    warm_blas()
+    prepare_measuring_process()  # as the sweep's measuring processes do
     import numba
 
     quick = args.quick

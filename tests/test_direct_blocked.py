@@ -215,3 +215,41 @@ def test_the_nhwc_kernel_refuses_arrays_it_would_overrun():
     with pytest.raises(ValueError, match="does not hold"):
         direct_blocked(x, w, np.zeros((1, 4, 4, 2 * lanes), np.float32), (1, 1), (1, 1), (1, 1), 4, vb,
                        x_nhwc=True, out_nhwc=True)
+
+
+def test_groups_of_any_few_channels_share_one_compiled_kernel_and_match_the_reference():
+    """A group of fewer channels than a vector (other than 3, an image's colours) reads its
+    count at run time: 2 and 5 channels a group run one compiled kernel, each right."""
+    from convbench.kernels import direct_blocked as kernels
+
+    cfg = active_config()
+    if block_channels(cfg.vector_bytes, "float32") <= 5:
+        pytest.skip("this configuration's vector holds 5 float32 channels or fewer: 5 would be a whole block")
+    built = []
+    for per in (2, 5):
+        spec = convbench.ConvSpec(batch=2, in_channels=2 * per, out_channels=6, height=6, width=7, kernel=3,
+                                  padding=(1, 0, 2, 1), stride=2, groups=2, layout="nhwc")
+        x, w = spec.random_inputs(5)
+        before = kernels._compiled.cache_info().currsize
+        call = convbench.get_algorithm("direct-blocked").prepare(spec, w)
+        built.append(kernels._compiled.cache_info().currsize - before)
+        assert convbench.relative_error(call(x), convbench.reference(spec, x, w)) < 1e-5
+    assert built[1] == 0  # the 5-channel groups found the 2-channel groups' kernel
+
+
+def test_blocked_and_nhwc_arrays_run_one_compiled_kernel_of_flat_arrays():
+    """The kernel takes the input and output as flat views, so a layer that reads NHWC as it
+    lies and one that reads the blocked copy compile one kernel between them, not one each."""
+    from convbench.kernels import direct_blocked as kernels
+
+    cfg = active_config()
+    c = 2 * block_channels(cfg.vector_bytes, "float32")
+    for kernel, padding in ((1, 0), (3, 1)):  # NHWC read as it lies; the blocked, padded copy
+        spec = convbench.ConvSpec(batch=1, in_channels=c, out_channels=c, height=5, width=6, kernel=kernel,
+                                  padding=padding, layout="nhwc")
+        x, w = spec.random_inputs(6)
+        call = convbench.get_algorithm("direct-blocked").prepare(spec, w)
+        assert convbench.relative_error(call(x), convbench.reference(spec, x, w)) < 1e-5
+    pixels, blocks = tile_shape(2, cfg.db_pixels, cfg.db_blocks)
+    jobs = kernels._compiled(pixels, blocks, cfg.vector_bytes, c // 2)
+    assert jobs.signatures and all(sig[1].ndim == 1 and sig[3].ndim == 1 for sig in jobs.signatures)

@@ -51,8 +51,8 @@ the 2-thread checks always use wall time).
 
 Like a sweep's worker, the script measures with glibc's heap trimming off, ``OPENBLAS_THREAD_TIMEOUT=4``
 (``convbench.machine.malloc_policy``; it restarts itself to set it) and BLAS warmed
-(``convbench.machine.measuring``). It
-prints the kernel configuration, the BLAS threadpoolctl reports and the load average before and after.
+(``convbench.machine.measuring``). It prints the kernel configuration, the BLAS threadpoolctl
+reports, the grain and BLAS split (``convbench tune``'s) and the load average before and after.
 """
 
 from __future__ import annotations
@@ -72,14 +72,13 @@ from threadpoolctl import threadpool_info
 
 import convbench
 from convbench import get_algorithm
-from convbench.kernels.configs import TABLE, active_config, active_config_info
+from convbench.kernels.configs import TABLE, active_config, active_config_info, cpu_model
 from convbench.kernels.depthwise import im2col_depthwise, pack_depthwise
-from convbench.kernels.tune import cpu_model
 from convbench.bestof import network_best_vs_best
 from convbench.kernels.gemm import PackedGemm
 from convbench.machine.malloc_policy import BLAS_ENV
 from convbench.machine.measuring import prepare_measuring_process
-from convbench.machine.threads import limit_threads
+from convbench.machine.threads import limit_threads, thread_report
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import (MOBILENET_DENSE, conv_call, interleaved, layer,  # noqa: E402
@@ -242,16 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floors", default="1,2,3,4,5,6,7,8,9", help="comma-separated floors to measure (default: all)")
     ap.add_argument("--explore", action="store_true", help="exit 0 whatever the verdicts (for the numbers alone)")
     ap.add_argument("--out", help="the JSON output (default: benchmarks/results/kernels-DATE-CPU.json)")
-    ap.add_argument("--tune-seconds", type=float, default=60.0,
-                    help="budget of the timed 'convbench tune' (its default: 60)")
+    ap.add_argument("--tune-seconds", type=float, default=60.0, help="budget of the timed 'convbench tune' (its default: 60)")
     args = ap.parse_args(argv)
     if any(k not in os.environ for k in BLAS_ENV):  # read by OpenBLAS at load: start again with it
         os.execve(sys.executable, [sys.executable, *sys.argv], {**BLAS_ENV, **os.environ})
     prepare_measuring_process()  # as the sweep's measuring processes do
     import numba
 
-    quick = args.quick
-    floors = set(args.floors.split(","))
+    quick, floors = args.quick, set(args.floors.split(","))
     min_rounds = 7 if quick else 15
     min_time = args.min_time if args.min_time is not None else (0.2 if quick else 0.6)
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
@@ -373,10 +370,13 @@ def main(argv: list[str] | None = None) -> int:
                     else jit_rows(args.tune_seconds))
 
     env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    grain, split = (thread_report()[k] for k in ("grain", "blas_split"))  # issue 31's per-machine choices
     load1 = os.getloadavg()
     lines = [f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); kernel configuration "
              f"{cfg_info['name']} (source {cfg_info['source']})",
              f"BLAS: {_blas_report()}; OpenBLAS env={env or 'unset'}",
+             f"threads: grain {grain['flops']:.3g} flops / {grain['nbytes']:.3g} bytes a thread "
+             f"({grain['source']}); one BLAS product on 2 threads: {split['mode']} ({split['source']})",
              f"clock={args.clock} quick={quick} numba={numba.__version__} numpy={np.__version__} "
              f"load average before {load0[0]:.2f}, after {load1[0]:.2f} (1 min)"]
     head = (f"{'check':52s} {'layer':28s} {'A':>21s} {'B':>18s} {'A GF/s':>7s} {'B GF/s':>7s} "

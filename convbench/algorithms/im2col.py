@@ -22,12 +22,14 @@ straight into its channels of the NHWC output (a strided BLAS operand).
 
 Threads (issue 31): the copy runs over the kernels' pool (numba), and so
 does the GEMM, cut into blocks of rows or columns, one one-thread BLAS call
-each (:mod:`convbench.kernels.split_gemm`); both steps get one thread per
-grain of work (:mod:`convbench.kernels.grain`). The GEMM was one call on
-BLAS's own threads, which scaled 1.42x where the machine's sgemm scaled 1.9x:
-BLAS's worker shared the second core with the pool's helpers, still polling
-after the copy (``split_gemm`` says why parking them is not the answer
-here). The depthwise NHWC path's copy and contraction are numpy on one thread.
+each, or, where ``convbench tune`` found it faster quiet and with a core
+busy, handed whole to BLAS's own threads after the pool's helpers are
+parked (:mod:`convbench.kernels.split_gemm` says why this is a per-machine
+choice); both steps get one thread per grain of work
+(:mod:`convbench.kernels.grain`). The GEMM was once one call on BLAS's own
+threads without parking, which scaled 1.42x where the machine's sgemm scaled
+1.9x: BLAS's worker shared the second core with the pool's helpers, still
+polling after the copy. The depthwise NHWC path's copy and contraction are numpy on one thread.
 
 No BLAS has an 8-bit GEMM: a ``u8s8`` layer is a ``skipped`` row saying so
 (its ``supports``); ``im2col-numba`` runs im2row + the numba u8s8 GEMM.

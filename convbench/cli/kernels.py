@@ -31,6 +31,11 @@ def tune(
     if getattr(result, "grain", None):  # issue 31: the work that pays for one more thread
         console.print(f"grain: {result.grain['flops']:.3g} flops or {result.grain['nbytes']:.3g} bytes a thread",
                       highlight=False)
+    if getattr(result, "split", None):  # issue 31: one BLAS product on two threads
+        sp = result.split
+        console.print(f"one BLAS product on two threads: {sp['mode']} (BLAS's threads / the pool's blocks: "
+                      f"{sp['blas_over_blocks_quiet']:.2f} quiet, {sp['blas_over_blocks_busy']:.2f} with a core busy)",
+                      highlight=False)
     console.print(f"chose {result.chosen} in {result.seconds:.0f} s; cached in {result.cache_file}", highlight=False)
 
 

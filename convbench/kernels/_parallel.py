@@ -289,6 +289,12 @@ def threads_used(reset: bool = True) -> int:
     return n
 
 
+def note_threads(n: int) -> None:
+    """Count a step run on ``n`` threads outside the pool (BLAS's own) in :func:`threads_used`."""
+    global _most_threads
+    _most_threads = max(_most_threads, n)
+
+
 def park() -> None:
     """Send the helpers that are polling for the next task to sleep now.
 

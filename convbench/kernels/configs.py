@@ -239,6 +239,16 @@ def read_tuned_cache() -> dict[str, Any]:
         return {}
 
 
+def write_tuned_cache(data: dict[str, Any]) -> None:
+    """Replace the cache file with ``data`` atomically (a concurrent reader sees the old
+    or the new file). ``tune``'s tiles, its grain and its BLAS split all write through here."""
+    path = cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+
+
 def cached_choice() -> KernelConfig | None:
     """The configuration ``tune`` chose for this CPU, or ``None``."""
     entry = read_tuned_cache().get(cpu_key())

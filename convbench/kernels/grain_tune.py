@@ -5,7 +5,6 @@ real kernels at 1 and 2 threads, interleaved, on growing sizes.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Callable
 
@@ -122,12 +121,7 @@ def forget_grain() -> bool:
 
 
 def _write(data: dict[str, Any]) -> None:
-    # as convbench.kernels.tune writes the same file: atomically, then the grain is read again
-    from .configs import cache_file
+    from .configs import write_tuned_cache
 
-    path = cache_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".grain.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    write_tuned_cache(data)
     grain.reset_grain()

@@ -1,21 +1,32 @@
-"""BLAS products split over the kernels' pool: how the BLAS built-ins use the case's threads.
+"""BLAS products on the case's threads: how the BLAS built-ins use them.
 
 :func:`matmul` computes ``out[i] = a[i] @ b[i]`` for a stack of matrices as
 numpy's ``matmul`` does, on the case's threads, one thread per grain of work
-(:mod:`.grain`): the matrices of the stack, and rows or columns of each
-(whichever dimension is longer) when the stack is shorter than the threads,
-are blocks that the threads of :mod:`._parallel` take in turn, each one BLAS
-call at one thread (:func:`._parallel.parallel_numpy`).
+(:mod:`.grain`), in one of two ways, chosen per machine (:func:`active_split`):
 
-Why not BLAS's own threads. Issue 31's im2col scaled 1.42x where the
-machine's sgemm scaled 1.9x: BLAS's worker shared the second core with the
-pool's helpers, still polling after the numba copy. Parking them first fixed
-that on a quiet machine (1.74-1.89x on 1x1 layers, 5-10% better than these
-blocks), but BLAS splits a GEMM statically and meets at barriers: with
-another process on one core the same GEMM ran 18x slower on two threads than
-on one (48 ms against 2.7 ms, a 3x3 256->256 14x14 layer), where blocks taken
-in turn lose only the busy core's share. The VMs this runs on are shared, so
-the pool it is, and one pool for every step of a call.
+- ``blocks`` (the default): the matrices of the stack, and rows or columns of
+  each (whichever dimension is longer) when the stack is shorter than the
+  threads, are blocks that the threads of :mod:`._parallel` take in turn,
+  each one BLAS call at one thread (:func:`._parallel.parallel_numpy`);
+- ``blas``: a stack shorter than the threads goes to BLAS's own threads, one
+  product at a time, after parking the pool's helpers (a helper still polling
+  after the numba copy would hold the core BLAS's worker needs). A longer
+  stack is split by whole matrices, as under ``blocks``: no block repacks.
+
+Why both, and why per machine (issue 31, docs/threads.md). A block repacks
+BLAS's other operand and the threads meet only at the end, so blocks lose
+only a busy core's share on a shared VM; but on a quiet Zen 1 VM they scaled
+im2col's single product 0.86-1.21x at two threads, where BLAS's own threads
+scaled it 1.55-1.94x. BLAS splits a GEMM statically and meets at barriers:
+on the Zen 4 VM, with another process on one core, one such GEMM ran 18x
+slower on two threads than on one (48 ms against 2.7 ms, a 3x3 256->256
+14x14 layer), while on the Zen 1 VM under the same load BLAS's threads still
+beat the blocks (0.86x and 1.70x against 0.70x and 0.68x). So ``convbench
+tune`` times both on im2col-sized products, quiet and with one core busy
+(:mod:`.split_tune`), and picks ``blas`` only where it wins both; the
+choice is cached under ``cpu_key()`` + ``" | blas-split"``.
+``CONVBENCH_BLAS_SPLIT=blocks|blas`` forces one. BLAS's threads sleep between
+calls; waking them is inside the timed call, as it is for a user's.
 
 On one thread (the case's, or the grain's for a small product) it is one
 ``matmul`` call with BLAS at one thread: exactly the unsplit product.
@@ -23,11 +34,48 @@ On one thread (the case's, or the grain's for a small product) it is one
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from ..machine.blas import blas_single_threaded
-from ._parallel import parallel_numpy
+from ..machine.blas import blas_single_threaded, blas_threads
+from ._parallel import note_threads, park, parallel_numpy
 from .grain import threads_for
+
+#: The environment variable that forces how a short stack uses the threads: ``blocks`` or ``blas``.
+ENV_VAR = "CONVBENCH_BLAS_SPLIT"
+#: Suffix of the choice's key in the tune cache (after ``cpu_key()``).
+KEY_SUFFIX = " | blas-split"
+MODES = ("blocks", "blas")
+#: Before ``convbench tune``: the pool's blocks, which no busy core can stall at a barrier.
+DEFAULT = "blocks"
+
+_active: tuple[str, str] | None = None  # (mode, where it came from)
+
+
+def active_split() -> tuple[str, str]:
+    """How a stack shorter than the threads is split here, and why: ``(mode, source)``,
+    ``source`` one of ``env CONVBENCH_BLAS_SPLIT``, ``tuned``, ``default`` (resolved once)."""
+    global _active
+    if _active is None:
+        forced = os.environ.get(ENV_VAR, "").strip()
+        if forced:
+            if forced not in MODES:
+                raise ValueError(f"{ENV_VAR} must be one of {', '.join(MODES)}, got {forced!r}")
+            _active = (forced, f"env {ENV_VAR}")
+        else:
+            from .configs import cpu_key, read_tuned_cache
+
+            entry = read_tuned_cache().get(cpu_key() + KEY_SUFFIX)
+            mode = entry.get("mode") if isinstance(entry, dict) else None
+            _active = (mode, "tuned") if mode in MODES else (DEFAULT, "default")
+    return _active
+
+
+def reset_split() -> None:
+    """Forget the resolved choice (after ``tune`` or in tests)."""
+    global _active
+    _active = None
 
 #: The fewest rows (or columns) a block of one matrix holds: BLAS packs its
 #: other operand per call, a cost against the block's own work that falls with
@@ -75,6 +123,13 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     if threads == 1:  # the unsplit product, BLAS at one thread (it is, in a one-thread case)
         with blas_single_threaded():
             whole(0, nb)
+        return out
+    if nb < threads and active_split()[0] == "blas":
+        park()  # the pool's helpers off the cores BLAS's threads are about to take
+        note_threads(threads)
+        with blas_threads(threads):
+            for i in range(nb):
+                np.matmul(a[i % na], b[i], out=out[i])
         return out
     rows = m >= n  # split the longer dimension of each matrix, if the stack is too short
     length = m if rows else n

@@ -19,7 +19,6 @@ on :data:`QUANT_WORKLOAD`, after the float one, and cached under its own key
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import dataclass, field
@@ -50,12 +49,13 @@ def clear() -> bool:
     from .configs import QUANT_KEY_SUFFIX
 
     from .grain_tune import forget_grain
+    from .split_tune import forget_split
 
-    had_grain = forget_grain()
+    had_grain, had_split = forget_grain(), forget_split()
     data = read_tuned_cache()
     had_quant = data.pop(cpu_key() + QUANT_KEY_SUFFIX, None) is not None
     if data.pop(cpu_key(), None) is None and not had_quant:
-        return had_grain
+        return had_grain or had_split
     _write_cache(data)
     from .configs import reset_active_config
 
@@ -64,11 +64,9 @@ def clear() -> bool:
 
 
 def _write_cache(data: dict[str, Any]) -> None:
-    path = cache_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)  # atomic: a concurrent reader sees the old or the new file
+    from .configs import write_tuned_cache
+
+    write_tuned_cache(data)
 
 
 @dataclass
@@ -88,6 +86,8 @@ class TuneResult:
     quant: "TuneResult | None" = None
     #: the measured grain (``convbench.kernels.grain_tune.tune_grain``), None if not measured
     grain: dict[str, Any] | None = None
+    #: how one BLAS product uses two threads (``convbench.kernels.split_tune.tune_split``), None if not measured
+    split: dict[str, Any] | None = None
 
 
 def _callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callable[[], None]]:
@@ -243,6 +243,10 @@ def tune(budget_s: float = 60.0, progress: Callable[[str], None] | None = None,
 
     say("measuring the grain (1 against 2 threads)")
     result.grain = tune_grain(min(8.0, budget_s / 4), save=save)
+    from .split_tune import tune_split  # the pool's blocks or BLAS's own threads (issue 31)
+
+    say("timing one BLAS product on two threads: the pool's blocks against BLAS's threads")
+    result.split = tune_split(min(6.0, budget_s / 6), save=save)
     result.seconds = time.perf_counter() - t_start
     if save:
         reset_active_config()

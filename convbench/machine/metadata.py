@@ -105,7 +105,8 @@ def collect_threads() -> dict[str, Any]:
 
     report = thread_report()
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                          "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
+                                          "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "CONVBENCH_GRAIN",
+                                          "CONVBENCH_BLAS_SPLIT",
                                           "OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_CORETYPE")}
     blas = [p for p in report["pools"] if p["user_api"] == "blas"]
     return {
@@ -115,6 +116,7 @@ def collect_threads() -> dict[str, Any]:
         "numba_max_threads": max_threads(),
         "numba_threading_layer": report["numba_threading_layer"],
         "grain": report.get("grain"),  # how much work a step needs per thread (convbench.kernels.grain)
+        "blas_split": report.get("blas_split"),  # one BLAS product's threads (convbench.kernels.split_gemm)
         "numba_config_threading_layer": numba.config.THREADING_LAYER,
         "numpy_show_config": _numpy_config(np),
         "env": env,

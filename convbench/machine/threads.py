@@ -201,9 +201,12 @@ def thread_report() -> dict[str, Any]:
     blas = [p["num_threads"] for p in pools if p["user_api"] == "blas"]
     torch = sys.modules.get("torch")
     from ..kernels.grain import active_grain
+    from ..kernels.split_gemm import active_split
 
+    split, split_source = active_split()
     return {
         "grain": active_grain().as_dict(),  # the work that pays for one more thread (kernels.grain)
+        "blas_split": {"mode": split, "source": split_source},  # one BLAS product's threads (kernels.split_gemm)
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": _threading_layer(),

@@ -1,0 +1,129 @@
+"""``convbench tune``'s choice of how one BLAS product uses two threads
+(:mod:`convbench.kernels.split_gemm`): the pool's blocks or BLAS's own threads,
+timed on im2col-sized products, quiet and with one core busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import time
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import split_gemm
+from .split_gemm import KEY_SUFFIX, MODES
+
+#: Products timed (M, K, N): im2col's GEMMs of a 3x3 256->256 14x14 layer and a
+#: 3x3 64->64 56x56 one, the shapes whose scaling issue 31 measured.
+SHAPES = [(196, 2304, 256), (3136, 576, 64)]
+#: BLAS's threads must beat the blocks by this much on a quiet machine to be chosen.
+MARGIN = 0.95
+
+
+def _spin(stop: Any) -> None:  # pragma: no cover - runs in a child process
+    while not stop.is_set():
+        pass
+
+
+def _ratios(budget_s: float) -> list[float]:
+    """Per shape, the median over interleaved rounds of time(blas) / time(blocks), at two threads."""
+    from ..machine.threads import limit_threads
+
+    rng = np.random.default_rng(0)
+    cases = [(rng.uniform(-1, 1, (1, m, k)).astype(np.float32), rng.uniform(-1, 1, (1, k, n)).astype(np.float32),
+              np.empty((1, m, n), np.float32)) for m, k, n in SHAPES]
+    deadline = time.perf_counter() + budget_s
+    ratios: list[list[float]] = [[] for _ in cases]
+    with limit_threads(2):
+        for r in range(40):
+            for i, (a, b, out) in enumerate(cases):
+                times = {}
+                for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+                    split_gemm._active = (mode, "measuring")
+                    split_gemm.matmul(a, b, out)  # untimed first: a sweep's samples follow each other
+                    t0 = time.perf_counter()
+                    split_gemm.matmul(a, b, out)
+                    times[mode] = time.perf_counter() - t0
+                ratios[i].append(times["blas"] / times["blocks"])
+            if r >= 4 and time.perf_counter() > deadline:
+                break
+    return [float(np.median(v)) for v in ratios]
+
+
+@contextlib.contextmanager
+def one_core_busy() -> Iterator[None]:
+    """A process spinning on one core for the block: a shared VM's busy neighbour."""
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    spinner = ctx.Process(target=_spin, args=(stop,), daemon=True)
+    spinner.start()
+    try:
+        time.sleep(0.2)  # running before the clock starts
+        yield
+    finally:
+        stop.set()
+        spinner.join(5)
+        if spinner.is_alive():
+            spinner.kill()
+
+
+def choose(quiet: list[float], busy: list[float]) -> dict[str, Any]:
+    """``blas`` where BLAS's threads' geometric-mean time over the shapes is below
+    :data:`MARGIN` of the blocks' on a quiet machine and below the blocks' with a core
+    busy (a static split waiting at a barrier for the busy core loses there); else ``blocks``."""
+    q, b = (float(np.exp(np.mean(np.log(v)))) for v in (quiet, busy))
+    return {"mode": "blas" if q < MARGIN and b < 1.0 else "blocks",
+            "blas_over_blocks_quiet": q, "blas_over_blocks_busy": b}
+
+
+def measure(budget_s: float = 6.0) -> dict[str, Any] | None:
+    """Time both ways on :data:`SHAPES` at two threads, quiet and then with
+    :func:`one_core_busy`, half the budget each, and :func:`choose`. ``None`` when
+    this process has fewer than two threads: the caller keeps what it had."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        return None
+    try:
+        quiet = _ratios(budget_s / 2)
+        with one_core_busy():
+            busy = _ratios(budget_s / 2)
+    finally:
+        split_gemm.reset_split()
+    return {**choose(quiet, busy), "shapes": [list(s) for s in SHAPES]}
+
+
+def tune_split(budget_s: float = 6.0, save: bool = True) -> dict[str, Any] | None:
+    """:func:`measure` and (``save``) cache the choice beside the tuned tiles; returns
+    what was measured (``None``: nothing could be, and nothing changes)."""
+    entry = measure(budget_s)
+    if entry is None:
+        return None
+    entry["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if save:
+        from .configs import cpu_key, read_tuned_cache
+
+        data = read_tuned_cache()
+        data[cpu_key() + KEY_SUFFIX] = entry
+        _write(data)
+    return entry
+
+
+def forget_split() -> bool:
+    """Drop this CPU's choice from the cache; True if there was one."""
+    from .configs import cpu_key, read_tuned_cache
+
+    data = read_tuned_cache()
+    if data.pop(cpu_key() + KEY_SUFFIX, None) is None:
+        return False
+    _write(data)
+    return True
+
+
+def _write(data: dict[str, Any]) -> None:
+    from .configs import write_tuned_cache
+
+    write_tuned_cache(data)
+    split_gemm.reset_split()

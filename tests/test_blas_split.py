@@ -71,17 +71,25 @@ def test_blocks_mode_splits_one_product_over_the_pool_at_one_blas_thread(split, 
 
 
 @TWO
-def test_a_stack_as_long_as_the_threads_is_split_by_matrices_in_either_mode(split, monkeypatch):
-    for mode in split_gemm.MODES:
-        split(mode)
-        calls = _recording(monkeypatch)
-        with limit_threads(2):
-            split_gemm.matmul(np.ones((2, 50, 8)), np.ones((4, 8, 30)), np.empty((4, 50, 30)))
-        assert {n for _, n in calls} == {1}, mode  # whole matrices on the pool, BLAS at one thread
+@pytest.mark.parametrize("k, blas_calls", [(8, 0), (40, 4)])
+def test_blas_mode_gives_blas_threads_only_products_worth_two_grains(k, blas_calls, split, monkeypatch):
+    """A stack of products of 50 x k x 30 under a grain of 20 kflop: at k=8 (24 kflop, under
+    two grains) the pool takes whole matrices at one BLAS thread; at k=40 each product goes
+    to BLAS's two threads in turn."""
+    split("blas")
+    monkeypatch.setattr(grain, "_active", grain.Grain(2e4, 1e9, "test"))
+    calls = _recording(monkeypatch)
+    a, b = np.ones((2, 50, k)), np.ones((4, k, 30))
+    out = np.empty((4, 50, 30))
+    with limit_threads(2):
+        split_gemm.matmul(a, b, out)
+    assert sum(n == 2 for _, n in calls) == blas_calls
+    assert blas_calls or {n for _, n in calls} == {1}
+    np.testing.assert_array_equal(out, np.full((4, 50, 30), float(k)))
 
 
 @TWO
-@pytest.mark.parametrize("name", ["im2col", "gemm-direct"])
+@pytest.mark.parametrize("name", ["im2col", "gemm-direct", "winograd"])
 def test_blas_built_ins_are_exact_with_blas_threads(name, split):
     split("blas")
     algo = get_algorithm(name)

@@ -13,6 +13,11 @@ threads against one). Now every step runs on the kernels' pool
 (:mod:`convbench.kernels._parallel`): the transforms over tiles, and the
 GEMMs as a share of the 16 planes per thread, each a one-thread BLAS call;
 every step gets one thread per grain of work (:mod:`convbench.kernels.grain`).
+Where ``convbench tune`` found BLAS's own threads faster for one product
+(:mod:`convbench.kernels.split_gemm`) and a plane's GEMM holds two grains, the
+planes go to BLAS's threads one after another instead: two Python threads
+each in a one-thread sgemm scaled 16 planes of 49x256x256 only 1.19x on the
+Zen 1 VM, BLAS's two threads plane by plane 1.64x.
 Depthwise layers keep all channels in one group's planes (see ``prepare``):
 as one plane a group, a 512-channel 14x14 layer ran 0.52x at two threads
 against one, and 2.4x slower than now on one.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import split_gemm
 from ..kernels._parallel import parallel_numpy
 from ..kernels.aligned import aligned_empty
 from ..kernels.winograd import input_transform, output_transform, skewed_planes, weight_transform
@@ -115,6 +121,8 @@ class Winograd(Algorithm):
                 parallel_numpy(lambda lo, hi: np.multiply(v[lo:hi] if kg == 1 else v[lo:hi][..., src],
                                                           u_each[lo:hi], out=m[lo:hi]),
                                16, min_chunk=PLANES_PER_CHUNK, nbytes=spec.input_bytes + v.nbytes)
+            elif planes_g == 1 and split_gemm.blas_share(gemm_flops / 16) > 1:  # BLAS's threads, plane by plane
+                split_gemm.matmul(v[:, 0], u[:, 0], m[:, 0])
             else:  # the planes' GEMMs, a share of the 16 on each thread, BLAS at one thread
                 parallel_numpy(lambda lo, hi: np.matmul(v[lo:hi], u[lo:hi], out=m[lo:hi]), 16,
                                min_chunk=PLANES_PER_CHUNK, flops=gemm_flops)

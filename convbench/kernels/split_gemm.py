@@ -8,10 +8,10 @@ numpy's ``matmul`` does, on the case's threads, one thread per grain of work
   each (whichever dimension is longer) when the stack is shorter than the
   threads, are blocks that the threads of :mod:`._parallel` take in turn,
   each one BLAS call at one thread (:func:`._parallel.parallel_numpy`);
-- ``blas``: a stack shorter than the threads goes to BLAS's own threads, one
-  product at a time, after parking the pool's helpers (a helper still polling
-  after the numba copy would hold the core BLAS's worker needs). A longer
-  stack is split by whole matrices, as under ``blocks``: no block repacks.
+- ``blas``: each product worth two grains goes whole to BLAS's own threads,
+  one after another, after parking the pool's helpers (a helper still
+  polling after the numba copy would hold the core BLAS's worker needs);
+  smaller products are split as under ``blocks`` (:func:`blas_share`).
 
 Why both, and why per machine (issue 31, docs/threads.md). A block repacks
 BLAS's other operand and the threads meet only at the end, so blocks lose
@@ -77,6 +77,7 @@ def reset_split() -> None:
     global _active
     _active = None
 
+
 #: The fewest rows (or columns) a block of one matrix holds: BLAS packs its
 #: other operand per call, a cost against the block's own work that falls with
 #: its rows (224 x 256 @ 256 x 256 on one thread: 285 us whole, 296 us in blocks
@@ -89,6 +90,16 @@ MIN_BLOCK = 64
 #: the quiet VM four a thread scaled im2col's 1x1 layers 1.55-1.58x, one a
 #: thread 1.66-1.70x; two, between balance and repacking, is not measured apart).
 BLOCKS_PER_THREAD = 2
+
+
+def blas_share(flops_each: float) -> int:
+    """Threads to give BLAS's own pool for each of a stack's products of ``flops_each``
+    operations, one product after another: the grain's count for one product
+    (:func:`.grain.threads_for`) where this machine's split is ``blas``, else 1 (the
+    pool's blocks). A product below two grains stays on the pool, whose blocks beat
+    BLAS's threads there (16 x 196x64x64 at two threads, Zen 1 VM: 1.48x against
+    1.28x; 16 x 49x256x256: 1.19x against 1.64x)."""
+    return threads_for(flops=flops_each) if active_split()[0] == "blas" else 1
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -124,10 +135,11 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
         with blas_single_threaded():
             whole(0, nb)
         return out
-    if nb < threads and active_split()[0] == "blas":
+    share = blas_share(flops / nb)
+    if share > 1:
         park()  # the pool's helpers off the cores BLAS's threads are about to take
-        note_threads(threads)
-        with blas_threads(threads):
+        note_threads(share)
+        with blas_threads(share):
             for i in range(nb):
                 np.matmul(a[i % na], b[i], out=out[i])
         return out

@@ -106,6 +106,33 @@ def test_blas_built_ins_are_exact_with_blas_threads(name, split):
             assert relative_error(got, reference(spec, x, w)) < 1e-5, (name, spec.describe())
 
 
+@TWO
+@pytest.mark.parametrize("groups, handed", [(1, True), (2, False)])
+def test_gemm_direct_hands_dense_taps_to_blas_threads(groups, handed, split, monkeypatch):
+    """A dense layer's taps run on BLAS's threads under the blas split (and stay exact);
+    a grouped one's stay on the pool."""
+    import contextlib
+
+    split("blas")
+    entered = []
+    real = split_gemm.on_blas_threads
+
+    @contextlib.contextmanager
+    def recording(n):
+        entered.append(n)
+        with real(n):
+            yield
+
+    monkeypatch.setattr(split_gemm, "on_blas_threads", recording)
+    spec = ConvSpec(batch=2, in_channels=6, out_channels=10, height=9, width=8, kernel=3, stride=2,
+                    padding=(1, 0), groups=groups, dtype="float32")
+    x, w = spec.random_inputs(4)
+    with limit_threads(2):
+        got = get_algorithm("gemm-direct").prepare(spec, w)(x)
+    assert relative_error(got, reference(spec, x, w)) < 1e-5
+    assert (entered == [2]) is handed
+
+
 def test_split_is_forced_by_env_and_refuses_nonsense(monkeypatch):
     split_gemm.reset_split()
     try:

@@ -33,6 +33,12 @@ chunk is Python that takes the GIL once per tap, and two threads handing the
 GIL to each other (a 15-30 us wake-up each time on the 2-vCPU VMs) ran a 3x3
 64->64 14x14 layer at 0.6x one thread; a layer with less work than two
 chunks' runs on one.
+Where ``convbench tune`` found BLAS's own threads faster for one product
+(:mod:`convbench.kernels.split_gemm`) and a tap's GEMM holds two grains, a
+dense layer's taps go whole to BLAS's threads one after another and are
+added up on the calling thread: the pool's blocks, each tap a one-thread
+sgemm on both threads, ran 1x1 stride-2 layers at 0.48-0.82x at two threads
+on the Zen 1 VM (BLAS's threads: 1.1-1.4x), a 3x3 256->256 14x14 at 0.95x.
 The phase-split copy stays a numpy copy on one thread (under 1% of a call).
 A 1x1 layer's single GEMM is cut into blocks on the pool the same way
 (:mod:`convbench.kernels.split_gemm`, as ``im2col``'s).
@@ -155,6 +161,7 @@ class GemmDirect(Algorithm):
         # of output channels every tap's (rows x Cg) window; split the one whose copy is smaller.
         by_channels = g == 1 and k > rows
         job_flops = 2.0 * cg * (rows * CHANNEL_BLOCK if by_channels else wq * k)  # a job's GEMM, one tap
+        tap_flops = 2.0 * rows * cg * k
 
         def crop(acc: Array, lo: int, hi: int, y: Array) -> None:
             # plane rows [lo, hi) of acc into y: plane row q is row q % (Hq+1) of image
@@ -193,6 +200,16 @@ class GemmDirect(Algorithm):
                     acc += prod
                 crop(acc.reshape(plane_rows, wq, c1 - c0), 0, plane_rows, y[..., c0:c1])
 
+            share = split_gemm.blas_share(tap_flops) if g == 1 else 1
+            if share > 1:  # each tap's GEMM whole on BLAS's threads, added up on this one
+                acc = np.zeros((rows, k), dtype)
+                prod = np.empty((rows, k), dtype)
+                with split_gemm.on_blas_threads(share):
+                    for a, b, offset, r, s in taps:
+                        np.matmul(flat[a, b, offset : offset + rows], wt[r, s, 0], out=prod)
+                        acc += prod
+                crop(acc.reshape(plane_rows, wq, k), 0, plane_rows, y)
+                return y
             min_jobs = max(1, math.ceil(TAP_GRAINS * active_grain().flops / job_flops))
             if by_channels:
                 parallel_numpy(channel_block, -(-k // CHANNEL_BLOCK), min_chunk=min_jobs, flops=flops)

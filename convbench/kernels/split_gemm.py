@@ -34,7 +34,9 @@ On one thread (the case's, or the grain's for a small product) it is one
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 import numpy as np
 
@@ -102,6 +104,17 @@ def blas_share(flops_each: float) -> int:
     return threads_for(flops=flops_each) if active_split()[0] == "blas" else 1
 
 
+@contextlib.contextmanager
+def on_blas_threads(n: int) -> Iterator[None]:
+    """Run the block's BLAS calls on BLAS's own ``n`` threads (:func:`blas_share`'s
+    count): the pool's helpers parked first (a helper still polling after a numba
+    step would hold the core BLAS's worker needs), BLAS back at its count after."""
+    park()
+    note_threads(n)
+    with blas_threads(n):
+        yield
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[i] = a[i % len(a)] @ b[i]`` for 3-D stacks ``a`` (A, M, K), ``b`` (B, K, N)
     and ``out`` (B, M, N), where ``A`` divides ``B`` (``a``'s matrices cycle: one
@@ -137,9 +150,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
         return out
     share = blas_share(flops / nb)
     if share > 1:
-        park()  # the pool's helpers off the cores BLAS's threads are about to take
-        note_threads(share)
-        with blas_threads(share):
+        with on_blas_threads(share):
             for i in range(nb):
                 np.matmul(a[i % na], b[i], out=out[i])
         return out

@@ -249,6 +249,22 @@ def write_tuned_cache(data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def save_tuned_entry(suffix: str, entry: dict[str, Any]) -> None:
+    """Cache ``entry`` for this CPU under ``cpu_key() + suffix`` (the grain's, the BLAS split's)."""
+    data = read_tuned_cache()
+    data[cpu_key() + suffix] = entry
+    write_tuned_cache(data)
+
+
+def forget_tuned_entry(suffix: str) -> bool:
+    """Drop this CPU's entry under ``cpu_key() + suffix``; True if there was one."""
+    data = read_tuned_cache()
+    if data.pop(cpu_key() + suffix, None) is None:
+        return False
+    write_tuned_cache(data)
+    return True
+
+
 def cached_choice() -> KernelConfig | None:
     """The configuration ``tune`` chose for this CPU, or ``None``."""
     entry = read_tuned_cache().get(cpu_key())

@@ -96,32 +96,22 @@ TUNE_SECONDS = 8.0
 def tune_grain(budget_s: float = TUNE_SECONDS, save: bool = True) -> dict[str, Any] | None:
     """:func:`measure` the grain and (``save``) cache it beside the tuned tiles;
     returns what was measured (``None``: nothing could be, and nothing changes)."""
-    grain = measure(budget_s)
-    if grain is None:
+    measured = measure(budget_s)
+    if measured is None:
         return None
-    entry = {"flops": grain.flops, "nbytes": grain.nbytes, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    entry = {"flops": measured.flops, "nbytes": measured.nbytes, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if save:
-        from .configs import cpu_key, read_tuned_cache
+        from .configs import save_tuned_entry
 
-        data = read_tuned_cache()
-        data[cpu_key() + KEY_SUFFIX] = entry
-        _write(data)
+        save_tuned_entry(KEY_SUFFIX, entry)
+        grain.reset_grain()
     return entry
 
 
 def forget_grain() -> bool:
     """Drop this CPU's measured grain from the cache; True if there was one."""
-    from .configs import cpu_key, read_tuned_cache
+    from .configs import forget_tuned_entry
 
-    data = read_tuned_cache()
-    if data.pop(cpu_key() + KEY_SUFFIX, None) is None:
-        return False
-    _write(data)
-    return True
-
-
-def _write(data: dict[str, Any]) -> None:
-    from .configs import write_tuned_cache
-
-    write_tuned_cache(data)
+    gone = forget_tuned_entry(KEY_SUFFIX)
     grain.reset_grain()
+    return gone

@@ -103,27 +103,17 @@ def tune_split(budget_s: float = 6.0, save: bool = True) -> dict[str, Any] | Non
         return None
     entry["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if save:
-        from .configs import cpu_key, read_tuned_cache
+        from .configs import save_tuned_entry
 
-        data = read_tuned_cache()
-        data[cpu_key() + KEY_SUFFIX] = entry
-        _write(data)
+        save_tuned_entry(KEY_SUFFIX, entry)
+        split_gemm.reset_split()
     return entry
 
 
 def forget_split() -> bool:
     """Drop this CPU's choice from the cache; True if there was one."""
-    from .configs import cpu_key, read_tuned_cache
+    from .configs import forget_tuned_entry
 
-    data = read_tuned_cache()
-    if data.pop(cpu_key() + KEY_SUFFIX, None) is None:
-        return False
-    _write(data)
-    return True
-
-
-def _write(data: dict[str, Any]) -> None:
-    from .configs import write_tuned_cache
-
-    write_tuned_cache(data)
+    gone = forget_tuned_entry(KEY_SUFFIX)
     split_gemm.reset_split()
+    return gone

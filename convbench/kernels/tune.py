@@ -28,7 +28,7 @@ import numpy as np
 
 from .configs import (CACHE_NAME, CANDIDATES, QUANT_CANDIDATES, KernelConfig,  # noqa: F401
                       QuantKernelConfig, cache_dir, cache_file, cached_choice, compile_target,
-                      cpu_key, cpu_model, isa_for, quant_isa_for, read_tuned_cache)
+                      cpu_key, cpu_model, isa_for, quant_isa_for, read_tuned_cache, write_tuned_cache)
 
 #: Shapes timed per candidate: (name, M pixels, K reduction, N channels, taps).
 #: A 3x3 layer through the indirection path and two 1x1 GEMMs of MobileNet /
@@ -56,17 +56,11 @@ def clear() -> bool:
     had_quant = data.pop(cpu_key() + QUANT_KEY_SUFFIX, None) is not None
     if data.pop(cpu_key(), None) is None and not had_quant:
         return had_grain or had_split
-    _write_cache(data)
+    write_tuned_cache(data)
     from .configs import reset_active_config
 
     reset_active_config()
     return True
-
-
-def _write_cache(data: dict[str, Any]) -> None:
-    from .configs import write_tuned_cache
-
-    write_tuned_cache(data)
 
 
 @dataclass
@@ -209,7 +203,7 @@ def _choose(candidates: list[Any], default: Any, make: Callable[[Any, np.random.
         data = read_tuned_cache()
         data[key] = {"name": chosen, "default": default.name, "relative": rel,
                      "rounds": rounds, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        _write_cache(data)
+        write_tuned_cache(data)
     return result
 
 

@@ -24,10 +24,12 @@ Threads (issue 31): all three steps run on the kernels' pool, tiles for the
 transforms and (tile, plane, channel block) jobs for the GEMM, each step on
 one thread per grain of work (:mod:`convbench.kernels.grain`). They scaled
 1.23-1.58x where F(2x2) did not scale at all: the GEMM is the shared numba
-kernel, not BLAS's threads. What does not halve: the transforms are memory
-streams (V and M are ``(m+2)^2 / m^2`` times the input and output: 2.25x
-for F(4x4)), and two cores share the memory bandwidth; the depthwise products
-are numpy on one thread.
+kernel, not BLAS's threads. What does not halve: the transforms declare
+their work in bytes only (V and M are ``(m+2)^2 / m^2`` times the input and
+output: 2.25x for F(4x4)), so where the tuned grain is larger than the
+default they run on one thread on mid-sized layers although they scale
+1.4-2.0x when split (docs/threads.md: their arithmetic should count too);
+the depthwise products are numpy on one thread.
 """
 
 from __future__ import annotations

@@ -78,3 +78,23 @@ def test_two_threads_give_the_same_answer():
     with limit_threads(2):
         two = call(x)
     np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_transforms_count_their_arithmetic_for_threads(monkeypatch):
+    """A transform's arithmetic, not only its bytes, earns it a second thread: with a grain
+    of a terabyte but 0.2 MFLOP a thread, a 64-channel 24x24 layer's transforms split."""
+    from convbench.kernels import grain
+    from convbench.kernels._parallel import threads_used
+    from convbench.kernels.winograd_tiled import input_transform, output_transform
+    from convbench.machine.threads import limit_threads
+
+    monkeypatch.setattr(grain, "_active", grain.Grain(2e5, 1e12, "test"))
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 24, 24, 64)).astype(np.float32)
+    v = np.empty((36, 36, 64), np.float32)
+    with limit_threads(2):
+        threads_used()
+        input_transform(4, x, 1, 1, 6, 6, v)
+        assert threads_used() == 2
+        output_transform(4, v, 6, 6, np.empty_like(x))
+        assert threads_used() == 2

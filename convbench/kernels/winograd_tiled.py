@@ -240,8 +240,9 @@ def input_transform(m: int, x: np.ndarray, pad_top: int, pad_left: int, tiles_h:
     if v.shape != (x.shape[0] * tiles_h * tiles_w, (m + 2) ** 2, x.shape[3]):
         raise ValueError(f"V has shape {v.shape} for input {x.shape} and F({m}x{m},3x3)")
     _require_contiguous(x, v)
+    a = m + 2  # B^T d, then (B^T d) B: a^3 multiply-adds each, per tile and channel
     parallel_for(_jobs(m, v)[0], v.shape[0], x, pad_top, pad_left, tiles_h, tiles_w, v,
-                 nbytes=x.nbytes + v.nbytes)
+                 flops=4.0 * a ** 3 * v.shape[0] * v.shape[2], nbytes=x.nbytes + v.nbytes)
 
 
 def output_transform(m: int, mm: np.ndarray, tiles_h: int, tiles_w: int, y: np.ndarray) -> None:
@@ -249,7 +250,9 @@ def output_transform(m: int, mm: np.ndarray, tiles_h: int, tiles_w: int, y: np.n
     if mm.shape != (y.shape[0] * tiles_h * tiles_w, (m + 2) ** 2, y.shape[3]):
         raise ValueError(f"M has shape {mm.shape} for output {y.shape} and F({m}x{m},3x3)")
     _require_contiguous(mm, y)
-    parallel_for(_jobs(m, y)[1], mm.shape[0], mm, tiles_h, tiles_w, y, nbytes=mm.nbytes + y.nbytes)
+    a = m + 2  # A^T M (m x a x a), then (A^T M) A (m x m x a) multiply-adds, per tile and channel
+    parallel_for(_jobs(m, y)[1], mm.shape[0], mm, tiles_h, tiles_w, y,
+                 flops=2.0 * (m * a * a + m * m * a) * mm.shape[0] * mm.shape[2], nbytes=mm.nbytes + y.nbytes)
 
 
 def _require_contiguous(src: np.ndarray, dst: np.ndarray) -> None:

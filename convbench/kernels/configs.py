@@ -249,6 +249,12 @@ def write_tuned_cache(data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def tuned_entry(suffix: str) -> dict[str, Any] | None:
+    """This CPU's entry under ``cpu_key() + suffix``, or ``None`` (missing, or not a mapping)."""
+    entry = read_tuned_cache().get(cpu_key() + suffix)
+    return entry if isinstance(entry, dict) else None
+
+
 def save_tuned_entry(suffix: str, entry: dict[str, Any]) -> None:
     """Cache ``entry`` for this CPU under ``cpu_key() + suffix`` (the grain's, the BLAS split's)."""
     data = read_tuned_cache()

@@ -75,10 +75,10 @@ def _from_env() -> Grain | None:
 
 def cached_grain() -> Grain | None:
     """The grain ``convbench tune`` measured on this CPU, or ``None``."""
-    from .configs import cpu_key, read_tuned_cache
+    from .configs import tuned_entry
 
-    entry = read_tuned_cache().get(cpu_key() + KEY_SUFFIX)
-    if not isinstance(entry, dict):
+    entry = tuned_entry(KEY_SUFFIX)
+    if entry is None:
         return None
     try:
         return Grain(float(entry["flops"]), float(entry["nbytes"]), "tuned")

@@ -44,7 +44,7 @@ from ..machine.blas import blas_single_threaded, blas_threads
 from ._parallel import note_threads, park, parallel_numpy
 from .grain import threads_for
 
-#: The environment variable that forces how a short stack uses the threads: ``blocks`` or ``blas``.
+#: The environment variable that forces how BLAS products use the threads: ``blocks`` or ``blas``.
 ENV_VAR = "CONVBENCH_BLAS_SPLIT"
 #: Suffix of the choice's key in the tune cache (after ``cpu_key()``).
 KEY_SUFFIX = " | blas-split"
@@ -56,7 +56,7 @@ _active: tuple[str, str] | None = None  # (mode, where it came from)
 
 
 def active_split() -> tuple[str, str]:
-    """How a stack shorter than the threads is split here, and why: ``(mode, source)``,
+    """How BLAS products use more than one thread here, and why: ``(mode, source)``,
     ``source`` one of ``env CONVBENCH_BLAS_SPLIT``, ``tuned``, ``default`` (resolved once)."""
     global _active
     if _active is None:
@@ -66,10 +66,9 @@ def active_split() -> tuple[str, str]:
                 raise ValueError(f"{ENV_VAR} must be one of {', '.join(MODES)}, got {forced!r}")
             _active = (forced, f"env {ENV_VAR}")
         else:
-            from .configs import cpu_key, read_tuned_cache
+            from .configs import tuned_entry
 
-            entry = read_tuned_cache().get(cpu_key() + KEY_SUFFIX)
-            mode = entry.get("mode") if isinstance(entry, dict) else None
+            mode = (tuned_entry(KEY_SUFFIX) or {}).get("mode")
             _active = (mode, "tuned") if mode in MODES else (DEFAULT, "default")
     return _active
 

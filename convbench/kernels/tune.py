@@ -45,22 +45,15 @@ FLOAT_SHARE = 0.7
 
 
 def clear() -> bool:
-    """Forget this CPU's tuned choices (float and u8s8); True if there was one."""
-    from .configs import QUANT_KEY_SUFFIX
-
+    """Forget this CPU's tuned choices (float and u8s8 tiles, grain, BLAS split); True if there was one."""
+    from .configs import QUANT_KEY_SUFFIX, forget_tuned_entry, reset_active_config
     from .grain_tune import forget_grain
     from .split_tune import forget_split
 
-    had_grain, had_split = forget_grain(), forget_split()
-    data = read_tuned_cache()
-    had_quant = data.pop(cpu_key() + QUANT_KEY_SUFFIX, None) is not None
-    if data.pop(cpu_key(), None) is None and not had_quant:
-        return had_grain or had_split
-    write_tuned_cache(data)
-    from .configs import reset_active_config
-
-    reset_active_config()
-    return True
+    tiles = [forget_tuned_entry(""), forget_tuned_entry(QUANT_KEY_SUFFIX)]
+    if any(tiles):
+        reset_active_config()
+    return any([forget_grain(), forget_split(), *tiles])
 
 
 @dataclass

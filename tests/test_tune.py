@@ -118,3 +118,18 @@ def test_grain_crossover_is_the_first_confirmed_win_timed_on_awake_pools():
     for seen in counts.values():
         rounds = seen[2:]  # after one call at each count, (untimed, timed) pairs at one count
         assert len(rounds) % 2 == 0 and rounds[::2] == rounds[1::2], seen
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_grain_takes_the_larger_crossover_of_its_passes_and_none_when_a_pass_found_none(monkeypatch):
+    """A noisy first win halves the grain; the larger of independent passes keeps steps
+    that would not pay for a second thread on one."""
+    from convbench.kernels import grain_tune
+
+    found = iter([4e6, 8e6, 1e6, 2e6])
+    monkeypatch.setattr(grain_tune, "_crossover", lambda *a: next(found))
+    g = grain_tune.measure(budget_s=1.0)
+    assert (g.flops, g.nbytes) == (4e6, 1e6)  # the larger pass, halved: a thread's share
+    found = iter([4e6, None, 1e6, 2e6])
+    monkeypatch.setattr(grain_tune, "_crossover", lambda *a: next(found))
+    assert grain_tune.measure(budget_s=1.0) is None

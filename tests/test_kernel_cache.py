@@ -82,3 +82,37 @@ def test_the_fingerprint_changes_with_any_file_of_the_folder(tmp_path):
     before = fingerprint(tmp_path)
     (tmp_path / "b.py").write_text("y = 22\n")
     assert fingerprint(tmp_path) != before
+
+
+_RUN_AND_COUNT_MISSES = """
+import gc, json
+import convbench
+from numba.core.dispatcher import Dispatcher
+
+for name, groups in (("direct-blocked", 1), ("im2col-numba", 4)):  # closures of jitted functions
+    spec = convbench.ConvSpec(batch=1, in_channels=4, out_channels=4, height=5, width=5, kernel=3,
+                              padding=1, groups=groups, layout="nhwc")
+    x, w = spec.random_inputs(0)
+    convbench.get_algorithm(name).prepare(spec, w)(x)
+kernels = [d for d in gc.get_objects() if isinstance(d, Dispatcher)
+           and d.py_func.__module__.startswith("convbench.kernels") and d._cache.__class__.__name__ != "NullCache"]
+print(json.dumps({d.py_func.__qualname__: sum(d.stats.cache_misses.values()) for d in kernels}))
+"""
+
+
+def test_a_second_process_finds_every_kernel_in_the_cache_closures_of_jitted_functions_too(tmp_path):
+    """numba keys a closure by its pickled cells, and a jitted function pickles with an id new
+    in every process: direct-blocked's jobs kernel and the depthwise band kernel compiled again
+    in every process until the guard keyed them by name and code."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", _RUN_AND_COUNT_MISSES], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        runs.append(__import__("json").loads(proc.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert first["_build.<locals>.direct_blocked_jobs"] > 0 and first["_banded.<locals>.banded_jobs"] > 0
+    assert {name: n for name, n in second.items() if n} == {}

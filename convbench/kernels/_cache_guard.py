@@ -9,6 +9,15 @@ the old machine code. Measured: doubling every product in ``vfma`` left
 ``direct-blocked`` exact from its cache, and wrong by 9.3 once the cache was
 deleted. Here every kernel's stamp also carries a fingerprint of every source
 file of its package, so a change to any of them recompiles them all.
+
+A second gap: numba keys a cached *closure* (a kernel built by a factory, such
+as ``direct-blocked``'s jobs around its tile functions) by the pickled contents
+of its cells, and a jitted function pickles with an id that is new in every
+process. So such a kernel was never found again: ``direct-blocked``'s jobs
+kernel and the depthwise band kernel compiled afresh in every process (every
+test process, every sweep worker), and each run added an entry to the cache's
+index. Where the jitted function comes from a guarded folder, whose every file
+is in the stamp, :func:`_stable_cell` keys it by its name, code and own cells.
 """
 
 from __future__ import annotations
@@ -16,7 +25,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import hashlib
+
 from numba.core import caching
+from numba.core.dispatcher import Dispatcher
+from numba.core.serialize import dumps
 
 _GUARDED: dict[str, tuple] = {}  # a package folder -> the fingerprint of its sources
 
@@ -50,3 +63,41 @@ _mixin = caching._SourceFileBackedLocatorMixin
 _numba_stamp = getattr(_mixin.get_source_stamp, "__wrapped_by_convbench__", _mixin.get_source_stamp)
 _guarded_stamp.__wrapped_by_convbench__ = _numba_stamp  # type: ignore[attr-defined]
 _mixin.get_source_stamp = _guarded_stamp
+
+
+def _stable_cell(value: object) -> object:
+    """A closure cell's value as the cache key should see it: a jitted function of a guarded
+    folder by its module, name, code, options and (recursively) its own cells; anything else as
+    it is (a jitted function from elsewhere keeps numba's per-process id: never stale, never
+    found)."""
+    if isinstance(value, tuple):
+        return tuple(_stable_cell(v) for v in value)
+    if isinstance(value, Dispatcher):
+        func = value.py_func
+        folder = os.path.dirname(os.path.realpath(func.__code__.co_filename))
+        if folder in _GUARDED:
+            cells = tuple(_stable_cell(c.cell_contents) for c in func.__closure__ or ())
+            return ("jitted", func.__module__, func.__qualname__, func.__code__.co_code,
+                    repr(sorted(value.targetoptions.items())), cells)
+    return value
+
+
+def _stable_index_key(self, sig, codegen):  # numba's Cache method, for closures of jitted functions
+    closure = self._py_func.__closure__
+    if not closure or not any(isinstance(_cell_value(c), (Dispatcher, tuple)) for c in closure):
+        return _numba_index_key(self, sig, codegen)
+    code = hashlib.sha256(self._py_func.__code__.co_code).hexdigest()
+    cells = hashlib.sha256(dumps(tuple(_stable_cell(c.cell_contents) for c in closure))).hexdigest()
+    return (sig, codegen.magic_tuple(), (code, cells))
+
+
+def _cell_value(cell) -> object:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell: numba's own key fails the same way
+        return None
+
+
+_numba_index_key = getattr(caching.Cache._index_key, "__wrapped_by_convbench__", caching.Cache._index_key)
+_stable_index_key.__wrapped_by_convbench__ = _numba_index_key  # type: ignore[attr-defined]
+caching.Cache._index_key = _stable_index_key

@@ -54,7 +54,7 @@ def measure(budget_s: float = 10.0, margin: float = 1.15) -> Grain | None:
     """Measure the grain here: on the GEMM micro-kernel (a 1x1 64->64 layer of
     growing pixel count) and on the im2row copy (a 3x3 64-channel layer of
     growing size), the work at which two threads first run ``margin`` times
-    faster than one, halved (a thread's share), the larger of :data:`PASSES`
+    faster than one, halved (a thread's share), the median of :data:`PASSES`
     passes (each up to ``budget_s / 2``). ``None`` when this process has fewer
     than two threads or no size won within the budget (a busy machine): the
     caller keeps what it had."""
@@ -81,9 +81,9 @@ def measure(budget_s: float = 10.0, margin: float = 1.15) -> Grain | None:
 
     grain._active = Grain(0.0, 0.0, "measuring")  # every step on every thread while measuring
     try:
-        flops = _larger_of(PASSES, _crossover, gemm_case, [8 << i for i in range(12)], margin,
+        flops = _median_of(PASSES, _crossover, gemm_case, [8 << i for i in range(12)], margin,
                            budget_s / 2)
-        nbytes = _larger_of(PASSES, _crossover, copy_case, [4, 6, 8, 11, 16, 22, 32, 45, 64, 90, 128],
+        nbytes = _median_of(PASSES, _crossover, copy_case, [4, 6, 8, 11, 16, 22, 32, 45, 64, 90, 128],
                             margin, budget_s / 2)
     finally:
         grain.reset_grain()
@@ -92,19 +92,19 @@ def measure(budget_s: float = 10.0, margin: float = 1.15) -> Grain | None:
     return Grain(flops / 2, nbytes / 2, "tuned")
 
 
-#: Independent passes of each crossover; the grain takes the largest. One pass
-#: on the Zen 1 VM said 4.2 MFLOP (two threads 1.15x faster there) where the next
-#: said 8.4 (the 4.2 MFLOP size at 0.96-0.99x, timed alone): a noisy first win
-#: halves the grain, and a Winograd F(2x2) step of 4.7 MFLOP then ran 0.82x on
-#: two threads. A missed split costs less than one that does not pay.
-PASSES = 2
+#: Independent passes of each crossover; the grain takes their median. On the Zen 1 VM
+#: single passes found the GEMM's crossover at 8.4 MFLOP in most passes, 4.2 or 16.8 in
+#: some (the im2row copy's: 5.2 MB, 2.6 or 10.5): one noisy pass halved the grain, and a
+#: Winograd F(2x2) step of 4.7 MFLOP then ran 0.82x on two threads; the median of three
+#: is robust to one such pass either way.
+PASSES = 3
 
 
-def _larger_of(passes: int, find: Callable[..., float | None], *args: Any) -> float | None:
-    """The largest of ``passes`` results of ``find(*args)``; ``None`` if any pass found none
+def _median_of(passes: int, find: Callable[..., float | None], *args: Any) -> float | None:
+    """The median of ``passes`` results of ``find(*args)``; ``None`` if any pass found none
     (the machine was too busy to say)."""
     found = [find(*args) for _ in range(passes)]
-    return None if any(f is None for f in found) else max(found)
+    return None if any(f is None for f in found) else float(np.median(found))
 
 
 #: Seconds ``convbench tune`` spends measuring the grain (after the tiles).

@@ -9,10 +9,8 @@ import time
 from typing import Callable
 
 import numpy as np
-from numba import njit
 
 from convbench import ConvSpec, get_algorithm, reference, relative_error, timing
-from convbench.kernels._parallel import chunk_done, next_chunk, parallel_for
 from convbench.machine.threads import limit_threads
 
 
@@ -93,60 +91,29 @@ def paper_layers() -> list[tuple[str, ConvSpec]]:
     return out
 
 
-def warm_ratio(calls: dict[int, Callable[[], object]]) -> float:
-    """time(1 thread) / time(2 threads) of one round, each timed call right after an untimed one at the
-    same count: the pools awake, as a sweep's samples find them (switching the count, 0.6 ms, before a
-    timed call sends the helpers to sleep; docs/threads.md states that wake-up apart)."""
-    took = []
-    for t in (1, 2):
-        with limit_threads(t):
-            calls[t]()
-            t0 = time.perf_counter()
-            calls[t]()
-            took.append(time.perf_counter() - t0)
-    return took[0] / took[1]
+def two_vs_one(make: Callable[[], Callable[[], object]], min_rounds: int, min_time: float
+               ) -> tuple[float, float, float]:
+    """Median (and CI) of time(1 thread) / time(2 threads), alternating call by call.
 
-
-def two_vs_one_warm(make: Callable[[], Callable[[], object]], min_rounds: int, min_time: float,
-                    probe: Callable[[], object] | None = None) -> tuple[float, ...]:
-    """Median (and CI) of :func:`warm_ratio`, round by round; with ``probe``, each round times it
-    too, right after, and its median ratio comes fourth (the machine's scaling in the same rounds).
-
-    ``make`` prepares the call; it is called under each thread count, as a sweep prepares each
-    case under its own: a library that sizes its thread pool at prepare (oneDNN through torch)
-    ran a call prepared for two threads 22-30x slower on one, which is not its one-thread speed."""
+    ``make`` prepares the call; it is called under each thread count, as a
+    sweep prepares each case under its own: a library that sizes its thread
+    pool at prepare (oneDNN through torch) ran a call prepared for two
+    threads 22-30x slower on one, which is not its one-thread speed."""
+    times: list[list[float]] = [[], []]
     calls = {}
     for t in (1, 2):
         with limit_threads(t):
             calls[t] = make()
-    ratios: list[float] = []
-    probes: list[float] = []
+            calls[t]()
     start = time.perf_counter()
-    while len(ratios) < 50 * min_rounds and (len(ratios) < min_rounds
-                                              or time.perf_counter() - start < min_time):
-        ratios.append(warm_ratio(calls))
-        if probe is not None:
-            probes.append(warm_ratio({1: probe, 2: probe}))
-    return (*median_ci(ratios), *([float(np.median(probes))] if probe is not None else []))
-
-
-@njit(nogil=True, cache=True, fastmath=True)
-def _read_jobs(work, blocks, sums):  # pragma: no cover - compiled
-    while True:
-        lo, hi = next_chunk(work)
-        if lo >= hi:
-            return
-        for b in range(lo, hi):
-            s = np.float32(0.0)
-            for i in range(blocks.shape[1]):  # fastmath: a vectorised sum, bound by the loads
-                s += blocks[b, i]
-            sums[b] = s
-        chunk_done(work, lo, hi)
-
-
-def stream_read(nbytes: int = 256 << 20) -> Callable[[], object]:
-    """A call that reads ``nbytes`` (more than any cache) once, on the kernels' pool as FFT's
-    products read their weight spectrum: what a second core adds to memory bandwidth."""
-    blocks = np.ones((4096, nbytes // 4 // 4096), np.float32)
-    sums = np.empty(4096, np.float32)
-    return lambda: parallel_for(_read_jobs, 4096, blocks, sums, nbytes=float(blocks.nbytes))
+    n = 0
+    while n < min_rounds or time.perf_counter() - start < min_time:
+        for i, t in enumerate((1, 2)):
+            with limit_threads(t):
+                t0 = time.perf_counter()
+                calls[t]()
+                times[i].append(time.perf_counter() - t0)
+        n += 1
+        if n >= 50 * min_rounds:
+            break
+    return median_ci([a / b for a, b in zip(*times)])

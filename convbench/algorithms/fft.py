@@ -30,7 +30,7 @@ pocketfft's own ``workers`` did not scale them on that VM: a 64-channel
 two channel blocks on the pool took 360 us and 125 us. On the Zen 1 VM
 neither way scales transforms of small planes (16x16: two threads in
 one-worker calls no faster than the two calls in turn), and the products
-stop at that VM's bandwidth scaling, 1.6-1.7x (docs/threads.md).
+scale no better than that VM's memory read, 1.4-1.7x (docs/threads.md).
 There is no zero-padded copy: the FFT pads the bottom and right with zeros,
 and the top and left padding is a shift of the circular correlation, taken
 back in the crop (rows ``(o*stride - top) mod Hf``: :func:`_wrapped_crop`).

@@ -22,10 +22,9 @@ is in the stamp, :func:`_stable_cell` keys it by its name, code and own cells.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
-
-import hashlib
 
 from numba.core import caching
 from numba.core.dispatcher import Dispatcher

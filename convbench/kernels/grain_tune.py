@@ -96,7 +96,8 @@ def measure(budget_s: float = 10.0, margin: float = 1.15) -> Grain | None:
 #: single passes found the GEMM's crossover at 8.4 MFLOP in most passes, 4.2 or 16.8 in
 #: some (the im2row copy's: 5.2 MB, 2.6 or 10.5): one noisy pass halved the grain, and a
 #: Winograd F(2x2) step of 4.7 MFLOP then ran 0.82x on two threads; the median of three
-#: is robust to one such pass either way.
+#: is robust to one such pass either way, not to a run whose passes agree on the low one
+#: (the next ``tune`` there: 4.2 in two of three).
 PASSES = 3
 
 

@@ -27,7 +27,7 @@ The floors (one thread, float32, NHWC, batch 1 unless said):
    ``configs/paper.yaml``;
 3. 2 threads >= 1.6x 1 thread for every built-in on layers >= 50 MFLOP, and
    >= 0.95x on every layer of ``configs/paper.yaml`` and ``configs/mobilenet.yaml``,
-   where the machine's sgemm scales >= 1.8x (:func:`scaling_rows`);
+   where the machine's sgemm scales >= 1.8x (:func:`scaling_rows`; a memory read's beside it);
 4. winograd-f4 >= 1.5x im2col (BLAS) on 3x3 stride-1 layers with C, K >= 64;
 5. best convbench >= 1.0x torch conv2d (geometric mean per network: the
    dense MobileNet v1 layers, the ResNet-50 3x3 layers);
@@ -76,6 +76,7 @@ from convbench.kernels.configs import TABLE, active_config, active_config_info, 
 from convbench.kernels.depthwise import im2col_depthwise, pack_depthwise
 from convbench.bestof import network_best_vs_best
 from convbench.kernels.gemm import PackedGemm
+from convbench.kernels.memory_read import stream_read
 from convbench.machine.malloc_policy import BLAS_ENV
 from convbench.machine.measuring import prepare_measuring_process
 from convbench.machine.threads import limit_threads, thread_report
@@ -198,10 +199,12 @@ def scaling_rows(rows: list[Check], min_rounds: int, min_time: float) -> None:
     rng = np.random.default_rng(0)
     a = rng.uniform(-1, 1, (1024, 1024)).astype(np.float32)
     sgemm = lambda: a @ a  # noqa: E731
-    sg = _two_vs_one_warm(lambda: sgemm, min_rounds, min_time)
-    rows.append(Check("3 machine: sgemm 2 threads / 1 (>= 1.8 to judge floor 3)", "1024^3", *sg,
-                      math.nan, "record", "numpy"))
-    print(f"  {'sgemm 2t/1t':34s} {'1024^3':24s} {sg[0]:5.2f}", file=sys.stderr, flush=True)
+    records = (("3 machine: sgemm 2 threads / 1 (>= 1.8 to judge floor 3)", "1024^3", sgemm, "numpy"),
+               ("3 machine: memory read 2 threads / 1, for the record", "256 MiB", stream_read(), "numba"))
+    for check, name, call, lib in records:  # the read: the ceiling of a step that streams memory
+        r = _two_vs_one_warm(lambda: call, min_rounds, min_time)
+        rows.append(Check(check, name, *r, math.nan, "record", lib))
+        print(f"  {check[:34]:34s} {name:24s} {r[0]:5.2f}", file=sys.stderr, flush=True)
     ours, peers = ours_and_peers()
     big = [(s.describe(), s) for s in (layer(64, 64, 56, 3), layer(256, 256, 14, 3), layer(512, 512, 14, 1))]
     for group, layers, bound in (("3 2 threads / 1 thread, >= 50 MFLOP", big, 1.6),
@@ -225,11 +228,6 @@ def scaling_rows(rows: list[Check], min_rounds: int, min_time: float) -> None:
 @njit(cache=True)
 def _no_tiles(work, x, zero, offs, img_stride, channels, mult, w, out):  # pragma: no cover - compiled
     """A depthwise tile function that computes nothing: floor 9's copy alone."""
-
-
-def _blas_report() -> str:
-    return "; ".join(f"{p.get('internal_api')} {p.get('version')} {p.get('architecture', '')}"
-                     f" x{p.get('num_threads')}" for p in threadpool_info())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     load1 = os.getloadavg()
     lines = [f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); kernel configuration "
              f"{cfg_info['name']} (source {cfg_info['source']})",
-             f"BLAS: {_blas_report()}; OpenBLAS env={env or 'unset'}",
+             "BLAS: " + "; ".join(f"{p.get('internal_api')} {p.get('version')} {p.get('architecture', '')}"
+                                  f" x{p.get('num_threads')}" for p in threadpool_info())
+             + f"; OpenBLAS env={env or 'unset'}",
              f"threads: grain {grain['flops']:.3g} flops / {grain['nbytes']:.3g} bytes a thread "
              f"({grain['source']}); one BLAS product on 2 threads: {split['mode']} ({split['source']})",
              f"clock={args.clock} quick={quick} numba={numba.__version__} numpy={np.__version__} "

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Built-ins only: peers and plugins bring no numba kernels of convbench's
 # (torch alone would add seconds of import), and the guard test covers them.
 BATTERY = r'''
-import json, sys, time
+import json, sys
 import numba
 import numpy as np
 import convbench
@@ -70,7 +70,6 @@ if shard == 0:  # the single-kernel probes run once
         out["direct"] = f"IndexError: {exc}"
 
     # 3. the pointer kernels, with an indirection buffer one pixel past the input
-    import convbench
     from convbench.kernels.depthwise import depthwise, pack_depthwise
     from convbench.kernels.gemm import gemm_kernel
     from convbench.kernels.indirection import indirection_buffer
@@ -112,10 +111,8 @@ names = [n for n in convbench.list_algorithms()
          and (n in SECOND) == (shard == 1)]
 battery = {}
 for name in names:
-    t0 = time.perf_counter()
     results = check_algorithm(name, specs)
     battery[name] = {
-        "seconds": time.perf_counter() - t0,
         "passed": sum(r.status == "passed" for r in results),
         "bad": [f"{r.status} {r.check} {r.spec_id}: {r.message}"
                 for r in results if r.status in ("failed", "error")],
@@ -125,12 +122,17 @@ print("RESULT " + json.dumps(out))
 '''
 
 
-def _run(script: str, env_extra: dict[str, str], cwd: Path | None = None, timeout: int = 600) -> str:
+def _env(env_extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment for a child that compiles: JIT on, this checkout first."""
     env = dict(os.environ)
     env.pop("NUMBA_DISABLE_JIT", None)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(env_extra)
-    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=cwd, capture_output=True,
+    return env
+
+
+def _run(script: str, env_extra: dict[str, str], cwd: Path | None = None, timeout: int = 600) -> str:
+    proc = subprocess.run([sys.executable, "-c", script], env=_env(env_extra), cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -146,14 +148,12 @@ SECOND = ("direct-blocked", "fft", "winograd")
 
 @pytest.fixture(scope="module")
 def bounds_checked(tmp_path_factory) -> dict:
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1")
-    env.pop("NUMBA_DISABLE_JIT", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     procs = []
     for shard in range(2):
         cache = tmp_path_factory.mktemp(f"numba-boundscheck-cache-{shard}")
+        env = _env({"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(cache)})
         procs.append(subprocess.Popen([sys.executable, "-c", BATTERY, str(shard), ",".join(SECOND)],
-                                      env=dict(env, NUMBA_CACHE_DIR=str(cache)), stdout=subprocess.PIPE,
+                                      env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
     out: dict = {"battery": {}}
     for proc in procs:

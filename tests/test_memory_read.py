@@ -11,14 +11,9 @@ from convbench.machine.threads import limit_threads
 def test_stream_read_reads_the_whole_array_on_each_thread_count(threads, monkeypatch):
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip(f"numba has {numba.config.NUMBA_NUM_THREADS} thread(s) here")
-    monkeypatch.setenv("CONVBENCH_GRAIN", "0,0")  # every step on every thread, whatever its size
     from convbench.kernels import grain
 
-    grain.reset_grain()
-    try:
-        read = stream_read(ROWS * 4 * 33)  # 33 floats a row: a tail past the vector width
-        with limit_threads(threads):
-            assert read() == ROWS * 33
-    finally:
-        monkeypatch.delenv("CONVBENCH_GRAIN")
-        grain.reset_grain()
+    monkeypatch.setattr(grain, "_active", grain.Grain(1.0, 1.0, "test"))  # every step on every thread
+    read = stream_read(ROWS * 4 * 33)  # 33 floats a row: a tail past the vector width
+    with limit_threads(threads):
+        assert read() == ROWS * 33

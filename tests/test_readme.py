@@ -36,9 +36,9 @@ def test_ci_runs_the_readme_install_line_and_test_command_as_written():
                           "readme_line 'pip install'; readme_line 'python -m pytest'"],
                           capture_output=True, text=True, check=True)
     install, tests = proc.stdout.splitlines()
-    assert install == 'pip install -e ".[test]"' and tests == "python -m pytest -q"
+    assert install == 'pip install -e ".[test]"' and tests == "python -m pytest -q -n auto"
     assert 'eval "python -m $install' in ci and 'eval "$tests"' in ci
-    assert "CONVBENCH_REQUIRE_EXTRAS=1 python -m pytest -q -m extra" in ci
+    assert "CONVBENCH_REQUIRE_EXTRAS=1 python -m pytest -q -n auto -m extra" in ci
 
 
 def test_every_readme_table_is_rendered_from_a_current_benchmark_output():

@@ -50,6 +50,7 @@ def test_ran_share_is_cpu_time_over_threads_times_wall():
     assert ran_share(0.0, 0.0, 1) == 1.0
 
 
+@pytest.mark.alone  # im2col's row must be quiet: no other test's load beside it
 def test_a_case_that_is_not_running_is_retaken_a_bounded_number_of_times_and_flagged(sleepy):
     p = plan(parse_config(TINY.format(algo=sleepy), "t.yaml"))
     group = p.groups[0]

@@ -4,13 +4,25 @@ its jobs are written, and errors on any thread reach the caller."""
 
 from __future__ import annotations
 
+import time
+
 import numba
 import numpy as np
 import pytest
 from numba import njit
 
-from convbench.kernels._parallel import (FINISHED, SIZE, chunk_count, chunk_done, new_work, next_chunk,
-                                         park, parallel_for, run_threads)
+from convbench.kernels import _parallel
+from convbench.kernels._parallel import (
+    FINISHED,
+    SIZE,
+    chunk_count,
+    chunk_done,
+    new_work,
+    next_chunk,
+    parallel_for,
+    park,
+    run_threads,
+)
 
 
 def test_work_is_cut_into_near_equal_chunks():
@@ -97,42 +109,54 @@ def test_parallel_for_returns_with_every_job_written():
         numba.set_num_threads(old)
 
 
+def _until_a_helper_polls(polling: bool = True, limit_s: float = 0.05) -> None:
+    deadline = time.perf_counter() + limit_s
+    while (_parallel._pool.generation[2] > 0) != polling and time.perf_counter() < deadline:
+        time.sleep(20e-6)
+
+
+@njit(nogil=True)
+def _note_first_claim(work, owner, tag):  # pragma: no cover - compiled
+    while True:
+        lo, hi = next_chunk(work)
+        if lo >= hi:
+            return
+        if lo == 0:
+            owner[0] = tag
+        chunk_done(work, lo, hi)
+
+
+@pytest.mark.alone  # the helper must be on a core when the task is posted
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 def test_a_polling_helper_claims_a_chunk_before_the_caller_starts():
-    """The join handshake: a task posted while a helper polls lets the helper
-    take the first chunk (the caller waits, without the GIL, for its claim);
-    after park() no helper polls, and the task runs without waiting."""
+    """The join handshake: a compiled task posted while a helper polls lets the helper
+    take the first chunk (the caller waits, without the GIL, for its claim). A helper
+    polls once it is back from its last task, which needs the GIL the caller holds
+    (measured here: with a Python task, or without waiting for the helper to poll,
+    it came first in 5-14% of tries; so `join` is for compiled kernels)."""
     import threading
 
     me = threading.get_ident()
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(2)
-        for parked in (False, True):
-            helper_first = 0
-            for _ in range(50):
-                first: list[int] = []
-
-                def task(work: np.ndarray) -> None:
-                    while True:
-                        lo, hi = next_chunk(work)
-                        if lo >= hi:
-                            return
-                        if lo == 0:
-                            first.append(threading.get_ident())
-                        chunk_done(work, lo, hi)
-
-                warm = new_work(2, 2)
-                run_threads(lambda: task(warm), warm, 2)  # wakes the helper: it polls after this
-                if parked:
-                    park()
-                first.clear()
-                work = new_work(8, 8)
-                run_threads(lambda: task(work), work, 2, join=True)
-                assert work[FINISHED] == 8
-                helper_first += first != [me]
-            if not parked:  # a preempted helper may miss the bound now and then, not every time
-                assert helper_first > 0
+        helper_first = 0
+        for _ in range(50):
+            warm = new_work(2, 2)
+            run_threads(lambda: _note_first_claim(warm, np.zeros(1, np.int64), 0), warm, 2)
+            _until_a_helper_polls()
+            owner = np.zeros(1, np.int64)
+            work = new_work(8, 8)
+            run_threads(lambda: _note_first_claim(work, owner, 1 if threading.get_ident() != me else 2), work, 2,
+                        join=True)
+            assert work[FINISHED] == 8
+            helper_first += owner[0] == 1
+        # 198 of 200 on the quiet Zen 1 VM, 10-50 of 50 in a pytest-xdist worker: a helper slow to
+        # get through the task's Python call misses the bound, not every time
+        assert helper_first > 0
+        park()  # and a parked helper stops polling: a task posted now does not wait for it
+        _until_a_helper_polls(polling=False)
+        assert _parallel._pool.generation[2] == 0
     finally:
         numba.set_num_threads(old)
 

@@ -137,6 +137,19 @@ def test_grain_gives_one_thread_per_grain_of_work(monkeypatch):
     assert grain.threads_for(flops=1e12, most=1) == 1
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_a_step_of_python_calls_needs_the_python_factor_times_more_work(monkeypatch):
+    monkeypatch.setattr(grain, "_active", grain.Grain(1e6, 1e5, "test", python=4.0))
+    assert grain.threads_for(flops=2.5e6, most=4) == 2
+    assert grain.threads_for(flops=2.5e6, most=4, python=True) == 1  # 2.5 compiled grains, 0.6 Python ones
+    assert grain.threads_for(nbytes=1e6, most=8, python=True) == 2
+    with limit_threads(2):
+        for flops, expected in ((2.5e6, 1), (8e6, 2)):
+            threads_used()
+            parallel_numpy(lambda lo, hi: None, 16, flops=flops)
+            assert threads_used() == expected, flops
+
+
 def test_grain_is_read_from_env_and_refuses_nonsense(monkeypatch):
     grain.reset_grain()
     monkeypatch.setenv(grain.ENV_VAR, "2e6,4096")

@@ -95,9 +95,10 @@ def test_tune_times_direct_blocked_tiles_and_the_algorithm_uses_the_choice(cache
 
 
 @pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
-def test_grain_crossover_is_the_first_confirmed_win_timed_on_awake_pools():
-    """The grain's crossover: the first size at which two threads beat one by the margin,
-    confirmed by the next; every timed call follows an untimed one at the same count."""
+def test_grain_crossover_is_the_first_confirmed_win_interpolated_timed_on_awake_pools():
+    """The grain's crossover: where two threads first beat one by the margin, between the
+    first size that does (confirmed by the next) and the size before; every timed call
+    follows an untimed one at the same count."""
     import time
 
     import numba
@@ -114,7 +115,8 @@ def test_grain_crossover_is_the_first_confirmed_win_timed_on_awake_pools():
             time.sleep(size * 0.25e-3 / t + (1e-3 if t == 2 else 0.0))
         return call, float(size)
 
-    assert _crossover(make, [1, 2, 8, 16, 32, 64], margin=1.15, budget_s=60) == 16
+    # 1.15x falls between sizes 8 (1.0x) and 16 (1.33x): at 8 * 2 ** (0.15 / 0.33) = 10.9
+    assert 9.5 < _crossover(make, [1, 2, 8, 16, 32, 64], margin=1.15, budget_s=60) < 12.5
     for seen in counts.values():
         rounds = seen[2:]  # after one call at each count, (untimed, timed) pairs at one count
         assert len(rounds) % 2 == 0 and rounds[::2] == rounds[1::2], seen
@@ -125,10 +127,18 @@ def test_grain_takes_the_median_crossover_of_its_passes_and_none_when_a_pass_fou
     """One noisy pass halves or doubles the grain; the median of three passes keeps it."""
     from convbench.kernels import grain_tune
 
-    found = iter([8e6, 4e6, 8e6, 5e6, 5e6, 10e6])
+    found = iter([8e6, 4e6, 8e6, 5e6, 5e6, 10e6, 40e6, 20e6, 30e6])
     monkeypatch.setattr(grain_tune, "_crossover", lambda *a: next(found))
     g = grain_tune.measure(budget_s=1.0)
     assert (g.flops, g.nbytes) == (4e6, 2.5e6)  # the median pass, halved: a thread's share
-    found = iter([8e6, None, 8e6, 5e6, 5e6, 5e6])
+    assert g.python == 30e6 / 8e6  # the Python step's median crossover over the GEMM's
+    found = iter([8e6, None, 8e6, 5e6, 5e6, 5e6, 30e6, 30e6, 30e6])
     monkeypatch.setattr(grain_tune, "_crossover", lambda *a: next(found))
     assert grain_tune.measure(budget_s=1.0) is None
+
+
+def test_the_crossover_is_interpolated_in_log_work_between_a_loss_and_the_first_win():
+    from convbench.kernels.grain_tune import _interpolated
+
+    assert _interpolated((8.0, 1.0), (16.0, 1.3), 1.15) == pytest.approx(8 * 2 ** 0.5)
+    assert _interpolated(None, (16.0, 1.3), 1.15) == 16.0  # the first size won: no lower bound

@@ -81,7 +81,7 @@ def _per_channel_block(body: Callable[[int, int], object], channels: int, nbytes
     """``body(lo, hi)`` over channel blocks ``[lo, hi)`` on the kernels' pool: one block a
     thread for a transform that streams ``nbytes`` (one thread per grain of it). One
     block, not several: every block is a Python call into scipy.fft that takes the GIL."""
-    threads = threads_for(nbytes=nbytes)
+    threads = threads_for(nbytes=nbytes, python=True)
     parallel_numpy(body, channels, min_chunk=max(1, channels // threads), nbytes=nbytes)
 
 

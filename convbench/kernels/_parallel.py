@@ -349,7 +349,8 @@ def parallel_numpy(body: Callable[[int, int], Any], njobs: int, *, min_chunk: in
                    flops: float = 0.0, nbytes: float = 0.0) -> None:
     """``body(lo, hi)`` (Python: numpy and BLAS calls, which release the GIL) for
     chunks ``[lo, hi)`` of ``[0, njobs)`` on the threads, BLAS at one thread
-    meanwhile; ``flops``/``nbytes`` as in :func:`parallel_for`. ``min_chunk``:
+    meanwhile; ``flops``/``nbytes`` as in :func:`parallel_for`, against the grain of
+    Python steps (:attr:`.grain.Grain.python`). ``min_chunk``:
     the fewest jobs a chunk holds, strictly (unlike :func:`parallel_for`): a
     range of fewer than two chunks' jobs runs on one thread, since every chunk
     is a Python call that takes the GIL, and a thread that finds the GIL held
@@ -364,7 +365,7 @@ def parallel_numpy(body: Callable[[int, int], Any], njobs: int, *, min_chunk: in
     Chunks must write disjoint outputs."""
     from ..machine.blas import blas_single_threaded
 
-    nthreads = min(threads_for(flops, nbytes), max(1, njobs // max(1, min_chunk)))
+    nthreads = min(threads_for(flops, nbytes, python=True), max(1, njobs // max(1, min_chunk)))
     nchunks = chunk_count(njobs, nthreads, min_chunk)
     if min(nthreads, nchunks) <= 1:  # the whole range at once: no counter to claim from
         global _most_threads

@@ -18,7 +18,9 @@ The grain is measured per machine by ``convbench tune``
 beat one by a margin, on the GEMM micro-kernel for ``flops`` and on the
 im2row copy for ``nbytes``) and cached with the tuned kernel configuration,
 under ``cpu_key()`` + ``" | grain"``; until then :data:`DEFAULT` (the Zen 4 VM's numbers, with
-margin) is used. ``CONVBENCH_GRAIN=FLOPS,BYTES`` forces one (``0,0``: every
+margin) is used. Steps of Python calls (:func:`convbench.kernels._parallel.parallel_numpy`)
+need :attr:`Grain.python` times more work, also measured by ``tune``.
+``CONVBENCH_GRAIN=FLOPS,BYTES`` forces one for every step, compiled or Python (``0,0``: every
 step on every thread, as before issue 31).
 """
 
@@ -43,6 +45,10 @@ class Grain:
     flops: float  #: floating-point operations per thread (arithmetic-bound steps)
     nbytes: float  #: bytes moved per thread (copies, transforms)
     source: str = "default"  #: ``default``, ``tuned`` or ``env CONVBENCH_GRAIN``
+    #: how many times more work a step of Python calls (numpy, BLAS, scipy.fft chunks
+    #: through :func:`._parallel.parallel_numpy`) needs than a compiled one: each of its
+    #: chunks takes the GIL, and a thread that finds it held sleeps
+    python: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,7 +60,10 @@ class Grain:
 #: 2 x 90e9 x 50e-6 = 9 MFLOP of GEMM, i.e. 4.5 MFLOP a thread (and about
 #: 1 MB of copying a thread); rounded up, as a split that does not pay
 #: costs more than one that is missed.
-DEFAULT = Grain(flops=5e6, nbytes=1 << 20)
+#: The Python factor is the Zen 1 VM's (``tune`` found 4-6 there: Winograd's 16 plane
+#: GEMMs through the pool's Python chunks ran 0.64x at two threads against one at
+#: 4.7 MFLOP and first reached 1.15x near 25 MFLOP, where the GEMM kernel did near 4.5).
+DEFAULT = Grain(flops=5e6, nbytes=1 << 20, python=4.0)
 
 _active: Grain | None = None
 
@@ -81,7 +90,8 @@ def cached_grain() -> Grain | None:
     if entry is None:
         return None
     try:
-        return Grain(float(entry["flops"]), float(entry["nbytes"]), "tuned")
+        return Grain(float(entry["flops"]), float(entry["nbytes"]), "tuned",
+                     float(entry.get("python", DEFAULT.python)))  # an older tune's entry: the default's
     except (KeyError, TypeError, ValueError):  # another version's entry: ignore it
         return None
 
@@ -100,13 +110,15 @@ def reset_grain() -> None:
     _active = None
 
 
-def threads_for(flops: float = 0.0, nbytes: float = 0.0, most: int | None = None) -> int:
+def threads_for(flops: float = 0.0, nbytes: float = 0.0, most: int | None = None, python: bool = False) -> int:
     """Threads for a step holding ``flops`` operations and moving ``nbytes``: one per
     grain of work (the larger count of the two), at least 1, at most ``most``
-    (default: the case's ``numba.get_num_threads()``)."""
+    (default: the case's ``numba.get_num_threads()``). ``python``: the step's chunks
+    are Python calls, whose grain is :attr:`Grain.python` times larger."""
     g = active_grain()
-    share = max(flops / g.flops if g.flops > 0 else np.inf,
-                nbytes / g.nbytes if g.nbytes > 0 else np.inf)
+    scale = g.python if python else 1.0
+    share = max(flops / (g.flops * scale) if g.flops > 0 else np.inf,
+                nbytes / (g.nbytes * scale) if g.nbytes > 0 else np.inf)
     if not (flops or nbytes):
         share = np.inf  # no estimate: every thread, as before
     if share < 2:

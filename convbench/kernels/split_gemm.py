@@ -127,7 +127,6 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     if na < 1 or nb % na or b.shape[1] != kd or out.shape != (nb, m, n):
         raise ValueError(f"split_gemm.matmul: a{a.shape} @ b{b.shape} does not make out{out.shape}")
     flops = 2.0 * nb * m * n * kd
-    threads = threads_for(flops=flops)
 
     def whole(lo: int, hi: int) -> None:
         # matrices [lo, hi) in as few matmul calls as a's cycle allows (numpy loops inside)
@@ -143,15 +142,16 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
             np.matmul(a[i % na : i % na + j - i], b[i:j], out=out[i:j])
             i = j
 
-    if threads == 1:  # the unsplit product, BLAS at one thread (it is, in a one-thread case)
-        with blas_single_threaded():
-            whole(0, nb)
-        return out
     share = blas_share(flops / nb)
     if share > 1:
         with on_blas_threads(share):
             for i in range(nb):
                 np.matmul(a[i % na], b[i], out=out[i])
+        return out
+    threads = threads_for(flops=flops, python=True)  # the pool's blocks are Python calls
+    if threads == 1:  # the unsplit product, BLAS at one thread (it is, in a one-thread case)
+        with blas_single_threaded():
+            whole(0, nb)
         return out
     rows = m >= n  # split the longer dimension of each matrix, if the stack is too short
     length = m if rows else n

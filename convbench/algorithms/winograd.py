@@ -12,7 +12,10 @@ transforms' pool helpers polled on the same cores (0.87-0.94x at two
 threads against one). Now every step runs on the kernels' pool
 (:mod:`convbench.kernels._parallel`): the transforms over tiles, and the
 GEMMs as a share of the 16 planes per thread, each a one-thread BLAS call;
-every step gets one thread per grain of work (:mod:`convbench.kernels.grain`).
+every step gets one thread per grain of work (:mod:`convbench.kernels.grain`;
+the GEMMs, Python calls that take the GIL, per grain of Python steps: on the
+Zen 1 VM they ran 0.64x at two threads on a 4.7 MFLOP layer, and first paid
+near 25-35 MFLOP).
 Where ``convbench tune`` found BLAS's own threads faster for one product
 (:mod:`convbench.kernels.split_gemm`) and a plane's GEMM holds two grains, the
 planes go to BLAS's threads one after another instead: two Python threads

@@ -151,7 +151,7 @@ def test_a_polling_helper_claims_a_chunk_before_the_caller_starts():
                         join=True)
             assert work[FINISHED] == 8
             helper_first += owner[0] == 1
-        # 198 of 200 on the quiet Zen 1 VM, 10-50 of 50 in a pytest-xdist worker: a helper slow to
+        # 198 of 200 on the quiet Zen 3 VM, 10-50 of 50 in a pytest-xdist worker: a helper slow to
         # get through the task's Python call misses the bound, not every time
         assert helper_first > 0
         park()  # and a parked helper stops polling: a task posted now does not wait for it

@@ -14,7 +14,7 @@ threads against one). Now every step runs on the kernels' pool
 GEMMs as a share of the 16 planes per thread, each a one-thread BLAS call;
 every step gets one thread per grain of work (:mod:`convbench.kernels.grain`;
 the GEMMs, Python calls that take the GIL, per grain of Python steps: on the
-Zen 1 VM they ran 0.64x at two threads on a 4.7 MFLOP layer, and first paid
+Zen 3 VM they ran 0.64x at two threads on a 4.7 MFLOP layer, and first paid
 near 25-35 MFLOP).
 Where ``convbench tune`` found BLAS's own threads faster for one product
 (:mod:`convbench.kernels.split_gemm`) and a plane's GEMM holds two grains, the

@@ -29,8 +29,9 @@ def tune(
         print_table(tune_table(result.quant))
         console.print(f"chose {result.quant.chosen} for u8s8", highlight=False)
     if getattr(result, "grain", None):  # issue 31: the work that pays for one more thread
-        console.print(f"grain: {result.grain['flops']:.3g} flops or {result.grain['nbytes']:.3g} bytes a thread",
-                      highlight=False)
+        g = result.grain
+        console.print(f"grain: {g['flops']:.3g} flops or {g['nbytes']:.3g} bytes a thread; steps of Python "
+                      f"calls {g.get('python', 1.0):.2g}x that", highlight=False)
     if getattr(result, "split", None):  # issue 31: one BLAS product on two threads
         sp = result.split
         console.print(f"one BLAS product on two threads: {sp['mode']} (BLAS's threads / the pool's blocks: "

@@ -20,7 +20,7 @@ def _crossover(make: Callable[[int], tuple[Callable[[], object], float]], sizes:
     whose ratio (median of per-round ratios, interleaved, each timed call after an
     untimed one at the same count) reaches it, confirmed by the next size, and
     interpolated (log work, linear ratio) from the size before it, which did not:
-    sizes double, and on the Zen 1 VM the GEMM's ratio at 4.2 MFLOP sat at the margin
+    sizes double, and on the Zen 3 VM the GEMM's ratio at 4.2 MFLOP sat at the margin
     (1.11-1.14 in four passes), so the first win fell on 4.2 or 8.4 by chance. ``None``
     when none does within ``budget_s``."""
     from ..machine.threads import limit_threads

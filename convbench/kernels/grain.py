@@ -60,7 +60,7 @@ class Grain:
 #: 2 x 90e9 x 50e-6 = 9 MFLOP of GEMM, i.e. 4.5 MFLOP a thread (and about
 #: 1 MB of copying a thread); rounded up, as a split that does not pay
 #: costs more than one that is missed.
-#: The Python factor is the Zen 3 VM's (``tune`` found 4.6-8.7 there: Winograd's 16 plane
+#: The Python factor is the Zen 3 VM's (``tune`` found 3.2-8.7 there: Winograd's 16 plane
 #: GEMMs through the pool's Python chunks ran 0.64x at two threads against one at
 #: 4.7 MFLOP and first reached 1.15x near 25 MFLOP, where the GEMM kernel did near 4.5).
 DEFAULT = Grain(flops=5e6, nbytes=1 << 20, python=4.0)

@@ -34,6 +34,7 @@ from ..machine.contention import wait_quiet
 from .measure import REF_FLOPS, GroupResult, Monitor, Row, measure_group
 from .plan import Group, Plan, plan as make_plan, whole_groups, whole_repetitions, without_cases
 from .repeats import DRIFT_LIMIT, combine, repetition_drift
+from .uninterrupted import uninterrupted
 
 #: Extra attempts at a group's repetition whose reference kernel moved beyond
 #: :data:`~.repeats.DRIFT_LIMIT` while it was measured; the steadiest is kept.
@@ -369,11 +370,12 @@ def run(
             writer.write_env(env)
             for step in iter_results(todo, monitor, memory_limit=memory_limit, pool=pool,
                                      earlier=earlier_repetitions(todo, state)):
-                writer.append_repetition(step.repetition_rows, step.samples)
-                writer.append_phases(step.phases)
-                if step.rows:
-                    writer.append(step.rows)
-                    rows.extend(step.rows)
+                with uninterrupted():  # Ctrl-C after the step's rows are written and counted
+                    writer.append_repetition(step.repetition_rows, step.samples)
+                    writer.append_phases(step.phases)
+                    if step.rows:
+                        writer.append(step.rows)
+                        rows.extend(step.rows)
             env["finished"] = True
         except KeyboardInterrupt:
             env["interrupted"] = True

@@ -52,8 +52,9 @@ def _turn(alone: bool, folder: Path | None) -> Iterator[None]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    # around set-up, call and tear-down: a module's fixture (a battery of subprocesses) is set up in its first test's turn
-    # the workers' temporary folders share a parent, one per session, that pytest cleans up
+    # around set-up, call and tear-down: a module's fixture (a battery of subprocesses) is set up
+    # in its first test's turn. The workers' temporary folders share a parent, one per session,
+    # that pytest cleans up: the lock's files live there.
     xdist = "PYTEST_XDIST_TESTRUNUID" in os.environ
     folder = item.config._tmp_path_factory.getbasetemp().parent if xdist else None
     with _turn(item.get_closest_marker("alone") is not None, folder):

@@ -133,7 +133,8 @@ def test_a_polling_helper_claims_a_chunk_before_the_caller_starts():
     take the first chunk (the caller waits, without the GIL, for its claim). A helper
     polls once it is back from its last task, which needs the GIL the caller holds
     (measured here: with a Python task, or without waiting for the helper to poll,
-    it came first in 5-14% of tries; so `join` is for compiled kernels)."""
+    it came first in 5-14% of tries; so `join` is for compiled kernels). After park() the
+    helper stops polling, and a task posted then does not wait for it."""
     import threading
 
     me = threading.get_ident()

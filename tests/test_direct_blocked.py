@@ -8,7 +8,8 @@ import pytest
 
 import convbench
 from convbench.kernels.configs import active_config
-from convbench.kernels.direct_blocked import (block_channels, depthwise_blocked, direct_blocked, plan_direct_blocked,
+from convbench.kernels.depthwise_blocked import depthwise_blocked
+from convbench.kernels.direct_blocked import (block_channels, direct_blocked, plan_direct_blocked,
                                              row_tiles, tile_shape)
 
 

@@ -114,5 +114,23 @@ def test_a_second_process_finds_every_kernel_in_the_cache_closures_of_jitted_fun
         assert proc.returncode == 0, proc.stdout + proc.stderr
         runs.append(__import__("json").loads(proc.stdout.strip().splitlines()[-1]))
     first, second = runs
-    assert first["_build.<locals>.direct_blocked_jobs"] > 0 and first["_banded.<locals>.banded_jobs"] > 0
+    for factory in ("_build.<locals>.direct_blocked_jobs", "_banded.<locals>.banded_jobs"):
+        assert sum(n for name, n in first.items() if name.startswith(factory)) > 0
     assert {name: n for name, n in second.items() if n} == {}
+
+
+def test_kernels_a_factory_builds_for_different_values_bear_different_names():
+    """numba names compiled code by qualified name and a counter of the process; with the cache
+    the counters come from different processes, so two kernels of one factory named alike could
+    share a symbol and one run the other's code (under two test workers, direct-blocked's
+    one-pixel tile ran in place of its five-pixel one). Each set of values names its own."""
+    from convbench.kernels import depthwise, direct_blocked, gemm, winograd_tiled
+
+    built = [(direct_blocked._build_tile(5, 1, 32, 8), direct_blocked._build_tile(1, 1, 32, 8)),
+             (direct_blocked._compiled(5, 1, 32, 8), direct_blocked._compiled(3, 2, 32, 0)),
+             (depthwise._compiled(4, 2, 32), depthwise._compiled(2, 1, 16)),
+             (gemm._compiled(5, 2, 32), gemm._compiled(4, 2, 32)),
+             (winograd_tiled._compiled(4, "float32", 32)[0], winograd_tiled._compiled(6, "float32", 32)[0])]
+    for one, other in built:
+        assert one.py_func.__qualname__ != other.py_func.__qualname__
+    assert direct_blocked._build_tile(5, 1, 32, 8).py_func.__qualname__.endswith("tile_5_1_32_8")

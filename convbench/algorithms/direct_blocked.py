@@ -26,7 +26,7 @@ compute lanes they throw away. Depthwise
 layers (one input channel a group, any number of outputs a group) have
 their own path instead, as in oneDNN: the *groups* fill the vector lanes, and
 a tap is one elementwise multiply-add of ``W`` groups
-(:func:`~convbench.kernels.direct_blocked.depthwise_blocked`).
+(:func:`~convbench.kernels.depthwise_blocked.depthwise_blocked`).
 
 Threads (issue 31): the kernel's jobs are output rows of one tile of channel
 blocks ``(n, g, kt, oh)`` on the kernels' pool, on one thread per grain of work
@@ -44,7 +44,8 @@ from ..algorithm import Algorithm, Array, ConvCall
 from ..kernels.aligned import aligned_empty
 from ..kernels.blocked_layout import dense_lanes, depthwise_lanes, from_blocked, to_blocked
 from ..kernels.configs import active_config
-from ..kernels.direct_blocked import block_channels, depthwise_blocked, plan_direct_blocked, row_tiles, tile_shape
+from ..kernels.depthwise_blocked import depthwise_blocked
+from ..kernels.direct_blocked import block_channels, plan_direct_blocked, row_tiles, tile_shape
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec

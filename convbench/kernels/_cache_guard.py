@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
+from typing import Callable
 
 from numba.core import caching
 from numba.core.dispatcher import Dispatcher
@@ -62,6 +64,27 @@ _mixin = caching._SourceFileBackedLocatorMixin
 _numba_stamp = getattr(_mixin.get_source_stamp, "__wrapped_by_convbench__", _mixin.get_source_stamp)
 _guarded_stamp.__wrapped_by_convbench__ = _numba_stamp  # type: ignore[attr-defined]
 _mixin.get_source_stamp = _guarded_stamp
+
+
+def named_for(*params: object) -> Callable[[Callable], Callable]:
+    """Name a kernel built by a factory for the values it is built for (``tile_3_4_32_8``).
+
+    numba names compiled code by the function's qualified name and a counter of this
+    process. Two kernels of one factory (a 3x4 tile and a 1x4 one) share the qualified name,
+    and with the cache their counters come from different processes: one loaded from the
+    cache and one compiled here could bear the same symbol, and a call of one then ran the
+    other (measured: ``direct-blocked``'s one-pixel tile called in place of its five-pixel
+    one, a fifth of the outputs 0, after other tests had filled the cache). A name of its
+    own for every set of values makes that impossible; kernels of equal values are the same
+    code."""
+    suffix = "_".join(re.sub(r"\W", "", str(p)) for p in params)
+
+    def rename(func: Callable) -> Callable:
+        func.__name__ = func.__qualname__.rsplit(".", 1)[-1] + "_" + suffix
+        func.__qualname__ = func.__qualname__ + "_" + suffix
+        return func
+
+    return rename
 
 
 def _stable_cell(value: object) -> object:

@@ -21,6 +21,7 @@ from numba import njit
 from ._intrinsics import (data_ptr, lanes, ptr_add, stack_pointers, stack_vectors, vcopy,
                           vmuladd, vzero)
 from . import _bounds
+from ._cache_guard import named_for
 from ._parallel import chunk_done, next_chunk, parallel_for
 from .aligned import aligned_empty
 from .configs import KernelConfig, active_config
@@ -34,6 +35,7 @@ def _build(px_: int, nvec_: int, vbytes_: int) -> Callable:
     NACC = PX * NVEC
 
     @njit(nogil=True, fastmath=True, cache=True)
+    @named_for(PX, NVEC, VB)
     def depthwise_jobs(work, x, zero, offs, img_stride, channels, mult, w, out):  # pragma: no cover
         """Tiles from ``work`` of :func:`depthwise`; a tile is ``PX`` consecutive
         output pixels of one image."""
@@ -153,6 +155,7 @@ def _banded(dw_jobs: Callable) -> Callable:
     from .im2row import tap_major_band_jobs
 
     @njit(nogil=True, cache=True)
+    @named_for(dw_jobs.py_func.__qualname__)
     def banded_jobs(work, x, zero, offs, offs_last, rows, cols, px, kh, kw, sh, sw, dh, dw, top, left,
                     mult, w, out):  # pragma: no cover - compiled
         """Bands ``(n, i, j)`` from ``work``: copy the band's tap-major matrix, then run the

@@ -48,7 +48,8 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from ._intrinsics import data_ptr, lanes, ptr_add, stack_vectors, vcopy, vfma, vmuladd, vzero
+from ._cache_guard import named_for
+from ._intrinsics import data_ptr, lanes, ptr_add, stack_vectors, vcopy, vfma, vzero
 from ._parallel import chunk_done, next_chunk, parallel_for
 
 
@@ -65,6 +66,7 @@ def _build_tile(U: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - 
     NA = U * KT  # noqa: N806 - the accumulators: a compile-time constant, as stack_vectors needs
 
     @njit(nogil=True, fastmath=True, cache=True, inline="never")
+    @named_for(U, KT, VB, CW)
     def tile(x, x0, w0, o0, r_lo, r_hi, s_lo, s_hi, geo):  # pragma: no cover - compiled
         cb_n, kh, kw, dh, dw, xb, xh, xp, ob, px_x, px_o, cw_run = geo  # px_: from one pixel to the next
         W = lanes(x, VB)  # x: the input array, whose dtype the tile's vectors take
@@ -79,14 +81,20 @@ def _build_tile(U: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - 
                 for s in range(s_lo, s_hi):
                     xs = ptr_add(x_row, s * dw * xp)
                     wt = ptr_add(w0, ((cb * kh + r) * kw + s) * tap)
-                    # constant trip counts: the accumulators stay in registers; each broadcast
-                    # input value meets the KT weight vectors of its channel
+                    # constant trip counts: the accumulators stay in registers, beside the tile's
+                    # shorter side (U broadcasts or KT weight vectors) while the other streams
+                    # past: a 3x4 tile holding its 4 weight vectors spilled on AVX2's 16 registers
                     for c in range(cw):
                         wv = ptr_add(wt, c * KT * W)
-                        for p in range(U):
-                            xv = xs[p * px_x + c]
+                        if U <= KT:
                             for k in range(KT):
-                                vfma(ptr_add(acc, (p * KT + k) * W), xv, ptr_add(wv, k * W), VB)
+                                for p in range(U):
+                                    vfma(ptr_add(acc, (p * KT + k) * W), xs[p * px_x + c], ptr_add(wv, k * W), VB)
+                        else:
+                            for p in range(U):
+                                xv = xs[p * px_x + c]
+                                for k in range(KT):
+                                    vfma(ptr_add(acc, (p * KT + k) * W), xv, ptr_add(wv, k * W), VB)
         for p in range(U):
             for k in range(KT):
                 vcopy(ptr_add(o0, k * ob + p * px_o), ptr_add(acc, (p * KT + k) * W), VB)
@@ -115,6 +123,7 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
     t16, t8, t4, t2 = (_build_tile(u, KT, VB, CW) if u < UR else _no_tile for u in (16, 8, 4, 2))
 
     @njit(nogil=True, fastmath=True, cache=True)
+    @named_for(UR, KT, VB, CW)
     def direct_blocked_jobs(work, x, w, out, groups, cw, cb_n, kt_n, oh_n, ow_n, kh, kw, sh, sw, dh, dw,
                             xn, xb, xh, xp, on, ob, oh_s, op, y0, y1, x0, x1, n_left,
                             n_right):  # pragma: no cover - compiled
@@ -320,81 +329,3 @@ def plan_direct_blocked(x_shape: tuple[int, ...], dtype: np.dtype, w: np.ndarray
         parallel_for(jobs, n * g * kt * bands, x.reshape(-1), w, out.reshape(-1), *geometry, flops=flops)
 
     return run
-
-
-def _build_depthwise(UR: int, VB: int) -> Callable:  # noqa: N803 - the tile's constants
-    @njit(nogil=True, fastmath=True, cache=True)
-    def depthwise_blocked_jobs(work, x, w, out, gb_n, mult, hp, wp, oh_n, ow_n, kh, kw,
-                               sh, sw, dh, dw):  # pragma: no cover - compiled
-        W = lanes(x, VB)
-        acc = stack_vectors(x, UR, VB)
-        xp0, wp0, op0 = data_ptr(x), data_ptr(w), data_ptr(out)
-        while True:
-            lo, hi = next_chunk(work)
-            if lo >= hi:
-                return
-            for job in range(lo, hi):
-                oh = job % oh_n
-                rest = job // oh_n
-                m = rest % mult
-                rest //= mult
-                gb = rest % gb_n
-                n = rest // gb_n
-                x_blk = (n * gb_n + gb) * hp  # first row of this image's block of groups
-                w_blk = (gb * mult + m) * kh * kw
-                o_row = (((n * gb_n + gb) * mult + m) * oh_n + oh) * ow_n * W
-                for ow0 in range(0, ow_n, UR):  # ow_n is a multiple of UR (the caller pads the row)
-                    for p in range(UR):
-                        vzero(ptr_add(acc, p * W), VB)
-                    for r in range(kh):
-                        x_row = ptr_add(xp0, (x_blk + oh * sh + r * dh) * wp * W)
-                        for s in range(kw):
-                            wv = ptr_add(wp0, (w_blk + r * kw + s) * W)
-                            xs = ptr_add(x_row, (ow0 * sw + s * dw) * W)
-                            for p in range(UR):  # each lane is its own group: elementwise, no broadcast
-                                vmuladd(ptr_add(acc, p * W), ptr_add(xs, p * sw * W), wv, VB)
-                    for p in range(UR):
-                        vcopy(ptr_add(op0, o_row + (ow0 + p) * W), ptr_add(acc, p * W), VB)
-            chunk_done(work, lo, hi)
-
-    return depthwise_blocked_jobs
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled_depthwise(ur: int, vbytes: int) -> Callable:
-    return _build_depthwise(ur, vbytes)
-
-
-def check_depthwise_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
-                            stride: tuple[int, int], dilation: tuple[int, int], pixels: int,
-                            vector_bytes: int) -> None:
-    """Refuse arrays :func:`depthwise_blocked` would read or write out of bounds."""
-    n, gb, hp, wp, lanes_x = x.shape
-    gb_w, mult, kh, kw, lanes_w = w.shape
-    n_o, gb_o, mult_o, oh, ow, lanes_o = out.shape
-    width = block_channels(vector_bytes, x.dtype)
-    if not (x.dtype == w.dtype == out.dtype and lanes_x == lanes_w == lanes_o == width):
-        raise ValueError(f"direct-blocked depthwise: blocks of {width} {x.dtype} groups expected in every array; "
-                         f"got {lanes_x}, {lanes_w}, {lanes_o} ({x.dtype}, {w.dtype}, {out.dtype})")
-    if (gb_w, (kh, kw)) != (gb, kernel) or (n_o, gb_o, mult_o) != (n, gb, mult):
-        raise ValueError(f"direct-blocked depthwise: shapes disagree: input {x.shape}, weights {w.shape}, "
-                         f"output {out.shape}")
-    _check_rows("direct-blocked depthwise", oh, ow, hp, wp, kernel, stride, dilation, pixels)
-    if not all(a.flags.c_contiguous for a in (x, w, out)):
-        raise ValueError("direct-blocked depthwise: input, weights and output must be C-contiguous")
-
-
-def depthwise_blocked(x: np.ndarray, w: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
-                      stride: tuple[int, int], dilation: tuple[int, int], pixels: int, vector_bytes: int) -> None:
-    """Depthwise (one input channel a group) direct convolution with the *groups* in the
-    vector lanes: input ``(N, GB, Hp, Wp, W)``, weights ``(GB, M, R, S, W)``, output
-    ``(N, GB, M, OH, OWp, W)`` (``M`` outputs a group). A tap is one elementwise
-    multiply-add of ``W`` groups at once (oneDNN's ``jit_uni_dw_conv`` shape), where the
-    dense kernel would pad each one-channel group to ``W`` lanes and use one of them."""
-    check_depthwise_blocked(x, w, out, kernel, stride, dilation, pixels, vector_bytes)
-    n, gb, hp, wp, _ = x.shape
-    mult, oh, ow = w.shape[1], out.shape[3], out.shape[4]
-    jobs = _compiled_depthwise(pixels, vector_bytes)
-    flops = 2.0 * out.size * kernel[0] * kernel[1]
-    parallel_for(jobs, n * gb * mult * oh, x, w, out, gb, mult, hp, wp, oh, ow, *kernel, *stride, *dilation,
-                 flops=flops, nbytes=x.nbytes + out.nbytes)  # memory-bound: its bytes count too

@@ -35,6 +35,7 @@ from numba import njit
 from ._intrinsics import (data_ptr, lanes, ptr_add, stack_pointers, stack_vectors, vcopy, vfma,
                           vzero)
 from . import _bounds
+from ._cache_guard import named_for
 from ._parallel import chunk_done, next_chunk, parallel_for
 from .aligned import aligned_empty
 from .configs import KernelConfig, active_config
@@ -49,6 +50,7 @@ def _build(mr_: int, nvec_: int, vbytes_: int) -> Callable:
     KU = 4
 
     @njit(nogil=True, fastmath=True, cache=True)
+    @named_for(MR, NVEC, VB)
     def conv_gemm_jobs(work, a, zero, offs, nimg, img_stride, groups, cg, kg, packed,
                        kblocks, nc_panels, out):  # pragma: no cover - compiled
         """Jobs from ``work`` of :meth:`GemmKernel.run`; a job is one MR-pixel tile

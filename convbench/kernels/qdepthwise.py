@@ -24,6 +24,7 @@ from numba import njit
 from ._intrinsics import data_ptr, ptr_add, stack_pointers, stack_vectors, vzero
 from ._qintrinsics import vmuladd_u8s8, vrequant
 from . import _bounds
+from ._cache_guard import named_for
 from ._parallel import chunk_done, next_chunk, parallel_for
 from .aligned import aligned_empty
 from .configs import QuantKernelConfig, active_quant_config
@@ -40,6 +41,7 @@ def _build(px_: int, nvec_: int, vbytes_: int) -> Callable:
     NACC = px_ * nvec_
 
     @njit(nogil=True, cache=True)  # no fastmath: the requantization is IEEE's
+    @named_for(PX, NVEC, VB)
     def qdepthwise_jobs(work, x, zero, offs, img_stride, channels, mult_k, w, corr, mult, y_zero,
                         out):  # pragma: no cover - compiled
         """Tiles from ``work`` of :func:`qdepthwise`: ``PX`` consecutive output pixels of one image."""

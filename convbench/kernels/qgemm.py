@@ -40,6 +40,7 @@ from numba import njit
 from ._intrinsics import data_ptr, ptr_add, stack_alloc, stack_pointers, stack_vectors, vzero
 from ._qintrinsics import DOT_MADDWD, load_u32, vdot4, vrequant
 from . import _bounds
+from ._cache_guard import named_for
 from ._parallel import chunk_done, next_chunk, parallel_for
 from .aligned import aligned_empty
 from .configs import QuantKernelConfig, active_quant_config
@@ -60,6 +61,7 @@ def _build(mr_: int, nvec_: int, vbytes_: int, dot_: int) -> Callable:
     QU = 1 if dot_ == DOT_MADDWD else 2
 
     @njit(nogil=True, cache=True)  # no fastmath: the requantization is IEEE's
+    @named_for(MR, NVEC, VB, DOT)
     def qgemm_jobs(work, a, zero, offs, nimg, img_stride, groups, cg, kg, packed, corr, mult, y_zero,
                    nc_panels, out, out32):  # pragma: no cover - compiled
         """Jobs from ``work`` of :meth:`QGemmKernel.run`: one MR-pixel tile of one

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
+from ._cache_guard import named_for
 from ._intrinsics import data_ptr, lanes, ptr_add, stack_vectors, vcopy, vfma, vzero
 from ._parallel import chunk_done, next_chunk, parallel_for
 from .configs import active_config
@@ -153,6 +154,7 @@ def _build(m_: int, dtype_: str, vbytes_: int) -> tuple[Callable, Callable]:
     AT = MATRICES[m_][2].astype(dtype_)
 
     @njit(nogil=True, fastmath=True, cache=True)
+    @named_for(M, dtype_, VB)
     def input_jobs(work, x, pad_top, pad_left, tiles_h, tiles_w, v):  # pragma: no cover
         """Tiles from ``work``: ``v[t, i*A + j, :] = (B^T d B)[i, j, :]``."""
         _, h, w, c = x.shape
@@ -190,6 +192,7 @@ def _build(m_: int, dtype_: str, vbytes_: int) -> tuple[Callable, Callable]:
             chunk_done(work, lo, hi)
 
     @njit(nogil=True, fastmath=True, cache=True)
+    @named_for(M, dtype_, VB)
     def output_jobs(work, mm, tiles_h, tiles_w, y):  # pragma: no cover
         """Tiles from ``work``: ``y[n, M-tile] = A^T M A``, cropped to ``y``."""
         _, oh, ow, k_all = y.shape

@@ -254,3 +254,25 @@ def test_blocked_and_nhwc_arrays_run_one_compiled_kernel_of_flat_arrays():
     pixels, blocks = tile_shape(2, cfg.db_pixels, cfg.db_blocks)
     jobs = kernels._compiled(pixels, blocks, cfg.vector_bytes, c // 2)
     assert jobs.signatures and all(sig[1].ndim == 1 and sig[3].ndim == 1 for sig in jobs.signatures)
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+@pytest.mark.parametrize("kernel, padding, stride, dilation, groups", [
+    (3, (1, 0, 2, 1), 2, 1, 1),  # asymmetric padding: taps of padding rows and columns skipped in every slice
+    (3, 2, 1, 2, 2),
+    (1, 0, 1, 1, 1),  # NHWC whole blocks: the output written in place, slice after slice
+])
+def test_input_blocks_in_slices_add_onto_the_output_and_match_the_reference(monkeypatch, layout, kernel, padding,
+                                                                          stride, dilation, groups):
+    """Weights past ``SLICE_BYTES`` a tile go in slices of input blocks, each added onto what the
+    earlier left: here one block a slice, so every tile of every band adds 3 slices (the last short)."""
+    from convbench.kernels import direct_blocked as kernels
+
+    width = block_channels(active_config().vector_bytes, "float32")
+    monkeypatch.setattr(kernels, "SLICE_BYTES", 1)  # one input block a slice
+    spec = convbench.ConvSpec(batch=2, in_channels=groups * (2 * width + 3), out_channels=groups * 2 * width,
+                              height=9, width=11, kernel=kernel, padding=padding, stride=stride, dilation=dilation,
+                              groups=groups, layout=layout)
+    x, w = spec.random_inputs(6)
+    call = convbench.get_algorithm("direct-blocked").prepare(spec, w)
+    assert convbench.relative_error(call(x), convbench.reference(spec, x, w)) < 1e-5

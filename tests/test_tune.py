@@ -53,7 +53,8 @@ def test_tune_times_candidates_and_caches_the_fastest(cache_home, monkeypatch):
     cands = {k: v[:2] for k, v in configs.CANDIDATES.items()}
     monkeypatch.setattr(tune, "CANDIDATES", cands)
     monkeypatch.setattr(tune, "WORKLOAD", [("3x3 6x6 8->8", 6, 8, 8, 9), ("1x1 5x5 16->40", 5, 16, 40, 1)])
-    monkeypatch.setattr(tune, "DB_WORKLOAD", [("direct-blocked 3x3 5x5 8->8", 5, 8)])
+    monkeypatch.setattr(tune, "DB_WORKLOAD", [("direct-blocked 3x3 5x5 8->8", 5, 8, 3),
+                                              ("direct-blocked 1x1 5x5 8->8", 5, 8, 1)])
     result = tune.tune(0.05)
     isa = configs.isa_for(configs.compile_target()[1], __import__("platform").machine())
     names = {c.name for c in cands[isa]}
@@ -83,7 +84,7 @@ def test_tune_times_direct_blocked_tiles_and_the_algorithm_uses_the_choice(cache
         pytest.skip(f"the {isa} table has no direct-blocked tile candidates")
     monkeypatch.setattr(tune, "CANDIDATES", {isa: [default, *tiles]})
     monkeypatch.setattr(tune, "WORKLOAD", [("3x3 6x6 8->8", 6, 8, 8, 9)])
-    monkeypatch.setattr(tune, "DB_WORKLOAD", [("direct-blocked 3x3 9x9 20->20", 9, 20)])
+    monkeypatch.setattr(tune, "DB_WORKLOAD", [("direct-blocked 3x3 9x9 20->20", 9, 20, 3)])
     result = tune.tune(0.05, quant=False)
     assert set(result.relative) == {default.name, *(c.name for c in tiles)}
     assert all("direct-blocked 3x3 9x9 20->20" in per for per in result.times.values())

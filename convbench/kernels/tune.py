@@ -102,27 +102,30 @@ def _callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callabl
     return calls
 
 
-#: direct-blocked's shapes for its register tile (``db_pixels`` x ``db_blocks``): (name, size, C = K).
-DB_WORKLOAD = [("direct-blocked 3x3 28x28 128->128", 28, 128), ("direct-blocked 3x3 14x14 256->256", 14, 256)]
+#: direct-blocked's shapes for its register tile (``db_pixels`` x ``db_blocks``): (name, size, C = K,
+#: kernel). A 1x1 layer too: its reduction has no taps, and on the Zen 3 VM the tile that ran the
+#: 3x3 layers fastest ran MobileNet's 1x1 layers 20-30% slower than another.
+DB_WORKLOAD = [("direct-blocked 3x3 28x28 128->128", 28, 128, 3), ("direct-blocked 3x3 14x14 256->256", 14, 256, 3),
+               ("direct-blocked 1x1 28x28 256->256", 28, 256, 1)]
 
 
 def _direct_blocked_callables(cfg: KernelConfig, rng: np.random.Generator) -> dict[str, Callable[[], None]]:
-    """direct-blocked's kernel on blocked arrays, with ``cfg``'s tile (3x3, stride 1, pad 1),
-    as the algorithm runs it: rows of tiles of ``cfg``'s pixels and shorter ones, padding taps
-    skipped."""
+    """direct-blocked's kernel on blocked arrays, with ``cfg``'s tile (stride 1, the 3x3 layers
+    padded by 1), as the algorithm runs it: rows of tiles of ``cfg``'s pixels and shorter ones,
+    padding taps skipped."""
     from .direct_blocked import block_channels, direct_blocked, tile_shape
 
     calls: dict[str, Callable[[], None]] = {}
     wdt = block_channels(cfg.vector_bytes, np.float32)
-    for name, hw, c in DB_WORKLOAD:
-        blocks = -(-c // wdt)
+    for name, hw, c, r in DB_WORKLOAD:
+        blocks, pad = -(-c // wdt), r // 2
         pixels, bt = tile_shape(blocks, cfg.db_pixels, cfg.db_blocks)
-        x = rng.uniform(-1, 1, (1, 1, blocks, hw + 2, hw + 2, wdt)).astype(np.float32)
-        w = rng.uniform(-1, 1, (1, blocks // bt, blocks, 3, 3, wdt, bt * wdt)).astype(np.float32)
+        x = rng.uniform(-1, 1, (1, 1, blocks, hw + 2 * pad, hw + 2 * pad, wdt)).astype(np.float32)
+        w = rng.uniform(-1, 1, (1, blocks // bt, blocks, r, r, wdt, bt * wdt)).astype(np.float32)
         out = np.empty((1, 1, blocks, hw, hw, wdt), np.float32)
 
-        def call(x=x, w=w, out=out, pixels=pixels, image=(1, hw + 1)) -> None:
-            direct_blocked(x, w, out, (3, 3), (1, 1), (1, 1), pixels, cfg.vector_bytes, rows=image, cols=image)
+        def call(x=x, w=w, out=out, pixels=pixels, r=r, image=(pad, hw + pad)) -> None:
+            direct_blocked(x, w, out, (r, r), (1, 1), (1, 1), pixels, cfg.vector_bytes, rows=image, cols=image)
 
         calls[name] = call
     return calls

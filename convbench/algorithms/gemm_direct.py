@@ -10,6 +10,10 @@ window is contiguous. The GEMM runs over full plane rows (``Wq`` wide) and
 the ``Wq - OW`` extra columns are cropped at the end. That copy is about
 the size of the input, against ``R*S`` times the input for im2col.
 
+A depthwise layer's taps are no GEMMs but one product per channel: they run
+as one compiled pass over every tap's window
+(:mod:`convbench.kernels.window_depthwise`, whose docstring says why not numpy).
+
 Phases: ``pack`` (the phase-split padded copy; absent for a 1x1 layer) ->
 ``gemm`` (the R*S accumulated GEMMs and the crop of the ``Wq - OW`` extra
 columns, which is where the accumulator meets the output).
@@ -53,6 +57,7 @@ import numpy as np
 from ..kernels import split_gemm
 from ..kernels.grain import active_grain
 from ..kernels._parallel import parallel_numpy
+from ..kernels.window_depthwise import window_depthwise
 from ..layouts import adapt
 from .. import implementation as impl
 from ..phases import phased
@@ -103,7 +108,7 @@ class GemmDirect(Algorithm):
 
     def implementation(self, spec: ConvSpec) -> str:
         if spec.channels_per_group == 1 and spec.groups > 1:
-            return "numpy:elementwise"  # depthwise: products per channel, no GEMM
+            return "numba:elementwise"  # depthwise: products per channel, no GEMM
         return impl.blas()
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
@@ -137,6 +142,9 @@ class GemmDirect(Algorithm):
             for r in range(r_taps)
             for s in range(s_taps)
         ]
+        # depthwise: the taps (plane a, plane b, window offset) and their weights (T, G * Kg) for one compiled pass
+        tap_rows = np.array([(a, b, off) for a, b, off, _, _ in taps], np.int64).reshape(-1, 3)
+        wt_taps = np.ascontiguousarray(wt.reshape(r_taps * s_taps, g * kg)) if depthwise else wt
 
         def pack(x: Array) -> Array:
             # planes[a, b, n, u, v, :] = padded x[n, u*sh + a, v*sw + b, :]
@@ -179,12 +187,13 @@ class GemmDirect(Algorithm):
                 # plane rows [lo, hi): every tap's GEMM on them, then their crop into y
                 r0, r1 = lo * wq, hi * wq
                 acc = np.zeros((r1 - r0, g, kg), dtype)
+                if depthwise:  # every tap in one compiled pass: no GEMM, one product a channel
+                    window_depthwise(flat, tap_rows, wt_taps, r0, r1, acc.reshape(r1 - r0, k))
+                    crop(acc.reshape(hi - lo, wq, k), lo, hi, y)
+                    return
                 prod = np.empty((r1 - r0, kg), dtype)
                 for a, b, offset, r, s in taps:
                     window = flat[a, b, offset + r0 : offset + r1]
-                    if depthwise:
-                        acc += window[:, :, None] * wt[r, s, :, 0, :]
-                        continue
                     for gi in range(g):
                         np.matmul(window[:, gi * cg : (gi + 1) * cg], wt[r, s, gi], out=prod)
                         acc[:, gi] += prod

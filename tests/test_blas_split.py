@@ -186,3 +186,42 @@ def test_tune_split_times_both_ways_and_caches_a_choice(tmp_path, monkeypatch):
         assert split_gemm.active_split() == (entry["mode"], "tuned")
     finally:
         split_gemm.reset_split()
+
+
+@TWO
+@pytest.mark.parametrize("least, blas_calls", [(None, 4), (5e4, 4), (5e5, 0)])
+def test_blas_threads_take_no_product_below_their_tuned_crossover(least, blas_calls, split, monkeypatch):
+    """Products of 50 x 40 x 30 (120 kflop) under a grain of 20 kflop: to BLAS's two threads
+    unless the tuned crossover of BLAS's own threads lies above them (then the pool's blocks)."""
+    split("blas")
+    monkeypatch.setattr(grain, "_active", grain.Grain(2e4, 1e9, "test"))
+    monkeypatch.setattr(split_gemm, "_least", least)
+    calls = _recording(monkeypatch)
+    a, b = np.ones((2, 50, 40)), np.ones((4, 40, 30))
+    out = np.empty((4, 50, 30))
+    with limit_threads(2):
+        split_gemm.matmul(a, b, out)
+    assert sum(n == 2 for _, n in calls) == blas_calls
+    np.testing.assert_array_equal(out, np.full((4, 50, 30), 40.0))
+
+
+@pytest.mark.parametrize("least, mode", [(3e7, "blas"), (None, "blocks")])
+def test_blas_threads_stay_chosen_only_where_they_beat_one_thread_somewhere(least, mode, monkeypatch):
+    monkeypatch.setattr(split_tune, "_ratios", lambda budget_s: [0.6, 0.7])  # faster than the blocks
+    monkeypatch.setattr(split_tune, "one_core_busy", __import__("contextlib").nullcontext)
+    monkeypatch.setattr(split_tune, "blas_crossover", lambda budget_s: least)
+    monkeypatch.setattr(__import__("numba").config, "NUMBA_NUM_THREADS", 2)
+    entry = split_tune.measure(0.1)
+    assert entry["mode"] == mode and entry["blas_flops"] == least
+
+
+def test_the_tuned_crossover_is_read_with_the_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(split_gemm.ENV_VAR, raising=False)
+    monkeypatch.setattr(split_tune, "measure", lambda budget_s: {"mode": "blas", "blas_flops": 3e7})
+    split_gemm.reset_split()
+    try:
+        split_tune.tune_split(0.1)
+        assert split_gemm.active_split() == ("blas", "tuned") and split_gemm._least == 3e7
+    finally:
+        split_gemm.reset_split()

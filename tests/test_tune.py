@@ -143,3 +143,23 @@ def test_the_crossover_is_interpolated_in_log_work_between_a_loss_and_the_first_
 
     assert _interpolated((8.0, 1.0), (16.0, 1.3), 1.15) == pytest.approx(8 * 2 ** 0.5)
     assert _interpolated(None, (16.0, 1.3), 1.15) == 16.0  # the first size won: no lower bound
+
+
+def test_cli_tune_measures_in_a_process_with_the_workers_blas_settings(monkeypatch):
+    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when it loads: without the sweep workers' value
+    `convbench tune` runs itself again in a process that has it, and passes on its exit code."""
+    from typer.testing import CliRunner
+
+    from convbench.cli import app
+    from convbench.cli import kernels as cli_kernels
+    from convbench.machine.malloc_policy import BLAS_ENV
+
+    runs = []
+    monkeypatch.setattr(cli_kernels.subprocess, "run",
+                        lambda argv, env: runs.append((argv, env)) or __import__("types").SimpleNamespace(returncode=3))
+    for key in BLAS_ENV:
+        monkeypatch.delenv(key, raising=False)
+    res = CliRunner().invoke(app, ["tune", "--seconds", "5"])
+    assert res.exit_code == 3 and len(runs) == 1
+    argv, env = runs[0]
+    assert argv[-3:] == ["tune", "--seconds", "5.0"] and all(env[k] == v for k, v in BLAS_ENV.items())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import typer
 
+from ..machine.malloc_policy import BLAS_ENV
 from .app import app, console, err_console
 from .render import Grid, print_table
 
@@ -22,6 +26,14 @@ def tune(
         gone = tuning.clear()
         console.print(f"{'forgot the' if gone else 'no'} tuned choice for {tuning.cpu_key()}", highlight=False)
         return
+    missing = {k: v for k, v in BLAS_ENV.items() if k not in os.environ}
+    if missing:
+        # measure as a sweep's workers run (OpenBLAS reads this when it loads): its threads
+        # otherwise spin between calls, and BLAS's two threads beat its one on products of
+        # 14 MFLOP here where the workers' sleeping threads lost up to 116 MFLOP (Zen 3 VM)
+        proc = subprocess.run([sys.executable, "-c", "from convbench.cli import app; app()", "tune",
+                               "--seconds", str(seconds)], env={**os.environ, **missing})
+        raise typer.Exit(proc.returncode)
     with err_console.status("tuning ...") as status:
         result = tuning.tune(seconds, progress=lambda msg: status.update(msg))
     print_table(tune_table(result))
@@ -34,9 +46,12 @@ def tune(
                       f"calls {g.get('python', 1.0):.2g}x that", highlight=False)
     if getattr(result, "split", None):  # issue 31: one BLAS product on two threads
         sp = result.split
+        least = sp.get("blas_flops")
+        floor = (f"; BLAS's threads from {least:.3g} flops a product" if least is not None
+                 else "; BLAS's two threads never beat its one" if "blas_flops" in sp else "")
         console.print(f"one BLAS product on two threads: {sp['mode']} (BLAS's threads / the pool's blocks: "
-                      f"{sp['blas_over_blocks_quiet']:.2f} quiet, {sp['blas_over_blocks_busy']:.2f} with a core busy)",
-                      highlight=False)
+                      f"{sp['blas_over_blocks_quiet']:.2f} quiet, {sp['blas_over_blocks_busy']:.2f} with a core busy"
+                      f"{floor})", highlight=False)
     console.print(f"chose {result.chosen} in {result.seconds:.0f} s; cached in {result.cache_file}", highlight=False)
 
 

@@ -53,30 +53,34 @@ MODES = ("blocks", "blas")
 DEFAULT = "blocks"
 
 _active: tuple[str, str] | None = None  # (mode, where it came from)
+_least: float | None = None  # the least product BLAS's threads take (tuned), None: from two grains
 
 
 def active_split() -> tuple[str, str]:
     """How BLAS products use more than one thread here, and why: ``(mode, source)``,
     ``source`` one of ``env CONVBENCH_BLAS_SPLIT``, ``tuned``, ``default`` (resolved once)."""
-    global _active
+    global _active, _least
     if _active is None:
+        from .configs import tuned_entry
+
+        entry = tuned_entry(KEY_SUFFIX) or {}
+        least = entry.get("blas_flops")
+        _least = float(least) if isinstance(least, (int, float)) else None
         forced = os.environ.get(ENV_VAR, "").strip()
         if forced:
             if forced not in MODES:
                 raise ValueError(f"{ENV_VAR} must be one of {', '.join(MODES)}, got {forced!r}")
             _active = (forced, f"env {ENV_VAR}")
         else:
-            from .configs import tuned_entry
-
-            mode = (tuned_entry(KEY_SUFFIX) or {}).get("mode")
+            mode = entry.get("mode")
             _active = (mode, "tuned") if mode in MODES else (DEFAULT, "default")
     return _active
 
 
 def reset_split() -> None:
     """Forget the resolved choice (after ``tune`` or in tests)."""
-    global _active
-    _active = None
+    global _active, _least
+    _active = _least = None
 
 
 #: The fewest rows (or columns) a block of one matrix holds: BLAS packs its
@@ -99,8 +103,12 @@ def blas_share(flops_each: float) -> int:
     (:func:`.grain.threads_for`) where this machine's split is ``blas``, else 1 (the
     pool's blocks). A product below two grains stays on the pool, whose blocks beat
     BLAS's threads there (16 x 196x64x64 at two threads, Zen 1 VM: 1.48x against
-    1.28x; 16 x 49x256x256: 1.19x against 1.64x)."""
-    return threads_for(flops=flops_each) if active_split()[0] == "blas" else 1
+    1.28x; 16 x 49x256x256: 1.19x against 1.64x); so does one below the least product
+    on which ``convbench tune`` found BLAS's two threads beating its one
+    (:func:`.split_tune.blas_crossover`: 0.52x at 5 MFLOP on the Zen 3 VM)."""
+    if active_split()[0] != "blas" or (_least is not None and flops_each < _least):
+        return 1
+    return threads_for(flops=flops_each)
 
 
 @contextlib.contextmanager

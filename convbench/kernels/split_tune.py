@@ -1,6 +1,8 @@
 """``convbench tune``'s choice of how one BLAS product uses two threads
 (:mod:`convbench.kernels.split_gemm`): the pool's blocks or BLAS's own threads,
-timed on im2col-sized products, quiet and with one core busy.
+timed on im2col-sized products, quiet and with one core busy; and, where BLAS's
+threads win, the least product they take (their own crossover, below which a
+product stays on the pool).
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from .split_gemm import KEY_SUFFIX, MODES
 SHAPES = [(196, 2304, 256), (3136, 576, 64)]
 #: BLAS's threads must beat the blocks by this much on a quiet machine to be chosen.
 MARGIN = 0.95
+#: Products of 3x3 128->128 layers of 7x7 to 56x56 output pixels (M, 1152, 128; 14-462 MFLOP):
+#: where two of BLAS's own threads first beat one by :data:`CROSSOVER_MARGIN`. They sleep between
+#: calls, and waking them is in every call: on the Zen 3 VM, 2 threads against 1 ran 0.52x at
+#: 5 MFLOP, 0.85x at 40, 0.94x at 116 and 1.91x at 231 (im2col's products); the numba pool's
+#: grain was 2 MFLOP a thread, so BLAS's threads had taken products from 4 MFLOP up.
+CROSSOVER_ROWS = [49 << i for i in range(6)]
+CROSSOVER_MARGIN = 1.15
 
 
 def _spin(stop: Any) -> None:  # pragma: no cover - runs in a child process
@@ -78,21 +87,51 @@ def choose(quiet: list[float], busy: list[float]) -> dict[str, Any]:
             "blas_over_blocks_quiet": q, "blas_over_blocks_busy": b}
 
 
+def blas_crossover(budget_s: float) -> float | None:
+    """The least product (flops) on which two of BLAS's own threads beat one by
+    :data:`CROSSOVER_MARGIN`, over :data:`CROSSOVER_ROWS`; ``None`` where none does."""
+    from ._parallel import park
+    from .grain_tune import _crossover
+
+    rng = np.random.default_rng(0)
+
+    def case(m: int) -> tuple[Any, float]:
+        a = rng.uniform(-1, 1, (m, 1152)).astype(np.float32)
+        b = rng.uniform(-1, 1, (1152, 128)).astype(np.float32)
+        out = np.empty((m, 128), np.float32)
+
+        def call() -> None:  # as split_gemm's on_blas_threads: the pool parked, BLAS at the count
+            park()
+            np.matmul(a, b, out=out)
+
+        return call, 2.0 * m * 1152 * 128
+
+    return _crossover(case, CROSSOVER_ROWS, CROSSOVER_MARGIN, budget_s)
+
+
 def measure(budget_s: float = 6.0) -> dict[str, Any] | None:
     """Time both ways on :data:`SHAPES` at two threads, quiet and then with
-    :func:`one_core_busy`, half the budget each, and :func:`choose`. ``None`` when
+    :func:`one_core_busy`, a third of the budget each, and :func:`choose`; where that is
+    ``blas``, BLAS's own crossover (:func:`blas_crossover`) in the last third: ``blas``
+    stays only where there is one, and smaller products go to the pool. ``None`` when
     this process has fewer than two threads: the caller keeps what it had."""
     import numba
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         return None
     try:
-        quiet = _ratios(budget_s / 2)
+        quiet = _ratios(budget_s / 3)
         with one_core_busy():
-            busy = _ratios(budget_s / 2)
+            busy = _ratios(budget_s / 3)
     finally:
         split_gemm.reset_split()
-    return {**choose(quiet, busy), "shapes": [list(s) for s in SHAPES]}
+    entry = {**choose(quiet, busy), "shapes": [list(s) for s in SHAPES]}
+    if entry["mode"] == "blas":
+        least = blas_crossover(budget_s / 3)
+        entry["blas_flops"] = least
+        if least is None:  # BLAS's two threads never beat its one on these products: the blocks
+            entry["mode"] = "blocks"
+    return entry
 
 
 def tune_split(budget_s: float = 6.0, save: bool = True) -> dict[str, Any] | None:

@@ -57,7 +57,7 @@ import numpy as np
 from ..kernels import split_gemm
 from ..kernels.grain import active_grain
 from ..kernels._parallel import parallel_numpy
-from ..kernels.window_depthwise import window_depthwise
+from ..kernels.window_depthwise import plan_window_depthwise
 from ..layouts import adapt
 from .. import implementation as impl
 from ..phases import phased
@@ -142,9 +142,10 @@ class GemmDirect(Algorithm):
             for r in range(r_taps)
             for s in range(s_taps)
         ]
-        # depthwise: the taps (plane a, plane b, window offset) and their weights (T, G * Kg) for one compiled pass
-        tap_rows = np.array([(a, b, off) for a, b, off, _, _ in taps], np.int64).reshape(-1, 3)
-        wt_taps = np.ascontiguousarray(wt.reshape(r_taps * s_taps, g * kg)) if depthwise else wt
+        if depthwise:  # the taps (plane a, plane b, window offset) and their weights (T, G * Kg), one compiled pass
+            window_taps = plan_window_depthwise(
+                (sh, sw, n * per_image, c), np.array([t[:3] for t in taps], np.int64),
+                np.ascontiguousarray(wt.reshape(r_taps * s_taps, g * kg)))
 
         def pack(x: Array) -> Array:
             # planes[a, b, n, u, v, :] = padded x[n, u*sh + a, v*sw + b, :]
@@ -188,7 +189,7 @@ class GemmDirect(Algorithm):
                 r0, r1 = lo * wq, hi * wq
                 acc = np.zeros((r1 - r0, g, kg), dtype)
                 if depthwise:  # every tap in one compiled pass: no GEMM, one product a channel
-                    window_depthwise(flat, tap_rows, wt_taps, r0, r1, acc.reshape(r1 - r0, k))
+                    window_taps(flat, r0, r1, acc.reshape(r1 - r0, k))
                     crop(acc.reshape(hi - lo, wq, k), lo, hi, y)
                     return
                 prod = np.empty((r1 - r0, kg), dtype)

@@ -13,6 +13,8 @@ accumulator and writes the accumulator: 62-80 us, at every allocation.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from numba import njit
 
@@ -37,24 +39,35 @@ def _window_taps(planes, taps, w, r0, r1, acc):  # pragma: no cover - compiled
                         dst[c * mult + m] += x * wt[c * mult + m]
 
 
-def window_depthwise(planes: np.ndarray, taps: np.ndarray, w: np.ndarray, r0: int, r1: int,
-                     acc: np.ndarray) -> None:
-    """Add every tap's product over rows ``[r0, r1)`` of the windows into ``acc``.
+def plan_window_depthwise(planes_shape: tuple[int, int, int, int], taps: np.ndarray, w: np.ndarray
+                          ) -> Callable[[np.ndarray, int, int, np.ndarray], None]:
+    """``run(planes, r0, r1, acc)``: add every tap's product over rows ``[r0, r1)`` of the
+    windows into ``acc``.
 
-    ``planes`` ``(SH, SW, rows, G)``: the phase planes, one channel a group; ``taps`` int64
-    ``(T, 3)``: a tap's plane ``(a, b)`` and the offset of its window's first row; ``w``
-    ``(T, G * M)``: a tap's weights, output ``c * M + m`` of channel ``c``; ``acc``
-    ``(r1 - r0, G * M)``. Every index the kernel forms is checked here first (numba does not)."""
-    n_t = taps.shape[0]
-    sh, sw, rows, groups = planes.shape
-    if not (planes.dtype == w.dtype == acc.dtype and taps.dtype == np.int64 and taps.shape == (n_t, 3)
-            and w.shape[0] == n_t and w.shape[1] % groups == 0 and acc.shape == (r1 - r0, w.shape[1])
-            and all(a.flags.c_contiguous for a in (planes, taps, w, acc))):
-        raise ValueError(f"window_depthwise: planes {planes.shape} {planes.dtype}, taps {taps.shape}, weights "
-                         f"{w.shape} {w.dtype} and accumulator {acc.shape} {acc.dtype} do not fit")
-    if n_t and not (0 <= r0 <= r1 and (taps[:, 0] >= 0).all() and (taps[:, 0] < sh).all()
-                    and (taps[:, 1] >= 0).all() and (taps[:, 1] < sw).all() and (taps[:, 2] >= 0).all()
-                    and int(taps[:, 2].max()) + r1 <= rows):
-        raise ValueError(f"window_depthwise: rows [{r0}, {r1}) of the taps' windows reach past {sh}x{sw} "
-                         f"planes of {rows} rows")
-    _window_taps(planes, taps, w, r0, r1, acc)
+    ``planes`` ``(SH, SW, rows, G)`` (``planes_shape``): the phase planes, one channel a group;
+    ``taps`` int64 ``(T, 3)``: a tap's plane ``(a, b)`` and the offset of its window's first
+    row; ``w`` ``(T, G * M)``: a tap's weights, output ``c * M + m`` of channel ``c``; ``acc``
+    ``(r1 - r0, G * M)``, of ``w``'s dtype. The taps are checked against the planes here, once;
+    ``run`` checks its arrays and rows: every index the kernel forms (numba checks none)."""
+    sh, sw, rows, groups = planes_shape
+    n_t = len(taps)
+    if not (taps.dtype == np.int64 and taps.shape == (n_t, 3) and w.shape[0] == n_t and w.shape[1] % groups == 0
+            and taps.flags.c_contiguous and w.flags.c_contiguous):
+        raise ValueError(f"window_depthwise: taps {taps.shape} {taps.dtype} and weights {w.shape} do not fit "
+                         f"{groups} channels")
+    if n_t and not ((taps[:, 0] >= 0).all() and (taps[:, 0] < sh).all() and (taps[:, 1] >= 0).all()
+                    and (taps[:, 1] < sw).all() and (taps[:, 2] >= 0).all()):
+        raise ValueError(f"window_depthwise: a tap's plane or offset is not one of {sh}x{sw} planes")
+    last = int(taps[:, 2].max()) if n_t else 0  # the farthest window's first row
+
+    def run(planes: np.ndarray, r0: int, r1: int, acc: np.ndarray) -> None:
+        if not (planes.shape == tuple(planes_shape) and planes.dtype == w.dtype == acc.dtype
+                and acc.shape == (r1 - r0, w.shape[1]) and planes.flags.c_contiguous and acc.flags.c_contiguous):
+            raise ValueError(f"window_depthwise: planes {planes.shape} {planes.dtype} and accumulator {acc.shape} "
+                             f"{acc.dtype} do not fit planes {tuple(planes_shape)} and weights {w.shape} {w.dtype}")
+        if not 0 <= r0 <= r1 or last + r1 > rows:
+            raise ValueError(f"window_depthwise: rows [{r0}, {r1}) of the taps' windows reach past planes of "
+                             f"{rows} rows")
+        _window_taps(planes, taps, w, r0, r1, acc)
+
+    return run

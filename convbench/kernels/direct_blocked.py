@@ -154,6 +154,8 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
                 g = rest % groups
                 n = rest // groups
                 o_img = ptr_add(op0, n * on + (g * kt_n + kt) * KT * ob)
+                oh0 = band * UR
+                rows = min(UR, oh_n - oh0)
                 # the input blocks in slices whose weights stay in cache across the band's tiles
                 for c0 in range(0, cb_n, cb_step):
                     w0 = ptr_add(wp0, ((g * kt_n + kt) * cb_n + c0) * kh * kw * tap)
@@ -162,8 +164,6 @@ def _build(UR: int, KT: int, VB: int, CW: int) -> Callable:  # noqa: N803 - the 
                     ncb = min(cb_step, cb_n - c0)
                     along = (ncb, kh, kw, dh, dw, xb, xh, xp, ob, sw * xp, op, cw, add)  # a tile's pixels along a row
                     down = (ncb, kh, kw, dh, dw, xb, xh, xp, ob, sh * xh, oh_s, cw, add)  # down a column
-                    oh0 = band * UR
-                    rows = min(UR, oh_n - oh0)
                     for oh in range(oh0, oh0 + rows):
                         o_row, x_row = ptr_add(o_img, oh * oh_s), ptr_add(x_img, oh * sh * xh)
                         r_lo, r_hi = _inside(oh, oh, sh, dh, kh, y0, y1)  # the others read zeros (padding)

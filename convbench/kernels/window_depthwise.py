@@ -49,6 +49,7 @@ def plan_window_depthwise(planes_shape: tuple[int, int, int, int], taps: np.ndar
     row; ``w`` ``(T, G * M)``: a tap's weights, output ``c * M + m`` of channel ``c``; ``acc``
     ``(r1 - r0, G * M)``, of ``w``'s dtype. The taps are checked against the planes here, once;
     ``run`` checks its arrays and rows: every index the kernel forms (numba checks none)."""
+    planes_shape = tuple(planes_shape)
     sh, sw, rows, groups = planes_shape
     n_t = len(taps)
     if not (taps.dtype == np.int64 and taps.shape == (n_t, 3) and w.shape[0] == n_t and w.shape[1] % groups == 0
@@ -61,10 +62,10 @@ def plan_window_depthwise(planes_shape: tuple[int, int, int, int], taps: np.ndar
     last = int(taps[:, 2].max()) if n_t else 0  # the farthest window's first row
 
     def run(planes: np.ndarray, r0: int, r1: int, acc: np.ndarray) -> None:
-        if not (planes.shape == tuple(planes_shape) and planes.dtype == w.dtype == acc.dtype
+        if not (planes.shape == planes_shape and planes.dtype == w.dtype == acc.dtype
                 and acc.shape == (r1 - r0, w.shape[1]) and planes.flags.c_contiguous and acc.flags.c_contiguous):
             raise ValueError(f"window_depthwise: planes {planes.shape} {planes.dtype} and accumulator {acc.shape} "
-                             f"{acc.dtype} do not fit planes {tuple(planes_shape)} and weights {w.shape} {w.dtype}")
+                             f"{acc.dtype} do not fit planes {planes_shape} and weights {w.shape} {w.dtype}")
         if not 0 <= r0 <= r1 or last + r1 > rows:
             raise ValueError(f"window_depthwise: rows [{r0}, {r1}) of the taps' windows reach past planes of "
                              f"{rows} rows")

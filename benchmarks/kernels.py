@@ -10,7 +10,7 @@ Every check compares two callables on the same input, interleaved call by call (
 from order statistics of those ratios. The ``verdict`` column judges the floor on that interval
 (``outputs.judge``): ``pass`` only when the whole CI clears it, ``fail`` when the whole CI misses
 it, ``undecided`` when the CI straddles it; ``not judged`` where the floor's precondition does
-not hold (2-thread checks where the machine's own sgemm did not scale 1.8x in the same rounds)
+not hold (2-thread checks with fewer than five rounds in which the machine's own sgemm scaled 1.8x)
 and ``not measured`` where a check could not run (a missing package, one numba thread,
 ``--no-jit``), each with its reason and counted apart.
 
@@ -27,7 +27,9 @@ The floors (one thread, float32, NHWC, batch 1 unless said):
    ``configs/paper.yaml``;
 3. 2 threads >= 1.6x 1 thread for every built-in on layers >= 50 MFLOP, and
    >= 0.95x on every layer of ``configs/paper.yaml`` and ``configs/mobilenet.yaml``,
-   where the machine's sgemm scales >= 1.8x (:func:`scaling_rows`; a memory read's beside it);
+   counting the rounds in which the machine's sgemm, timed right after, scaled >= 1.8x
+   (``kernels_scaling.py``; a memory read's scaling beside it, and each phase's own speedup
+   on the large layers: where a call loses its second core);
 4. winograd-f4 >= 1.5x im2col (BLAS) on 3x3 stride-1 layers with C, K >= 64;
 5. best convbench >= 1.0x torch conv2d (geometric mean per network: the
    dense MobileNet v1 layers, the ResNet-50 3x3 layers);
@@ -71,20 +73,19 @@ from numba import njit
 from threadpoolctl import threadpool_info
 
 import convbench
-from convbench import get_algorithm
 from convbench.kernels.configs import TABLE, active_config, active_config_info, cpu_model
 from convbench.kernels.depthwise import im2col_depthwise, pack_depthwise
 from convbench.bestof import network_best_vs_best
 from convbench.kernels.gemm import PackedGemm
-from convbench.kernels.memory_read import stream_read
 from convbench.machine.malloc_policy import BLAS_ENV
 from convbench.machine.measuring import prepare_measuring_process
 from convbench.machine.threads import limit_threads, thread_report
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import (MOBILENET_DENSE, conv_call, interleaved, layer,  # noqa: E402
+from bench_common import (MOBILENET_DENSE, conv_call, interleaved,  # noqa: E402
                           median_ci, mobilenet_dense, paper_layers, resnet_3x3)
 from outputs import Check, exit_code, summary_lines, write_output  # noqa: E402
+from kernels_scaling import scaling_rows, shipped_layers  # noqa: E402
 from peer_checks import best_against, not_measured, ours_and_peers  # noqa: E402
 
 
@@ -145,84 +146,6 @@ def jit_rows(tune_seconds: float | None) -> list[Check]:
                              120.0, "ceiling"))
             print(f"  {'tune':28s} {wall:5.1f} s", file=sys.stderr, flush=True)
     return out
-
-
-def _shipped_layers() -> list[tuple[str, convbench.ConvSpec]]:
-    """Every layer of configs/paper.yaml and configs/mobilenet.yaml (grids included), float32 NHWC."""
-    from convbench.config import load_config
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    return [(f"{name}/{lay.name}", lay.spec("nhwc", "float32")) for name in ("paper", "mobilenet")
-            for lay in load_config(os.path.join(here, "..", "configs", f"{name}.yaml")).layers]
-
-
-def _warm_ratio(calls: dict[int, Callable[[], object]]) -> float:
-    """time(1 thread) / time(2 threads) of one round, each timed call right after an untimed one at the
-    same count: the pools awake, as a sweep's samples find them (switching the count, 0.6 ms, before a
-    timed call sends the helpers to sleep; docs/threads.md states that wake-up apart)."""
-    took = []
-    for t in (1, 2):
-        with limit_threads(t):
-            calls[t]()
-            t0 = time.perf_counter()
-            calls[t]()
-            took.append(time.perf_counter() - t0)
-    return took[0] / took[1]
-
-
-def _two_vs_one_warm(make: Callable[[], Callable[[], object]], min_rounds: int, min_time: float,
-                     probe: Callable[[], object] | None = None) -> tuple[float, ...]:
-    """Median (and CI) of :func:`_warm_ratio`, round by round; with ``probe``, each round times it
-    too, right after, and its median ratio comes fourth (the machine's scaling in the same rounds)."""
-    calls = {}
-    for t in (1, 2):
-        with limit_threads(t):
-            calls[t] = make()
-    ratios: list[float] = []
-    probes: list[float] = []
-    start = time.perf_counter()
-    while len(ratios) < 50 * min_rounds and (len(ratios) < min_rounds
-                                              or time.perf_counter() - start < min_time):
-        ratios.append(_warm_ratio(calls))
-        if probe is not None:
-            probes.append(_warm_ratio({1: probe, 2: probe}))
-    return (*median_ci(ratios), *([float(np.median(probes))] if probe is not None else []))
-
-
-def scaling_rows(rows: list[Check], min_rounds: int, min_time: float) -> None:
-    """Floor 3 (issue 31): every built-in >= 1.6x on three layers >= 50 MFLOP and >= 0.95x on every
-    shipped layer, peers beside them for the record; a check is judged only where the machine's
-    sgemm, timed in the same rounds, scaled >= 1.8x: below that the two vCPUs were not both this
-    process's then (a VM's other tenants come and go within minutes, faster than a run)."""
-    from convbench.algorithm import unsupported_reason
-
-    rng = np.random.default_rng(0)
-    a = rng.uniform(-1, 1, (1024, 1024)).astype(np.float32)
-    sgemm = lambda: a @ a  # noqa: E731
-    records = (("3 machine: sgemm 2 threads / 1 (>= 1.8 to judge floor 3)", "1024^3", sgemm, "numpy"),
-               ("3 machine: memory read 2 threads / 1, for the record", "256 MiB", stream_read(), "numba"))
-    for check, name, call, lib in records:  # the read: the ceiling of a step that streams memory
-        r = _two_vs_one_warm(lambda: call, min_rounds, min_time)
-        rows.append(Check(check, name, *r, math.nan, "record", lib))
-        print(f"  {check[:34]:34s} {name:24s} {r[0]:5.2f}", file=sys.stderr, flush=True)
-    ours, peers = ours_and_peers()
-    big = [(s.describe(), s) for s in (layer(64, 64, 56, 3), layer(256, 256, 14, 3), layer(512, 512, 14, 1))]
-    for group, layers, bound in (("3 2 threads / 1 thread, >= 50 MFLOP", big, 1.6),
-                                 ("3 2 threads / 1 thread, paper + mobilenet", _shipped_layers(), 0.95)):
-        for name, spec in layers:
-            x, w = spec.random_inputs(5)
-            for algo in sorted([*ours, "naive"]) + sorted(peers):
-                if unsupported_reason(get_algorithm(algo), spec) is not None:
-                    continue  # a layer or dtype it does not run (an 8-bit-only peer, Winograd on 1x1)
-                med, lo, hi, machine = _two_vs_one_warm(lambda: conv_call(algo, spec, x, w), min_rounds,
-                                                        min_time, probe=sgemm)
-                peer, scales = algo in peers, machine >= 1.8
-                why = f"the machine's sgemm scaled {machine:.2f}x (< 1.8) in the same rounds"
-                rows.append(Check(group + (", peers for the record" if peer else ""), f"{algo}, {name}", med, lo,
-                                  hi, math.nan if peer else bound, "record" if peer else "floor", algo,
-                                  judged=scales or peer, note="" if scales or peer else why))
-                print(f"  {'threads ' + algo:34s} {name[:40]:40s} {med:5.2f} (sgemm {machine:.2f})",
-                      file=sys.stderr, flush=True)
 
 
 @njit(cache=True)
@@ -331,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 9. im2col-numba (banded tap-major copy + indirect's depthwise kernel) on MobileNet v1's depthwise layers;
     # for the record, direct-blocked's and the ceiling the copy sets (indirect after the copy alone, unread)
-    for name, spec in [(n, s) for n, s in _shipped_layers() if n.startswith("mobilenet/") and s.is_depthwise
+    for name, spec in [(n, s) for n, s in shipped_layers() if n.startswith("mobilenet/") and s.is_depthwise
                        ] if "9" in floors else []:
         x, w = spec.random_inputs(10)
         ind = conv_call("indirect", spec, x, w)

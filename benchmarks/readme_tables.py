@@ -61,6 +61,11 @@ def _result(c: Check) -> str:
     return _ci(c)
 
 
+def _phases(phases: dict[str, list[float]]) -> str:
+    """A call's steps as ``step share-of-one-thread own-speedup``: where it lost the second core."""
+    return "phases " + ", ".join(f"{name} {share:.0%} {ratio:.2f}x" for name, (share, ratio) in phases.items())
+
+
 def _verdict_cell(group: list[Check]) -> str:
     v = [c.verdict for c in group]
     n = {k: v.count(k) for k in (PASS, UNDECIDED, FAIL, NOT_JUDGED, NOT_MEASURED, RECORD)}
@@ -110,12 +115,15 @@ def render(payload: dict) -> str:
         lines.append(f"| {name}{layers} | {_range(group)} | {_bound(group[0])} | {_verdict_cell(group)} |")
     weak = [c for c in checks if c.verdict in (FAIL, UNDECIDED, NOT_JUDGED, NOT_MEASURED)]
     if weak:
-        lines += ["", "Every check that did not pass:", "",
+        lines += ["", "Every check that did not pass (a two-thread check on a large layer lists its call's steps: "
+                  "each step's share of the one-thread call, then its own two-thread speedup):", "",
                   "| check | layer | result (95% CI) | floor | verdict |", "| --- | --- | --- | --- | --- |"]
         for c in weak:
             result = c.note if c.verdict in (NOT_JUDGED, NOT_MEASURED) else _result(c)
             if c.verdict == NOT_JUDGED and c.measured:
                 result = f"{_result(c)}; {c.note}"
+            if c.extra.get("phases"):
+                result += "; " + _phases(c.extra["phases"])
             lines.append(f"| {c.check} | {c.layer or '-'} | {result} | {_bound(c)} | {c.verdict} |")
     return "\n".join(lines) + "\n"
 

@@ -84,6 +84,30 @@ def test_the_rendered_table_lists_every_check_that_did_not_pass_with_its_number(
     assert "36/38 (94.7%)" in table and "(95%)" not in table
 
 
+def test_a_missed_scaling_check_lists_its_steps_with_their_share_and_speedup(tmp_path, monkeypatch):
+    script = tmp_path / "bench.py"
+    script.write_text("")
+    monkeypatch.setattr(outputs, "ROOT", tmp_path)
+    phases = {"pack": [0.125, 1.17], "gemm": [0.875, 1.87]}
+    checks = [Check("3 threads", "im2col, big", 1.5, 1.4, 1.55, 1.6, extra={"phases": phases})]
+    table = readme_tables.render(_write(tmp_path, script, checks))
+    assert "| 3 threads | im2col, big | 1.5 [1.4, 1.55]; phases pack 12% 1.17x, gemm 88% 1.87x | >= 1.6 | fail |" in table
+
+
+def test_a_scripts_own_modules_beside_it_are_in_its_hash(tmp_path):
+    script = tmp_path / "bench.py"
+    script.write_text("")
+    before = outputs.script_hash(script)
+    (tmp_path / "other_part.py").write_text("x = 1\n")  # another script's module: not part of it
+    assert outputs.script_hash(script) == before
+    own = tmp_path / "bench_part.py"
+    own.write_text("x = 1\n")
+    assert outputs.script_hash(script) != before
+    changed = outputs.script_hash(script)
+    own.write_text("x = 2\n")
+    assert outputs.script_hash(script) != changed
+
+
 def test_readme_tables_rewrites_only_the_marked_blocks(tmp_path, monkeypatch):
     script = tmp_path / "bench.py"
     script.write_text("")

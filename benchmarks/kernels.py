@@ -10,7 +10,7 @@ Every check compares two callables on the same input, interleaved call by call (
 from order statistics of those ratios. The ``verdict`` column judges the floor on that interval
 (``outputs.judge``): ``pass`` only when the whole CI clears it, ``fail`` when the whole CI misses
 it, ``undecided`` when the CI straddles it; ``not judged`` where the floor's precondition does
-not hold (2-thread checks with fewer than five rounds in which the machine's own sgemm scaled 1.8x)
+not hold (2-thread checks with fewer than six rounds in which the machine's own sgemm scaled 1.8x)
 and ``not measured`` where a check could not run (a missing package, one numba thread,
 ``--no-jit``), each with its reason and counted apart.
 

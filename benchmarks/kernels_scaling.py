@@ -5,7 +5,7 @@ Every built-in (and, for the record, every peer) is timed at one and at two thre
 round by round, each round followed by the machine's own sgemm at one and two threads
 (:func:`two_vs_one_quiet`). A round counts only where that sgemm scaled >= 1.8x: in the
 others another tenant of the VM held one of the two vCPUs (they come and go within
-seconds to minutes, faster than a run). A check holding fewer than five such rounds is
+seconds to minutes, faster than a run). A check holding fewer than six such rounds is
 not judged, and says how many it had. Judging a whole check on its rounds' median sgemm
 instead left half of the 632 shipped-layer checks not judged on the 2-vCPU Zen 3 VM.
 
@@ -42,8 +42,9 @@ from peer_checks import ours_and_peers
 BIG_ROUNDS_FACTOR = 3
 #: A round counts only where the machine's sgemm (1024^3), timed right after it, scaled this much.
 MACHINE_SCALES = 1.8
-#: The fewest quiet rounds a judged check holds (its CI is then the extremes of five).
-MIN_QUIET_ROUNDS = 5
+#: The fewest quiet rounds a judged check holds: six, the fewest whose extremes are a 95% CI
+#: of their median (of five, the extremes cover 94%, and ``median_ci`` gives none).
+MIN_QUIET_ROUNDS = 6
 #: Rounds a check may take to find ``min_rounds`` quiet ones, in multiples of ``min_rounds``.
 MAX_ROUNDS_FACTOR = 2
 

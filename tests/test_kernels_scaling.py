@@ -25,3 +25,24 @@ def test_phase_ratios_gives_every_step_its_share_of_one_thread_and_its_own_speed
     assert list(phases) == steps  # in call order; a repeated name (two layout copies) numbered
     assert math.isclose(sum(share for share, _ in phases.values()), 1.0)
     assert all(share > 0 and ratio > 0 for share, ratio in phases.values())
+
+
+def _scripted(monkeypatch, rounds):
+    """warm_times answers each round's call ratio, then its probe's (as (ratio, 1.0) pairs)."""
+    answers = iter([(r, 1.0) for pair in rounds for r in pair])
+    monkeypatch.setattr(kernels_scaling, "warm_times", lambda calls: next(answers))
+
+
+def test_only_rounds_in_which_the_machines_sgemm_scaled_count(monkeypatch):
+    # quiet rounds (sgemm 2.0x) say 1.8x; busy ones (sgemm 1.2x) say 0.9x
+    _scripted(monkeypatch, [(1.8, 2.0), (0.9, 1.2)] * 20)
+    med, lo, hi, seen = kernels_scaling.two_vs_one_quiet(lambda: None, object(), min_rounds=6, min_time=0.0)
+    assert seen == {"rounds": 11, "quiet_rounds": 6, "sgemm": 2.0, "all_rounds": 1.8}  # stops at 6 quiet
+    assert med == lo == hi == 1.8  # the quiet rounds' ratios alone, their extremes the CI
+
+
+def test_a_check_short_of_quiet_rounds_reports_every_rounds_ratio(monkeypatch):
+    _scripted(monkeypatch, [(1.8, 2.0)] * 2 + [(0.9, 1.2)] * 20)
+    med, _, _, seen = kernels_scaling.two_vs_one_quiet(lambda: None, object(), min_rounds=6, min_time=0.0)
+    assert seen["quiet_rounds"] == 2 and seen["rounds"] == 12  # MAX_ROUNDS_FACTOR x min_rounds, then given up
+    assert seen["quiet_rounds"] < kernels_scaling.MIN_QUIET_ROUNDS and med == 0.9

@@ -115,8 +115,9 @@ def render(payload: dict) -> str:
         lines.append(f"| {name}{layers} | {_range(group)} | {_bound(group[0])} | {_verdict_cell(group)} |")
     weak = [c for c in checks if c.verdict in (FAIL, UNDECIDED, NOT_JUDGED, NOT_MEASURED)]
     if weak:
-        lines += ["", "Every check that did not pass (a two-thread check on a large layer lists its call's steps: "
-                  "each step's share of the one-thread call, then its own two-thread speedup):", "",
+        steps = (" (a check that lists its call's phases gives each one's share of the one-thread call, then "
+                 "its own two-thread speedup)" if any(c.extra.get("phases") for c in weak) else "")
+        lines += ["", f"Every check that did not pass{steps}:", "",
                   "| check | layer | result (95% CI) | floor | verdict |", "| --- | --- | --- | --- | --- |"]
         for c in weak:
             result = c.note if c.verdict in (NOT_JUDGED, NOT_MEASURED) else _result(c)

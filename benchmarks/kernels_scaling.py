@@ -9,9 +9,10 @@ seconds to minutes, faster than a run). A check holding fewer than six such roun
 not judged, and says how many it had. Judging a whole check on its rounds' median sgemm
 instead left half of the 632 shipped-layer checks not judged on the 2-vCPU Zen 3 VM.
 
-On the three large layers each built-in's phases are timed the same way, step by step
-(:func:`phase_ratios`), and the check carries them in ``extra["phases"]``: each step's
-share of the one-thread call and its own two-thread speedup. A call that misses 1.6x
+On the three large layers each built-in's phases are timed in the same rounds, step by
+step after the whole call (:func:`call_steps`), and the check carries them in
+``extra["phases"]``, from the rounds its result comes from: each step's share of the
+one-thread call and its own two-thread speedup. A call that misses 1.6x
 then says which step held it back (a step left on one thread, a copy bound by memory,
 BLAS products that do not scale), next to the machine's memory read, recorded beside
 the sgemm. Writing this module beside ``kernels.py`` (``kernels_*.py``) puts it in the
@@ -23,7 +24,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -72,28 +73,24 @@ def warm_times(calls: dict[int, Callable[[], object]]) -> tuple[float, float]:
     return took[0], took[1]
 
 
-def _rounds(min_rounds: int, min_time: float) -> Callable[[int], bool]:
-    """Whether another round is due after ``n``: at least ``min_rounds``, then until ``min_time``
-    seconds have passed (at most 50 x ``min_rounds``)."""
-    start = time.perf_counter()
-    return lambda n: n < 50 * min_rounds and (n < min_rounds or time.perf_counter() - start < min_time)
-
-
 def two_vs_one_warm(make: Callable[[], Callable[[], object]], min_rounds: int, min_time: float
                     ) -> tuple[float, float, float]:
     """Median (and CI) of time(1 thread) / time(2 threads), round by round (:func:`warm_times`).
     ``make`` prepares the call under each count, as a sweep prepares each case under its own."""
     calls = _prepared(make)
     ratios: list[float] = []
-    more = _rounds(min_rounds, min_time)
-    while more(len(ratios)):
+    start = time.perf_counter()
+    while len(ratios) < min_rounds or (time.perf_counter() - start < min_time and len(ratios) < 50 * min_rounds):
         a, b = warm_times(calls)
         ratios.append(a / b)
     return median_ci(ratios)
 
 
+Steps = list[tuple[str, dict[int, Callable[[], object]]]]
+
+
 def two_vs_one_quiet(make: Callable[[], Callable[[], object]], probe: Callable[[], object], min_rounds: int,
-                     min_time: float) -> tuple[float, float, float, dict[str, float]]:
+                     min_time: float, steps: Steps = ()) -> tuple[float, float, float, dict[str, Any]]:
     """:func:`two_vs_one_warm` over the quiet rounds: each round times ``probe`` (the machine's sgemm) at
     one and two threads right after the call, and only rounds whose probe scaled >= :data:`MACHINE_SCALES`
     count, since in the others another tenant had one of the two vCPUs. Rounds go on until
@@ -101,22 +98,30 @@ def two_vs_one_quiet(make: Callable[[], Callable[[], object]], probe: Callable[[
     ``min_rounds``. Returns the median and CI of the quiet rounds (of all rounds where fewer than
     :data:`MIN_QUIET_ROUNDS` were quiet: then the check is not judged) and a record of the rounds:
     ``{"rounds", "quiet_rounds", "sgemm", "all_rounds"}`` (the probe's median ratio, the call's over
-    every round)."""
+    every round). ``steps`` (:func:`call_steps`) are timed in the same rounds, after the call, and
+    the record's ``"phases"`` gives each ``[share of the one-thread call, two-thread speedup]``, from
+    the same rounds as the call's result."""
     calls = _prepared(make)
-    rounds: list[tuple[float, float]] = []  # (the call's ratio, the probe's)
+    rounds: list[tuple[float, float, list[tuple[float, float]]]] = []  # (call's ratio, probe's, steps' times)
     start = time.perf_counter()
     while len(rounds) < MAX_ROUNDS_FACTOR * min_rounds:
-        quiet = sum(p >= MACHINE_SCALES for _, p in rounds)
+        quiet = sum(p >= MACHINE_SCALES for _, p, _ in rounds)
         if quiet >= min_rounds and time.perf_counter() - start >= min_time:
             break
         a, b = warm_times(calls)
+        took = [warm_times(fns) for _, fns in steps]
         pa, pb = warm_times({1: probe, 2: probe})
-        rounds.append((a / b, pa / pb))
-    kept = [r for r, p in rounds if p >= MACHINE_SCALES]
-    every = [r for r, _ in rounds]
-    record = {"rounds": len(rounds), "quiet_rounds": len(kept), "sgemm": float(np.median([p for _, p in rounds])),
-              "all_rounds": float(np.median(every))}
-    return (*median_ci(kept if len(kept) >= MIN_QUIET_ROUNDS else every), record)
+        rounds.append((a / b, pa / pb, took))
+    kept = [r for r in rounds if r[1] >= MACHINE_SCALES]
+    used = kept if len(kept) >= MIN_QUIET_ROUNDS else rounds
+    record: dict[str, Any] = {"rounds": len(rounds), "quiet_rounds": len(kept),
+                              "sgemm": float(np.median([p for _, p, _ in rounds])),
+                              "all_rounds": float(np.median([r for r, _, _ in rounds]))}
+    if steps:
+        one = [float(np.median([took[i][0] for _, _, took in used])) for i in range(len(steps))]
+        record["phases"] = {name: [one[i] / sum(one), float(np.median([took[i][0] / took[i][1] for _, _, took in used]))]
+                            for i, (name, _) in enumerate(steps)}
+    return (*median_ci([r for r, _, _ in used]), record)
 
 
 def _prepared(make: Callable[[], Callable[[], object]]) -> dict[int, Callable[[], object]]:
@@ -127,29 +132,21 @@ def _prepared(make: Callable[[], Callable[[], object]]) -> dict[int, Callable[[]
     return calls
 
 
-def phase_ratios(algo: str, spec: convbench.ConvSpec, x: np.ndarray, w: np.ndarray, min_rounds: int,
-                 min_time: float) -> dict[str, list[float]]:
-    """Each phase of ``algo``'s call on ``spec``: ``[share of the one-thread call, 2-thread speedup]``
-    (medians of rounds of :func:`warm_times`, each step on its own input as the call passes it on;
-    a repeated step name, e.g. two layout copies, is numbered)."""
-    steps = {}
+def call_steps(algo: str, spec: convbench.ConvSpec, x: np.ndarray, w: np.ndarray) -> Steps:
+    """The phases of ``algo``'s call on ``spec`` (:func:`convbench.phases.steps_of`), each as a call at
+    1 and at 2 threads (prepared under each count) on its own input as the whole call passes it on;
+    a repeated step name (two layout copies) is numbered."""
+    bound = {}
     for t in (1, 2):
         with limit_threads(t):
             call = get_algorithm(algo).prepare(spec, w)
-            steps[t] = [(fn, value) for (_, fn), value in zip(steps_of(call), run_steps(call, x))]
-    names: list[str] = []
+            bound[t] = [(lambda fn=fn, v=v: fn(v)) for (_, fn), v in zip(steps_of(call), run_steps(call, x))]
+    steps: Steps = []
     seen: dict[str, int] = {}
-    for name, _ in steps_of(call):
+    for i, (name, _) in enumerate(steps_of(call)):
         seen[name] = seen.get(name, 0) + 1
-        names.append(name if seen[name] == 1 else f"{name} {seen[name]}")
-    times: list[list[tuple[float, float]]] = [[] for _ in names]
-    more = _rounds(min_rounds, min_time)
-    while more(len(times[0])):
-        for i, took in enumerate(times):
-            took.append(warm_times({t: (lambda fn=steps[t][i][0], v=steps[t][i][1]: fn(v)) for t in (1, 2)}))
-    one = [float(np.median([a for a, _ in took])) for took in times]
-    return {name: [one[i] / sum(one), float(np.median([a / b for a, b in times[i]]))]
-            for i, name in enumerate(names)}
+        steps.append((name if seen[name] == 1 else f"{name} {seen[name]}", {t: bound[t][i] for t in (1, 2)}))
+    return steps
 
 
 def scaling_rows(rows: list[Check], min_rounds: int, min_time: float) -> None:
@@ -177,16 +174,17 @@ def scaling_rows(rows: list[Check], min_rounds: int, min_time: float) -> None:
             for algo in sorted([*ours, "naive"]) + sorted(peers):
                 if unsupported_reason(get_algorithm(algo), spec) is not None:
                     continue  # a layer or dtype it does not run (an 8-bit-only peer, Winograd on 1x1)
-                med, lo, hi, seen = two_vs_one_quiet(lambda: conv_call(algo, spec, x, w), sgemm, rounds, min_time)
-                peer, quiet = algo in peers, seen["quiet_rounds"] >= MIN_QUIET_ROUNDS
+                peer = algo in peers
+                steps = call_steps(algo, spec, x, w) if not peer and bound > 1 else []
+                med, lo, hi, seen = two_vs_one_quiet(lambda: conv_call(algo, spec, x, w), sgemm, rounds, min_time,
+                                                     steps)
+                quiet = seen["quiet_rounds"] >= MIN_QUIET_ROUNDS
                 why = (f"the machine's sgemm scaled >= {MACHINE_SCALES}x in only {seen['quiet_rounds']} of "
                        f"{seen['rounds']} rounds (median {seen['sgemm']:.2f}x); the result is every round's")
-                extra = dict(seen)
-                if not peer and bound > 1:
-                    extra["phases"] = phase_ratios(algo, spec, x, w, rounds, min_time)
+                extra = seen
                 rows.append(Check(group + (", peers for the record" if peer else ""), f"{algo}, {name}", med, lo,
                                   hi, float("nan") if peer else bound, "record" if peer else "floor", algo,
                                   judged=quiet or peer, note="" if quiet or peer else why, extra=extra))
-                steps = " ".join(f"{k} {s:.0%} x{r:.2f}" for k, (s, r) in extra.get("phases", {}).items())
+                where = " ".join(f"{k} {s:.0%} x{r:.2f}" for k, (s, r) in extra.get("phases", {}).items())
                 print(f"  {'threads ' + algo:34s} {name[:40]:40s} {med:5.2f} ({seen['quiet_rounds']}/"
-                      f"{seen['rounds']} quiet) {steps}", file=sys.stderr, flush=True)
+                      f"{seen['rounds']} quiet) {where}", file=sys.stderr, flush=True)

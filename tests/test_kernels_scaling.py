@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from convbench import ConvSpec
+from convbench import ConvSpec, reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import kernels_scaling  # noqa: E402
 
 
-@pytest.mark.parametrize("algo, steps", [("im2col", ["pack", "gemm"]),
+@pytest.mark.parametrize("algo, names", [("im2col", ["pack", "gemm"]),
                                          ("fft", ["pack", "transform_in", "gemm", "transform_out",
                                                   "transform_out 2"])])
-def test_phase_ratios_gives_every_step_its_share_of_one_thread_and_its_own_speedup(algo, steps):
+def test_call_steps_are_the_calls_phases_each_on_its_own_input_at_both_counts(algo, names):
     spec = ConvSpec(batch=1, in_channels=5, out_channels=6, height=7, width=7, kernel=3, padding=1,
                     layout="nhwc", dtype="float32")
     x, w = spec.random_inputs(0)
-    phases = kernels_scaling.phase_ratios(algo, spec, x, w, min_rounds=2, min_time=0.0)
-    assert list(phases) == steps  # in call order; a repeated name (two layout copies) numbered
-    assert math.isclose(sum(share for share, _ in phases.values()), 1.0)
-    assert all(share > 0 and ratio > 0 for share, ratio in phases.values())
+    steps = kernels_scaling.call_steps(algo, spec, x, w)
+    assert [name for name, _ in steps] == names  # in call order; a repeated name (two layout copies) numbered
+    for t in (1, 2):
+        value = None
+        for _, fns in steps:
+            value = fns[t]()
+        np.testing.assert_allclose(value, reference(spec, x, w), rtol=1e-3, atol=1e-3)  # the last step: the output
 
 
 def _scripted(monkeypatch, rounds):
@@ -39,6 +42,17 @@ def test_only_rounds_in_which_the_machines_sgemm_scaled_count(monkeypatch):
     med, lo, hi, seen = kernels_scaling.two_vs_one_quiet(lambda: None, object(), min_rounds=6, min_time=0.0)
     assert seen == {"rounds": 11, "quiet_rounds": 6, "sgemm": 2.0, "all_rounds": 1.8}  # stops at 6 quiet
     assert med == lo == hi == 1.8  # the quiet rounds' ratios alone, their extremes the CI
+
+
+def test_the_phases_come_from_the_same_quiet_rounds_as_the_calls_result(monkeypatch):
+    # a round: the call, then its two steps, then the probe; steps as (1-thread time, 2-thread time)
+    quiet = [(1.8, 1.0), (3.0, 2.0), (1.0, 0.5), (2.0, 1.0)]  # pack 3 -> 2 (1.5x), gemm 1 -> 0.5 (2x)
+    busy = [(0.9, 1.0), (3.0, 3.0), (1.0, 1.0), (1.2, 1.0)]
+    answers = iter((quiet + busy) * 20)
+    monkeypatch.setattr(kernels_scaling, "warm_times", lambda calls: next(answers))
+    steps = [("pack", {}), ("gemm", {})]
+    *_, seen = kernels_scaling.two_vs_one_quiet(lambda: None, object(), min_rounds=6, min_time=0.0, steps=steps)
+    assert seen["phases"] == {"pack": [0.75, 1.5], "gemm": [0.25, 2.0]}
 
 
 def test_a_check_short_of_quiet_rounds_reports_every_rounds_ratio(monkeypatch):

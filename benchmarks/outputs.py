@@ -135,12 +135,9 @@ def exit_code(checks: list[Check], explore: bool = False) -> int:
 
 
 def script_hash(script: str | Path) -> str:
-    """sha256 over the script, its own modules beside it (``kernels_*.py`` for ``kernels.py``)
-    and the shared helpers that judge its checks (:data:`SHARED`)."""
+    """sha256 over the script and the shared helpers that judge its checks (:data:`SHARED`)."""
     h = hashlib.sha256()
-    script = Path(script).resolve()
-    own = sorted(script.parent.glob(f"{script.stem}_*.py"))
-    for p in [script, *own, *(HERE / s for s in SHARED)]:
+    for p in [Path(script).resolve(), *(HERE / s for s in SHARED)]:
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
 

@@ -85,7 +85,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import (MOBILENET_DENSE, conv_call, interleaved,  # noqa: E402
                           median_ci, mobilenet_dense, paper_layers, resnet_3x3)
 from outputs import Check, exit_code, summary_lines, write_output  # noqa: E402
-from kernels_scaling import scaling_rows, shipped_layers  # noqa: E402
+from kernels_scaling import module_hashes, scaling_rows, shipped_layers  # noqa: E402
 from peer_checks import best_against, not_measured, ours_and_peers  # noqa: E402
 
 
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     path = write_output("kernels", __file__, rows, text, out=args.out,
                         data={"load_before": load0[0], "load_after": load1[0], "quick": quick,
-                              "clock": args.clock})
+                              "clock": args.clock, "modules": module_hashes()})
     print(f"output: {path}")
     return exit_code(rows, args.explore)
 

@@ -15,12 +15,13 @@ step after the whole call (:func:`call_steps`), and the check carries them in
 one-thread call and its own two-thread speedup. A call that misses 1.6x
 then says which step held it back (a step left on one thread, a copy bound by memory,
 BLAS products that do not scale), next to the machine's memory read, recorded beside
-the sgemm. Writing this module beside ``kernels.py`` (``kernels_*.py``) puts it in the
-hash of that script's output (``outputs.script_hash``).
+the sgemm. ``kernels.py`` records this module's hash in its output (:func:`module_hashes`),
+so ``readme_tables.py`` finds the output stale once this module changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -48,6 +49,13 @@ MACHINE_SCALES = 1.8
 MIN_QUIET_ROUNDS = 6
 #: Rounds a check may take to find ``min_rounds`` quiet ones, in multiples of ``min_rounds``.
 MAX_ROUNDS_FACTOR = 2
+
+
+def module_hashes() -> dict[str, str]:
+    """sha256 of this module, for the ``data["modules"]`` of ``kernels.py``'s output."""
+    path = os.path.abspath(__file__)
+    with open(path, "rb") as f:
+        return {os.path.basename(path): hashlib.sha256(f.read()).hexdigest()}
 
 
 def shipped_layers() -> list[tuple[str, convbench.ConvSpec]]:

@@ -12,14 +12,16 @@ table is copied as it stands)::
     <!-- /table -->
 
 Each output (written by ``benchmarks/outputs.write_output``) carries the
-hash of the script that measured it; an output whose script has changed
-since is *stale*, and ``--check`` (and ``tests/test_readme.py``) refuses it:
-rerun the benchmark, then this script.
+hash of the script that measured it, and of the script's own modules where it
+lists them in ``data["modules"]`` (``kernels.py``: ``kernels_scaling.py``); an
+output whose script or modules have changed since is *stale*, and ``--check``
+(and ``tests/test_readme.py``) refuses it: rerun the benchmark, then this script.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import re
 import sys
@@ -136,6 +138,10 @@ def stale(payload: dict) -> str | None:
         return f"{payload['provenance']['script']} no longer exists"
     if script_hash(script) != payload["provenance"]["script_sha256"]:
         return f"{payload['provenance']['script']} (or its shared helpers) changed since this output was measured"
+    for name, digest in payload.get("data", {}).get("modules", {}).items():  # the script's own modules
+        module = script.parent / name
+        if not module.is_file() or hashlib.sha256(module.read_bytes()).hexdigest() != digest:
+            return f"benchmarks/{name}, a module of {payload['provenance']['script']}, changed since this output was measured"
     return None
 
 

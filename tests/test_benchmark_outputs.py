@@ -3,6 +3,7 @@ benchmarks/readme_tables.py), on synthetic checks."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -94,18 +95,21 @@ def test_a_missed_scaling_check_lists_its_steps_with_their_share_and_speedup(tmp
     assert "| 3 threads | im2col, big | 1.5 [1.4, 1.55]; phases pack 12% 1.17x, gemm 88% 1.87x | >= 1.6 | fail |" in table
 
 
-def test_a_scripts_own_modules_beside_it_are_in_its_hash(tmp_path):
+def test_an_output_is_stale_once_a_module_it_lists_changes(tmp_path, monkeypatch):
     script = tmp_path / "bench.py"
     script.write_text("")
-    before = outputs.script_hash(script)
-    (tmp_path / "other_part.py").write_text("x = 1\n")  # another script's module: not part of it
-    assert outputs.script_hash(script) == before
-    own = tmp_path / "bench_part.py"
-    own.write_text("x = 1\n")
-    assert outputs.script_hash(script) != before
-    changed = outputs.script_hash(script)
-    own.write_text("x = 2\n")
-    assert outputs.script_hash(script) != changed
+    module = tmp_path / "bench_part.py"
+    module.write_text("x = 1\n")
+    monkeypatch.setattr(outputs, "ROOT", tmp_path)
+    monkeypatch.setattr(readme_tables, "ROOT", tmp_path)
+    digest = hashlib.sha256(module.read_bytes()).hexdigest()
+    path = outputs.write_output("x", script, [], "text", data={"modules": {"bench_part.py": digest}},
+                                out=tmp_path / "x.json")
+    assert readme_tables.stale(outputs.read_output(path)) is None
+    module.write_text("x = 2\n")
+    assert "bench_part.py, a module of bench.py, changed" in readme_tables.stale(outputs.read_output(path))
+    module.unlink()
+    assert "changed" in readme_tables.stale(outputs.read_output(path))
 
 
 def test_readme_tables_rewrites_only_the_marked_blocks(tmp_path, monkeypatch):

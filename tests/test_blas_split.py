@@ -89,7 +89,7 @@ def test_blas_mode_gives_blas_threads_only_products_worth_two_grains(k, blas_cal
 
 
 @TWO
-@pytest.mark.parametrize("name", ["im2col", "gemm-direct", "winograd"])
+@pytest.mark.parametrize("name", ["im2col", "gemm-direct"])
 def test_blas_built_ins_are_exact_with_blas_threads(name, split):
     split("blas")
     algo = get_algorithm(name)

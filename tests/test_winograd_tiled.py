@@ -1,4 +1,4 @@
-"""winograd-f4 / winograd-f6: the transforms are exact, the algorithms run on the
+"""The Winograd family (F(2x2), F(4x4), F(6x6)): the transforms are exact, the algorithms run on the
 shared GEMM, accept exactly 3x3 stride-1 dilation-1 layers, and stay accurate."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from convbench import ConvSpec, reference, relative_error
 from convbench.kernels.winograd_tiled import MATRICES
 from convbench.testing import conformance_specs
 
-NAMES = ["winograd-f4", "winograd-f6"]
+NAMES = ["winograd", "winograd-f4", "winograd-f6"]
 
 
 @pytest.mark.parametrize("m", sorted(MATRICES))

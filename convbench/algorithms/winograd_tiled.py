@@ -1,5 +1,6 @@
-"""``winograd-f4`` and ``winograd-f6``: Winograd F(4x4, 3x3) (as oneDNN uses)
-and F(6x6, 3x3) (as NNPACK uses), NHWC, on the shared numba GEMM.
+"""The Winograd family on the shared numba GEMM, NHWC: F(2x2, 3x3) (``winograd``,
+Lavin & Gray), F(4x4, 3x3) (``winograd-f4``, as oneDNN uses) and F(6x6, 3x3)
+(``winograd-f6``, as NNPACK uses).
 
 ``prepare`` transforms the weights once (U = G g G^T, in float64, then the
 layer's dtype) and packs them for the machine's configured micro-kernel as
@@ -22,14 +23,18 @@ NCHW adds its layout conversions.
 
 Threads (issue 31): all three steps run on the kernels' pool, tiles for the
 transforms and (tile, plane, channel block) jobs for the GEMM, each step on
-one thread per grain of work (:mod:`convbench.kernels.grain`). They scaled
-1.23-1.58x where F(2x2) did not scale at all: the GEMM is the shared numba
-kernel, not BLAS's threads. The transforms declare both their bytes (V and M
-are ``(m+2)^2 / m^2`` times the input and output: 2.25x for F(4x4)) and
-their arithmetic: counted in bytes alone, a tuned grain of 1.31 MB a thread
-kept a 64-channel 56x56 layer's transforms on one thread, though they ran
-1.4-2.0x faster split (docs/threads.md). The depthwise products are numpy on
-one thread.
+one thread per grain of work (:mod:`convbench.kernels.grain`). The GEMM is
+the shared numba kernel, not BLAS: F(2x2) had its 16 GEMMs as one-thread
+BLAS calls on the pool's threads, a share of the planes each, and they
+scaled 1.49-1.52x at two threads where F(4x4)'s numba GEMM scaled
+1.54-1.84x (Zen 3 VM, 64->64 56x56 and 256->256 14x14); on the numba GEMM
+F(2x2) also ran 7-26% faster on one thread (docs/threads.md). The
+transforms declare both their bytes (V and M are ``(m+2)^2 / m^2`` times
+the input and output: 2.25x for F(4x4)) and their arithmetic: counted in
+bytes alone, a tuned grain of 1.31 MB a thread kept a 64-channel 56x56
+layer's transforms on one thread, though they ran 1.4-2.0x faster split
+(docs/threads.md). The depthwise products split over tiles on the pool, on
+as many threads as the transforms' bytes ask.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import implementation as impl
+from ..kernels._parallel import parallel_numpy
 from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
 from ..kernels.winograd_tiled import input_transform, output_transform, weight_transform
@@ -64,6 +71,11 @@ class _WinogradTiled(Algorithm):
         if spec.dilation != (1, 1):
             return f"{f} needs dilation 1"
         return None
+
+    def implementation(self, spec: ConvSpec) -> str:
+        if spec.channels_per_group == 1:
+            return "numpy:elementwise"  # depthwise: products per channel, no GEMM
+        return impl.numba_gemm(spec.dtype)  # the channel GEMMs; the transforms are numba too
 
     def _tiles(self, spec: ConvSpec) -> tuple[int, int]:
         return -(-spec.output_height // self.m), -(-spec.output_width // self.m)
@@ -106,7 +118,15 @@ class _WinogradTiled(Algorithm):
             src = np.arange(k) // (k // c)  # input channel of each output channel
 
             def products(v: Array) -> Array:
-                return v[:, :, src] * u_dw if k != c else v * u_dw
+                mm = aligned_empty((tiles, planes, k), dtype)
+
+                def tile_block(lo: int, hi: int) -> None:
+                    np.multiply(v[lo:hi, :, src] if k != c else v[lo:hi], u_dw, out=mm[lo:hi])
+
+                # on as many threads as the transforms' bytes ask: F(2x2)'s products on one
+                # numpy thread beside transforms on two ran a 128-channel 56x56 layer 0.3-0.5x
+                parallel_numpy(tile_block, tiles, nbytes=v.nbytes + mm.nbytes)
+                return mm
 
             return adapt(phased(("transform_in", transform_in), ("gemm", products),
                                 ("transform_out", transform_out)), spec.layout, "nhwc")

@@ -68,7 +68,7 @@ def measure(budget_s: float = 10.0, margin: float = 1.15) -> Grain | None:
     growing size), the work at which two threads first run ``margin`` times
     faster than one, halved (a thread's share), the median of :data:`PASSES`
     passes (each up to ``budget_s / 3``); and :attr:`Grain.python`, the same
-    crossover of a step of Python calls (Winograd's 16 plane GEMMs, 64->64, of a
+    crossover of a step of Python calls (16 plane GEMMs of 64->64, Winograd F(2x2)'s shape, of a
     growing tile count, through :func:`._parallel.parallel_numpy`) over the
     GEMM's. ``None`` when this process has fewer than two threads or no size won
     within the budget (a busy machine): the caller keeps what it had."""

@@ -1,4 +1,4 @@
-"""Winograd F(m x m, 3x3) for m = 4 and 6 in numba, NHWC, on the shared GEMM.
+"""Winograd F(m x m, 3x3) for m = 2, 4 and 6 in numba, NHWC, on the shared GEMM.
 
 Tiles: output ``m x m``, input ``a x a`` with ``a = m + 2`` (stride ``m``
 between tiles). :func:`input_transform` reads the unpadded input (pixels
@@ -74,7 +74,13 @@ AT6 = np.array([[1, 1, 1, 1, 1, 1, 1, 0],
                 [0, 1, 1, 16, 16, 1 / 16, 1 / 16, 0],
                 [0, 1, -1, 32, -32, 1 / 32, -1 / 32, 1]], dtype=np.float64)
 
-MATRICES: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {4: (BT4, G4, AT4), 6: (BT6, G6, AT6)}
+#: F(2x2, 3x3) (Lavin & Gray 2016, points 0, +-1, inf).
+BT2 = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+G2 = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]], dtype=np.float64)
+AT2 = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+MATRICES: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {
+    2: (BT2, G2, AT2), 4: (BT4, G4, AT4), 6: (BT6, G6, AT6)}
 
 
 def weight_transform(weight: np.ndarray, m: int, groups: int) -> np.ndarray:

@@ -98,3 +98,31 @@ def test_transforms_count_their_arithmetic_for_threads(monkeypatch):
         assert threads_used() == 2
         output_transform(4, v, 6, 6, np.empty_like(x))
         assert threads_used() == 2
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_depthwise_products_split_over_tiles_on_two_threads_and_stay_exact(name, multiplier, monkeypatch):
+    """With a grain of a byte every step splits: the depthwise products run on both threads
+    (channel multiplier 1 and 2) and give the one-thread answer, which matches the reference."""
+    from convbench.kernels import grain
+    from convbench.kernels._parallel import threads_used
+    from convbench.machine.threads import limit_threads
+    from convbench.phases import run_steps, steps_of
+
+    monkeypatch.setattr(grain, "_active", grain.Grain(1.0, 1.0, "test"))
+    spec = ConvSpec(batch=2, in_channels=9, out_channels=9 * multiplier, height=11, width=13, kernel=3,
+                    padding=(1, 0, 2, 1), groups=9, layout="nhwc")
+    x, w = spec.random_inputs(6)
+    call = convbench.get_algorithm(name).prepare(spec, w)
+    with limit_threads(1):
+        one = call(x)
+    with limit_threads(2):
+        two = call(x)
+        (_, products), v = steps_of(call)[1], run_steps(call, x)[1]  # the products alone
+        threads_used()
+        products(v)
+        assert threads_used() == 2
+    np.testing.assert_array_equal(one, two)
+    assert relative_error(two, reference(spec, x, w)) <= convbench.get_algorithm(name).tolerance_for("float32")

@@ -89,10 +89,9 @@ def test_blas_mode_gives_blas_threads_only_products_worth_two_grains(k, blas_cal
 
 
 @TWO
-@pytest.mark.parametrize("name", ["im2col", "gemm-direct"])
-def test_blas_built_ins_are_exact_with_blas_threads(name, split):
+def test_im2col_is_exact_with_blas_threads(split):
     split("blas")
-    algo = get_algorithm(name)
+    algo = get_algorithm("im2col")
     for kw in (dict(batch=1, in_channels=9, out_channels=37, height=13, width=11, kernel=3, padding=1),
                dict(batch=1, in_channels=6, out_channels=10, height=9, width=7, kernel=1, groups=2),
                dict(batch=2, in_channels=5, out_channels=7, height=8, width=6, kernel=(3, 2), stride=2, padding=(1, 0))):
@@ -103,34 +102,7 @@ def test_blas_built_ins_are_exact_with_blas_threads(name, split):
             x, w = spec.random_inputs(1)
             with limit_threads(2):
                 got = algo.prepare(spec, w)(x)
-            assert relative_error(got, reference(spec, x, w)) < 1e-5, (name, spec.describe())
-
-
-@TWO
-@pytest.mark.parametrize("groups, handed", [(1, True), (2, False)])
-def test_gemm_direct_hands_dense_taps_to_blas_threads(groups, handed, split, monkeypatch):
-    """A dense layer's taps run on BLAS's threads under the blas split (and stay exact);
-    a grouped one's stay on the pool."""
-    import contextlib
-
-    split("blas")
-    entered = []
-    real = split_gemm.on_blas_threads
-
-    @contextlib.contextmanager
-    def recording(n):
-        entered.append(n)
-        with real(n):
-            yield
-
-    monkeypatch.setattr(split_gemm, "on_blas_threads", recording)
-    spec = ConvSpec(batch=2, in_channels=6, out_channels=10, height=9, width=8, kernel=3, stride=2,
-                    padding=(1, 0), groups=groups, dtype="float32")
-    x, w = spec.random_inputs(4)
-    with limit_threads(2):
-        got = get_algorithm("gemm-direct").prepare(spec, w)(x)
-    assert relative_error(got, reference(spec, x, w)) < 1e-5
-    assert (entered == [2]) is handed
+            assert relative_error(got, reference(spec, x, w)) < 1e-5, spec.describe()
 
 
 def test_split_is_forced_by_env_and_refuses_nonsense(monkeypatch):

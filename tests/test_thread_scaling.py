@@ -64,13 +64,13 @@ def test_every_builtin_is_exact_on_two_threads(name, dtype, tiny_grain):
 
 
 @TWO
-def test_gemm_direct_splits_its_taps_only_with_a_grain_of_work_per_chunk(monkeypatch):
+def test_gemm_direct_splits_its_taps_only_with_a_grain_of_work(monkeypatch):
     spec = ConvSpec(batch=1, in_channels=8, out_channels=8, height=10, width=10, kernel=3, padding=1,
                     layout="nhwc")  # no layout conversions: the taps alone
     x, w = spec.random_inputs(0)
     call = get_algorithm("gemm-direct").prepare(spec, w)
     used = {}
-    for flops in (1.0, 5e6):  # a tiny grain, then the default: 60 kflop a tap is under 0.8 grain
+    for flops in (1.0, 5e6):  # a tiny grain, then the default: the layer's 115 kflop are under one
         monkeypatch.setattr(grain, "_active", grain.Grain(flops, 1.0, "test"))
         with limit_threads(2):
             threads_used()
@@ -79,31 +79,27 @@ def test_gemm_direct_splits_its_taps_only_with_a_grain_of_work_per_chunk(monkeyp
     assert used == {1.0: 2, 5e6: 1}
 
 
-@TWO
-@pytest.mark.parametrize("shape, jobs", [
-    ({"batch": 1, "in_channels": 6, "out_channels": 40, "height": 4, "width": 3, "padding": (2, 1, 0, 1)}, 3),
-    ({"batch": 2, "in_channels": 5, "out_channels": 33, "height": 5, "width": 4, "stride": 2, "padding": 1}, 3),
-    ({"batch": 1, "in_channels": 6, "out_channels": 8, "height": 9, "width": 5, "padding": 1}, 9),
+@pytest.mark.parametrize("shape", [
+    {"in_channels": 6, "out_channels": 40, "height": 4, "width": 3, "kernel": 3, "padding": (2, 1, 0, 1)},
+    {"in_channels": 300, "out_channels": 9, "height": 5, "width": 4, "kernel": (3, 2), "stride": 2, "padding": 1},
+    {"in_channels": 6, "out_channels": 8, "height": 9, "width": 5, "kernel": 2, "dilation": 2, "groups": 2},
 ])
-def test_gemm_direct_splits_output_channels_where_they_outnumber_the_rows(monkeypatch, shape, jobs):
-    """More output channels than GEMM rows: blocks of 16 channels (a block of rows would repack
-    every tap's whole weight matrix); otherwise blocks of plane rows. Both give the answer."""
-    from convbench.algorithms import gemm_direct
+def test_gemm_direct_adds_one_tap_per_pass(monkeypatch, shape):
+    """The micro-kernel's reduction blocks never hold two taps (indirect's hold as many as fit KC):
+    the output is accumulated tap by tap, as R*S GEMMs; together they cover every tap and channel."""
+    from convbench.kernels.gemm import GemmKernel
 
-    split = []
-    real = gemm_direct.parallel_numpy
-    monkeypatch.setattr(gemm_direct, "parallel_numpy", lambda body, njobs, **kw: (split.append(njobs),
-                                                                                   real(body, njobs, **kw)))
-    monkeypatch.setattr(grain, "_active", grain.Grain(1.0, 1.0, "test"))
-    spec = ConvSpec(**shape, kernel=3)
+    blocks = []
+    real = GemmKernel.run
+    monkeypatch.setattr(GemmKernel, "run", lambda self, *args: (blocks.append(args[9]), real(self, *args)))
+    spec = ConvSpec(batch=2, layout="nhwc", **shape)
     x, w = spec.random_inputs(0)
-    with limit_threads(2):
-        call = get_algorithm("gemm-direct").prepare(spec, w)
-        threads_used()
-        y = call(x)
-        assert threads_used() == 2
-    assert split == [jobs]
+    y = get_algorithm("gemm-direct").prepare(spec, w)(x)
     assert relative_error(y, reference(spec, x, w)) < 1e-5
+    (kblocks,) = blocks
+    assert (kblocks[:, 1] - kblocks[:, 0] == 1).all()
+    covered = sorted((int(t), c) for t, _, c0, c1 in kblocks for c in range(c0, c1))
+    assert covered == [(t, c) for t in range(spec.kernel_h * spec.kernel_w) for c in range(spec.channels_per_group)]
 
 
 @TWO

@@ -189,10 +189,9 @@ def scaling_rows(rows: list[Check], min_rounds: int, min_time: float) -> None:
                 quiet = seen["quiet_rounds"] >= MIN_QUIET_ROUNDS
                 why = (f"the machine's sgemm scaled >= {MACHINE_SCALES}x in only {seen['quiet_rounds']} of "
                        f"{seen['rounds']} rounds (median {seen['sgemm']:.2f}x); the result is every round's")
-                extra = seen
                 rows.append(Check(group + (", peers for the record" if peer else ""), f"{algo}, {name}", med, lo,
                                   hi, float("nan") if peer else bound, "record" if peer else "floor", algo,
-                                  judged=quiet or peer, note="" if quiet or peer else why, extra=extra))
-                where = " ".join(f"{k} {s:.0%} x{r:.2f}" for k, (s, r) in extra.get("phases", {}).items())
+                                  judged=quiet or peer, note="" if quiet or peer else why, extra=seen))
+                where = " ".join(f"{k} {s:.0%} x{r:.2f}" for k, (s, r) in seen.get("phases", {}).items())
                 print(f"  {'threads ' + algo:34s} {name[:40]:40s} {med:5.2f} ({seen['quiet_rounds']}/"
                       f"{seen['rounds']} quiet) {where}", file=sys.stderr, flush=True)

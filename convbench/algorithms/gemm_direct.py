@@ -132,7 +132,7 @@ class GemmDirect(Algorithm):
                         ]
             return planes.reshape(sh, sw, n * per_image, c)
 
-        if cg == 1 and g > 1:
+        if spec.is_depthwise:
             return adapt(phased(("pack", pack), ("gemm", _depthwise_windows(spec, weight, taps))),
                          spec.layout, "nhwc")
         kernel = gemm_kernel(dtype)

@@ -103,9 +103,11 @@ def test_transforms_count_their_arithmetic_for_threads(monkeypatch):
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("multiplier", [1, 2])
-def test_depthwise_products_split_over_tiles_on_two_threads_and_stay_exact(name, multiplier, monkeypatch):
-    """With a grain of a byte every step splits: the depthwise products run on both threads
-    (channel multiplier 1 and 2) and give the one-thread answer, which matches the reference."""
+def test_depthwise_products_split_one_block_a_thread_and_stay_exact(name, multiplier, monkeypatch):
+    """With a grain of a byte every step splits: the depthwise products run on both threads, one
+    block of tiles each (channel multiplier 1 and 2), and give the one-thread answer, which
+    matches the reference."""
+    from convbench.algorithms import winograd_tiled
     from convbench.kernels import grain
     from convbench.kernels._parallel import threads_used
     from convbench.machine.threads import limit_threads
@@ -122,7 +124,13 @@ def test_depthwise_products_split_over_tiles_on_two_threads_and_stay_exact(name,
         two = call(x)
         (_, products), v = steps_of(call)[1], run_steps(call, x)[1]  # the products alone
         threads_used()
+        chunks = []
+        real = winograd_tiled.parallel_numpy
+        monkeypatch.setattr(winograd_tiled, "parallel_numpy", lambda body, njobs, **kw: (
+            real(lambda lo, hi: (chunks.append(hi - lo), body(lo, hi)), njobs, **kw)))
         products(v)
         assert threads_used() == 2
+    # one block a thread: every block is a numpy call that takes the GIL
+    assert len(chunks) == 2 and sum(chunks) == v.shape[0]
     np.testing.assert_array_equal(one, two)
     assert relative_error(two, reference(spec, x, w)) <= convbench.get_algorithm(name).tolerance_for("float32")

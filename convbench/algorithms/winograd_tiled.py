@@ -33,8 +33,8 @@ transforms declare both their bytes (V and M are ``(m+2)^2 / m^2`` times
 the input and output: 2.25x for F(4x4)) and their arithmetic: counted in
 bytes alone, a tuned grain of 1.31 MB a thread kept a 64-channel 56x56
 layer's transforms on one thread, though they ran 1.4-2.0x faster split
-(docs/threads.md). The depthwise products split over tiles on the pool, on
-as many threads as the transforms' bytes ask.
+(docs/threads.md). The depthwise products split over tiles on the pool, one
+block a thread, on as many threads as their bytes ask.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import numpy as np
 
 from .. import implementation as impl
 from ..kernels._parallel import parallel_numpy
+from ..kernels.grain import threads_for
 from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
 from ..kernels.winograd_tiled import input_transform, output_transform, weight_transform
@@ -123,10 +124,14 @@ class _WinogradTiled(Algorithm):
                 def tile_block(lo: int, hi: int) -> None:
                     np.multiply(v[lo:hi, :, src] if k != c else v[lo:hi], u_dw, out=mm[lo:hi])
 
-                # on as many threads as the transforms' bytes ask: on one numpy thread beside
-                # transforms on two, F(2x2) ran a 128-channel 56x56 depthwise layer in 3.7 ms at
-                # two threads against 1.8 ms at one (split: 0.87 against 1.08 ms; Zen 3 VM)
-                parallel_numpy(tile_block, tiles, nbytes=v.nbytes + mm.nbytes)
+                # on as many threads as the bytes ask: on one numpy thread beside transforms on
+                # two, F(2x2) ran a 128-channel 56x56 depthwise layer in 3.7 ms at two threads
+                # against 1.8 ms at one (split: 0.87 against 1.08 ms; Zen 3 VM). One block a
+                # thread: each block is a numpy call that takes the GIL, and 16 blocks a thread
+                # ran a 256-channel 28x28 layer's 0.23 ms of products at 0.60-0.75x on two
+                nbytes = v.nbytes + mm.nbytes
+                threads = threads_for(nbytes=nbytes, python=True)
+                parallel_numpy(tile_block, tiles, min_chunk=max(1, tiles // threads), nbytes=nbytes)
                 return mm
 
             return adapt(phased(("transform_in", transform_in), ("gemm", products),

@@ -167,15 +167,20 @@ def machine_cold():
     return ColdCache()
 
 
-def _assert_cold(flush, nbytes):
+def _assert_cold(flush, nbytes, attempts=3):
     """Cold / warm of a read pass over a working set in the last level. Measured on the Zen 4 VM
     (4 MiB, 31 repeats, ~80 probes, a memory-streaming neighbour on the other core in some):
-    1.58-4.6 with a flush (warm 45-85 us, cold 100-220 us), 0.97-1.03 without one."""
-    cold = probe(flush, nbytes, repeats=31)
-    control = probe(None, nbytes, repeats=31)
-    assert control["ratio"] < 1.2, control
-    assert cold["ratio"] >= 1.35, cold
-    assert cold["ratio"] > control["ratio"] + 0.2, (cold, control)
+    1.58-4.6 with a flush (warm 45-85 us, cold 100-220 us), 0.97-1.03 without one. On the noisy
+    Zen 3 VM one CI run measured 1.28 (warm 135 us, cold 172 us): so up to three attempts, and
+    one that shows the flush's effect passes; a flush that does nothing fails all three."""
+    seen = []
+    for _ in range(attempts):
+        cold = probe(flush, nbytes, repeats=31)
+        control = probe(None, nbytes, repeats=31)
+        seen.append((cold["ratio"], control["ratio"]))
+        if control["ratio"] < 1.2 and cold["ratio"] >= 1.35 and cold["ratio"] > control["ratio"] + 0.2:
+            return
+    raise AssertionError(f"(cold/warm with a flush, cold/warm without) in {attempts} attempts: {seen}")
 
 
 def test_after_a_flush_a_pass_over_the_working_set_is_slower_than_warm(machine_cold):

@@ -103,6 +103,28 @@ def test_gemm_direct_adds_one_tap_per_pass(monkeypatch, shape):
 
 
 @TWO
+@pytest.mark.parametrize("name", ["indirect", "im2col-numba", "gemm-direct"])
+def test_the_gemm_kernel_counts_a_grouped_layers_work_in_whole_panels(monkeypatch, name):
+    """Eight groups of two output channels: the kernel computes whole NR-wide panels, NR/2 times
+    the useful flops. Under a grain of exactly the useful flops (one thread's worth, counted by
+    those) the call runs on two threads, as the work it really does asks."""
+    from convbench.kernels.gemm import gemm_kernel
+
+    spec = ConvSpec(batch=1, in_channels=16, out_channels=16, height=12, width=12, kernel=3, padding=1,
+                    groups=8, layout="nhwc")
+    useful = 2.0 * spec.output_height * spec.output_width * 9 * spec.channels_per_group * spec.out_channels
+    assert gemm_kernel("float32").nr >= 4 * spec.out_channels_per_group  # at least 4 grains counted in panels
+    monkeypatch.setattr(grain, "_active", grain.Grain(useful, 1e12, "test"))
+    x, w = spec.random_inputs(0)
+    with limit_threads(2):
+        call = get_algorithm(name).prepare(spec, w)
+        threads_used()
+        y = call(x)
+        assert threads_used() == 2
+    assert relative_error(y, reference(spec, x, w)) < 1e-5
+
+
+@TWO
 @pytest.mark.parametrize("dtype", ["float32", "u8s8"])
 def test_naive_counts_its_work_per_output_value_not_per_weight_tensor(monkeypatch, dtype):
     """A 1x1 stride-2 64->64 layer on 14x14 is 0.4 MFLOP (1.6 of the grain's work): under a

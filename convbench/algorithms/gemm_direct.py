@@ -59,7 +59,8 @@ from ..algorithm import Algorithm, Array, ConvCall
 
 def _plane_geometry(spec: ConvSpec) -> tuple[int, int, int]:
     """(Hq, Wq, rows per image) of one phase plane; one spare row per image
-    absorbs the reads of the cropped columns past the right edge."""
+    absorbs the depthwise pass's reads of the cropped columns past the right
+    edge (it reads whole plane rows; the GEMM path reads only real pixels)."""
     hp = spec.height + spec.pad_top + spec.pad_bottom
     wp = spec.width + spec.pad_left + spec.pad_right
     hq = -(-hp // spec.stride_h)

@@ -107,8 +107,7 @@ def test_depthwise_products_split_one_block_a_thread_and_stay_exact(name, multip
     """With a grain of a byte every step splits: the depthwise products run on both threads, one
     block of tiles each (channel multiplier 1 and 2), and give the one-thread answer, which
     matches the reference."""
-    from convbench.algorithms import winograd_tiled
-    from convbench.kernels import grain
+    from convbench.kernels import _parallel, grain
     from convbench.kernels._parallel import threads_used
     from convbench.machine.threads import limit_threads
     from convbench.phases import run_steps, steps_of
@@ -125,8 +124,8 @@ def test_depthwise_products_split_one_block_a_thread_and_stay_exact(name, multip
         (_, products), v = steps_of(call)[1], run_steps(call, x)[1]  # the products alone
         threads_used()
         chunks = []
-        real = winograd_tiled.parallel_numpy
-        monkeypatch.setattr(winograd_tiled, "parallel_numpy", lambda body, njobs, **kw: (
+        real = _parallel.parallel_numpy
+        monkeypatch.setattr(_parallel, "parallel_numpy", lambda body, njobs, **kw: (
             real(lambda lo, hi: (chunks.append(hi - lo), body(lo, hi)), njobs, **kw)))
         products(v)
         assert threads_used() == 2

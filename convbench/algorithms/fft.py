@@ -23,7 +23,8 @@ bandwidth (the 2-vCPU Zen 4 VM: 33.7 GB/s read on one thread, 30.3 on two)
 it scaled 1.8x on a 3x3 64->64 56x56 layer but 1.37x on a 256->256 14x14
 one; ``docs/threads.md`` says what would change that (a tiled FFT).
 The transforms run on the kernels' pool too, in channel blocks, one block
-a thread, each a one-worker pocketfft call (:func:`_per_channel_block`).
+a thread, each a one-worker pocketfft call
+(:func:`~convbench.kernels._parallel.parallel_numpy_blocks`).
 pocketfft's own ``workers`` did not scale them on that VM: a 64-channel
 60x60 forward transform took 515 us on one worker and 405-558 us on two, a
 256-channel 16x16 one 140 us and 250 us, where
@@ -39,7 +40,6 @@ back in the crop (rows ``(o*stride - top) mod Hf``: :func:`_wrapped_crop`).
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 
@@ -47,8 +47,7 @@ from ..layouts import adapt
 from ..phases import phased
 from ..registry import register
 from ..spec import ConvSpec
-from ..kernels._parallel import parallel_numpy
-from ..kernels.grain import threads_for
+from ..kernels._parallel import parallel_numpy_blocks
 from ..kernels.spectral import spectral_products, split_spectrum
 from ..algorithm import Algorithm, Array, ConvCall
 
@@ -75,14 +74,6 @@ def _wrapped_crop(out: int, stride: int, pad: int, size: int) -> list[tuple[slic
         start = size - pad
         pairs.append((slice(0, wrapped), slice(start, start + (wrapped - 1) * stride + 1, stride)))
     return pairs
-
-
-def _per_channel_block(body: Callable[[int, int], object], channels: int, nbytes: float) -> None:
-    """``body(lo, hi)`` over channel blocks ``[lo, hi)`` on the kernels' pool: one block a
-    thread for a transform that streams ``nbytes`` (one thread per grain of it). One
-    block, not several: every block is a Python call into scipy.fft that takes the GIL."""
-    threads = threads_for(nbytes=nbytes, python=True)
-    parallel_numpy(body, channels, min_chunk=max(1, channels // threads), nbytes=nbytes)
 
 
 @register
@@ -139,7 +130,7 @@ class FFT(Algorithm):
             def block(lo: int, hi: int) -> None:
                 x_hat[:, lo:hi] = scipy.fft.rfft2(x[:, lo:hi], s=(hf, wf), workers=1)
 
-            _per_channel_block(block, spec.in_channels, x_work)
+            parallel_numpy_blocks(block, spec.in_channels, nbytes=x_work)
             return x_hat.reshape(n, g, cg, freqs)
 
         def gemm(x_hat: Array) -> Array:
@@ -156,7 +147,7 @@ class FFT(Algorithm):
                     for dst_c, src_c in crop_cols:
                         y[:, lo:hi, dst_r, dst_c] = full[:, :, src_r, src_c]
 
-            _per_channel_block(block, k, y_work)
+            parallel_numpy_blocks(block, k, nbytes=y_work)
             return y
 
         call = phased(("transform_in", transform_in), ("gemm", gemm), ("transform_out", transform_out))

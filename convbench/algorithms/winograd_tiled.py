@@ -44,8 +44,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import implementation as impl
-from ..kernels._parallel import parallel_numpy
-from ..kernels.grain import threads_for
+from ..kernels._parallel import parallel_numpy_blocks
 from ..kernels.aligned import aligned_empty
 from ..kernels.gemm import gemm_kernel
 from ..kernels.winograd_tiled import input_transform, output_transform, weight_transform
@@ -129,9 +128,7 @@ class _WinogradTiled(Algorithm):
                 # against 1.8 ms at one (split: 0.87 against 1.08 ms; Zen 3 VM). One block a
                 # thread: each block is a numpy call that takes the GIL, and 16 blocks a thread
                 # ran a 256-channel 28x28 layer's 0.23 ms of products at 0.60-0.75x on two
-                nbytes = v.nbytes + mm.nbytes
-                threads = threads_for(nbytes=nbytes, python=True)
-                parallel_numpy(tile_block, tiles, min_chunk=max(1, tiles // threads), nbytes=nbytes)
+                parallel_numpy_blocks(tile_block, tiles, nbytes=v.nbytes + mm.nbytes)
                 return mm
 
             return adapt(phased(("transform_in", transform_in), ("gemm", products),

@@ -385,3 +385,11 @@ def parallel_numpy(body: Callable[[int, int], Any], njobs: int, *, min_chunk: in
 
     with blas_single_threaded():
         run_threads(task, work, min(nthreads, nchunks))
+
+
+def parallel_numpy_blocks(body: Callable[[int, int], Any], njobs: int, *, nbytes: float) -> None:
+    """:func:`parallel_numpy` in one block of jobs a thread (one thread per grain of the
+    ``nbytes`` a step moves): for steps whose every block is a numpy or scipy call that takes
+    the GIL, where more blocks only trade the GIL between threads more often."""
+    threads = threads_for(nbytes=nbytes, python=True)
+    parallel_numpy(body, njobs, min_chunk=max(1, njobs // threads), nbytes=nbytes)
